@@ -1,0 +1,81 @@
+"""lockwatch: find lock-order inversions (potential deadlocks) and lock contention in threaded Python."""
+from __future__ import annotations
+
+import atexit
+import contextlib
+from typing import Any, Iterator, Optional
+
+from . import recorder
+from .session import EXIT_POTENTIAL_DEADLOCK, Session, Settings
+
+__all__ = ["enable", "disable", "watching", "name", "current_session", "Session", "Settings",
+           "EXIT_POTENTIAL_DEADLOCK"]
+__version__ = "0.1.0"
+
+_session: Optional[Session] = None
+_atexit_registered = False
+
+
+def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5) -> Session:
+    """Instrument the threading lock factories from now on, and return the session.
+
+    Locks created before this call are not seen: call it as early as possible (before the modules
+    that create locks at import are imported). Calling it again returns the running session.
+    With ``report_at_exit`` the text report goes to stderr when the interpreter exits (and the
+    JSON report to ``json``, when given).
+    """
+    global _session, _atexit_registered
+    if _session is not None and _session.active:
+        return _session
+    _session = Session(Settings(json_path=json, top=top))
+    _session.start()
+    if report_at_exit and not _atexit_registered:
+        atexit.register(_report_at_exit)
+        _atexit_registered = True
+    _session.settings.text = report_at_exit
+    return _session
+
+
+def disable() -> Optional[Session]:
+    """Restore the original factories. Locks already instrumented keep working (and recording);
+    the session stays readable. Returns it, or None when lockwatch was not enabled."""
+    if _session is not None:
+        _session.stop()
+    return _session
+
+
+def current_session() -> Optional[Session]:
+    return _session
+
+
+@contextlib.contextmanager
+def watching(**settings: Any) -> Iterator[Session]:
+    """``with lockwatch.watching() as session:`` records what the block does; read
+    ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed."""
+    was_active = _session is not None and _session.active
+    session = enable(report_at_exit=False, **settings) if not was_active else _session
+    assert session is not None
+    try:
+        yield session
+    finally:
+        if not was_active:
+            disable()
+
+
+def name(lock: Any, label: str) -> Any:
+    """Give an instrumented lock (or Condition) a readable name for reports; returns the lock.
+    The first name given to a lock of a creation site also names the site."""
+    target = getattr(lock, "_lock", lock) if not hasattr(lock, "_serial") else lock
+    serial = getattr(target, "_serial", None)
+    if serial is None:
+        return lock  # not instrumented (created before enable): nothing to name
+    recorder.state.instance_names[serial] = label
+    site = target._site
+    if site.explicit_name is None:
+        site.explicit_name = label
+    return lock
+
+
+def _report_at_exit() -> None:
+    if _session is not None and (_session.settings.text or _session.settings.json_path):
+        _session.write_reports()

@@ -1,0 +1,60 @@
+"""Constant-memory log-scale histogram of durations in nanoseconds (two buckets per power of two)."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+# Bucket of a duration d is (d*d).bit_length(): bucket i holds 2**((i-1)/2) <= d < 2**(i/2), a
+# factor of sqrt(2) wide, so a percentile read as the bucket's geometric midpoint is within 19% of
+# the true value. The hot path (proxies.py) computes the same index inline: one multiply and one
+# bit_length, 36 ns on the project machine against 60 ns for quarter-octave buckets.
+# 128 buckets cover every duration below 2**63 ns.
+NBUCKETS = 128
+
+
+def bucket_of(d: int) -> int:
+    """The bucket index of a duration ``d`` (ns, >= 0)."""
+    return (d * d).bit_length()
+
+
+def bucket_bounds(i: int) -> tuple[int, int]:
+    """The half-open range ``[low, high)`` of integer durations that fall into bucket ``i``."""
+    if i == 0:
+        return 0, 1
+    return math.isqrt((1 << (i - 1)) - 1) + 1, math.isqrt((1 << i) - 1) + 1
+
+
+def new_counts() -> list[int]:
+    return [0] * NBUCKETS
+
+
+def percentile(counts: Sequence[int], q: float, max_value: int | None = None) -> int:
+    """The q-quantile (0 < q <= 1) of the recorded durations: the geometric midpoint of its bucket,
+    kept inside the bucket and never above the exact maximum when that is known; 0 when empty."""
+    total = sum(counts)
+    if total == 0:
+        return 0
+    rank = q * total
+    seen = 0
+    for i, c in enumerate(counts):
+        if not c:
+            continue
+        seen += c
+        if seen >= rank:
+            low, high = bucket_bounds(i)
+            mid = int(round(2 ** ((i - 0.5) / 2))) if i else 0
+            mid = max(low, min(mid, high - 1))
+            return min(mid, max_value) if max_value is not None else mid
+    return max_value or 0  # pragma: no cover - rank <= total always stops the loop
+
+
+def to_sparse(counts: Sequence[int]) -> list[list[int]]:
+    """Non-empty buckets as ``[[index, count], ...]`` (for JSON)."""
+    return [[i, c] for i, c in enumerate(counts) if c]
+
+
+def from_sparse(pairs: Iterable[Sequence[int]]) -> list[int]:
+    counts = new_counts()
+    for i, c in pairs:
+        counts[int(i)] += int(c)
+    return counts

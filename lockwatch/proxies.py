@@ -1,0 +1,607 @@
+"""Instrumented Lock, RLock, Condition, Semaphore and BoundedSemaphore: the hot path."""
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+from typing import Any, Optional
+
+from . import recorder as _rec
+from .recorder import get_ident as _get_ident
+from .recorder import now as _now
+from .stacks import first_outside
+
+# The originals, captured at import: lockwatch is imported before it patches anything.
+_allocate_lock = _thread.allocate_lock
+_real_rlock = threading.RLock
+OrigCondition = threading.Condition
+OrigSemaphore = threading.Semaphore
+OrigBoundedSemaphore = threading.BoundedSemaphore
+_TIMEOUT_MAX = threading.TIMEOUT_MAX
+
+_getframe = sys._getframe
+_tls = _rec.tls
+_new_edge = _rec.new_edge
+_thread_start = _rec.thread_start
+
+# Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
+# ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
+# acquire/release costs one more Python call each. So the hot methods are written out twice.
+_SLOTS = (
+    "_real", "_serial", "_site", "_in", "_held_in", "_t", "_at_code", "_at_lasti",
+    "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh",
+    "__weakref__",
+)
+
+
+def _before(lock: Any, held: list, timed: bool) -> None:
+    """A thread holding ``held`` is about to block on ``lock``: count or record each edge."""
+    ins = lock._in
+    for h in held:
+        if h is lock:
+            continue
+        if ins is not None:
+            e = ins.get(h._serial)
+            if e is not None:
+                e.count += 1
+                if e.timed and not timed:
+                    e.timed = False
+                continue
+        _new_edge(h, lock, held, timed)
+        ins = lock._in
+
+
+def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
+    """The contended path: block on the real lock, then count the wait (while holding the lock,
+    so the counters stay exact). Returns the acquisition time, or None on timeout."""
+    t0 = _now()
+    ok = real.acquire(True, timeout)
+    t = _now()
+    if not ok:
+        _failed(lock)
+        return None
+    d = t - t0
+    lock._ncont += 1
+    lock._wait_tot += d
+    if d > lock._wait_max:
+        lock._wait_max = d
+    lock._site.wait_hist[(d * d).bit_length()] += 1  # histogram.bucket_of, inline
+    return t
+
+
+def _failed(lock: Any) -> None:
+    # Not holding the lock here, so its own mutual exclusion does not protect the counter.
+    with _rec.mutex:
+        lock._nfail += 1
+
+
+def _unhold(held: list, lock: Any) -> None:
+    """Remove ``lock`` from a held list when it is not on top: out-of-order release, or a hand-off
+    release by another thread. Absent (after fork, after _at_fork_reinit) is fine."""
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] is lock:
+            del held[i]
+            return
+
+
+def _held_list() -> list:
+    try:
+        return _tls.held
+    except AttributeError:
+        return _thread_start()
+
+
+def _init(lock: Any, real: Any, kind: str, frame: Any) -> None:
+    site = _rec.site_for(first_outside(frame), kind)
+    serial = _rec.new_serial()
+    lock._real = real
+    lock._serial = serial
+    lock._site = site
+    lock._in = None
+    lock._held_in = ()  # falsy: not held
+    lock._t = 0
+    lock._at_code = None
+    lock._at_lasti = -1
+    lock._n = lock._ncont = lock._nfail = 0
+    lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
+    lock._hh = site.hold_hist  # the site's list, one attribute load less per release
+    _rec.count_instance(site)
+
+
+def _valid_timeout(timeout: Any) -> bool:
+    return isinstance(timeout, (int, float)) and 0 <= timeout <= _TIMEOUT_MAX
+
+
+class _Tracked:
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        try:
+            _rec.fold_instance(self)
+        except Exception:  # interpreter shutdown: modules may already be torn down
+            pass
+
+    def _describe(self) -> str:
+        name = _rec.lock_name(self) or self._site.display_name()
+        return f"{name!r} created at {self._site.location}"
+
+
+class Lock(_Tracked):
+    """An instrumented ``threading.Lock``."""
+
+    __slots__ = _SLOTS
+
+    def __init__(self, kind: str = "Lock", _frame: Any = None) -> None:
+        _init(self, _allocate_lock(), kind, _frame or _getframe(1))
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking is not True or timeout != -1:
+            return _acquire_slow(self, blocking, timeout, _getframe(1))
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _thread_start()
+        if held:
+            _before(self, held, False)
+        real = self._real
+        if real.acquire(False):
+            t = _now()
+        else:
+            t = _wait(self, real)
+        f = _getframe(1)
+        self._at_code = f.f_code
+        self._at_lasti = f.f_lasti
+        self._t = t
+        self._n += 1
+        self._held_in = held
+        held.append(self)
+        return True
+
+    def __enter__(self) -> bool:
+        # acquire() without its arguments: `with` is the commonest use and pays no argument check.
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _thread_start()
+        if held:
+            _before(self, held, False)
+        real = self._real
+        if real.acquire(False):
+            t = _now()
+        else:
+            t = _wait(self, real)
+        f = _getframe(1)
+        self._at_code = f.f_code
+        self._at_lasti = f.f_lasti
+        self._t = t
+        self._n += 1
+        self._held_in = held
+        held.append(self)
+        return True
+
+    def release(self) -> None:
+        t = _now()
+        held = self._held_in
+        if not held or held[-1] is not self:
+            return _release_slow(self, t)
+        held.pop()
+        d = t - self._t
+        self._hold_tot += d  # counters change before the real release: the lock guards them
+        if d > self._hold_max:
+            self._hold_max = d
+        self._real.release()
+        self._hh[(d * d).bit_length()] += 1  # histogram.bucket_of, inline
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        # release(), written out again: one Python call less on every `with`.
+        t = _now()
+        held = self._held_in
+        if not held or held[-1] is not self:
+            return _release_slow(self, t)
+        held.pop()
+        d = t - self._t
+        self._hold_tot += d
+        if d > self._hold_max:
+            self._hold_max = d
+        self._real.release()
+        self._hh[(d * d).bit_length()] += 1
+
+    def locked(self) -> bool:
+        return self._real.locked()
+
+    # The real lock's deprecated aliases: same behaviour, recorded.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def _is_owned(self) -> bool:
+        # threading.Condition's fallback for a plain Lock would try-acquire and release it, which
+        # would count phantom acquisitions; "held by someone" is what that fallback computes.
+        return self._real.locked()
+
+    def _at_fork_reinit(self) -> None:
+        self._real._at_fork_reinit()
+        held, self._held_in = self._held_in, ()
+        if held:
+            _unhold(held, self)
+
+    def __repr__(self) -> str:
+        state = "locked" if self._real.locked() else "unlocked"
+        return (f"<{state} lockwatch.Lock object {self._describe()} wrapping {self._real!r}"
+                f" at {id(self):#x}>")
+
+
+def _release_slow(lock: Any, t: int) -> None:
+    """A release that is not the releasing thread's innermost hold: out of order, by another
+    thread (a Lock may be handed off), or of a lock that is not held at all."""
+    held = lock._held_in
+    if not lock._real.locked():
+        return lock._real.release()  # not held: the real lock raises, as it would
+    d = t - lock._t
+    lock._hold_tot += d
+    if d > lock._hold_max:
+        lock._hold_max = d
+    lock._held_in = ()
+    lock._real.release()
+    if held:
+        _unhold(held, lock)
+    lock._hh[(d * d).bit_length()] += 1
+
+
+def _acquire_slow(lock: Any, blocking: Any, timeout: Any, frame: Any) -> bool:
+    """acquire() with arguments. A trylock adds no edge: it cannot wait, so it cannot deadlock
+    (lockdep, TSan and Abseil agree). A timed acquire adds an edge marked as timed."""
+    real = lock._real
+    held = _held_list()
+    if not blocking:
+        if not real.acquire(blocking, timeout):  # the real lock validates the arguments
+            _failed(lock)
+            return False
+        t = _now()
+    else:
+        timed = timeout != -1
+        if timed and not _valid_timeout(timeout):
+            # An invalid timeout raises exactly as the real lock does.
+            if not real.acquire(blocking, timeout):
+                return False
+            t = _now()
+        else:
+            if held:
+                _before(lock, held, timed)
+            if real.acquire(False):
+                t = _now()
+            else:
+                t = _wait(lock, real, timeout)
+                if t is None:
+                    return False
+    _took(lock, held, t, frame)
+    return True
+
+
+def _took(lock: Any, held: list, t: int, frame: Any) -> None:
+    lock._at_code = frame.f_code
+    lock._at_lasti = frame.f_lasti
+    lock._t = t
+    lock._n += 1
+    lock._held_in = held
+    held.append(lock)
+
+
+class RLock(_Tracked):
+    """An instrumented ``threading.RLock``: re-entry adds no edge and no new hold; the hold ends at
+    the outermost release. The owner is the thread whose held list ``_held_in`` is (held lists
+    are per thread), which saves a get_ident() call per acquisition."""
+
+    __slots__ = _SLOTS[:-1] + ("_depth", "__weakref__")
+
+    def __init__(self, kind: str = "RLock", _frame: Any = None) -> None:
+        _init(self, _real_rlock(), kind, _frame or _getframe(1))
+        self._depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _thread_start()
+        if self._held_in is held:  # re-entry by the owner
+            ok = self._real.acquire(blocking, timeout)
+            if ok:
+                self._depth += 1
+            return ok
+        if blocking is not True or timeout != -1:
+            ok = _acquire_slow(self, blocking, timeout, _getframe(1))
+            if ok:
+                self._depth = 1
+            return ok
+        if held:
+            _before(self, held, False)
+        real = self._real
+        if real.acquire(False):
+            t = _now()
+        else:
+            t = _wait(self, real)
+        f = _getframe(1)
+        self._at_code = f.f_code
+        self._at_lasti = f.f_lasti
+        self._depth = 1
+        self._t = t
+        self._n += 1
+        self._held_in = held
+        held.append(self)
+        return True
+
+    def __enter__(self) -> bool:
+        try:
+            held = _tls.held
+        except AttributeError:
+            held = _thread_start()
+        if self._held_in is held:
+            self._real.acquire()
+            self._depth += 1
+            return True
+        if held:
+            _before(self, held, False)
+        real = self._real
+        if real.acquire(False):
+            t = _now()
+        else:
+            t = _wait(self, real)
+        f = _getframe(1)
+        self._at_code = f.f_code
+        self._at_lasti = f.f_lasti
+        self._depth = 1
+        self._t = t
+        self._n += 1
+        self._held_in = held
+        held.append(self)
+        return True
+
+    def release(self) -> None:
+        held = self._held_in
+        if held is not getattr(_tls, "held", None):
+            return self._real.release()  # not the owner: raises "cannot release un-acquired lock"
+        if self._depth > 1:
+            self._depth -= 1
+            return self._real.release()
+        self._end_hold(held, self._real.release)
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        # release(), written out again for the outermost exit: one Python call less per `with`.
+        held = self._held_in
+        try:
+            mine = _tls.held
+        except AttributeError:
+            mine = None
+        if held is not mine:
+            return self._real.release()
+        if self._depth > 1:
+            self._depth -= 1
+            return self._real.release()
+        t = _now()
+        if held[-1] is self:
+            held.pop()
+        else:
+            _unhold(held, self)
+        d = t - self._t
+        self._hold_tot += d
+        if d > self._hold_max:
+            self._hold_max = d
+        self._held_in = ()
+        self._depth = 0
+        self._real.release()
+        self._hh[(d * d).bit_length()] += 1
+
+    def _end_hold(self, held: list, release: Any) -> Any:
+        t = _now()
+        _unhold(held, self)
+        d = t - self._t
+        self._hold_tot += d
+        if d > self._hold_max:
+            self._hold_max = d
+        self._held_in = ()
+        self._depth = 0
+        result = release()
+        self._hh[(d * d).bit_length()] += 1
+        return result
+
+    # Condition.wait() calls these directly: the hold ends at _release_save and a new one starts
+    # at _acquire_restore, with the re-entry depth carried across.
+    def _release_save(self) -> Any:
+        held = self._held_in
+        if held is not getattr(_tls, "held", None):
+            return self._real._release_save()  # raises "cannot release un-acquired lock"
+        depth = self._depth
+        return (self._end_hold(held, self._real._release_save), depth)
+
+    def _acquire_restore(self, saved: Any) -> None:
+        state, depth = saved
+        held = _held_list()
+        if held:
+            _before(self, held, False)
+        contended = bool(self._held_in)
+        t0 = _now()
+        self._real._acquire_restore(state)
+        t = _now()
+        if contended:
+            d = t - t0
+            self._ncont += 1
+            self._wait_tot += d
+            if d > self._wait_max:
+                self._wait_max = d
+            self._site.wait_hist[(d * d).bit_length()] += 1
+        _took(self, held, t, first_outside(_getframe(1)) or _getframe(1))
+        self._depth = depth
+
+    def _is_owned(self) -> bool:
+        return self._real._is_owned()
+
+    def _recursion_count(self) -> int:
+        return self._real._recursion_count()
+
+    def _at_fork_reinit(self) -> None:
+        self._real._at_fork_reinit()
+        held, self._held_in = self._held_in, ()
+        self._depth = 0
+        if held:
+            _unhold(held, self)
+
+    def __repr__(self) -> str:
+        state = "locked" if self._held_in else "unlocked"
+        return (f"<{state} lockwatch.RLock object {self._describe()} wrapping {self._real!r}"
+                f" at {id(self):#x}>")
+
+
+def _internal_caller(frame: Any) -> bool:
+    """Created by threading.py itself (an Event, a Thread's start-up, a Semaphore's or Barrier's
+    condition): such locks stay raw and out of the graph."""
+    return frame is not None and frame.f_code.co_filename == threading.__file__
+
+
+class _Mirror(type):
+    """Metaclass of the instrumented Condition/Semaphore classes: instances of the original class
+    (made before lockwatch was on, or by threading.py itself) still pass isinstance/issubclass
+    against the patched name, as they did before."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        orig = cls.__dict__.get("_lw_original")
+        return type.__instancecheck__(cls, obj) or (orig is not None and isinstance(obj, orig))
+
+    def __subclasscheck__(cls, sub: Any) -> bool:
+        orig = cls.__dict__.get("_lw_original")
+        return type.__subclasscheck__(cls, sub) or (orig is not None and issubclass(sub, orig))
+
+
+class Condition(OrigCondition, metaclass=_Mirror):
+    """An instrumented ``threading.Condition``: its lock records; waiting and notifying are the
+    real Condition's own code, which calls the lock's _release_save/_acquire_restore."""
+
+    _lw_original = OrigCondition
+
+    def __new__(cls, lock: Any = None) -> Any:
+        if cls is Condition and _internal_caller(_getframe(1)):
+            return OrigCondition(lock)
+        return super().__new__(cls)
+
+    def __init__(self, lock: Any = None) -> None:
+        if lock is None:
+            lock = RLock("Condition", _getframe(1))
+        super().__init__(lock)
+        if isinstance(lock, Lock):
+            self._is_owned = lock._is_owned
+
+
+class _SemaphoreMixin:
+    """Recording for a counted resource without an owner: any thread may release, so holders are
+    kept per acquisition and a release ends the releasing thread's own hold if it has one, else the
+    oldest. Counters are guarded by lockwatch's own mutex (there is no single holder)."""
+
+    _lw_kind = "Semaphore"
+
+    def __init__(self, value: int = 1) -> None:
+        if self.__dict__.get("_lw_initing"):
+            # threading.BoundedSemaphore.__init__ calls `Semaphore.__init__` through the module
+            # global, which is this class while patched: give it the original's.
+            OrigSemaphore.__init__(self, value)  # type: ignore[arg-type]
+            return
+        self._lw_initing = True
+        super().__init__(value)  # type: ignore[call-arg]
+        del self._lw_initing
+        _init(self, None, self._lw_kind, _getframe(1))
+        self._holders: list = []  # [held list, acquisition time] per acquisition
+        self._lw_value = value
+
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        if not blocking and timeout is not None:
+            return super().acquire(blocking, timeout)  # type: ignore[misc]  # raises ValueError
+        frame = _getframe(1)
+        held = _held_list()
+        if blocking and held:
+            _before(self, held, timeout is not None)
+        sup = super().acquire  # type: ignore[misc]
+        if sup(False):
+            t = _now()
+            waited = None
+        elif not blocking:
+            _failed(self)
+            return False
+        else:
+            t0 = _now()
+            if not sup(True, timeout):
+                _failed(self)
+                return False
+            t = _now()
+            waited = t - t0
+        with _rec.mutex:
+            if waited is not None:
+                self._ncont += 1
+                self._wait_tot += waited
+                if waited > self._wait_max:
+                    self._wait_max = waited
+                self._site.wait_hist[(waited * waited).bit_length()] += 1
+            self._n += 1
+            self._at_code = frame.f_code
+            self._at_lasti = frame.f_lasti
+            self._holders.append([held, t])
+        held.append(self)
+        return True
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        super().release(n)  # type: ignore[misc]  # validates n and the bound first
+        t = _now()
+        mine = getattr(_tls, "held", None)
+        ended = []
+        with _rec.mutex:
+            for _ in range(n):
+                if not self._holders:
+                    break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
+                pick = 0
+                for i, (h, _t) in enumerate(self._holders):
+                    if h is mine:
+                        pick = i
+                        break
+                held, t_acq = self._holders.pop(pick)
+                d = t - t_acq
+                self._hold_tot += d
+                if d > self._hold_max:
+                    self._hold_max = d
+                self._site.hold_hist[(d * d).bit_length()] += 1
+                ended.append(held)
+        for held in ended:
+            _unhold(held, self)
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        # The real repr's shape (`<threading.Semaphore at 0x..: value=N>`), and what it wraps.
+        cls = "BoundedSemaphore" if isinstance(self, OrigBoundedSemaphore) else "Semaphore"
+        extra = f"/{self._initial_value}" if cls == "BoundedSemaphore" else ""
+        return (f"<lockwatch.{cls} {self._describe()} at {id(self):#x}:"
+                f" value={self._value}{extra}>")
+
+    def __del__(self) -> None:
+        try:
+            _rec.fold_instance(self)
+        except Exception:
+            pass
+
+    _describe = _Tracked._describe
+
+
+class Semaphore(_SemaphoreMixin, OrigSemaphore, metaclass=_Mirror):
+    """An instrumented ``threading.Semaphore``."""
+
+    _lw_original = OrigSemaphore
+
+
+class BoundedSemaphore(_SemaphoreMixin, OrigBoundedSemaphore, metaclass=_Mirror):
+    """An instrumented ``threading.BoundedSemaphore``."""
+
+    _lw_original = OrigBoundedSemaphore
+
+    _lw_kind = "BoundedSemaphore"
+
+
+TRACKED_TYPES = (Lock, RLock, Semaphore, BoundedSemaphore)

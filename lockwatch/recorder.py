@@ -1,0 +1,247 @@
+"""Recorder state: creation sites, per-thread held locks, lock-order edges and per-site statistics."""
+from __future__ import annotations
+
+import _thread
+import itertools
+import os
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Optional
+
+from . import histogram, stacks
+
+# lockwatch's own bookkeeping lock: a raw _thread lock captured at import, never instrumented.
+mutex = _thread.allocate_lock()
+now = time.perf_counter_ns
+get_ident = _thread.get_ident
+
+# Per-thread state. `tls.held` is the hot path's list of locks the thread holds, in order.
+tls = _thread._local()
+
+_serials = itertools.count(1)  # next() on itertools.count is atomic in CPython
+
+# Kept findings are bounded: a program that inverts millions of pairs still fits in memory.
+MAX_KEPT_EDGES = 10_000
+
+
+class Site:
+    """Where locks were created (the lock class, in lockdep's terms) and the statistics of all its
+    instances. Statistics of live instances live on the instances (each protected by its own lock)
+    and are folded in here when an instance dies."""
+
+    __slots__ = (
+        "index", "filename", "line", "function", "kind", "name", "explicit_name",
+        "instances", "acquisitions", "contended", "failed",
+        "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
+        "__weakref__",
+    )
+
+    def __init__(self, index: int, filename: str, line: int, function: str, kind: str) -> None:
+        self.index = index
+        self.filename = filename
+        self.line = line
+        self.function = function
+        self.kind = kind
+        self.name = stacks.derived_name(filename, line)
+        self.explicit_name: Optional[str] = None
+        self.instances = 0
+        self.acquisitions = 0
+        self.contended = 0
+        self.failed = 0
+        self.hold_total = 0
+        self.hold_max = 0
+        self.wait_total = 0
+        self.wait_max = 0
+        self.hold_hist = histogram.new_counts()
+        self.wait_hist = histogram.new_counts()
+
+    @property
+    def location(self) -> str:
+        return f"{self.filename}:{self.line}"
+
+    def display_name(self) -> str:
+        return self.explicit_name or self.name or f"{self.kind}@{stacks.short_path(self.filename)}:{self.line}"
+
+
+class Edge:
+    """Lock-order edge X -> Y: a thread holding X blocked to acquire Y. Recorded in full (thread,
+    both stacks) the first time; later occurrences only count."""
+
+    __slots__ = (
+        "src_serial", "dst_serial", "src_site", "dst_site", "src_name", "dst_name",
+        "thread", "held_stack", "acquire_stack", "count", "timed", "context", "gates",
+    )
+
+    def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
+                 src_name: Optional[str], dst_name: Optional[str], thread: str,
+                 held_stack: list[str], acquire_stack: list[str], timed: bool,
+                 context: Optional[str], gates: tuple) -> None:
+        self.src_serial = src_serial
+        self.dst_serial = dst_serial
+        self.src_site = src_site
+        self.dst_site = dst_site
+        self.src_name = src_name
+        self.dst_name = dst_name
+        self.thread = thread
+        self.held_stack = held_stack
+        self.acquire_stack = acquire_stack
+        self.count = 1
+        self.timed = timed
+        self.context = context
+        self.gates = gates  # (serial, site) of the other locks held when first taken
+
+
+class State:
+    """Everything recorded by one session, reset on enable."""
+
+    def __init__(self) -> None:
+        self.sites: dict[tuple, Site] = {}
+        self.site_list: list[Site] = []
+        self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
+        self.site_edges: dict[tuple[int, int], list] = {}  # (src idx, dst idx) -> [first Edge, pairs]
+        self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
+        self.instance_names: dict[int, str] = {}  # serial -> name given with lockwatch.name()
+        self.started = time.time()
+        self.internal_errors: list[str] = []
+
+
+state = State()
+context: Optional[str] = None  # label of what is running (the pytest plugin sets the test id)
+recording = True  # edges are recorded only while a session is enabled
+
+
+def reset() -> None:
+    global state
+    with mutex:
+        state = State()
+
+
+def new_serial() -> int:
+    return next(_serials)
+
+
+def site_for(frame: Any, kind: str) -> Site:
+    """The Site of a lock created by ``frame`` (the first frame outside lockwatch and threading)."""
+    if frame is None:
+        key = ("<unknown>", 0, kind)
+        filename, line, function = "<unknown>", 0, "<module>"
+    else:
+        code = frame.f_code
+        filename, line, function = code.co_filename, frame.f_lineno, code.co_name
+        key = (filename, line, kind)
+    st = state
+    site = st.sites.get(key)
+    if site is None:
+        with mutex:
+            site = st.sites.get(key)
+            if site is None:
+                site = Site(len(st.site_list), filename, line, function, kind)
+                st.site_list.append(site)
+                st.sites[key] = site
+    return site
+
+
+def count_instance(site: Site) -> None:
+    with mutex:
+        site.instances += 1
+
+
+def fold_instance(lock: Any) -> None:
+    """Move a dying instance's statistics into its site (called from the proxy's __del__).
+    Live instances are found at snapshot time (gc.get_objects), so there is no per-instance
+    registry to grow: memory stays flat however many locks come and go."""
+    if lock._n or lock._nfail:
+        with mutex:
+            _fold_into(lock._site, lock)
+
+
+def _fold_into(site: Site, lock: Any) -> None:
+    site.acquisitions += lock._n
+    site.contended += lock._ncont
+    site.failed += lock._nfail
+    site.hold_total += lock._hold_tot
+    site.wait_total += lock._wait_tot
+    if lock._hold_max > site.hold_max:
+        site.hold_max = lock._hold_max
+    if lock._wait_max > site.wait_max:
+        site.wait_max = lock._wait_max
+
+
+def thread_start() -> list:
+    """First lock event of a thread: give it a held list."""
+    held: list = []
+    tls.held = held
+    tls.busy = False
+    return held
+
+
+def thread_name() -> str:
+    ident = get_ident()
+    t = threading._active.get(ident)  # never creates a _DummyThread (which would take locks)
+    if t is not None:
+        return t.name
+    return f"thread-{ident}"
+
+
+def lock_name(lock: Any) -> Optional[str]:
+    return state.instance_names.get(lock._serial)
+
+
+def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
+    """Rare path: the first time ``src`` is held while blocking on ``dst``. Captures both stacks."""
+    if getattr(tls, "busy", False) or not recording:
+        return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
+    tls.busy = True
+    try:
+        _record_edge(src, dst, held, timed, stacks.first_outside(sys._getframe(2)))
+    except Exception as exc:  # lockwatch must never break the program it watches
+        state.internal_errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        tls.busy = False
+
+
+def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> None:
+    held_stack = stacks.capture_taken_at(src._at_code, src._at_lasti, frame)
+    acquire_stack = stacks.capture(frame)
+    gates = tuple((h._serial, h._site) for h in held if h is not src and h is not dst)
+    st = state
+    with mutex:
+        ins = dst._in
+        if ins is None:
+            ins = dst._in = {}
+            st.edge_owners.add(dst)
+        e = ins.get(src._serial)
+        if e is not None:  # another thread recorded it meanwhile
+            e.count += 1
+            return
+        names = st.instance_names
+        e = Edge(src._serial, dst._serial, src._site, dst._site, names.get(src._serial),
+                 names.get(dst._serial), thread_name(), held_stack, acquire_stack, timed,
+                 context, gates)
+        ins[src._serial] = e
+        key = (src._site.index, dst._site.index)
+        se = st.site_edges.get(key)
+        if se is None:
+            st.site_edges[key] = [e, 1]
+        else:
+            se[1] += 1
+        # A 2-cycle between instances is the commonest inversion: keep both edges even if the
+        # locks die before the report (the rest of the instance graph dies with its locks).
+        rev = src._in.get(dst._serial) if src._in else None
+        if rev is not None and len(st.kept_edges) < MAX_KEPT_EDGES:
+            st.kept_edges[(src._serial, dst._serial)] = e
+            st.kept_edges[(dst._serial, src._serial)] = rev
+
+
+def after_fork_in_child() -> None:
+    """The child of fork() has one thread. CPython drops the other threads' thread-local state
+    itself; the forking thread keeps its held list (those locks stay locked in the child, as
+    CPython's do). Our own mutex may have been held by a thread that no longer exists: renew it."""
+    global mutex
+    mutex = _thread.allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=after_fork_in_child)

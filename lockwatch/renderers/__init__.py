@@ -1,0 +1,1 @@
+"""Renderers: each turns an analysis Report into text in one format."""

@@ -1,0 +1,118 @@
+"""The text report, in the spirit of lockdep's "possible circular locking dependency"."""
+from __future__ import annotations
+
+from ..analysis import PotentialDeadlock, Report
+from ..snapshot import LockStats
+from ..stacks import short_path
+from .common import cycle_title, fmt_ns, plural
+
+RULE = "=" * 78
+
+
+def render(report: Report, top: int = 5) -> str:
+    snap = report.snapshot
+    found = report.potential_deadlocks
+    out: list[str] = []
+    n_edges = len(snap.site_edges)
+    tracked = sum(1 for s in snap.locks)
+    out.append(RULE)
+    if found:
+        out.append(f"lockwatch: {plural(len(found), 'potential deadlock')} "
+                   f"(lock-order inversion{'s' if len(found) > 1 else ''}) found")
+    else:
+        out.append("lockwatch: no potential deadlocks found")
+    out.append(f"  {plural(tracked, 'lock creation site')}, "
+               f"{plural(sum(s.instances for s in snap.locks), 'lock')}, "
+               f"{plural(sum(s.acquisitions for s in snap.locks), 'acquisition')}, "
+               f"{plural(n_edges, 'lock-order edge')} between sites")
+    out.append(RULE)
+    for i, p in enumerate(found, 1):
+        out.extend(_deadlock(i, len(found), p))
+    if report.cycles_not_listed:
+        out.append(f"({report.cycles_not_listed} strongly connected group(s) have more cycles "
+                   "than are listed; the shortest are shown)")
+        out.append("")
+    out.extend(_contention(report, top))
+    if snap.internal_errors:
+        out.append(f"lockwatch: {plural(len(snap.internal_errors), 'internal error')} while "
+                   f"recording (first: {snap.internal_errors[0]})")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _scope_text(p: PotentialDeadlock) -> str:
+    if p.scope == "instance":
+        return ("These lock objects were taken in opposite orders. If the threads that did so run "
+                "at the same time, each can hold one lock and wait forever for the next.")
+    return ("Locks created at these sites were taken in opposite orders (not necessarily the "
+            "same objects: lock classes, as in lockdep). If two of them meet, they can deadlock.")
+
+
+def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
+    out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}",
+           f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
+           + (f"   ({p.occurrences} cycles of this shape)" if p.occurrences > 1 else ""),
+           "  " + _scope_text(p), "", "  Locks in the cycle:"]
+    width = max(len(lock.name) for lock in p.locks)
+    for lock in p.locks:
+        inst = f"  (instance #{lock.instance})" if lock.instance is not None else ""
+        out.append(f"    {lock.name:<{width}}  {lock.kind:<16} created at "
+                   f"{short_path(lock.filename)}:{lock.line}{inst}")
+    out.append("")
+    for k, e in enumerate(p.edges):
+        a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
+        extra = ", timed acquire (can stall, not hang)" if e.timed else ""
+        ctx = f", during {e.context}" if e.context else ""
+        out.append(f"  {a.name} -> {b.name}: thread {e.thread!r} held {a.name} and waited for "
+                   f"{b.name} ({plural(e.count, 'time')}{extra}{ctx})")
+        out.append(f"    {a.name} was taken at:")
+        out.extend(_stack(e.held_stack))
+        out.append(f"    then {b.name} was taken at:")
+        out.extend(_stack(e.acquire_stack))
+        out.append("")
+    out.append(RULE)
+    return out
+
+
+def _stack(frames: list[str]) -> list[str]:
+    if not frames:
+        return ["      (stack not recorded)"]
+    return [f"      {short_path(f)}" for f in frames]
+
+
+def _contention(report: Report, top: int) -> list[str]:
+    out: list[str] = []
+    contended = report.most_contended(top)
+    held = report.longest_held(top)
+    if contended:
+        out.append("Most contended locks (waited for while another thread held them):")
+        out.append(_row("lock", "kind", "created at", "acquired", "contended",
+                        "wait p50", "wait p99", "wait max"))
+        for s in contended:
+            out.append(_row(s.name, s.kind, _site(s), str(s.acquisitions),
+                            f"{s.contended} ({100 * s.contended / max(1, s.acquisitions):.0f}%)",
+                            fmt_ns(s.wait.percentile_ns(0.5)), fmt_ns(s.wait.percentile_ns(0.99)),
+                            fmt_ns(s.wait.max_ns)))
+        out.append("")
+    if held:
+        out.append("Longest-held locks:")
+        out.append(_row("lock", "kind", "created at", "acquired", "hold mean",
+                        "hold p50", "hold p99", "hold max"))
+        for s in held:
+            out.append(_row(s.name, s.kind, _site(s), str(s.acquisitions), fmt_ns(s.hold.mean_ns),
+                            fmt_ns(s.hold.percentile_ns(0.5)), fmt_ns(s.hold.percentile_ns(0.99)),
+                            fmt_ns(s.hold.max_ns)))
+        out.append("")
+    return out
+
+
+def _site(s: LockStats) -> str:
+    return f"{short_path(s.filename)}:{s.line}"
+
+
+def _row(*cells: str) -> str:
+    widths = (20, 16, 28, 9, 12, 9, 9, 9)
+    parts = []
+    for cell, w in zip(cells, widths):
+        cell = cell if len(cell) <= w else "…" + cell[-(w - 1):]
+        parts.append(f"{cell:<{w}}")
+    return "  " + " ".join(parts).rstrip()

@@ -1,0 +1,180 @@
+"""Plain-data snapshot of what the recorder saw: the input of analysis, saved and merged as JSON."""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import histogram
+
+
+@dataclass
+class Timing:
+    """A duration distribution: exact count, total and max; percentiles from the histogram."""
+
+    count: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+    buckets: list[int] = field(default_factory=histogram.new_counts)
+
+    @property
+    def mean_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
+    def percentile_ns(self, q: float) -> int:
+        return histogram.percentile(self.buckets, q, self.max_ns)
+
+    def merge(self, other: "Timing") -> None:
+        self.count += other.count
+        self.total_ns += other.total_ns
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+
+
+@dataclass
+class LockStats:
+    """One creation site (a lock class, in lockdep's terms) and the totals of all its instances."""
+
+    key: str  # "<file>:<line>:<kind>", unique within a report
+    name: str
+    kind: str
+    filename: str
+    line: int
+    function: str
+    named: bool = False  # name given with lockwatch.name(), not derived from the source line
+    instances: int = 0
+    acquisitions: int = 0
+    contended: int = 0
+    failed: int = 0
+    hold: Timing = field(default_factory=Timing)
+    wait: Timing = field(default_factory=Timing)
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.line}"
+
+
+@dataclass
+class EdgeRecord:
+    """Lock-order edge src -> dst: ``thread`` held src (taken at ``held_stack``) and blocked to
+    take dst (at ``acquire_stack``). ``src``/``dst`` are LockStats keys; the instance serials
+    are set for instance edges."""
+
+    src: str
+    dst: str
+    thread: str
+    held_stack: list[str]
+    acquire_stack: list[str]
+    count: int = 1
+    timed: bool = False
+    context: Optional[str] = None  # e.g. the pytest node id during which it was first seen
+    src_instance: Optional[int] = None
+    dst_instance: Optional[int] = None
+    src_name: Optional[str] = None  # per-instance names given with lockwatch.name()
+    dst_name: Optional[str] = None
+    gates: list[str] = field(default_factory=list)  # keys of other locks held at the same time
+    gate_instances: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    locks: list[LockStats] = field(default_factory=list)
+    site_edges: list[EdgeRecord] = field(default_factory=list)
+    instance_edges: list[EdgeRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    internal_errors: list[str] = field(default_factory=list)
+
+    def lock(self, key: str) -> Optional[LockStats]:
+        for s in self.locks:
+            if s.key == key:
+                return s
+        return None
+
+
+def site_key(site: Any) -> str:
+    return f"{site.filename}:{site.line}:{site.kind}"
+
+
+def _edge(e: Any, instance: bool) -> EdgeRecord:
+    return EdgeRecord(
+        src=site_key(e.src_site), dst=site_key(e.dst_site), thread=e.thread,
+        held_stack=list(e.held_stack), acquire_stack=list(e.acquire_stack), count=e.count,
+        timed=e.timed, context=e.context,
+        src_instance=e.src_serial if instance else None,
+        dst_instance=e.dst_serial if instance else None,
+        src_name=e.src_name, dst_name=e.dst_name,
+        gates=sorted({site_key(site) for _serial, site in e.gates}),
+        gate_instances=sorted(serial for serial, _site in e.gates) if instance else [],
+    )
+
+
+def _live_instances(bases: tuple) -> list:
+    # One MRO test per type, not per object: the heap may hold millions of objects.
+    verdict: dict[type, bool] = {}
+    out = []
+    for o in gc.get_objects():
+        t = type(o)
+        ok = verdict.get(t)
+        if ok is None:
+            ok = verdict[t] = any(b in t.__mro__ for b in bases)
+        if ok:
+            out.append(o)
+    return out
+
+
+def take(state: Any, mutex: Any, bases: tuple) -> Snapshot:
+    """Copy the recorder's state into plain data. Live instances' counters are summed in; their
+    sites already hold the totals of instances that died."""
+    live = _live_instances(bases)
+    with mutex:
+        stats: dict[int, LockStats] = {}
+        for site in state.site_list:
+            st = LockStats(
+                key=site_key(site), name=site.display_name(), kind=site.kind,
+                filename=site.filename, line=site.line, function=site.function,
+                named=site.explicit_name is not None, instances=site.instances,
+                acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
+            )
+            st.hold = Timing(0, site.hold_total, site.hold_max, list(site.hold_hist))
+            st.wait = Timing(0, site.wait_total, site.wait_max, list(site.wait_hist))
+            stats[site.index] = st
+        for lock in live:
+            site = getattr(lock, "_site", None)
+            if site is None or site.index >= len(state.site_list) or state.site_list[site.index] is not site:
+                continue  # from an earlier session
+            st = stats[site.index]
+            st.acquisitions += lock._n
+            st.contended += lock._ncont
+            st.failed += lock._nfail
+            st.hold.total_ns += lock._hold_tot
+            st.wait.total_ns += lock._wait_tot
+            st.hold.max_ns = max(st.hold.max_ns, lock._hold_max)
+            st.wait.max_ns = max(st.wait.max_ns, lock._wait_max)
+        for st in stats.values():
+            st.hold.count = sum(st.hold.buckets)
+            st.wait.count = sum(st.wait.buckets)
+        site_edges = [_edge(first, False) for first, _pairs in state.site_edges.values()]
+        seen: set[tuple[int, int]] = set()
+        instance_edges = []
+        for owner in list(state.edge_owners):
+            for e in list((owner._in or {}).values()):
+                seen.add((e.src_serial, e.dst_serial))
+                instance_edges.append(_edge(e, True))
+        for key, e in state.kept_edges.items():
+            if key not in seen:
+                instance_edges.append(_edge(e, True))
+        errors = list(state.internal_errors)
+        started = state.started
+    meta = {
+        "python": sys.version.split()[0],
+        "implementation": sys.implementation.name,
+        "pid": os.getpid(),
+        "argv": list(sys.argv),
+        "started": started,
+        "duration_s": round(time.time() - started, 6),
+    }
+    return Snapshot(locks=[stats[i] for i in sorted(stats)], site_edges=site_edges,
+                    instance_edges=instance_edges, meta=meta, internal_errors=errors)

@@ -1,0 +1,158 @@
+"""Cheap stack capture and creation-site naming, outside lockwatch's and threading's own frames."""
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import sys
+import threading
+from types import CodeType, FrameType
+from typing import Optional
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_THREADING_FILE = threading.__file__
+_WRAPT_DIR = None
+try:  # wrapt's pure-Python fallback adds frames of its own between the caller and our factory
+    import wrapt as _wrapt
+
+    _WRAPT_DIR = os.path.dirname(os.path.abspath(_wrapt.__file__)) + os.sep
+except Exception:  # pragma: no cover - wrapt is a hard dependency
+    pass
+
+# Filenames as code objects carry them: compare co_filename strings, cached per filename.
+_internal_cache: dict[str, bool] = {}
+
+MAX_FRAMES = 16
+
+
+def is_internal(filename: str) -> bool:
+    """True for frames of lockwatch itself, threading.py and wrapt: never shown, never a site."""
+    r = _internal_cache.get(filename)
+    if r is None:
+        path = os.path.abspath(filename) if not filename.startswith("<") else filename
+        r = (
+            path.startswith(_PKG_DIR)
+            or filename == _THREADING_FILE
+            or path == os.path.abspath(_THREADING_FILE)
+            or (_WRAPT_DIR is not None and path.startswith(_WRAPT_DIR))
+        )
+        _internal_cache[filename] = r
+    return r
+
+
+def is_threading(filename: str) -> bool:
+    return filename == _THREADING_FILE
+
+
+def first_outside(frame: Optional[FrameType]) -> Optional[FrameType]:
+    """The innermost frame from ``frame`` outwards that is not lockwatch's, threading's or wrapt's."""
+    while frame is not None and is_internal(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def line_of(code: CodeType, lasti: int) -> int:
+    """The source line of bytecode offset ``lasti`` in ``code`` (what ``f_lineno`` said then)."""
+    if lasti < 0:
+        return code.co_firstlineno
+    if hasattr(code, "co_lines"):  # 3.10+
+        line = code.co_firstlineno
+        for start, end, ln in code.co_lines():
+            if start <= lasti < end:
+                return ln if ln is not None else line
+            if ln is not None:
+                line = ln
+        return line
+    import dis  # 3.9
+
+    line = code.co_firstlineno
+    for off, ln in dis.findlinestarts(code):
+        if off > lasti:
+            break
+        line = ln
+    return line
+
+
+def format_frame(filename: str, line: int, function: str) -> str:
+    return f"{filename}:{line} in {function}"
+
+
+def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
+    """The stack from ``frame`` outwards, internal frames dropped, innermost last."""
+    out: list[str] = []
+    while frame is not None and len(out) < limit:
+        code = frame.f_code
+        if not is_internal(code.co_filename):
+            out.append(format_frame(code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    out.reverse()
+    return out
+
+
+def capture_taken_at(code: Optional[CodeType], lasti: int, current: Optional[FrameType],
+                     limit: int = MAX_FRAMES) -> list[str]:
+    """The stack of an earlier acquisition made at ``code``/``lasti`` by this thread.
+
+    The frame that took a lock the thread still holds is usually still running, as an ancestor of
+    ``current``: then its callers come from the live stack and its own line from ``lasti``.
+    Otherwise (it took the lock and returned) only the acquiring frame itself is known.
+    """
+    if code is None:
+        return []
+    taken = format_frame(code.co_filename, line_of(code, lasti), code.co_name)
+    frame = current
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    if frame is None:
+        return [taken]
+    outer = capture(frame.f_back, limit - 1)
+    outer.append(taken)
+    return outer
+
+
+# `self._cart_lock = threading.Lock()`, `lock_a: Lock = Lock()`, `locks[k] = RLock()`
+_ASSIGN = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*(?::[^=]+)?=(?!=)")
+_KEYWORD = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(")
+_DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(""")
+
+
+def derived_name(filename: str, line: int) -> Optional[str]:
+    """The variable or attribute a lock is assigned to on its creation line, if it says."""
+    text = linecache.getline(filename, line)
+    if not text:
+        return None
+    m = _KEYWORD.search(text) or _DICT_KEY.search(text)
+    if m:
+        return m.group(1)
+    m = _ASSIGN.match(text)
+    if m and m.group(1) not in ("self", "cls"):
+        return m.group(1)
+    return None
+
+
+def short_path(filename: str) -> str:
+    """``filename`` relative to the working directory when inside it (for display)."""
+    if filename.startswith("<"):
+        return filename
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive on Windows
+        return filename
+    return filename if rel.startswith(".." + os.sep) else rel
+
+
+def stable_path(filename: str) -> str:
+    """A machine-independent form of ``filename`` for fingerprints: relative to the sys.path entry
+    (or working directory) that contains it, with forward slashes."""
+    if filename.startswith("<"):
+        return filename
+    path = os.path.abspath(filename)
+    best = None
+    for entry in [os.getcwd(), *sys.path]:
+        if not entry:
+            continue
+        entry = os.path.abspath(entry)
+        if path.startswith(entry + os.sep) and (best is None or len(entry) > len(best)):
+            best = entry
+    rel = os.path.relpath(path, best) if best else os.path.basename(path)
+    return rel.replace(os.sep, "/")
