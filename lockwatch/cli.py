@@ -1,0 +1,110 @@
+"""The command line: `python -m lockwatch [OPTIONS] script.py [ARGS]...` (or `-m module`)."""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from typing import Optional, Sequence
+
+import click
+
+from .runner import NoSource, ProgramRunner
+from .session import EXIT_POTENTIAL_DEADLOCK, Session, Settings, check_writable
+
+EXIT_USAGE = 2
+
+HELP = f"""Run a Python program with its locks instrumented, and report the lock-order
+inversions (potential deadlocks) and the lock contention it showed, even if it did not hang.
+
+\b
+  python -m lockwatch [OPTIONS] script.py [ARGS]...
+  python -m lockwatch [OPTIONS] -m module [ARGS]...
+
+Options go before the program; everything after the script (or the module name) is the
+program's own arguments. The program runs as under `python`: same sys.argv, sys.path[0],
+__main__, exit status and traceback. The report goes to stderr when it ends (also when it raises,
+calls sys.exit or is interrupted with Ctrl-C).
+
+\b
+Examples:
+  python -m lockwatch examples/abba_inversion.py
+  python -m lockwatch --json report.json -m mypackage.server --port 8080
+  python -m lockwatch --fail-on-cycle tests/stress.py   # for CI
+
+\b
+Exit status: the program's own; with --fail-on-cycle, {EXIT_POTENTIAL_DEADLOCK} when the program
+succeeded but a potential deadlock was found; {EXIT_USAGE} for bad lockwatch options or a
+missing script or module.
+"""
+
+
+@click.command(help=HELP, context_settings={"allow_interspersed_args": False,
+                                            "help_option_names": ["-h", "--help"],
+                                            "max_content_width": 100})
+@click.option("-m", "module", metavar="MODULE",
+              help="Run library module MODULE as a script, as `python -m MODULE` does.")
+@click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write the report as JSON (format lockwatch-report, version 1) to PATH.")
+@click.option("--fail-on-cycle", is_flag=True,
+              help=f"Exit with status {EXIT_POTENTIAL_DEADLOCK} when a potential deadlock was "
+                   "found and the program itself exited 0.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No text report on stderr (use with --json or --fail-on-cycle).")
+@click.option("--top", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="Rows in each contention table of the text report.")
+@click.version_option(package_name="pylockwatch", prog_name="lockwatch",
+                      message="%(prog)s %(version)s")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py] [ARGS]...")
+def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool, quiet: bool,
+            top: int, args: Sequence[str]) -> int:
+    if module is None and not args:
+        raise click.UsageError("nothing to run: give a script, or -m and a module")
+    if json_path:
+        problem = check_writable(json_path)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--json")
+    target, prog_args = (module, list(args)) if module is not None else (args[0], list(args[1:]))
+    runner = ProgramRunner(target, prog_args, as_module=module is not None)
+    session = Session(Settings(json_path=json_path, text=not quiet, top=top))
+    # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
+    # the module is looked up, and module-level locks are created at import.
+    session.start()
+    try:
+        runner.prepare()
+    except NoSource as exc:
+        session.stop()
+        raise click.UsageError(str(exc))
+    status = runner.run()
+    # The program's own atexit handlers (logging's flush, pools' shutdown) take locks too: run
+    # them now, while recording, so that they are in the report and run once, before it.
+    atexit._run_exitfuncs()
+    session.stop()
+    try:
+        report = session.write_reports()
+    except OSError as exc:
+        click.echo(f"lockwatch: cannot write the report: {exc}", err=True)
+        return status or EXIT_USAGE
+    if fail_on_cycle and status == 0 and report.potential_deadlocks:
+        return EXIT_POTENTIAL_DEADLOCK
+    return status
+
+
+def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> int:
+    """Entry point of the `lockwatch` console script and of `python -m lockwatch`."""
+    try:
+        result = command.main(args=list(sys.argv[1:] if argv is None else argv),
+                              prog_name=prog_name, standalone_mode=False)
+    except click.UsageError as exc:
+        # One line the user can act on, never a usage dump or a traceback.
+        hint = f" (see '{prog_name} --help')" if not isinstance(exc, click.BadParameter) else ""
+        click.echo(f"{prog_name}: error: {exc.format_message()}{hint}", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        return 130
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(prog_name=os.path.basename(sys.argv[0])))
