@@ -58,7 +58,7 @@ class Report:
         return rows[:n]
 
     def longest_held(self, n: int = 5) -> list[LockStats]:
-        rows = [s for s in self.snapshot.locks if s.hold.count]
+        rows = [s for s in self.snapshot.locks if s.hold.count and not s.signal]
         rows.sort(key=lambda s: (s.hold.max_ns, s.hold.total_ns), reverse=True)
         return rows[:n]
 
@@ -128,6 +128,9 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
 
     stats = {s.key: s for s in snapshot.locks}
     report = Report(snapshot=snapshot)
+    # A semaphore released by other threads than its acquirers is a signal: holding it is not
+    # holding a lock, so edges out of it are not lock-order edges (waiting *on* it still is).
+    signals = {s.key for s in snapshot.locks if s.signal}
     covered: set[str] = set()
 
     # Instance scope: these exact lock objects were taken in both orders.
@@ -136,7 +139,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     inst_key: dict[int, str] = {}
     inst_name: dict[int, Optional[str]] = {}
     for e in snapshot.instance_edges:
-        if e.src_instance is None or e.dst_instance is None:
+        if e.src_instance is None or e.dst_instance is None or e.src in signals:
             continue
         iedges[(e.src_instance, e.dst_instance)] = e
         ig.add_edge(e.src_instance, e.dst_instance)
@@ -154,6 +157,10 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
             by_fp[fp].occurrences += 1
             continue
         locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
+        names = [lk.name for lk in locks]
+        for lk in locks:  # instances of one site share a name: tell them apart
+            if names.count(lk.name) > 1:
+                lk.name = f"{lk.name}#{lk.instance}"
         edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         by_fp[fp] = PotentialDeadlock("instance", locks, edges, fp)
         covered.add(fp)
@@ -164,7 +171,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     sg = nx.DiGraph()
     sedges: dict[tuple[str, str], EdgeRecord] = {}
     for e in snapshot.site_edges:
-        if e.src == e.dst:
+        if e.src == e.dst or e.src in signals:
             continue
         sedges[(e.src, e.dst)] = e
         sg.add_edge(e.src, e.dst)

@@ -266,7 +266,7 @@ def _acquire_slow(lock: Any, blocking: Any, timeout: Any, frame: Any) -> bool:
                 return False
             t = _now()
         else:
-            if held:
+            if held and timeout != 0:  # timeout=0 cannot wait: a trylock, no edge
                 _before(lock, held, timed)
             if real.acquire(False):
                 t = _now()
@@ -515,7 +515,7 @@ class _SemaphoreMixin:
             return super().acquire(blocking, timeout)  # type: ignore[misc]  # raises ValueError
         frame = _getframe(1)
         held = _held_list()
-        if blocking and held:
+        if blocking and held and (timeout is None or timeout > 0):  # timeout<=0 cannot wait
             _before(self, held, timeout is not None)
         sup = super().acquire  # type: ignore[misc]
         if sup(False):
@@ -556,11 +556,16 @@ class _SemaphoreMixin:
             for _ in range(n):
                 if not self._holders:
                     break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
-                pick = 0
+                pick = -1
                 for i, (h, _t) in enumerate(self._holders):
                     if h is mine:
                         pick = i
                         break
+                if pick < 0:
+                    # Released by a thread that did not acquire it: a signal, not a lock. Its
+                    # "holds" are not lock holds, and analysis ignores the edges out of it.
+                    self._site.signal = True
+                    pick = 0
                 held, t_acq = self._holders.pop(pick)
                 d = t - t_acq
                 self._hold_tot += d
@@ -575,10 +580,12 @@ class _SemaphoreMixin:
         self.release()
 
     def __repr__(self) -> str:
-        # The real repr's shape (`<threading.Semaphore at 0x..: value=N>`), and what it wraps.
+        # The real repr's shape (`<threading.Semaphore at 0x..: value=N>`, which CPython's
+        # lock_tests match with `<\w+\.Semaphore at .*: value=3>`): "Semaphore at" must stay
+        # adjacent, so what it is goes in parentheses after the address.
         cls = "BoundedSemaphore" if isinstance(self, OrigBoundedSemaphore) else "Semaphore"
         extra = f"/{self._initial_value}" if cls == "BoundedSemaphore" else ""
-        return (f"<lockwatch.{cls} {self._describe()} at {id(self):#x}:"
+        return (f"<lockwatch.{cls} at {id(self):#x} ({self._describe()}):"
                 f" value={self._value}{extra}>")
 
     def __del__(self) -> None:

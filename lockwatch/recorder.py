@@ -35,7 +35,7 @@ class Site:
         "index", "filename", "line", "function", "kind", "name", "explicit_name",
         "instances", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "__weakref__",
+        "signal", "__weakref__",
     )
 
     def __init__(self, index: int, filename: str, line: int, function: str, kind: str) -> None:
@@ -56,6 +56,7 @@ class Site:
         self.wait_max = 0
         self.hold_hist = histogram.new_counts()
         self.wait_hist = histogram.new_counts()
+        self.signal = False  # a semaphore released by threads that did not acquire it
 
     @property
     def location(self) -> str:

@@ -45,6 +45,7 @@ class LockStats:
     line: int
     function: str
     named: bool = False  # name given with lockwatch.name(), not derived from the source line
+    signal: bool = False  # a semaphore released by other threads than the acquirer: not a lock
     instances: int = 0
     acquisitions: int = 0
     contended: int = 0
@@ -135,7 +136,8 @@ def take(state: Any, mutex: Any, bases: tuple) -> Snapshot:
             st = LockStats(
                 key=site_key(site), name=site.display_name(), kind=site.kind,
                 filename=site.filename, line=site.line, function=site.function,
-                named=site.explicit_name is not None, instances=site.instances,
+                named=site.explicit_name is not None, signal=site.signal,
+                instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )
             st.hold = Timing(0, site.hold_total, site.hold_max, list(site.hold_hist))

@@ -77,11 +77,18 @@ def format_frame(filename: str, line: int, function: str) -> str:
     return f"{filename}:{line} in {function}"
 
 
+# Frames of lockwatch's runner start the watched program: the stack shown ends there (no
+# click, runpy or lockwatch frames above the program's own <module>).
+_RUNNER_FILE = os.path.join(_PKG_DIR, "runner.py")
+
+
 def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
     """The stack from ``frame`` outwards, internal frames dropped, innermost last."""
     out: list[str] = []
     while frame is not None and len(out) < limit:
         code = frame.f_code
+        if code.co_filename == _RUNNER_FILE:
+            break
         if not is_internal(code.co_filename):
             out.append(format_frame(code.co_filename, frame.f_lineno, code.co_name))
         frame = frame.f_back

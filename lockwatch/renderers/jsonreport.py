@@ -30,7 +30,7 @@ def _timing(t: Timing) -> dict[str, Any]:
 def _lock(s: LockStats) -> dict[str, Any]:
     return {
         "name": s.name, "kind": s.kind, "site": s.site, "key": s.key, "function": s.function,
-        "named": s.named, "instances": s.instances, "acquisitions": s.acquisitions,
+        "named": s.named, "signal": s.signal, "instances": s.instances, "acquisitions": s.acquisitions,
         "contended": s.contended, "failed": s.failed, "hold": _timing(s.hold),
         "wait": _timing(s.wait),
     }
@@ -92,7 +92,8 @@ def snapshot_from(data: Any, source: str = "report") -> Snapshot:
             locks.append(LockStats(
                 key=d.get("key") or f"{d['site']}:{d['kind']}", name=d["name"], kind=d["kind"],
                 filename=filename, line=int(line), function=d.get("function", ""),
-                named=bool(d.get("named")), instances=int(d.get("instances", 0)),
+                named=bool(d.get("named")), signal=bool(d.get("signal")),
+                instances=int(d.get("instances", 0)),
                 acquisitions=int(d.get("acquisitions", 0)), contended=int(d.get("contended", 0)),
                 failed=int(d.get("failed", 0)), hold=_timing_from(d.get("hold", {})),
                 wait=_timing_from(d.get("wait", {}))))
