@@ -106,6 +106,7 @@ class State:
         self.instance_names: dict[int, str] = {}  # serial -> name given with lockwatch.name()
         self.started = time.time()
         self.internal_errors: list[str] = []
+        self.edges_version = 0  # bumped on every new edge: "has the graph changed?" for free
 
 
 state = State()
@@ -222,6 +223,7 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
                  names.get(dst._serial), thread_name(), held_stack, acquire_stack, timed,
                  context, gates)
         ins[src._serial] = e
+        st.edges_version += 1
         key = (src._site.index, dst._site.index)
         se = st.site_edges.get(key)
         if se is None:

@@ -44,9 +44,14 @@ class Session:
         recorder.recording = False
         self.active = False
 
-    def snapshot(self) -> snapshot.Snapshot:
+    def snapshot(self, live_stats: bool = True) -> snapshot.Snapshot:
         return snapshot.take(recorder.state, recorder.mutex,
-                             (proxies.Lock, proxies.RLock, proxies._SemaphoreMixin))
+                             (proxies.Lock, proxies.RLock, proxies._SemaphoreMixin), live_stats)
+
+    @property
+    def edges_version(self) -> int:
+        """Changes whenever a new lock-order edge is recorded (cheap to poll)."""
+        return recorder.state.edges_version
 
     def report(self) -> Report:
         return analyze(self.snapshot())

@@ -126,10 +126,11 @@ def _live_instances(bases: tuple) -> list:
     return out
 
 
-def take(state: Any, mutex: Any, bases: tuple) -> Snapshot:
+def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snapshot:
     """Copy the recorder's state into plain data. Live instances' counters are summed in; their
-    sites already hold the totals of instances that died."""
-    live = _live_instances(bases)
+    sites already hold the totals of instances that died. ``live_stats=False`` skips the heap
+    walk that finds live instances: the lock-order graph is complete, the counters are not."""
+    live = _live_instances(bases) if live_stats else []
     with mutex:
         stats: dict[int, LockStats] = {}
         for site in state.site_list:
@@ -180,3 +181,49 @@ def take(state: Any, mutex: Any, bases: tuple) -> Snapshot:
     }
     return Snapshot(locks=[stats[i] for i in sorted(stats)], site_edges=site_edges,
                     instance_edges=instance_edges, meta=meta, internal_errors=errors)
+
+
+def merge(snapshots: list[Snapshot]) -> Snapshot:
+    """One snapshot from several (processes, test workers, runs). Locks are matched by creation
+    site; site edges are united (the first record of an edge is kept, counts add up). Instance
+    serials are per process, so each snapshot's instance edges stay among themselves: they are
+    renumbered apart, and inversions across processes are found at site scope."""
+    out = Snapshot(meta={"merged": len(snapshots), "sources": [s.meta for s in snapshots]})
+    locks: dict[str, LockStats] = {}
+    edges: dict[tuple[str, str], EdgeRecord] = {}
+    offset = 0
+    for snap in snapshots:
+        for st in snap.locks:
+            have = locks.get(st.key)
+            if have is None:
+                locks[st.key] = LockStats(**{**st.__dict__, "hold": Timing(**st.hold.__dict__),
+                                             "wait": Timing(**st.wait.__dict__)})
+                continue
+            have.instances += st.instances
+            have.acquisitions += st.acquisitions
+            have.contended += st.contended
+            have.failed += st.failed
+            have.signal = have.signal or st.signal
+            have.named = have.named or st.named
+            have.hold.merge(st.hold)
+            have.wait.merge(st.wait)
+        for e in snap.site_edges:
+            have_e = edges.get((e.src, e.dst))
+            if have_e is None:
+                edges[(e.src, e.dst)] = EdgeRecord(**e.__dict__)
+            else:
+                have_e.count += e.count
+                have_e.timed = have_e.timed and e.timed
+        top = 0
+        for e in snap.instance_edges:
+            moved = EdgeRecord(**e.__dict__)
+            if e.src_instance is not None and e.dst_instance is not None:
+                moved.src_instance = e.src_instance + offset
+                moved.dst_instance = e.dst_instance + offset
+                top = max(top, e.src_instance, e.dst_instance)
+            out.instance_edges.append(moved)
+        offset += top + 1
+        out.internal_errors.extend(snap.internal_errors)
+    out.locks = list(locks.values())
+    out.site_edges = list(edges.values())
+    return out

@@ -78,8 +78,30 @@ def format_frame(filename: str, line: int, function: str) -> str:
 
 
 # Frames of lockwatch's runner start the watched program: the stack shown ends there (no
-# click, runpy or lockwatch frames above the program's own <module>).
+# click, runpy or lockwatch frames above the program's own <module>). A host such as pytest adds
+# its own directories, so that a test's stack ends at the test function.
 _RUNNER_FILE = os.path.join(_PKG_DIR, "runner.py")
+_stop_dirs: tuple[str, ...] = ()
+_stop_cache: dict[str, bool] = {}
+
+
+def add_stop_dir(path: str) -> None:
+    """Stacks end at the first frame from ``path`` (a directory) outward."""
+    global _stop_dirs
+    path = os.path.dirname(os.path.abspath(path)) + os.sep if os.path.isfile(path) else os.path.abspath(path) + os.sep
+    if path not in _stop_dirs:
+        _stop_dirs = _stop_dirs + (path,)
+        _stop_cache.clear()
+
+
+def _is_stop(filename: str) -> bool:
+    r = _stop_cache.get(filename)
+    if r is None:
+        r = filename == _RUNNER_FILE or (
+            bool(_stop_dirs) and not filename.startswith("<")
+            and os.path.abspath(filename).startswith(_stop_dirs))
+        _stop_cache[filename] = r
+    return r
 
 
 def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
@@ -87,7 +109,7 @@ def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
     out: list[str] = []
     while frame is not None and len(out) < limit:
         code = frame.f_code
-        if code.co_filename == _RUNNER_FILE:
+        if _is_stop(code.co_filename):
             break
         if not is_internal(code.co_filename):
             out.append(format_frame(code.co_filename, frame.f_lineno, code.co_name))
@@ -149,13 +171,18 @@ def short_path(filename: str) -> str:
 
 
 def stable_path(filename: str) -> str:
-    """A machine-independent form of ``filename`` for fingerprints: relative to the sys.path entry
-    (or working directory) that contains it, with forward slashes."""
+    """A machine-independent form of ``filename`` for fingerprints, with forward slashes: relative
+    to the working directory (the project) when inside it, else to the sys.path entry that holds
+    it (the standard library, site-packages), else its base name. Never depends on which
+    directories a test runner happened to put on sys.path."""
     if filename.startswith("<"):
         return filename
     path = os.path.abspath(filename)
+    cwd = os.getcwd()
+    if path.startswith(cwd + os.sep):
+        return os.path.relpath(path, cwd).replace(os.sep, "/")
     best = None
-    for entry in [os.getcwd(), *sys.path]:
+    for entry in sys.path:
         if not entry:
             continue
         entry = os.path.abspath(entry)

@@ -39,6 +39,14 @@ def render(report: Report, top: int = 5) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def render_cycles(found: list[PotentialDeadlock]) -> str:
+    """Just the potential deadlocks (for a failing test's message)."""
+    out: list[str] = []
+    for i, p in enumerate(found, 1):
+        out.extend(_deadlock(i, len(found), p))
+    return "\n".join(out).rstrip("=\n") + "\n"
+
+
 def _scope_text(p: PotentialDeadlock) -> str:
     if p.scope == "instance":
         return ("These lock objects were taken in opposite orders. If the threads that did so run "
