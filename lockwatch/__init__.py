@@ -3,20 +3,31 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from . import recorder
-from .session import EXIT_POTENTIAL_DEADLOCK, Session, Settings
+if TYPE_CHECKING:
+    from .session import Session, Settings
+
+# Importing lockwatch is cheap and patches nothing: the core (wrapt, the proxies) is imported when
+# enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "current_session", "Session", "Settings",
            "EXIT_POTENTIAL_DEADLOCK"]
 __version__ = "0.1.0"
 
-_session: Optional[Session] = None
+_session: Optional["Session"] = None
 _atexit_registered = False
 
 
-def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5) -> Session:
+def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
+    if attr in ("Session", "Settings", "EXIT_POTENTIAL_DEADLOCK"):
+        from . import session
+
+        return getattr(session, attr)
+    raise AttributeError(f"module 'lockwatch' has no attribute {attr!r}")
+
+
+def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5) -> "Session":
     """Instrument the threading lock factories from now on, and return the session.
 
     Locks created before this call are not seen: call it as early as possible (before the modules
@@ -25,6 +36,8 @@ def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int 
     JSON report to ``json``, when given).
     """
     global _session, _atexit_registered
+    from .session import Session, Settings
+
     if _session is not None and _session.active:
         return _session
     _session = Session(Settings(json_path=json, top=top))
@@ -36,7 +49,7 @@ def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int 
     return _session
 
 
-def disable() -> Optional[Session]:
+def disable() -> Optional["Session"]:
     """Restore the original factories. Locks already instrumented keep working (and recording);
     the session stays readable. Returns it, or None when lockwatch was not enabled."""
     if _session is not None:
@@ -44,12 +57,12 @@ def disable() -> Optional[Session]:
     return _session
 
 
-def current_session() -> Optional[Session]:
+def current_session() -> Optional["Session"]:
     return _session
 
 
 @contextlib.contextmanager
-def watching(**settings: Any) -> Iterator[Session]:
+def watching(**settings: Any) -> Iterator["Session"]:
     """``with lockwatch.watching() as session:`` records what the block does; read
     ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed."""
     was_active = _session is not None and _session.active
@@ -65,6 +78,8 @@ def watching(**settings: Any) -> Iterator[Session]:
 def name(lock: Any, label: str) -> Any:
     """Give an instrumented lock (or Condition) a readable name for reports; returns the lock.
     The first name given to a lock of a creation site also names the site."""
+    from . import recorder
+
     target = getattr(lock, "_lock", lock) if not hasattr(lock, "_serial") else lock
     serial = getattr(target, "_serial", None)
     if serial is None:
