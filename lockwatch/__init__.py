@@ -12,11 +12,14 @@ if TYPE_CHECKING:
 # enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "current_session", "Session", "Settings",
-           "EXIT_POTENTIAL_DEADLOCK"]
+           "DeadlockError", "EXIT_POTENTIAL_DEADLOCK", "EXIT_DEADLOCK"]
 __version__ = "0.1.0"
 
 _session: Optional["Session"] = None
 _atexit_registered = False
+
+
+from .errors import DeadlockError  # noqa: E402  (tiny: no core import)
 
 
 def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
@@ -24,23 +27,44 @@ def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
         from . import session
 
         return getattr(session, attr)
+    if attr == "EXIT_DEADLOCK":
+        from .watchdog import EXIT_DEADLOCK
+
+        return EXIT_DEADLOCK
     raise AttributeError(f"module 'lockwatch' has no attribute {attr!r}")
 
 
-def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5) -> "Session":
+def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5,
+           deadlock_timeout: float = 5.0, on_deadlock: str = "report",
+           warn_hold: Optional[float] = None, warn_wait: Optional[float] = None) -> "Session":
     """Instrument the threading lock factories from now on, and return the session.
 
     Locks created before this call are not seen: call it as early as possible (before the modules
     that create locks at import are imported). Calling it again returns the running session.
     With ``report_at_exit`` the text report goes to stderr when the interpreter exits (and the
     JSON report to ``json``, when given).
+
+    A watchdog reports threads that really deadlock (a cycle of threads each waiting for a lock
+    the next holds) once they have all waited ``deadlock_timeout`` seconds (0 switches it off);
+    ``on_deadlock`` says what happens then: "report" (report and keep waiting), "raise" (raise
+    lockwatch.DeadlockError in one thread of the cycle, which breaks it) or "exit" (write every
+    report and end the process with status 87). ``warn_hold``/``warn_wait`` (seconds) report a
+    lock held, or waited for, longer than that while it is still happening.
     """
     global _session, _atexit_registered
     from .session import Session, Settings
+    from .watchdog import POLICIES
 
     if _session is not None and _session.active:
         return _session
-    _session = Session(Settings(json_path=json, top=top))
+    if on_deadlock not in POLICIES:
+        raise ValueError(f"on_deadlock must be one of {', '.join(POLICIES)}, not {on_deadlock!r}")
+    for label, value in (("deadlock_timeout", deadlock_timeout), ("warn_hold", warn_hold),
+                         ("warn_wait", warn_wait)):
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{label} must be a number of seconds >= 0, not {value!r}")
+    _session = Session(Settings(json_path=json, top=top, deadlock_timeout=deadlock_timeout,
+                                on_deadlock=on_deadlock, warn_hold=warn_hold, warn_wait=warn_wait))
     _session.start()
     if report_at_exit and not _atexit_registered:
         atexit.register(_report_at_exit)

@@ -50,6 +50,7 @@ class Report:
     snapshot: Snapshot
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
     deadlocks: list[dict[str, Any]] = field(default_factory=list)  # seen by the watchdog
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # long holds and waits
     cycles_not_listed: int = 0
 
     def most_contended(self, n: int = 5) -> list[LockStats]:
@@ -146,9 +147,19 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         inst_key[e.src_instance], inst_key[e.dst_instance] = e.src, e.dst
         inst_name.setdefault(e.src_instance, e.src_name)
         inst_name.setdefault(e.dst_instance, e.dst_name)
-    cycles, skipped = _cycles(ig, cap)
-    report.cycles_not_listed += skipped
+    cycles, inst_skipped = _cycles(ig, cap)
+    report.cycles_not_listed += inst_skipped
     by_fp: dict[str, PotentialDeadlock] = {}
+
+    def instance_finding(cyc: list[int], fp: str) -> PotentialDeadlock:
+        locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
+        names = [lk.name for lk in locks]
+        for lk in locks:  # instances of one site share a name: tell them apart
+            if names.count(lk.name) > 1:
+                lk.name = f"{lk.name}#{lk.instance}"
+        edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
+        return PotentialDeadlock("instance", locks, edges, fp)
+
     for cyc in cycles:
         cyc = canonical_rotation(cyc)
         sites = [stable_site(stats.get(inst_key[i]), inst_key[i]) for i in cyc]
@@ -156,13 +167,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         if fp in by_fp:
             by_fp[fp].occurrences += 1
             continue
-        locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
-        names = [lk.name for lk in locks]
-        for lk in locks:  # instances of one site share a name: tell them apart
-            if names.count(lk.name) > 1:
-                lk.name = f"{lk.name}#{lk.instance}"
-        edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
-        by_fp[fp] = PotentialDeadlock("instance", locks, edges, fp)
+        by_fp[fp] = instance_finding(cyc, fp)
         covered.add(fp)
 
     # Site scope: locks created at these sites were taken in both orders, though the instances
@@ -177,10 +182,18 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         sg.add_edge(e.src, e.dst)
     cycles, skipped = _cycles(sg, cap)
     report.cycles_not_listed += skipped
+    by_site: dict[str, list[int]] = {}
+    if inst_skipped:  # instance cycles went unlisted: a site cycle may be one of them
+        for i, k in inst_key.items():
+            by_site.setdefault(k, []).append(i)
     for cyc in cycles:
         sites = [stable_site(stats.get(k), k) for k in cyc]
         fp = fingerprint(sites)
         if fp in by_fp:
+            continue
+        lifted = _instance_cycle(cyc, ig, inst_key, by_site) if by_site else None
+        if lifted is not None:  # these very objects were taken in this order: not "site"
+            by_fp[fp] = instance_finding(canonical_rotation(lifted), fp)
             continue
         cyc = _rotate_like(cyc, sites)
         locks = [_ref(stats, k, None, None) for k in cyc]
@@ -191,6 +204,31 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     report.potential_deadlocks = sorted(
         by_fp.values(), key=lambda p: (p.scope != "instance", len(p.locks), p.fingerprint))
     return report
+
+
+def _instance_cycle(site_cycle: list[str], graph: Any, inst_key: dict[int, str],
+                    by_site: dict[str, list[int]]) -> Optional[list[int]]:
+    """A cycle of instances created at ``site_cycle``'s sites, in its order, or None. The sites
+    of a simple cycle are distinct, so each layer of the search holds instances of one site."""
+    for start in by_site.get(site_cycle[0], ()):
+        layers: list[dict[int, int]] = [{start: start}]  # instance -> its predecessor
+        for want in site_cycle[1:]:
+            layer: dict[int, int] = {}
+            for node in layers[-1]:
+                for nxt in graph.successors(node):
+                    if inst_key[nxt] == want and nxt not in layer:
+                        layer[nxt] = node
+            if not layer:
+                break
+            layers.append(layer)
+        else:
+            for last in layers[-1]:
+                if graph.has_edge(last, start):
+                    cyc = [last]
+                    for j in range(len(layers) - 1, 0, -1):
+                        cyc.append(layers[j][cyc[-1]])
+                    return cyc[::-1]
+    return None
 
 
 def _rotate_like(cyc: list[str], sites: list[str]) -> list[str]:

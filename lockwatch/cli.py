@@ -9,7 +9,9 @@ from typing import Optional, Sequence
 import click
 
 from .runner import NoSource, ProgramRunner
-from .session import EXIT_POTENTIAL_DEADLOCK, Session, Settings, check_writable
+from .session import (DEFAULT_DEADLOCK_TIMEOUT, EXIT_POTENTIAL_DEADLOCK, Session, Settings,
+                      check_writable)
+from .watchdog import EXIT_DEADLOCK, POLICIES
 
 EXIT_USAGE = 2
 
@@ -33,8 +35,9 @@ Examples:
 
 \b
 Exit status: the program's own; with --fail-on-cycle, {EXIT_POTENTIAL_DEADLOCK} when the program
-succeeded but a potential deadlock was found; {EXIT_USAGE} for bad lockwatch options or a
-missing script or module.
+succeeded but a potential deadlock was found; {EXIT_DEADLOCK} when the program really deadlocked
+(--on-deadlock exit, the default: lockwatch never leaves it hanging); {EXIT_USAGE} for bad
+lockwatch options or a missing script or module.
 """
 
 
@@ -52,11 +55,23 @@ missing script or module.
               help="No text report on stderr (use with --json or --fail-on-cycle).")
 @click.option("--top", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Rows in each contention table of the text report.")
+@click.option("--deadlock-timeout", type=click.FloatRange(0), default=DEFAULT_DEADLOCK_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="Report threads that really deadlock (each waiting for a lock the next holds) "
+                   "once they have all waited this long. 0 switches the watchdog off.")
+@click.option("--on-deadlock", type=click.Choice(POLICIES), default="exit", show_default=True,
+              help=f"After a real deadlock: exit (write every report, end with status {EXIT_DEADLOCK}), "
+                   "raise (lockwatch.DeadlockError in one thread of the cycle) or report (and keep waiting).")
+@click.option("--warn-hold", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Report, while it happens, a lock held longer than SECONDS (with the holder's stack).")
+@click.option("--warn-wait", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Report, while it happens, a thread waiting longer than SECONDS for a lock.")
 @click.version_option(package_name="pylockwatch", prog_name="lockwatch",
                       message="%(prog)s %(version)s")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py] [ARGS]...")
 def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool, quiet: bool,
-            top: int, args: Sequence[str]) -> int:
+            top: int, deadlock_timeout: float, on_deadlock: str, warn_hold: Optional[float],
+            warn_wait: Optional[float], args: Sequence[str]) -> int:
     if module is None and not args:
         raise click.UsageError("nothing to run: give a script, or -m and a module")
     if json_path:
@@ -65,7 +80,9 @@ def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool
             raise click.BadParameter(problem, param_hint="--json")
     target, prog_args = (module, list(args)) if module is not None else (args[0], list(args[1:]))
     runner = ProgramRunner(target, prog_args, as_module=module is not None)
-    session = Session(Settings(json_path=json_path, text=not quiet, top=top))
+    session = Session(Settings(json_path=json_path, text=not quiet, top=top,
+                               deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
+                               warn_hold=warn_hold, warn_wait=warn_wait))
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
     # the module is looked up, and module-level locks are created at import.
     session.start()
@@ -89,11 +106,35 @@ def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool
     return status
 
 
+# Long options of `command` that take a value: that value is not the program.
+_VALUE_OPTIONS = ("--json", "--top")
+
+
+def _end_options_at_module(argv: list[str]) -> list[str]:
+    """Insert `--` after `-m MODULE`: as with `python -m`, every later argument is the program's
+    own, but click would go on parsing `-m mod --top 3` as lockwatch's --top."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or arg == "-" or not arg.startswith("-"):
+            return argv  # a script: click itself stops parsing there
+        if arg.startswith("--"):
+            i += 2 if arg in _VALUE_OPTIONS else 1
+            continue
+        m = arg.find("m", 1)  # -m MODULE, -mMODULE, -qm MODULE (the other short options are flags)
+        if m == -1:
+            i += 1
+            continue
+        end = i + 1 if arg[m + 1:] else i + 2
+        return argv[:end] + ["--"] + argv[end:] if end <= len(argv) else argv
+    return argv
+
+
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> int:
     """Entry point of the `lockwatch` console script and of `python -m lockwatch`."""
     try:
-        result = command.main(args=list(sys.argv[1:] if argv is None else argv),
-                              prog_name=prog_name, standalone_mode=False)
+        args = _end_options_at_module(list(sys.argv[1:] if argv is None else argv))
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
         # One line the user can act on, never a usage dump or a traceback.
         hint = f" (see '{prog_name} --help')" if not isinstance(exc, click.BadParameter) else ""

@@ -55,7 +55,11 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     """The contended path: block on the real lock, then count the wait (while holding the lock,
     so the counters stay exact). Returns the acquisition time, or None on timeout."""
     t0 = _now()
-    ok = real.acquire(True, timeout)
+    watch = _rec.watch
+    if watch is None:
+        ok = real.acquire(True, timeout)
+    else:  # registered as waiting, and woken now and then to break a deadlock if chosen
+        ok = watch.blocking_acquire(lock, real.acquire, timeout, t0)
     t = _now()
     if not ok:
         _failed(lock)
@@ -420,7 +424,16 @@ class RLock(_Tracked):
             _before(self, held, False)
         contended = bool(self._held_in)
         t0 = _now()
-        self._real._acquire_restore(state)
+        watch = _rec.watch
+        if watch is None or not contended:
+            self._real._acquire_restore(state)
+        else:
+            # Take it as a plain blocking acquire (interruptible by the watchdog), then restore
+            # the saved recursion depth: the same end state as _acquire_restore.
+            real = self._real
+            watch.blocking_acquire(self, real.acquire, -1, t0)
+            for _ in range(state[0] - 1 if isinstance(state, tuple) else 0):
+                real.acquire()
         t = _now()
         if contended:
             d = t - t0
@@ -526,7 +539,9 @@ class _SemaphoreMixin:
             return False
         else:
             t0 = _now()
-            if not sup(True, timeout):
+            watch = _rec.watch
+            ok = sup(True, timeout) if watch is None else watch.blocking_acquire(self, sup, timeout, t0)
+            if not ok:
                 _failed(self)
                 return False
             t = _now()

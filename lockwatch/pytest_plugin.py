@@ -12,6 +12,11 @@ import pytest
 HELP_ENABLE = "Instrument threading locks and fail the run on lock-order inversions (potential deadlocks)."
 HELP_REPORT_ONLY = "Report potential deadlocks in the summary without failing tests or the run."
 HELP_JSON = "Write the whole run's lockwatch report as JSON to PATH."
+HELP_TIMEOUT = ("Seconds after which threads that wait for each other's locks are a real deadlock "
+                "(default 5; 0 switches the watchdog off).")
+HELP_POLICY = ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
+               "the default), exit (end the run with status 87) or report.")
+_POLICIES = ("exit", "raise", "report")
 MARKER = ("lockwatch(enabled=True, report_only=False): adjust lockwatch for one test. "
           "enabled=False records no lock-order edges during the test (e.g. a test that inverts "
           "locks on purpose); report_only=True reports cycles closed during the test without "
@@ -29,7 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     dest="lockwatch_report_only", help=HELP_REPORT_ONLY + " [ini: lockwatch_report_only]")
     group.addoption("--lockwatch-json", metavar="PATH", default=None, dest="lockwatch_json",
                     help=HELP_JSON + " [ini: lockwatch_json]")
+    group.addoption("--lockwatch-deadlock-timeout", metavar="SECONDS", default=None,
+                    dest="lockwatch_deadlock_timeout", help=HELP_TIMEOUT + " [ini: lockwatch_deadlock_timeout]")
+    group.addoption("--lockwatch-on-deadlock", metavar="POLICY", default=None,
+                    dest="lockwatch_on_deadlock", help=HELP_POLICY + " [ini: lockwatch_on_deadlock]")
     parser.addini("lockwatch", HELP_ENABLE + " (true/false)", default="false")
+    parser.addini("lockwatch_deadlock_timeout", HELP_TIMEOUT, default="5")
+    parser.addini("lockwatch_on_deadlock", HELP_POLICY, default="raise")
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
     parser.addini("lockwatch_json", HELP_JSON, default="")
 
@@ -68,6 +79,23 @@ class Settings:
         self.json_path = _option(config, "lockwatch_json") or str(config.getini("lockwatch_json") or "") or None
         if self.report_only and enabled is None and not self.enabled:
             self.enabled = True  # asking for a report implies recording
+        raw = _option(config, "lockwatch_deadlock_timeout")
+        source = "--lockwatch-deadlock-timeout"
+        if raw is None:
+            raw, source = config.getini("lockwatch_deadlock_timeout"), "ini option lockwatch_deadlock_timeout"
+        try:
+            self.deadlock_timeout = float(raw)
+            if self.deadlock_timeout < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"lockwatch: {source} = {raw!r} is not a number of seconds >= 0")
+        policy = _option(config, "lockwatch_on_deadlock")
+        source = "--lockwatch-on-deadlock"
+        if policy is None:
+            policy, source = config.getini("lockwatch_on_deadlock"), "ini option lockwatch_on_deadlock"
+        if str(policy).strip() not in _POLICIES:
+            raise pytest.UsageError(f"lockwatch: {source} = {policy!r} is not one of {', '.join(_POLICIES)}")
+        self.on_deadlock = str(policy).strip()
 
 
 _KEY = pytest.StashKey["LockwatchPlugin"]()
@@ -134,8 +162,13 @@ class LockwatchPlugin:
         self.worker_snapshots: list[Any] = []
         self.worker_acknowledged: set[str] = set()
         self.final: Any = None
-        self.is_worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
         self.is_controller = _is_xdist_controller(config)
+
+    @property
+    def is_worker(self) -> bool:
+        # xdist sets workerinput on a worker's config after pytest_load_initial_conftests; by the
+        # end of the run it is there. (The environment variable is inherited by subprocesses.)
+        return hasattr(self.config, "workerinput")
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -149,7 +182,8 @@ class LockwatchPlugin:
         for module in (_pytest, pluggy):
             stacks.add_stop_dir(module.__file__)
 
-        self.session = Session(SessionSettings(text=False))
+        self.session = Session(SessionSettings(text=False, deadlock_timeout=self.settings.deadlock_timeout,
+                                               on_deadlock=self.settings.on_deadlock))
         self.session.start()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

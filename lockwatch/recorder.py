@@ -110,6 +110,12 @@ class State:
 
 
 state = State()
+# Per-thread registry for the watchdog: ident -> held list (filled once per thread), ident ->
+# (lock, since, timed) while blocked on the contended path, ident -> exception to raise there.
+threads: dict[int, list] = {}
+waiting: dict[int, tuple] = {}
+victims: dict[int, BaseException] = {}
+watch: Any = None  # the running Watchdog, if any (looked up only on the contended path)
 context: Optional[str] = None  # label of what is running (the pytest plugin sets the test id)
 recording = True  # edges are recorded only while a session is enabled
 
@@ -176,6 +182,7 @@ def thread_start() -> list:
     held: list = []
     tls.held = held
     tls.busy = False
+    threads[get_ident()] = held
     return held
 
 
@@ -244,6 +251,13 @@ def after_fork_in_child() -> None:
     CPython's do). Our own mutex may have been held by a thread that no longer exists: renew it."""
     global mutex
     mutex = _thread.allocate_lock()
+    ident = get_ident()
+    mine = threads.get(ident)
+    threads.clear()
+    waiting.clear()
+    victims.clear()
+    if mine is not None:
+        threads[ident] = mine
 
 
 if hasattr(os, "register_at_fork"):

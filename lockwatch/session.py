@@ -12,6 +12,9 @@ from .analysis import Report, analyze
 # Exit status of `python -m lockwatch --fail-on-cycle` when the program itself succeeded but a
 # potential deadlock was found (outside sysexits.h's 64-78 and the shell's 126-165).
 EXIT_POTENTIAL_DEADLOCK = 86
+# A cycle of threads each blocked (untimed) on a lock the next one holds never resolves itself:
+# a few seconds only rule out a transient view. PostgreSQL's deadlock_timeout default is 1 s.
+DEFAULT_DEADLOCK_TIMEOUT = 5.0
 
 
 @dataclass
@@ -19,6 +22,10 @@ class Settings:
     json_path: Optional[str] = None
     text: bool = True  # the text report on stderr
     top: int = 5  # rows in each contention table
+    deadlock_timeout: float = 0.0  # seconds a cycle of waiting threads must last; 0: no watchdog
+    on_deadlock: str = "report"  # "exit", "raise" or "report"
+    warn_hold: Optional[float] = None  # seconds: alert while a lock is held longer
+    warn_wait: Optional[float] = None  # seconds: alert while a thread waits longer
 
 
 class Session:
@@ -28,6 +35,9 @@ class Session:
     def __init__(self, settings: Optional[Settings] = None) -> None:
         self.settings = settings or Settings()
         self.active = False
+        self.deadlocks: list[dict[str, Any]] = []  # seen by the watchdog, as plain data
+        self.alerts: list[dict[str, Any]] = []
+        self._watchdog: Any = None
 
     def start(self) -> None:
         if self.active:
@@ -36,13 +46,48 @@ class Session:
         recorder.recording = True
         patching.install()
         self.active = True
+        st = self.settings
+        if st.deadlock_timeout or st.warn_hold or st.warn_wait:
+            from .watchdog import Watchdog
+
+            self._watchdog = Watchdog(st.deadlock_timeout, st.on_deadlock, self._on_deadlock,
+                                      self._on_alert, st.warn_hold, st.warn_wait)
+            recorder.watch = self._watchdog
+            self._watchdog.start()
 
     def stop(self) -> None:
         if not self.active:
             return
         patching.uninstall()
         recorder.recording = False
+        if self._watchdog is not None:
+            recorder.watch = None
+            self._watchdog.stop()
+            self._watchdog = None
         self.active = False
+
+    def _emit(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _on_deadlock(self, data: dict[str, Any], text: str) -> None:
+        self.deadlocks.append(data)
+        if self.settings.on_deadlock != "exit" or not self.settings.text:
+            self._emit(text)  # under "exit" the full report below carries it
+        if self.settings.on_deadlock == "exit":
+            from .watchdog import EXIT_DEADLOCK, exit_now
+
+            try:
+                self.write_reports()
+            finally:
+                exit_now(EXIT_DEADLOCK)
+
+    def _on_alert(self, data: dict[str, Any], text: str) -> None:
+        self.alerts.append(data)
+        self._emit(text)
 
     def snapshot(self, live_stats: bool = True) -> snapshot.Snapshot:
         return snapshot.take(recorder.state, recorder.mutex,
@@ -54,7 +99,10 @@ class Session:
         return recorder.state.edges_version
 
     def report(self) -> Report:
-        return analyze(self.snapshot())
+        report = analyze(self.snapshot())
+        report.deadlocks = list(self.deadlocks)
+        report.alerts = list(self.alerts)
+        return report
 
     @property
     def potential_deadlocks(self) -> list:

@@ -59,6 +59,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "meta": snap.meta,
         "potential_deadlocks": [_deadlock(p) for p in report.potential_deadlocks],
         "deadlocks": report.deadlocks,
+        "alerts": report.alerts,
         "locks": [_lock(s) for s in snap.locks],
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         "lock_order": [_edge(e) for e in snap.site_edges],

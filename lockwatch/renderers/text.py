@@ -26,6 +26,17 @@ def render(report: Report, top: int = 5) -> str:
                f"{plural(sum(s.acquisitions for s in snap.locks), 'acquisition')}, "
                f"{plural(n_edges, 'lock-order edge')} between sites")
     out.append(RULE)
+    if report.deadlocks:
+        from ..watchdog import render_deadlock
+
+        out.append(f"{plural(len(report.deadlocks), 'real deadlock')} happened during the run:")
+        out.extend(render_deadlock(d).rstrip("\n") for d in report.deadlocks)
+    if report.alerts:
+        from ..watchdog import render_alert
+
+        out.append(f"{plural(len(report.alerts), 'long hold/wait alert')}:")
+        out.extend(render_alert(a).rstrip("\n") for a in report.alerts)
+        out.append("")
     for i, p in enumerate(found, 1):
         out.extend(_deadlock(i, len(found), p))
     if report.cycles_not_listed:

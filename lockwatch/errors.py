@@ -1,0 +1,14 @@
+"""Exceptions lockwatch raises into the watched program."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class DeadlockError(RuntimeError):
+    """Raised by lockwatch (``on_deadlock="raise"``) from the blocked acquire of one thread of a
+    real deadlock, so that the cycle breaks. ``report`` holds the deadlock as plain data: the
+    threads of the cycle, what each waits for and holds, and their stacks."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report

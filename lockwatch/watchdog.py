@@ -1,0 +1,260 @@
+"""The watchdog: finds threads deadlocked right now (a cycle of waiting threads) and long holds/waits."""
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from . import recorder as _rec
+from . import stacks
+from .errors import DeadlockError
+
+POLICIES = ("exit", "raise", "report")
+EXIT_DEADLOCK = 87  # `--on-deadlock exit`: the process ends with this status after the reports
+
+
+def _lock_info(lock: Any) -> dict[str, Any]:
+    site = lock._site
+    return {"name": _rec.lock_name(lock) or site.display_name(), "kind": site.kind,
+            "site": site.location}
+
+
+def _taken_at(lock: Any) -> Optional[str]:
+    code = getattr(lock, "_at_code", None)
+    if code is None:
+        return None
+    return stacks.format_frame(code.co_filename, stacks.line_of(code, lock._at_lasti), code.co_name)
+
+
+def _thread_names() -> dict[int, str]:
+    return {ident: t.name for ident, t in list(threading._active.items())}
+
+
+class Watchdog:
+    """Polls the recorder's view of who waits for which lock and who holds it. Costs nothing on
+    the uncontended path: only blocked acquisitions register as waiting (see ``blocking_acquire``)."""
+
+    def __init__(self, deadlock_timeout: float, policy: str,
+                 on_deadlock: Callable[[dict[str, Any], str], None],
+                 on_alert: Callable[[dict[str, Any], str], None],
+                 warn_hold: Optional[float] = None, warn_wait: Optional[float] = None) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"on_deadlock must be one of {', '.join(POLICIES)}, not {policy!r}")
+        self.timeout = float(deadlock_timeout or 0)
+        self.policy = policy
+        self.on_deadlock = on_deadlock
+        self.on_alert = on_alert
+        self.warn_hold = warn_hold
+        self.warn_wait = warn_wait
+        shortest = min(x for x in (self.timeout or None, warn_hold, warn_wait, 4.0) if x)
+        # Poll (and slice blocked waits) a few times per shortest threshold: detection comes
+        # within ~1/4 of the timeout after it, and a blocked thread wakes ~4 times per timeout.
+        self.interval = max(0.02, min(1.0, shortest / 4))
+        self.reported: set[frozenset] = set()
+        self.alerted: set[tuple] = set()
+        self._stop = _thread.allocate_lock()
+        self._stop.acquire()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- the blocked side (called from proxies on the contended path) --------------------------
+    def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: float, t0: int) -> bool:
+        """Block on ``acquire`` like ``acquire(True, timeout)``, registered as waiting for ``lock``,
+        and in slices so that this thread can be chosen to break a deadlock."""
+        ident = _thread.get_ident()
+        timed = timeout is not None and timeout != -1
+        _rec.waiting[ident] = (lock, t0, timed)
+        try:
+            if timed:
+                return acquire(True, timeout)  # cannot wait forever: not a deadlock candidate
+            while True:
+                if acquire(True, self.interval):
+                    return True
+                exc = _rec.victims.pop(ident, None)
+                if exc is not None:
+                    raise exc
+        finally:
+            _rec.waiting.pop(ident, None)
+
+    # -- the watching side ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lockwatch-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop.locked():
+            self._stop.release()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.acquire(True, self.interval):
+            try:
+                self.check()
+            except Exception as exc:  # the watchdog must never take the program down
+                _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
+
+    def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
+        """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""
+        now = now if now is not None else _rec.now()
+        waiting = dict(_rec.waiting)
+        by_list = {id(held): ident for ident, held in list(_rec.threads.items())}
+        names = _thread_names()
+        found = []
+        if self.timeout > 0:
+            limit = int(self.timeout * 1e9)
+            blocked_by: dict[int, int] = {}
+            for ident, (lock, t0, timed) in waiting.items():
+                if timed or now - t0 < limit:
+                    continue
+                holder = by_list.get(id(getattr(lock, "_held_in", None) or None))
+                if holder is not None and holder != ident:
+                    blocked_by[ident] = holder
+            for cycle in _cycles(blocked_by):
+                key = frozenset((i, waiting[i][0]._serial) for i in cycle)
+                if key in self.reported:
+                    continue  # report once, not in a loop
+                self.reported.add(key)
+                found.append(self._deadlock(cycle, waiting, blocked_by, names, now))
+        self._alerts(waiting, by_list, names, now)
+        return found
+
+    def _deadlock(self, cycle: list[int], waiting: dict, blocked_by: dict, names: dict, now: int) -> dict:
+        frames = sys._current_frames()
+        threads = []
+        for ident in cycle:
+            lock, t0, _timed = waiting[ident]
+            held = _rec.threads.get(ident, [])
+            threads.append({
+                "name": names.get(ident, f"thread-{ident}"), "ident": ident,
+                "waiting_for": _lock_info(lock), "waiting_s": round((now - t0) / 1e9, 3),
+                "blocked_by": names.get(blocked_by[ident], f"thread-{blocked_by[ident]}"),
+                "holds": [dict(_lock_info(h), taken_at=_taken_at(h)) for h in list(held)],
+                "stack": stacks.capture(frames.get(ident), limit=32),
+            })
+        victim = None
+        if self.policy == "raise":
+            main = threading.main_thread().ident
+            # The main thread if it is in the cycle (its error is the most visible: a pytest test
+            # fails with it), else the thread that started waiting last.
+            victim = main if main in cycle else max(cycle, key=lambda i: waiting[i][1])
+        data = {"threads": threads, "timeout_s": self.timeout, "policy": self.policy,
+                "victim": names.get(victim) if victim is not None else None,
+                "detected_at": time.time()}
+        text = render_deadlock(data)
+        if victim is not None:
+            _rec.victims[victim] = DeadlockError(summarize(data), data)
+        self.on_deadlock(data, text)
+        return data
+
+    def _alerts(self, waiting: dict, by_list: dict, names: dict, now: int) -> None:
+        frames = None
+        if self.warn_wait:
+            limit = int(self.warn_wait * 1e9)
+            for ident, (lock, t0, _timed) in waiting.items():
+                key = ("wait", ident, lock._serial, t0)
+                if now - t0 < limit or key in self.alerted:
+                    continue
+                self.alerted.add(key)
+                frames = frames or sys._current_frames()
+                holder = by_list.get(id(getattr(lock, "_held_in", None) or None))
+                data = {"kind": "long-wait", "lock": _lock_info(lock),
+                        "seconds": round((now - t0) / 1e9, 3),
+                        "thread": names.get(ident, f"thread-{ident}"),
+                        "stack": stacks.capture(frames.get(ident), limit=32),
+                        "holder": names.get(holder) if holder is not None else None,
+                        "holder_stack": stacks.capture(frames.get(holder), limit=32) if holder else []}
+                self.on_alert(data, render_alert(data))
+        if self.warn_hold:
+            limit = int(self.warn_hold * 1e9)
+            for ident, held in list(_rec.threads.items()):
+                for lock in list(held):
+                    t = getattr(lock, "_t", None)
+                    if not t or getattr(lock, "_held_in", None) is not held or now - t < limit:
+                        continue
+                    key = ("hold", lock._serial, t)
+                    if key in self.alerted:
+                        continue
+                    self.alerted.add(key)
+                    frames = frames or sys._current_frames()
+                    data = {"kind": "long-hold", "lock": _lock_info(lock),
+                            "seconds": round((now - t) / 1e9, 3),
+                            "thread": names.get(ident, f"thread-{ident}"), "taken_at": _taken_at(lock),
+                            "stack": stacks.capture(frames.get(ident), limit=32)}
+                    self.on_alert(data, render_alert(data))
+
+
+def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
+    """Cycles of the wait-for graph (each waiting thread waits for exactly one holder)."""
+    out, done = [], set()
+    for start in blocked_by:
+        path, pos = [], {}
+        node = start
+        while node in blocked_by and node not in done and node not in pos:
+            pos[node] = len(path)
+            path.append(node)
+            node = blocked_by[node]
+        if node in pos:
+            out.append(path[pos[node]:])
+        done.update(path)
+    return out
+
+
+def summarize(data: dict[str, Any]) -> str:
+    """One line: who waits for what held by whom, around the cycle."""
+    parts = [f"thread {t['name']!r} waits for {t['waiting_for']['name']} held by {t['blocked_by']!r}"
+             for t in data["threads"]]
+    return "deadlock detected by lockwatch: " + "; ".join(parts)
+
+
+def render_deadlock(data: dict[str, Any]) -> str:
+    """PostgreSQL-style: who waits for what, blocked by whom, holding what, where."""
+    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {len(data['threads'])} threads have waited more than "
+             f"{data['timeout_s']:g} s for each other"]
+    for t in data["threads"]:
+        w = t["waiting_for"]
+        lines.append(f"  thread {t['name']!r} waits for {w['name']} ({w['kind']}, created at "
+                     f"{stacks.short_path(w['site'])}) since {t['waiting_s']:.1f} s, "
+                     f"blocked by thread {t['blocked_by']!r}")
+        for h in t["holds"]:
+            where = f", taken at {stacks.short_path(h['taken_at'])}" if h.get("taken_at") else ""
+            lines.append(f"    holds {h['name']} ({h['kind']}, created at {stacks.short_path(h['site'])}{where})")
+        lines.append("    stack:")
+        lines.extend(f"      {stacks.short_path(f)}" for f in t["stack"]) if t["stack"] else lines.append("      (unknown)")
+    if data["policy"] == "raise" and data.get("victim"):
+        lines.append(f"  lockwatch.DeadlockError is raised in thread {data['victim']!r} to break the cycle")
+    elif data["policy"] == "exit":
+        lines.append(f"  the process ends now with status {EXIT_DEADLOCK}")
+    else:
+        lines.append("  the threads keep waiting (policy: report)")
+    lines.append("=" * 78)
+    return "\n".join(lines) + "\n"
+
+
+def render_alert(data: dict[str, Any]) -> str:
+    lock = data["lock"]
+    what = f"{lock['name']} ({lock['kind']}, created at {stacks.short_path(lock['site'])})"
+    if data["kind"] == "long-hold":
+        head = (f"lockwatch: {what} has been held for {data['seconds']:.1f} s by thread "
+                f"{data['thread']!r} (still held; taken at {stacks.short_path(data.get('taken_at') or '?')})")
+        stack = data["stack"]
+    else:
+        head = (f"lockwatch: thread {data['thread']!r} has waited {data['seconds']:.1f} s for {what}"
+                + (f", held by thread {data['holder']!r}" if data.get("holder") else ""))
+        stack = data["stack"]
+    lines = [head, "  stack:"] + [f"    {stacks.short_path(f)}" for f in stack]
+    if data.get("holder_stack"):
+        lines += ["  holder's stack:"] + [f"    {stacks.short_path(f)}" for f in data["holder_stack"]]
+    return "\n".join(lines) + "\n"
+
+
+def exit_now(status: int = EXIT_DEADLOCK) -> None:
+    """End a deadlocked process: normal exit would wait for the deadlocked threads forever."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
