@@ -106,27 +106,28 @@ def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool
     return status
 
 
-# Long options of `command` that take a value: that value is not the program.
-_VALUE_OPTIONS = ("--json", "--top")
-
-
 def _end_options_at_module(argv: list[str]) -> list[str]:
     """Insert `--` after `-m MODULE`: as with `python -m`, every later argument is the program's
     own, but click would go on parsing `-m mod --top 3` as lockwatch's --top."""
+    takes_value = {name for p in command.params if isinstance(p, click.Option) and not p.is_flag
+                   for name in p.opts}
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--" or arg == "-" or not arg.startswith("-"):
             return argv  # a script: click itself stops parsing there
         if arg.startswith("--"):
-            i += 2 if arg in _VALUE_OPTIONS else 1
+            i += 2 if "=" not in arg and arg in takes_value else 1
             continue
-        m = arg.find("m", 1)  # -m MODULE, -mMODULE, -qm MODULE (the other short options are flags)
-        if m == -1:
-            i += 1
-            continue
-        end = i + 1 if arg[m + 1:] else i + 2
-        return argv[:end] + ["--"] + argv[end:] if end <= len(argv) else argv
+        for k in range(1, len(arg)):  # a cluster of short options: -q, -qm MODULE, -mMODULE
+            if "-" + arg[k] not in takes_value:
+                continue  # a flag
+            end = i + 1 if arg[k + 1:] else i + 2  # the value is the rest, or the next argument
+            if arg[k] == "m":
+                return argv[:end] + ["--"] + argv[end:] if end <= len(argv) else argv
+            i = end - 1
+            break
+        i += 1
     return argv
 
 

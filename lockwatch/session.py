@@ -20,6 +20,8 @@ DEFAULT_DEADLOCK_TIMEOUT = 5.0
 @dataclass
 class Settings:
     json_path: Optional[str] = None
+    html_path: Optional[str] = None
+    dot_path: Optional[str] = None
     text: bool = True  # the text report on stderr
     top: int = 5  # rows in each contention table
     deadlock_timeout: float = 0.0  # seconds a cycle of waiting threads must last; 0: no watchdog
@@ -122,6 +124,14 @@ class Session:
                 pass
         if self.settings.json_path:
             write_atomic(self.settings.json_path, jsonreport.render(report))
+        if self.settings.html_path:
+            from .renderers import html
+
+            write_atomic(self.settings.html_path, html.render(report))
+        if self.settings.dot_path:
+            from .renderers import dot
+
+            write_atomic(self.settings.dot_path, dot.render(report))
         return report
 
 
