@@ -34,7 +34,8 @@ def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
     raise AttributeError(f"module 'lockwatch' has no attribute {attr!r}")
 
 
-def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int = 5,
+def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optional[str] = None,
+           report_at_exit: bool = True, top: int = 5,
            deadlock_timeout: float = 5.0, on_deadlock: str = "report",
            warn_hold: Optional[float] = None, warn_wait: Optional[float] = None) -> "Session":
     """Instrument the threading lock factories from now on, and return the session.
@@ -42,7 +43,7 @@ def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int 
     Locks created before this call are not seen: call it as early as possible (before the modules
     that create locks at import are imported). Calling it again returns the running session.
     With ``report_at_exit`` the text report goes to stderr when the interpreter exits (and the
-    JSON report to ``json``, when given).
+    JSON, HTML and Graphviz DOT reports to the ``json``, ``html`` and ``dot`` paths, when given).
 
     A watchdog reports threads that really deadlock (a cycle of threads each waiting for a lock
     the next holds) once they have all waited ``deadlock_timeout`` seconds (0 switches it off);
@@ -63,7 +64,8 @@ def enable(*, json: Optional[str] = None, report_at_exit: bool = True, top: int 
                          ("warn_wait", warn_wait)):
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{label} must be a number of seconds >= 0, not {value!r}")
-    _session = Session(Settings(json_path=json, top=top, deadlock_timeout=deadlock_timeout,
+    _session = Session(Settings(json_path=json, html_path=html, dot_path=dot, top=top,
+                                deadlock_timeout=deadlock_timeout,
                                 on_deadlock=on_deadlock, warn_hold=warn_hold, warn_wait=warn_wait))
     _session.start()
     if report_at_exit and not _atexit_registered:
@@ -116,5 +118,6 @@ def name(lock: Any, label: str) -> Any:
 
 
 def _report_at_exit() -> None:
-    if _session is not None and (_session.settings.text or _session.settings.json_path):
+    st = _session.settings if _session is not None else None
+    if st is not None and (st.text or st.json_path or st.html_path or st.dot_path):
         _session.write_reports()

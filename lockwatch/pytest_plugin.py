@@ -12,6 +12,7 @@ import pytest
 HELP_ENABLE = "Instrument threading locks and fail the run on lock-order inversions (potential deadlocks)."
 HELP_REPORT_ONLY = "Report potential deadlocks in the summary without failing tests or the run."
 HELP_JSON = "Write the whole run's lockwatch report as JSON to PATH."
+HELP_HTML = "Write the whole run's lockwatch report as a self-contained HTML page to PATH."
 HELP_TIMEOUT = ("Seconds after which threads that wait for each other's locks are a real deadlock "
                 "(default 5; 0 switches the watchdog off).")
 HELP_POLICY = ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
@@ -34,6 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     dest="lockwatch_report_only", help=HELP_REPORT_ONLY + " [ini: lockwatch_report_only]")
     group.addoption("--lockwatch-json", metavar="PATH", default=None, dest="lockwatch_json",
                     help=HELP_JSON + " [ini: lockwatch_json]")
+    group.addoption("--lockwatch-html", metavar="PATH", default=None, dest="lockwatch_html",
+                    help=HELP_HTML + " [ini: lockwatch_html]")
     group.addoption("--lockwatch-deadlock-timeout", metavar="SECONDS", default=None,
                     dest="lockwatch_deadlock_timeout", help=HELP_TIMEOUT + " [ini: lockwatch_deadlock_timeout]")
     group.addoption("--lockwatch-on-deadlock", metavar="POLICY", default=None,
@@ -43,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lockwatch_on_deadlock", HELP_POLICY, default="raise")
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
     parser.addini("lockwatch_json", HELP_JSON, default="")
+    parser.addini("lockwatch_html", HELP_HTML, default="")
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:
@@ -77,6 +81,7 @@ class Settings:
         self.report_only = (bool(report_only) if report_only is not None
                             else _ini_bool(config, "lockwatch_report_only"))
         self.json_path = _option(config, "lockwatch_json") or str(config.getini("lockwatch_json") or "") or None
+        self.html_path = _option(config, "lockwatch_html") or str(config.getini("lockwatch_html") or "") or None
         if self.report_only and enabled is None and not self.enabled:
             self.enabled = True  # asking for a report implies recording
         raw = _option(config, "lockwatch_deadlock_timeout")
@@ -106,12 +111,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # As early as pytest-cov: before conftest.py and the test modules import the code under
     # test, so locks those imports create are instrumented.
     settings = Settings(early_config)
-    if settings.json_path:
-        from .session import check_writable
+    for option, path in (("--lockwatch-json", settings.json_path), ("--lockwatch-html", settings.html_path)):
+        if path:
+            from .session import check_writable
 
-        problem = check_writable(settings.json_path)
-        if problem:
-            raise pytest.UsageError(f"lockwatch: --lockwatch-json: {problem}")
+            problem = check_writable(path)
+            if problem:
+                raise pytest.UsageError(f"lockwatch: {option}: {problem}")
     if not settings.enabled:
         return
     plugin = LockwatchPlugin(early_config, settings)
@@ -289,6 +295,11 @@ class LockwatchPlugin:
             from .session import write_atomic
 
             write_atomic(self.settings.json_path, render(report))
+        if self.settings.html_path:
+            from .renderers import html
+            from .session import write_atomic
+
+            write_atomic(self.settings.html_path, html.render(report))
         acknowledged = self.acknowledged | self.worker_acknowledged
         failing = [p for p in report.potential_deadlocks if p.fingerprint not in acknowledged]
         if failing and not self.settings.report_only and session.exitstatus == 0:
