@@ -28,6 +28,10 @@ __main__, exit status and traceback. The report goes to stderr when it ends (als
 calls sys.exit or is interrupted with Ctrl-C).
 
 \b
+  lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot] [-o PATH]
+      re-render a saved report, or merge several (see `lockwatch report --help`)
+
+\b
 Examples:
   python -m lockwatch examples/abba_inversion.py
   python -m lockwatch --json report.json -m mypackage.server --port 8080
@@ -48,6 +52,10 @@ lockwatch options or a missing script or module.
               help="Run library module MODULE as a script, as `python -m MODULE` does.")
 @click.option("--json", "json_path", metavar="PATH", type=click.Path(dir_okay=False),
               help="Also write the report as JSON (format lockwatch-report, version 1) to PATH.")
+@click.option("--html", "html_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML report (lock-order graph, cycles, contention).")
+@click.option("--dot", "dot_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Also write the lock-order graph in Graphviz DOT, cycles marked.")
 @click.option("--fail-on-cycle", is_flag=True,
               help=f"Exit with status {EXIT_POTENTIAL_DEADLOCK} when a potential deadlock was "
                    "found and the program itself exited 0.")
@@ -69,18 +77,20 @@ lockwatch options or a missing script or module.
 @click.version_option(package_name="pylockwatch", prog_name="lockwatch",
                       message="%(prog)s %(version)s")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py] [ARGS]...")
-def command(module: Optional[str], json_path: Optional[str], fail_on_cycle: bool, quiet: bool,
+def command(module: Optional[str], json_path: Optional[str], html_path: Optional[str],
+            dot_path: Optional[str], fail_on_cycle: bool, quiet: bool,
             top: int, deadlock_timeout: float, on_deadlock: str, warn_hold: Optional[float],
             warn_wait: Optional[float], args: Sequence[str]) -> int:
     if module is None and not args:
         raise click.UsageError("nothing to run: give a script, or -m and a module")
-    if json_path:
-        problem = check_writable(json_path)
+    for option, path in (("--json", json_path), ("--html", html_path), ("--dot", dot_path)):
+        problem = check_writable(path) if path else None
         if problem:
-            raise click.BadParameter(problem, param_hint="--json")
+            raise click.BadParameter(problem, param_hint=option)
     target, prog_args = (module, list(args)) if module is not None else (args[0], list(args[1:]))
     runner = ProgramRunner(target, prog_args, as_module=module is not None)
-    session = Session(Settings(json_path=json_path, text=not quiet, top=top,
+    session = Session(Settings(json_path=json_path, html_path=html_path, dot_path=dot_path,
+                               text=not quiet, top=top,
                                deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
                                warn_hold=warn_hold, warn_wait=warn_wait))
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
@@ -133,8 +143,15 @@ def _end_options_at_module(argv: list[str]) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> int:
     """Entry point of the `lockwatch` console script and of `python -m lockwatch`."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["report"]:
+        # `lockwatch report FILE.json ...`: re-render and merge saved reports (a script that is
+        # literally called `report` runs as ./report).
+        from .reportcmd import main as report_main
+
+        return report_main(raw[1:], prog_name=f"{prog_name} report")
     try:
-        args = _end_options_at_module(list(sys.argv[1:] if argv is None else argv))
+        args = _end_options_at_module(raw)
         result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
         # One line the user can act on, never a usage dump or a traceback.
