@@ -502,6 +502,17 @@ class Condition(OrigCondition, metaclass=_Mirror):
         if isinstance(lock, Lock):
             self._is_owned = lock._is_owned
 
+    def __enter__(self) -> bool:
+        # threading.Condition.__enter__ would call the lock's __enter__ from threading.py, and the
+        # lock would record threading.py as the place it was taken: record the caller's frame.
+        lock = self._lock
+        result = lock.__enter__()
+        if isinstance(lock, _Tracked) and getattr(lock, "_depth", 1) == 1:
+            f = _getframe(1)
+            lock._at_code = f.f_code
+            lock._at_lasti = f.f_lasti
+        return result
+
 
 class _SemaphoreMixin:
     """Recording for a counted resource without an owner: any thread may release, so holders are

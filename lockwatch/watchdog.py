@@ -210,24 +210,36 @@ def summarize(data: dict[str, Any]) -> str:
 
 
 def render_deadlock(data: dict[str, Any]) -> str:
-    """PostgreSQL-style: who waits for what, blocked by whom, holding what, where."""
-    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {len(data['threads'])} threads have waited more than "
-             f"{data['timeout_s']:g} s for each other"]
-    for t in data["threads"]:
-        w = t["waiting_for"]
-        lines.append(f"  thread {t['name']!r} waits for {w['name']} ({w['kind']}, created at "
-                     f"{stacks.short_path(w['site'])}) since {t['waiting_s']:.1f} s, "
-                     f"blocked by thread {t['blocked_by']!r}")
-        for h in t["holds"]:
+    """PostgreSQL-style: who waits for what, blocked by whom, holding what, where. Only the
+    report contract's keys (threads: name, stack) are required: saved reports may come from
+    elsewhere."""
+    threads = data.get("threads", [])
+    timeout = data.get("timeout_s")
+    waited = f" have waited more than {timeout:g} s for each other" if timeout is not None else " wait for each other"
+    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {len(threads)} threads{waited}"]
+    for t in threads:
+        w = t.get("waiting_for")
+        line = f"  thread {t.get('name', '?')!r}"
+        if w:
+            line += f" waits for {w.get('name')} ({w.get('kind')}, created at {stacks.short_path(w.get('site', '?'))})"
+        if t.get("waiting_s") is not None:
+            line += f" since {t['waiting_s']:.1f} s"
+        if t.get("blocked_by"):
+            line += f", blocked by thread {t['blocked_by']!r}"
+        lines.append(line)
+        for h in t.get("holds", []):
             where = f", taken at {stacks.short_path(h['taken_at'])}" if h.get("taken_at") else ""
-            lines.append(f"    holds {h['name']} ({h['kind']}, created at {stacks.short_path(h['site'])}{where})")
+            lines.append(f"    holds {h.get('name')} ({h.get('kind')}, created at "
+                         f"{stacks.short_path(h.get('site', '?'))}{where})")
         lines.append("    stack:")
-        lines.extend(f"      {stacks.short_path(f)}" for f in t["stack"]) if t["stack"] else lines.append("      (unknown)")
-    if data["policy"] == "raise" and data.get("victim"):
+        frames = t.get("stack") or []
+        lines.extend(f"      {stacks.short_path(f)}" for f in frames) if frames else lines.append("      (unknown)")
+    policy = data.get("policy")
+    if policy == "raise" and data.get("victim"):
         lines.append(f"  lockwatch.DeadlockError is raised in thread {data['victim']!r} to break the cycle")
-    elif data["policy"] == "exit":
+    elif policy == "exit":
         lines.append(f"  the process ends now with status {EXIT_DEADLOCK}")
-    else:
+    elif policy == "report":
         lines.append("  the threads keep waiting (policy: report)")
     lines.append("=" * 78)
     return "\n".join(lines) + "\n"
