@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 # Importing lockwatch is cheap and patches nothing: the core (wrapt, the proxies) is imported when
 # enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
 
-__all__ = ["enable", "disable", "watching", "name", "current_session", "Session", "Settings",
+__all__ = ["enable", "disable", "watching", "name", "order", "order_key", "current_session",
+           "Session", "Settings",
            "DeadlockError", "EXIT_POTENTIAL_DEADLOCK", "EXIT_DEADLOCK"]
 __version__ = "0.1.0"
 
@@ -101,19 +102,60 @@ def watching(**settings: Any) -> Iterator["Session"]:
             disable()
 
 
+def _target(lock: Any) -> Any:
+    """The instrumented lock behind ``lock`` (a Condition's lock for a Condition), or None."""
+    if hasattr(lock, "_serial"):
+        return lock
+    inner = getattr(lock, "_lock", None)
+    return inner if hasattr(inner, "_serial") else None
+
+
 def name(lock: Any, label: str) -> Any:
     """Give an instrumented lock (or Condition) a readable name for reports; returns the lock.
     The first name given to a lock of a creation site also names the site."""
     from . import recorder
 
-    target = getattr(lock, "_lock", lock) if not hasattr(lock, "_serial") else lock
-    serial = getattr(target, "_serial", None)
-    if serial is None:
+    target = _target(lock)
+    if target is None:
         return lock  # not instrumented (created before enable): nothing to name
-    recorder.state.instance_names[serial] = label
-    site = target._site
-    if site.explicit_name is None:
-        site.explicit_name = label
+    recorder.annotate(target, name=label)
+    if target._site.explicit_name is None:
+        target._site.explicit_name = label
+    return lock
+
+
+def order(*locks: Any) -> None:
+    """Declare a lock order: locks created where ``locks[0]`` was are always taken before those
+    created where ``locks[1]`` was, and so on (the order is between creation sites, as lockdep's
+    is between lock classes). Taking them the other way round is reported at the first such
+    acquisition, before the reverse order has ever been seen. Declare it before the locks are
+    nested (right after creating them)."""
+    from . import recorder
+
+    targets = [_target(lock) for lock in locks]
+    if len(targets) < 2:
+        raise ValueError("lockwatch.order() needs at least two locks")
+    if any(t is None for t in targets):
+        raise ValueError("lockwatch.order(): every lock must be instrumented (created while "
+                         "lockwatch is enabled)")
+    sites = [t._site for t in targets]
+    if len({s.index for s in sites}) != len(sites):
+        raise ValueError("lockwatch.order(): two of these locks were created at the same site; "
+                         "use lockwatch.order_key() to order instances of one site")
+    recorder.declare_order(sites, [recorder.lock_name(t) or t._site.display_name() for t in targets])
+
+
+def order_key(lock: Any, key: Any) -> Any:
+    """Declare that instances of ``lock``'s creation site are taken in increasing ``key`` order
+    (account locks by account number, say): nesting them the other way round is reported at the
+    first such acquisition. Returns the lock."""
+    from . import recorder
+
+    target = _target(lock)
+    if target is None:
+        raise ValueError("lockwatch.order_key(): the lock is not instrumented (created while "
+                         "lockwatch is enabled)")
+    recorder.annotate(target, key=key)
     return lock
 
 

@@ -39,10 +39,29 @@ class PotentialDeadlock:
     edges: list[EdgeRecord]
     fingerprint: str
     occurrences: int = 1  # instance cycles of the same shape (e.g. many account pairs)
+    triage: str = "deadlock"  # deadlock | single-thread | semaphore | timed | guarded
+    reasons: list[str] = field(default_factory=list)  # why, one sentence per label that applies
+    gate: Optional[str] = None  # for "guarded": the lock held around every edge
+    origin: str = "user"  # "stdlib": every lock of the cycle was created by the standard library
+    suppressed: Optional[str] = None  # the reason, when a suppression matched
+    known: bool = False  # in the CI baseline
 
     @property
     def threads(self) -> list[str]:
         return sorted({e.thread for e in self.edges})
+
+    @property
+    def fails(self) -> bool:
+        """Whether this finding fails a run (--fail-on-cycle, the pytest plugin): a risk of a
+        real hang in the user's own code, not suppressed and not already in the baseline."""
+        return (self.triage in FAILING and self.origin == "user" and self.suppressed is None
+                and not self.known)
+
+
+# Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
+# bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
+SEVERITY = ("deadlock", "single-thread", "semaphore", "timed", "guarded")
+FAILING = {"deadlock", "single-thread", "semaphore"}
 
 
 @dataclass
@@ -52,6 +71,15 @@ class Report:
     deadlocks: list[dict[str, Any]] = field(default_factory=list)  # seen by the watchdog
     alerts: list[dict[str, Any]] = field(default_factory=list)  # long holds and waits
     cycles_not_listed: int = 0
+    baseline_gone: list[dict[str, Any]] = field(default_factory=list)  # in the baseline, not seen
+
+    @property
+    def failing(self) -> list[PotentialDeadlock]:
+        return [p for p in self.potential_deadlocks if p.fails]
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        return self.snapshot.violations
 
     def most_contended(self, n: int = 5) -> list[LockStats]:
         rows = [s for s in self.snapshot.locks if s.contended]
@@ -65,11 +93,14 @@ class Report:
 
 
 def stable_site(stats: Optional[LockStats], key: str) -> str:
-    """A site identity that is the same on every machine and run: path relative to its import
-    root, line and kind (never serials or ids)."""
+    """A site identity that is the same on every machine, run and Python version: the path
+    relative to the project (or to the import root), the creating function and the lock's name
+    (the variable it is assigned to, or a name given with lockwatch.name()), so that editing lines
+    above it does not change it; the line only when the lock has no name. Never serials or ids."""
     if stats is None:
         return key
-    return f"{stable_path(stats.filename)}:{stats.line}:{stats.kind}"
+    unnamed = stats.name.startswith(f"{stats.kind}@")
+    return f"{stable_path(stats.filename)}:{stats.function}:{stats.line if unnamed else stats.name}:{stats.kind}"
 
 
 def fingerprint(site_ids: Sequence[str]) -> str:
@@ -200,9 +231,81 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         edges = [sedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         by_fp[fp] = PotentialDeadlock("site", locks, edges, fp)
 
-    # Instance findings first (definite), then by size: a 2-lock inversion is the clearest.
-    report.potential_deadlocks = sorted(
-        by_fp.values(), key=lambda p: (p.scope != "instance", len(p.locks), p.fingerprint))
+    for p in by_fp.values():
+        triage(p, stats)
+    report.potential_deadlocks = sorted(by_fp.values(), key=_order)
+    return report
+
+
+def _order(p: PotentialDeadlock) -> tuple:
+    # Failing risks first, most severe first; then instance findings (definite) before site ones;
+    # then by size: a 2-lock inversion is the clearest.
+    return (not p.fails, p.origin != "user", SEVERITY.index(p.triage), p.scope != "instance",
+            len(p.locks), p.fingerprint)
+
+
+def triage(p: PotentialDeadlock, stats: dict[str, LockStats]) -> None:
+    """Say how sure a potential deadlock is and why (never from whether its threads overlapped
+    in time: finding inversions between code paths that ran separately is the point)."""
+    labels: list[str] = []
+    reasons: list[str] = []
+    in_cycle = {lk.key for lk in p.locks}
+    # guarded: one other lock (the same object) was held around every edge, every time.
+    common: Optional[set[int]] = None
+    for e in p.edges:
+        gates = set(e.gate_instances)
+        common = gates if common is None else common & gates
+    gate_keys = {g for e in p.edges for g in e.gates} - in_cycle
+    if common:
+        serial = min(common)
+        gate_key = next((g for e in p.edges for g, i in zip(e.gates, e.gate_instances) if i == serial), None)
+        if gate_key is None:
+            gate_key = min(gate_keys) if gate_keys else ""
+        p.gate = stats[gate_key].name if gate_key in stats else (gate_key or f"instance #{serial}")
+        labels.append("guarded")
+        reasons.append(f"guarded: every edge was taken while holding {p.gate}, so the threads "
+                       f"cannot deadlock on this cycle while that discipline holds")
+    if any(e.timed for e in p.edges):
+        labels.append("timed")
+        timed = [f"{p.locks[(k + 1) % len(p.locks)].name}" for k, e in enumerate(p.edges) if e.timed]
+        reasons.append(f"timed: the cycle closes only through a timed acquire of {', '.join(timed)}: "
+                       "a stall of at most the timeout, not a hang")
+    sems = [lk for lk in p.locks if lk.kind in ("Semaphore", "BoundedSemaphore")
+            and stats.get(lk.key) is not None and stats[lk.key].value > 1]
+    if sems:
+        labels.append("semaphore")
+        what = ", ".join(f"{lk.name} (value {stats[lk.key].value})" for lk in sems)
+        reasons.append(f"semaphore: the cycle runs through {what}: it blocks only when every "
+                       "permit is taken by threads waiting in this cycle")
+    ids = {e.thread_id for e in p.edges}
+    if len(ids) == 1 and "" not in ids and not any(e.multi for e in p.edges):
+        labels.append("single-thread")
+        reasons.append(f"single-thread: every edge was taken by thread {p.edges[0].thread!r} so far; "
+                       "it is still an inversion, and deadlocks as soon as two threads run these paths")
+    p.triage = max(labels, key=SEVERITY.index) if labels else "deadlock"
+    if not labels:
+        reasons.append("deadlock: threads holding these locks can each wait forever for the next")
+    p.reasons = reasons
+    if all(stats.get(lk.key) is not None and stats[lk.key].stdlib for lk in p.locks):
+        p.origin = "stdlib"
+
+
+def apply_policy(report: Report, suppressions: Sequence[Any] = (),
+                 baseline: Optional[dict[str, dict[str, Any]]] = None) -> Report:
+    """Mark suppressed and baseline-known findings (they stay in the report, counted), and list
+    the baseline's cycles that were not seen this time."""
+    for p in report.potential_deadlocks:
+        sites = [lk.site for lk in p.locks]
+        for sup in suppressions:
+            if sup.matches(p.fingerprint, sites):
+                p.suppressed = sup.reason
+                break
+        if baseline is not None and p.fingerprint in baseline:
+            p.known = True
+    if baseline is not None:
+        seen = {p.fingerprint for p in report.potential_deadlocks}
+        report.baseline_gone = [entry for fp, entry in sorted(baseline.items()) if fp not in seen]
+    report.potential_deadlocks.sort(key=_order)
     return report
 
 

@@ -9,8 +9,10 @@ from typing import Optional, Sequence
 import click
 
 from .runner import NoSource, ProgramRunner
+from .baseline import BaselineError
+from .config import ConfigError
 from .session import (DEFAULT_DEADLOCK_TIMEOUT, EXIT_POTENTIAL_DEADLOCK, Session, Settings,
-                      check_writable)
+                      check_writable, load_policy)
 from .watchdog import EXIT_DEADLOCK, POLICIES
 
 EXIT_USAGE = 2
@@ -30,6 +32,8 @@ calls sys.exit or is interrupted with Ctrl-C).
 \b
   lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot] [-o PATH]
       re-render a saved report, or merge several (see `lockwatch report --help`)
+  lockwatch baseline FILE.json [FILE.json ...] [-o lockwatch-baseline.json]
+      write the potential deadlocks of saved reports as a CI baseline (see --baseline)
 
 \b
 Examples:
@@ -39,7 +43,8 @@ Examples:
 
 \b
 Exit status: the program's own; with --fail-on-cycle, {EXIT_POTENTIAL_DEADLOCK} when the program
-succeeded but a potential deadlock was found; {EXIT_DEADLOCK} when the program really deadlocked
+succeeded but a potential deadlock was found (one that can hang: not guarded by a gate lock, not
+only timed, not in the standard library, not suppressed, not in the baseline); {EXIT_DEADLOCK} when the program really deadlocked
 (--on-deadlock exit, the default: lockwatch never leaves it hanging); {EXIT_USAGE} for bad
 lockwatch options or a missing script or module.
 """
@@ -56,6 +61,14 @@ lockwatch options or a missing script or module.
               help="Also write a self-contained HTML report (lock-order graph, cycles, contention).")
 @click.option("--dot", "dot_path", metavar="PATH", type=click.Path(dir_okay=False),
               help="Also write the lock-order graph in Graphviz DOT, cycles marked.")
+@click.option("--suppressions", "suppressions_path", metavar="FILE",
+              help="Ignore the potential deadlocks listed in FILE (TOML: suppress = [{fingerprint = "
+                   "..., reason = ...}, {site = \"*/vendor/*\", reason = ...}]), in addition to "
+                   "[tool.lockwatch] in pyproject.toml. Suppressed ones are still counted.")
+@click.option("--baseline", "baseline_path", metavar="FILE",
+              help="Potential deadlocks listed in this baseline are known: only new ones fail "
+                   "(--fail-on-cycle); cycles of the baseline no longer seen are reported as gone. "
+                   "Write one with `lockwatch baseline REPORT.json -o FILE`.")
 @click.option("--fail-on-cycle", is_flag=True,
               help=f"Exit with status {EXIT_POTENTIAL_DEADLOCK} when a potential deadlock was "
                    "found and the program itself exited 0.")
@@ -78,7 +91,8 @@ lockwatch options or a missing script or module.
                       message="%(prog)s %(version)s")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py] [ARGS]...")
 def command(module: Optional[str], json_path: Optional[str], html_path: Optional[str],
-            dot_path: Optional[str], fail_on_cycle: bool, quiet: bool,
+            dot_path: Optional[str], suppressions_path: Optional[str],
+            baseline_path: Optional[str], fail_on_cycle: bool, quiet: bool,
             top: int, deadlock_timeout: float, on_deadlock: str, warn_hold: Optional[float],
             warn_wait: Optional[float], args: Sequence[str]) -> int:
     if module is None and not args:
@@ -87,12 +101,17 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
         problem = check_writable(path) if path else None
         if problem:
             raise click.BadParameter(problem, param_hint=option)
+    try:
+        suppressions, known = load_policy(suppressions_path, baseline_path)
+    except (ConfigError, BaselineError) as exc:
+        raise click.UsageError(str(exc))
     target, prog_args = (module, list(args)) if module is not None else (args[0], list(args[1:]))
     runner = ProgramRunner(target, prog_args, as_module=module is not None)
     session = Session(Settings(json_path=json_path, html_path=html_path, dot_path=dot_path,
                                text=not quiet, top=top,
                                deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
-                               warn_hold=warn_hold, warn_wait=warn_wait))
+                               warn_hold=warn_hold, warn_wait=warn_wait,
+                               suppressions=suppressions, baseline=known))
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
     # the module is looked up, and module-level locks are created at import.
     session.start()
@@ -111,7 +130,7 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     except OSError as exc:
         click.echo(f"lockwatch: cannot write the report: {exc}", err=True)
         return status or EXIT_USAGE
-    if fail_on_cycle and status == 0 and report.potential_deadlocks:
+    if fail_on_cycle and status == 0 and report.failing:
         return EXIT_POTENTIAL_DEADLOCK
     return status
 
@@ -144,6 +163,10 @@ def _end_options_at_module(argv: list[str]) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> int:
     """Entry point of the `lockwatch` console script and of `python -m lockwatch`."""
     raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["baseline"]:
+        from .baselinecmd import main as baseline_main
+
+        return baseline_main(raw[1:], prog_name=f"{prog_name} baseline")
     if raw[:1] == ["report"]:
         # `lockwatch report FILE.json ...`: re-render and merge saved reports (a script that is
         # literally called `report` runs as ./report).

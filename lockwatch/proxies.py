@@ -29,7 +29,7 @@ _thread_start = _rec.thread_start
 # acquire/release costs one more Python call each. So the hot methods are written out twice.
 _SLOTS = (
     "_real", "_serial", "_site", "_in", "_held_in", "_t", "_at_code", "_at_lasti",
-    "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh",
+    "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh", "_ann",
     "__weakref__",
 )
 
@@ -44,11 +44,23 @@ def _before(lock: Any, held: list, timed: bool) -> None:
             e = ins.get(h._serial)
             if e is not None:
                 e.count += 1
+                if e.held_ref is not held:
+                    e.multi = True  # another thread (held lists are per thread)
                 if e.timed and not timed:
                     e.timed = False
+                if e.gates:
+                    _recheck_gates(e, held)
                 continue
         _new_edge(h, lock, held, timed)
         ins = lock._in
+
+
+def _recheck_gates(e: Any, held: list) -> None:
+    """A gate lock counts only if it was held every time the edge was taken (triage: guarded)."""
+    serials = {h._serial for h in held}
+    keep = tuple(g for g in e.gates if g[0] in serials)
+    if len(keep) != len(e.gates):
+        e.gates = keep
 
 
 def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
@@ -109,6 +121,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any) -> None:
     lock._n = lock._ncont = lock._nfail = 0
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
+    lock._ann = None  # lockwatch.name() / order_key() annotations
     _rec.count_instance(site)
 
 
@@ -513,6 +526,20 @@ class Condition(OrigCondition, metaclass=_Mirror):
             lock._at_lasti = f.f_lasti
         return result
 
+    def _acquire_restore(self, x: Any) -> None:
+        # wait() re-takes a plain Lock through threading.Condition._acquire_restore, i.e. from
+        # threading.py: the lock would record threading.py as where it was taken, and every edge
+        # out of it after a wait() had a held_stack inside threading.py. Record the frame that
+        # called wait()/wait_for() instead. (An RLock brings its own _acquire_restore, which
+        # Condition.__init__ installs on the instance, so this runs for plain Locks only.)
+        lock = self._lock
+        lock.acquire()
+        if isinstance(lock, _Tracked):
+            f = first_outside(_getframe(1))
+            if f is not None:
+                lock._at_code = f.f_code
+                lock._at_lasti = f.f_lasti
+
 
 class _SemaphoreMixin:
     """Recording for a counted resource without an owner: any thread may release, so holders are
@@ -532,7 +559,8 @@ class _SemaphoreMixin:
         del self._lw_initing
         _init(self, None, self._lw_kind, _getframe(1))
         self._holders: list = []  # [held list, acquisition time] per acquisition
-        self._lw_value = value
+        if value > self._site.sem_value:
+            self._site.sem_value = value
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
         if not blocking and timeout is not None:

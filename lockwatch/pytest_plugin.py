@@ -13,6 +13,10 @@ HELP_ENABLE = "Instrument threading locks and fail the run on lock-order inversi
 HELP_REPORT_ONLY = "Report potential deadlocks in the summary without failing tests or the run."
 HELP_JSON = "Write the whole run's lockwatch report as JSON to PATH."
 HELP_HTML = "Write the whole run's lockwatch report as a self-contained HTML page to PATH."
+HELP_BASELINE = ("Potential deadlocks listed in this lockwatch baseline are known and do not fail "
+                 "the run; only new ones do.")
+HELP_SUPPRESS = ("Ignore the potential deadlocks listed in this TOML file (as well as those in "
+                 "[tool.lockwatch] of pyproject.toml).")
 HELP_TIMEOUT = ("Seconds after which threads that wait for each other's locks are a real deadlock "
                 "(default 5; 0 switches the watchdog off).")
 HELP_POLICY = ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
@@ -35,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     dest="lockwatch_report_only", help=HELP_REPORT_ONLY + " [ini: lockwatch_report_only]")
     group.addoption("--lockwatch-json", metavar="PATH", default=None, dest="lockwatch_json",
                     help=HELP_JSON + " [ini: lockwatch_json]")
+    group.addoption("--lockwatch-baseline", metavar="FILE", default=None, dest="lockwatch_baseline",
+                    help=HELP_BASELINE + " [ini: lockwatch_baseline]")
+    group.addoption("--lockwatch-suppressions", metavar="FILE", default=None,
+                    dest="lockwatch_suppressions", help=HELP_SUPPRESS + " [ini: lockwatch_suppressions]")
     group.addoption("--lockwatch-html", metavar="PATH", default=None, dest="lockwatch_html",
                     help=HELP_HTML + " [ini: lockwatch_html]")
     group.addoption("--lockwatch-deadlock-timeout", metavar="SECONDS", default=None,
@@ -47,6 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
     parser.addini("lockwatch_json", HELP_JSON, default="")
     parser.addini("lockwatch_html", HELP_HTML, default="")
+    parser.addini("lockwatch_baseline", HELP_BASELINE, default="")
+    parser.addini("lockwatch_suppressions", HELP_SUPPRESS, default="")
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:
@@ -82,8 +92,13 @@ class Settings:
                             else _ini_bool(config, "lockwatch_report_only"))
         self.json_path = _option(config, "lockwatch_json") or str(config.getini("lockwatch_json") or "") or None
         self.html_path = _option(config, "lockwatch_html") or str(config.getini("lockwatch_html") or "") or None
+        self.baseline_path = (_option(config, "lockwatch_baseline")
+                              or str(config.getini("lockwatch_baseline") or "") or None)
+        self.suppressions_path = (_option(config, "lockwatch_suppressions")
+                                  or str(config.getini("lockwatch_suppressions") or "") or None)
         if self.report_only and enabled is None and not self.enabled:
             self.enabled = True  # asking for a report implies recording
+        self.policy: tuple = ([], None)  # (suppressions, baseline), loaded when switched on
         raw = _option(config, "lockwatch_deadlock_timeout")
         source = "--lockwatch-deadlock-timeout"
         if raw is None:
@@ -120,6 +135,15 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
                 raise pytest.UsageError(f"lockwatch: {option}: {problem}")
     if not settings.enabled:
         return
+    from .baseline import BaselineError
+    from .config import ConfigError
+    from .session import load_policy
+
+    start = str(getattr(early_config, "rootpath", None) or os.getcwd())
+    try:
+        settings.policy = load_policy(settings.suppressions_path, settings.baseline_path, start)
+    except (ConfigError, BaselineError) as exc:
+        raise pytest.UsageError(f"lockwatch: {exc}")
     plugin = LockwatchPlugin(early_config, settings)
     early_config.stash[_KEY] = plugin
     early_config.pluginmanager.register(plugin, "lockwatch-session")
@@ -188,8 +212,10 @@ class LockwatchPlugin:
         for module in (_pytest, pluggy):
             stacks.add_stop_dir(module.__file__)
 
+        suppressions, known = self.settings.policy
         self.session = Session(SessionSettings(text=False, deadlock_timeout=self.settings.deadlock_timeout,
-                                               on_deadlock=self.settings.on_deadlock))
+                                               on_deadlock=self.settings.on_deadlock,
+                                               suppressions=suppressions, baseline=known))
         self.session.start()
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -235,7 +261,9 @@ class LockwatchPlugin:
         body = text.render_cycles(new)
         heading = (f"lockwatch: {len(new)} potential deadlock(s) (lock-order inversion) closed "
                    f"during {item.nodeid} ({call.when})")
-        if report_only:
+        if report_only or not any(p.fails for p in new):
+            # report-only, or nothing that can hang (guarded, timed, standard library,
+            # suppressed, in the baseline): shown with the test, never failing it
             self.acknowledged.update(p.fingerprint for p in new)
             rep.sections.append(("lockwatch", heading + "\n" + body))
             return
@@ -248,10 +276,8 @@ class LockwatchPlugin:
     def _new_cycles(self) -> list:
         if self.session is None or self.session.edges_version == self.seen_version:
             return []  # no new lock-order edge since the last look: no new cycle
-        from .analysis import analyze
-
         self.seen_version = self.session.edges_version
-        report = analyze(self.session.snapshot(live_stats=False))
+        report = self.session.report(live_stats=False)
         new = [p for p in report.potential_deadlocks if p.fingerprint not in self.reported]
         self.reported.update(p.fingerprint for p in new)
         return new
@@ -273,12 +299,15 @@ class LockwatchPlugin:
     # -- end of run ---------------------------------------------------------------------------
     def final_report(self) -> Any:
         if self.final is None:
-            from .analysis import analyze
+            from .analysis import analyze, apply_policy
             from .snapshot import merge
 
             own = [self.session.snapshot()] if self.session is not None else []
             snaps = own + self.worker_snapshots
-            self.final = analyze(merge(snaps) if len(snaps) != 1 else snaps[0])
+            report = analyze(merge(snaps) if len(snaps) != 1 else snaps[0])
+            if self.session is not None:
+                report.deadlocks, report.alerts = list(self.session.deadlocks), list(self.session.alerts)
+            self.final = apply_policy(report, *self.settings.policy)
         return self.final
 
     @pytest.hookimpl(trylast=True)
@@ -301,7 +330,7 @@ class LockwatchPlugin:
 
             write_atomic(self.settings.html_path, html.render(report))
         acknowledged = self.acknowledged | self.worker_acknowledged
-        failing = [p for p in report.potential_deadlocks if p.fingerprint not in acknowledged]
+        failing = [p for p in report.failing if p.fingerprint not in acknowledged]
         if failing and not self.settings.report_only and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -333,9 +362,7 @@ class LockwatchFixture:
     @property
     def potential_deadlocks(self) -> list:
         """Every potential deadlock recorded so far in this run."""
-        from .analysis import analyze
-
-        return analyze(self.session.snapshot(live_stats=False)).potential_deadlocks
+        return self.session.report(live_stats=False).potential_deadlocks
 
     def new_potential_deadlocks(self) -> list:
         """The potential deadlocks that appeared since this test started."""

@@ -13,7 +13,12 @@ from typing import Any, Optional
 from . import histogram, stacks
 
 # lockwatch's own bookkeeping lock: a raw _thread lock captured at import, never instrumented.
-mutex = _thread.allocate_lock()
+# Re-entrant: a finalizer (__del__ run by a garbage collection) or a signal handler can run in the
+# middle of any allocation, including one made while this thread holds the mutex (a new edge, a
+# new site, a snapshot), and lockwatch itself takes the mutex from such code (a lock created there
+# counts its instance, a dying lock folds its counters into its site). With a plain lock that
+# thread deadlocked on itself; nested sections touch independent counters.
+mutex = _thread.RLock()
 now = time.perf_counter_ns
 get_ident = _thread.get_ident
 
@@ -35,7 +40,7 @@ class Site:
         "index", "filename", "line", "function", "kind", "name", "explicit_name",
         "instances", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "signal", "__weakref__",
+        "signal", "sem_value", "__weakref__",
     )
 
     def __init__(self, index: int, filename: str, line: int, function: str, kind: str) -> None:
@@ -57,6 +62,7 @@ class Site:
         self.hold_hist = histogram.new_counts()
         self.wait_hist = histogram.new_counts()
         self.signal = False  # a semaphore released by threads that did not acquire it
+        self.sem_value = 0  # the largest initial value of a Semaphore made here
 
     @property
     def location(self) -> str:
@@ -73,6 +79,7 @@ class Edge:
     __slots__ = (
         "src_serial", "dst_serial", "src_site", "dst_site", "src_name", "dst_name",
         "thread", "held_stack", "acquire_stack", "count", "timed", "context", "gates",
+        "thread_id", "held_ref", "multi",
     )
 
     def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
@@ -91,7 +98,10 @@ class Edge:
         self.count = 1
         self.timed = timed
         self.context = context
-        self.gates = gates  # (serial, site) of the other locks held when first taken
+        self.gates = gates  # (serial, site) of the other locks held every time so far
+        self.thread_id = f"{os.getpid()}:{get_ident()}"
+        self.held_ref: Optional[list] = None  # the first thread's held list (lists are per thread)
+        self.multi = False  # taken by more than one thread
 
 
 class State:
@@ -103,7 +113,10 @@ class State:
         self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
         self.site_edges: dict[tuple[int, int], list] = {}  # (src idx, dst idx) -> [first Edge, pairs]
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
-        self.instance_names: dict[int, str] = {}  # serial -> name given with lockwatch.name()
+        self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
+        self.orders = 0
+        self.violations: list[dict[str, Any]] = []  # declared-order violations, as plain data
+        self.violation_keys: set[tuple] = set()
         self.started = time.time()
         self.internal_errors: list[str] = []
         self.edges_version = 0  # bumped on every new edge: "has the graph changed?" for free
@@ -145,7 +158,10 @@ def site_for(frame: Any, kind: str) -> Site:
         with mutex:
             site = st.sites.get(key)
             if site is None:
-                site = Site(len(st.site_list), filename, line, function, kind)
+                # The index is taken after Site() allocates: a finalizer run by a collection
+                # there may add a site of its own (the mutex is re-entrant).
+                site = Site(-1, filename, line, function, kind)
+                site.index = len(st.site_list)
                 st.site_list.append(site)
                 st.sites[key] = site
     return site
@@ -195,7 +211,14 @@ def thread_name() -> str:
 
 
 def lock_name(lock: Any) -> Optional[str]:
-    return state.instance_names.get(lock._serial)
+    """The name given to this instance with lockwatch.name(), if any."""
+    ann = lock._ann
+    return ann.get("name") if ann else None
+
+
+def annotate(lock: Any, **values: Any) -> None:
+    """Per-instance annotations live on the instance (they die with it)."""
+    lock._ann = {**(lock._ann or {}), **values}
 
 
 def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
@@ -225,10 +248,9 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
         if e is not None:  # another thread recorded it meanwhile
             e.count += 1
             return
-        names = st.instance_names
-        e = Edge(src._serial, dst._serial, src._site, dst._site, names.get(src._serial),
-                 names.get(dst._serial), thread_name(), held_stack, acquire_stack, timed,
-                 context, gates)
+        e = Edge(src._serial, dst._serial, src._site, dst._site, lock_name(src),
+                 lock_name(dst), thread_name(), held_stack, acquire_stack, timed, context, gates)
+        e.held_ref = held
         ins[src._serial] = e
         st.edges_version += 1
         key = (src._site.index, dst._site.index)
@@ -243,6 +265,54 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
         if rev is not None and len(st.kept_edges) < MAX_KEPT_EDGES:
             st.kept_edges[(src._serial, dst._serial)] = e
             st.kept_edges[(dst._serial, src._serial)] = rev
+    _check_declared_order(st, src, dst, e)
+
+
+MAX_VIOLATIONS = 1_000
+
+
+def _check_declared_order(st: State, src: Any, dst: Any, e: Edge) -> None:
+    """A lock taken against a declared order (lockwatch.order) or against the order key of its
+    site (lockwatch.order_key) is reported at this first acquisition, before the reverse order
+    has ever been seen. Called with the mutex held, on the new-edge path only."""
+    ra, rb = st.ranks.get(src._site.index), st.ranks.get(dst._site.index)
+    kind = None
+    if ra is not None and rb is not None and ra[0] == rb[0] and ra[1] > rb[1]:
+        kind, declared = "declared-order", list(ra[2])
+    elif src._site is dst._site:
+        ka = (src._ann or {}).get("key")
+        kb = (dst._ann or {}).get("key")
+        if ka is not None and kb is not None:
+            try:
+                wrong = not ka < kb
+            except TypeError:
+                wrong = False
+            if wrong:
+                kind, declared = "order-key", [f"key {ka!r}", f"key {kb!r}"]
+    if kind is None:
+        return
+    key = (kind, src._site.index, dst._site.index)
+    if key in st.violation_keys or len(st.violations) >= MAX_VIOLATIONS:
+        return
+    st.violation_keys.add(key)
+    st.violations.append({
+        "kind": kind, "declared": declared,
+        "held": {"name": lock_name(src) or src._site.display_name(), "kind": src._site.kind,
+                 "site": src._site.location},
+        "acquired": {"name": lock_name(dst) or dst._site.display_name(), "kind": dst._site.kind,
+                     "site": dst._site.location},
+        "thread": e.thread, "held_stack": list(e.held_stack),
+        "acquire_stack": list(e.acquire_stack), "context": e.context,
+    })
+
+
+def declare_order(sites: list[Site], names: list[str]) -> None:
+    """lockwatch.order(a, b, c): locks of a's site are taken before b's, before c's."""
+    with mutex:
+        st = state
+        st.orders += 1
+        for rank, site in enumerate(sites):
+            st.ranks[site.index] = (st.orders, rank, tuple(names))
 
 
 def after_fork_in_child() -> None:
@@ -250,7 +320,7 @@ def after_fork_in_child() -> None:
     itself; the forking thread keeps its held list (those locks stay locked in the child, as
     CPython's do). Our own mutex may have been held by a thread that no longer exists: renew it."""
     global mutex
-    mutex = _thread.allocate_lock()
+    mutex = _thread.RLock()  # re-entrant, like the one it replaces
     ident = get_ident()
     mine = threads.get(ident)
     threads.clear()

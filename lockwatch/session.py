@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Optional
 
 from . import patching, proxies, recorder, snapshot
@@ -28,6 +28,8 @@ class Settings:
     on_deadlock: str = "report"  # "exit", "raise" or "report"
     warn_hold: Optional[float] = None  # seconds: alert while a lock is held longer
     warn_wait: Optional[float] = None  # seconds: alert while a thread waits longer
+    suppressions: list = field(default_factory=list)  # config.Suppression entries
+    baseline: Optional[dict] = None  # fingerprint -> entry, from a baseline file
 
 
 class Session:
@@ -100,11 +102,14 @@ class Session:
         """Changes whenever a new lock-order edge is recorded (cheap to poll)."""
         return recorder.state.edges_version
 
-    def report(self) -> Report:
-        report = analyze(self.snapshot())
+    def report(self, live_stats: bool = True) -> Report:
+        """Analyse what was recorded, with the project's suppressions and baseline applied."""
+        from .analysis import apply_policy
+
+        report = analyze(self.snapshot(live_stats))
         report.deadlocks = list(self.deadlocks)
         report.alerts = list(self.alerts)
-        return report
+        return apply_policy(report, self.settings.suppressions, self.settings.baseline)
 
     @property
     def potential_deadlocks(self) -> list:
@@ -154,3 +159,24 @@ def check_writable(path: str) -> Optional[str]:
     if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         return f"{path} is not writable"
     return None
+
+
+def load_policy(suppressions_path: Optional[str], baseline_path: Optional[str],
+                start: str = ".") -> tuple[list, Optional[dict]]:
+    """The project's suppressions ([tool.lockwatch] in the nearest pyproject.toml, plus a
+    suppressions file) and baseline (given, or named in [tool.lockwatch]). Raises
+    config.ConfigError / baseline.BaselineError with one line for the user."""
+    from . import baseline as baseline_mod
+    from . import config
+
+    cfg = config.load_project(start)
+    if suppressions_path:
+        cfg = config.combine(cfg, config.load_file(suppressions_path))
+    path = baseline_path or cfg.baseline
+    known = None
+    if path:
+        if not baseline_path and not os.path.exists(path):
+            known = {}  # named in pyproject but not written yet: everything is new
+        else:
+            known = baseline_mod.read(path)
+    return cfg.suppressions, known

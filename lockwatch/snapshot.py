@@ -46,6 +46,8 @@ class LockStats:
     function: str
     named: bool = False  # name given with lockwatch.name(), not derived from the source line
     signal: bool = False  # a semaphore released by other threads than the acquirer: not a lock
+    value: int = 0  # for semaphores: the largest initial value (permits)
+    stdlib: bool = False  # created by the standard library
     instances: int = 0
     acquisitions: int = 0
     contended: int = 0
@@ -76,8 +78,11 @@ class EdgeRecord:
     dst_instance: Optional[int] = None
     src_name: Optional[str] = None  # per-instance names given with lockwatch.name()
     dst_name: Optional[str] = None
-    gates: list[str] = field(default_factory=list)  # keys of other locks held at the same time
+    # Other locks held every time the edge was taken: their keys, and (parallel) instance serials.
+    gates: list[str] = field(default_factory=list)
     gate_instances: list[int] = field(default_factory=list)
+    thread_id: str = ""  # "<pid>:<ident>" of the first thread that took the edge
+    multi: bool = False  # taken by more than one thread
 
 
 @dataclass
@@ -87,6 +92,7 @@ class Snapshot:
     instance_edges: list[EdgeRecord] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)  # declared-order violations
 
     def lock(self, key: str) -> Optional[LockStats]:
         for s in self.locks:
@@ -107,8 +113,10 @@ def _edge(e: Any, instance: bool) -> EdgeRecord:
         src_instance=e.src_serial if instance else None,
         dst_instance=e.dst_serial if instance else None,
         src_name=e.src_name, dst_name=e.dst_name,
-        gates=sorted({site_key(site) for _serial, site in e.gates}),
-        gate_instances=sorted(serial for serial, _site in e.gates) if instance else [],
+        # parallel lists: gate_instances[i] is an instance of the lock created at gates[i]
+        gates=[site_key(site) for _serial, site in sorted(e.gates, key=lambda g: g[0])],
+        gate_instances=[serial for serial, _site in sorted(e.gates, key=lambda g: g[0])],
+        thread_id=e.thread_id, multi=e.multi,
     )
 
 
@@ -138,6 +146,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                 key=site_key(site), name=site.display_name(), kind=site.kind,
                 filename=site.filename, line=site.line, function=site.function,
                 named=site.explicit_name is not None, signal=site.signal,
+                value=site.sem_value, stdlib=is_stdlib(site.filename),
                 instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )
@@ -170,6 +179,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             if key not in seen:
                 instance_edges.append(_edge(e, True))
         errors = list(state.internal_errors)
+        violations = [dict(v) for v in state.violations]
         started = state.started
     meta = {
         "python": sys.version.split()[0],
@@ -180,7 +190,25 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         "duration_s": round(time.time() - started, 6),
     }
     return Snapshot(locks=[stats[i] for i in sorted(stats)], site_edges=site_edges,
-                    instance_edges=instance_edges, meta=meta, internal_errors=errors)
+                    instance_edges=instance_edges, meta=meta, internal_errors=errors,
+                    violations=violations)
+
+
+_STDLIB_DIRS: Optional[tuple[str, ...]] = None
+
+
+def is_stdlib(filename: str) -> bool:
+    """Created by the standard library (not site-packages, not the program)."""
+    global _STDLIB_DIRS
+    if _STDLIB_DIRS is None:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        _STDLIB_DIRS = tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
+    if filename.startswith("<frozen"):
+        return True
+    path = os.path.abspath(filename)
+    return path.startswith(_STDLIB_DIRS) and "site-packages" not in path and "dist-packages" not in path
 
 
 def merge(snapshots: list[Snapshot]) -> Snapshot:
@@ -207,23 +235,33 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
             have.named = have.named or st.named
             have.hold.merge(st.hold)
             have.wait.merge(st.wait)
+        top = max([i for e in snap.instance_edges for i in (e.src_instance or 0, e.dst_instance or 0)]
+                  + [g for e in snap.site_edges for g in e.gate_instances] + [0])
         for e in snap.site_edges:
             have_e = edges.get((e.src, e.dst))
             if have_e is None:
-                edges[(e.src, e.dst)] = EdgeRecord(**e.__dict__)
+                moved = EdgeRecord(**e.__dict__)
+                moved.gate_instances = [g + offset for g in e.gate_instances]
+                edges[(e.src, e.dst)] = moved
             else:
                 have_e.count += e.count
                 have_e.timed = have_e.timed and e.timed
-        top = 0
+                have_e.multi = have_e.multi or e.multi or have_e.thread_id != e.thread_id
+                # a gate counts only if held every time: keep the ones both records have
+                theirs = {(k, g + offset) for k, g in zip(e.gates, e.gate_instances)}
+                kept = [(k, g) for k, g in zip(have_e.gates, have_e.gate_instances) if (k, g) in theirs]
+                have_e.gates = [k for k, _g in kept]
+                have_e.gate_instances = [g for _k, g in kept]
         for e in snap.instance_edges:
             moved = EdgeRecord(**e.__dict__)
             if e.src_instance is not None and e.dst_instance is not None:
                 moved.src_instance = e.src_instance + offset
                 moved.dst_instance = e.dst_instance + offset
-                top = max(top, e.src_instance, e.dst_instance)
+            moved.gate_instances = [g + offset for g in e.gate_instances]
             out.instance_edges.append(moved)
         offset += top + 1
         out.internal_errors.extend(snap.internal_errors)
+        out.violations.extend(snap.violations)
     out.locks = list(locks.values())
     out.site_edges = list(edges.values())
     return out

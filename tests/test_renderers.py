@@ -217,8 +217,12 @@ def test_text_shows_both_stacks_of_every_edge(report: Report) -> None:
 
 def test_text_marks_the_timed_edge(report: Report) -> None:
     out = text.render(report)
-    timed = [line for line in out.splitlines() if "timed acquire" in line]
+    edge_lines = [line for line in out.splitlines() if " held " in line and "waited for" in line]
+    timed = [line for line in edge_lines if "timed acquire" in line]
     assert len(timed) == 1 and "'auditor'" in timed[0]
+    # and the cycle's triage says why it is only a stall
+    assert any(line.strip().startswith("timed: the cycle closes only through a timed acquire")
+               for line in out.splitlines())
 
 
 def test_text_contention_tables(report: Report) -> None:

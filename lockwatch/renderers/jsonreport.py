@@ -30,7 +30,8 @@ def _timing(t: Timing) -> dict[str, Any]:
 def _lock(s: LockStats) -> dict[str, Any]:
     return {
         "name": s.name, "kind": s.kind, "site": s.site, "key": s.key, "function": s.function,
-        "named": s.named, "signal": s.signal, "instances": s.instances, "acquisitions": s.acquisitions,
+        "named": s.named, "signal": s.signal, "value": s.value, "stdlib": s.stdlib,
+        "instances": s.instances, "acquisitions": s.acquisitions,
         "contended": s.contended, "failed": s.failed, "hold": _timing(s.hold),
         "wait": _timing(s.wait),
     }
@@ -45,6 +46,13 @@ def _deadlock(p: PotentialDeadlock) -> dict[str, Any]:
         "scope": p.scope,
         "fingerprint": p.fingerprint,
         "occurrences": p.occurrences,
+        "triage": p.triage,
+        "reasons": p.reasons,
+        "gate": p.gate,
+        "origin": p.origin,
+        "suppressed": p.suppressed,
+        "known": p.known,
+        "fails": p.fails,
         "locks": [{"name": lk.name, "kind": lk.kind, "site": lk.site, "key": lk.key,
                    "instance": lk.instance} for lk in p.locks],
         "edges": [_edge(e) for e in p.edges],
@@ -60,6 +68,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         "potential_deadlocks": [_deadlock(p) for p in report.potential_deadlocks],
         "deadlocks": report.deadlocks,
         "alerts": report.alerts,
+        "order_violations": report.violations,
+        "baseline_gone": report.baseline_gone,
         "locks": [_lock(s) for s in snap.locks],
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         "lock_order": [_edge(e) for e in snap.site_edges],
@@ -94,6 +104,7 @@ def snapshot_from(data: Any, source: str = "report") -> Snapshot:
                 key=d.get("key") or f"{d['site']}:{d['kind']}", name=d["name"], kind=d["kind"],
                 filename=filename, line=int(line), function=d.get("function", ""),
                 named=bool(d.get("named")), signal=bool(d.get("signal")),
+                value=int(d.get("value", 0)), stdlib=bool(d.get("stdlib")),
                 instances=int(d.get("instances", 0)),
                 acquisitions=int(d.get("acquisitions", 0)), contended=int(d.get("contended", 0)),
                 failed=int(d.get("failed", 0)), hold=_timing_from(d.get("hold", {})),
@@ -106,7 +117,8 @@ def snapshot_from(data: Any, source: str = "report") -> Snapshot:
     except (KeyError, TypeError, ValueError) as exc:
         raise ReportError(f"{source} is a damaged lockwatch report ({type(exc).__name__}: {exc})")
     return Snapshot(locks=locks, site_edges=site_edges, instance_edges=instance_edges,
-                    meta=dict(data.get("meta", {})), internal_errors=list(data.get("internal_errors", [])))
+                    meta=dict(data.get("meta", {})), internal_errors=list(data.get("internal_errors", [])),
+                    violations=list(data.get("order_violations", [])))
 
 
 def load(path: str) -> tuple[Snapshot, list[dict[str, Any]]]:

@@ -1,7 +1,7 @@
 """The text report, in the spirit of lockdep's "possible circular locking dependency"."""
 from __future__ import annotations
 
-from ..analysis import PotentialDeadlock, Report
+from ..analysis import SEVERITY, PotentialDeadlock, Report
 from ..snapshot import LockStats
 from ..stacks import short_path
 from .common import cycle_title, fmt_ns, plural
@@ -9,22 +9,50 @@ from .common import cycle_title, fmt_ns, plural
 RULE = "=" * 78
 
 
+LABELS = {"deadlock": "deadlock risk", "single-thread": "single-thread inversion",
+          "semaphore": "through a semaphore", "timed": "timed (stall, not hang)",
+          "guarded": "guarded by a gate lock"}
+
+
+def _summary(report: Report) -> list[str]:
+    found = report.potential_deadlocks
+    mine = [p for p in found if p.origin == "user" and p.suppressed is None]
+    out = []
+    if mine:
+        counts = {}
+        for p in mine:
+            counts[p.triage] = counts.get(p.triage, 0) + 1
+        parts = [f"{n} {LABELS[t]}" for t, n in sorted(counts.items(), key=lambda kv: SEVERITY.index(kv[0]))]
+        out.append(f"lockwatch: {plural(len(mine), 'potential deadlock')} "
+                   f"(lock-order inversion{'s' if len(mine) > 1 else ''}): {', '.join(parts)}")
+    else:
+        out.append("lockwatch: no potential deadlocks found")
+    also = []
+    stdlib = [p for p in found if p.origin == "stdlib" and p.suppressed is None]
+    if stdlib:
+        also.append(f"{len(stdlib)} in the standard library")
+    suppressed = [p for p in found if p.suppressed is not None]
+    if suppressed:
+        also.append(f"{len(suppressed)} suppressed")
+    known = [p for p in found if p.known]
+    if known:
+        also.append(f"{len(known)} known from the baseline")
+    if report.violations:
+        also.append(f"{plural(len(report.violations), 'declared lock order violation')}")
+    if also:
+        out.append("  also: " + ", ".join(also))
+    return out
+
+
 def render(report: Report, top: int = 5) -> str:
     snap = report.snapshot
     found = report.potential_deadlocks
-    out: list[str] = []
-    n_edges = len(snap.site_edges)
-    tracked = sum(1 for s in snap.locks)
-    out.append(RULE)
-    if found:
-        out.append(f"lockwatch: {plural(len(found), 'potential deadlock')} "
-                   f"(lock-order inversion{'s' if len(found) > 1 else ''}) found")
-    else:
-        out.append("lockwatch: no potential deadlocks found")
-    out.append(f"  {plural(tracked, 'lock creation site')}, "
+    out: list[str] = [RULE]
+    out.extend(_summary(report))
+    out.append(f"  {plural(len(snap.locks), 'lock creation site')}, "
                f"{plural(sum(s.instances for s in snap.locks), 'lock')}, "
                f"{plural(sum(s.acquisitions for s in snap.locks), 'acquisition')}, "
-               f"{plural(n_edges, 'lock-order edge')} between sites")
+               f"{plural(len(snap.site_edges), 'lock-order edge')} between sites")
     out.append(RULE)
     if report.deadlocks:
         from ..watchdog import render_deadlock
@@ -37,17 +65,53 @@ def render(report: Report, top: int = 5) -> str:
         out.append(f"{plural(len(report.alerts), 'long hold/wait alert')}:")
         out.extend(render_alert(a).rstrip("\n") for a in report.alerts)
         out.append("")
-    for i, p in enumerate(found, 1):
-        out.extend(_deadlock(i, len(found), p))
+    for v in report.violations:
+        out.extend(_violation(v))
+    shown = [p for p in found if p.suppressed is None and p.origin == "user"]
+    for i, p in enumerate(shown, 1):
+        out.extend(_deadlock(i, len(shown), p))
+    stdlib = [p for p in found if p.suppressed is None and p.origin == "stdlib"]
+    if stdlib:
+        out.append("Potential deadlocks inside the standard library (every lock created by Python's "
+                   "own modules; they do not fail a run; suppress them by fingerprint):")
+        for i, p in enumerate(stdlib, 1):
+            out.extend(_deadlock(i, len(stdlib), p))
     if report.cycles_not_listed:
         out.append(f"({report.cycles_not_listed} strongly connected group(s) have more cycles "
                    "than are listed; the shortest are shown)")
+        out.append("")
+    suppressed = [p for p in found if p.suppressed is not None]
+    if suppressed:
+        out.append(f"Suppressed ({len(suppressed)}):")
+        for p in suppressed:
+            out.append(f"  {p.fingerprint}  {cycle_title(p)}  ({p.suppressed})")
+        out.append("")
+    if report.baseline_gone:
+        out.append(f"{plural(len(report.baseline_gone), 'cycle')} in the baseline no longer seen "
+                   "(fixed, or not exercised by this run; remove from the baseline once fixed):")
+        for entry in report.baseline_gone:
+            out.append(f"  {entry['fingerprint']}  " + "; ".join(entry.get("locks", [])))
         out.append("")
     out.extend(_contention(report, top))
     if snap.internal_errors:
         out.append(f"lockwatch: {plural(len(snap.internal_errors), 'internal error')} while "
                    f"recording (first: {snap.internal_errors[0]})")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _violation(v: dict) -> list[str]:
+    held, acq = v["held"], v["acquired"]
+    what = ("the declared order " + " -> ".join(v["declared"]) if v["kind"] == "declared-order"
+            else f"the order key of their site ({v['declared'][0]} is held, {v['declared'][1]} is taken)")
+    ctx = f", during {v['context']}" if v.get("context") else ""
+    out = [f"Lock order violation: thread {v['thread']!r} took {acq['name']} while holding "
+           f"{held['name']}, against {what}{ctx}",
+           f"    {held['name']} ({held['kind']}, created at {short_path(held['site'])}) was taken at:"]
+    out.extend(_stack(v.get("held_stack", [])))
+    out.append(f"    then {acq['name']} ({acq['kind']}, created at {short_path(acq['site'])}) was taken at:")
+    out.extend(_stack(v.get("acquire_stack", [])))
+    out.extend(["", RULE])
+    return out
 
 
 def render_cycles(found: list[PotentialDeadlock]) -> str:
@@ -67,10 +131,13 @@ def _scope_text(p: PotentialDeadlock) -> str:
 
 
 def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
-    out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}",
+    known = "   (known: in the baseline)" if p.known else ""
+    out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}   [{LABELS[p.triage]}]",
            f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
-           + (f"   ({p.occurrences} cycles of this shape)" if p.occurrences > 1 else ""),
-           "  " + _scope_text(p), "", "  Locks in the cycle:"]
+           + (f"   ({p.occurrences} cycles of this shape)" if p.occurrences > 1 else "") + known,
+           "  " + _scope_text(p)]
+    out.extend(f"  {reason}" for reason in p.reasons)
+    out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)
     for lock in p.locks:
         inst = f"  (instance #{lock.instance})" if lock.instance is not None else ""

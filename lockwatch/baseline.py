@@ -1,0 +1,45 @@
+"""The CI baseline: the potential deadlocks already known, so that only new ones fail a build."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .stacks import stable_path
+
+FORMAT = "lockwatch-baseline"
+VERSION = 1
+
+
+class BaselineError(Exception):
+    """A baseline file lockwatch cannot use (one line for the user)."""
+
+
+def read(path: str) -> dict[str, dict[str, Any]]:
+    """fingerprint -> what the baseline says of that cycle (locks, scope)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}")
+    except ValueError:
+        raise BaselineError(f"{path} is not a lockwatch baseline (not JSON)")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BaselineError(f"{path} is not a lockwatch baseline (write one with `lockwatch baseline`)")
+    if not isinstance(data.get("version"), int) or data["version"] > VERSION:
+        raise BaselineError(f"{path} is a lockwatch baseline of version {data.get('version')}; "
+                            f"this lockwatch reads version {VERSION}")
+    out = {}
+    for entry in data.get("cycles", []):
+        if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
+            out[entry["fingerprint"]] = entry
+    return out
+
+
+def render(potential_deadlocks: list[Any]) -> str:
+    """A baseline of these potential deadlocks (sorted: stable diffs in version control)."""
+    cycles = sorted(
+        ({"fingerprint": p.fingerprint, "scope": p.scope, "triage": p.triage,
+          "locks": [f"{lk.name} ({lk.kind}) {stable_path(lk.filename)}:{lk.line}" for lk in p.locks]}
+         for p in potential_deadlocks),
+        key=lambda c: c["fingerprint"])
+    return json.dumps({"format": FORMAT, "version": VERSION, "cycles": cycles}, indent=2) + "\n"

@@ -1,0 +1,62 @@
+"""`lockwatch baseline FILE.json ...`: write the potential deadlocks of saved reports as a CI baseline."""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import click
+
+from .analysis import FAILING, analyze
+from .baseline import render
+from .renderers.jsonreport import ReportError, load
+from .snapshot import merge
+
+HELP = """Write the potential deadlocks found in saved JSON reports (`python -m lockwatch --json`,
+`pytest --lockwatch-json`) as a baseline: with `--baseline FILE` (or `baseline = "FILE"` in
+[tool.lockwatch]), cycles in the baseline are known and do not fail a run; new ones do.
+
+\b
+  python -m lockwatch --json report.json -m myapp.selftest
+  lockwatch baseline report.json -o lockwatch-baseline.json
+  python -m lockwatch --baseline lockwatch-baseline.json --fail-on-cycle -m myapp.selftest
+"""
+
+
+@click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("reports", nargs=-1, required=True, metavar="FILE.json...")
+@click.option("-o", "--output", metavar="PATH", default="lockwatch-baseline.json", show_default=True,
+              help="Where to write the baseline (- for stdout).")
+def command(reports: Sequence[str], output: str) -> int:
+    snapshots = []
+    for path in reports:
+        try:
+            snapshots.append(load(path)[0])
+        except ReportError as exc:
+            raise click.UsageError(str(exc))
+    report = analyze(snapshots[0] if len(snapshots) == 1 else merge(snapshots))
+    # The baseline holds what would fail a run today: the user's own risks, not the standard
+    # library's, not guarded or timed ones.
+    cycles = [p for p in report.potential_deadlocks if p.triage in FAILING and p.origin == "user"]
+    text = render(cycles)
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        from .session import check_writable, write_atomic
+
+        problem = check_writable(output)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--output")
+        write_atomic(output, text)
+        click.echo(f"lockwatch: wrote a baseline of {len(cycles)} potential deadlock(s) to {output}", err=True)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch baseline") -> int:
+    try:
+        return int(command.main(args=list(sys.argv[1:] if argv is None else argv),
+                                prog_name=prog_name, standalone_mode=False) or 0)
+    except click.UsageError as exc:
+        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code

@@ -1,0 +1,141 @@
+"""Project settings: the `[tool.lockwatch]` table of pyproject.toml, or a suppressions file."""
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A settings file lockwatch cannot use: str(exc) is one line naming the file and the entry."""
+
+
+@dataclass
+class Suppression:
+    """Ignore a potential deadlock: by its fingerprint, or when every lock of the cycle was
+    created at a site matching one of ``sites`` (fnmatch patterns against "<file>:<line>")."""
+
+    reason: str
+    fingerprint: Optional[str] = None
+    sites: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def matches(self, fingerprint: str, lock_sites: list[str]) -> bool:
+        if self.fingerprint is not None:
+            return fingerprint == self.fingerprint
+        return bool(lock_sites) and all(
+            any(fnmatch.fnmatch(site, pat) or fnmatch.fnmatch(_portable(site), pat) for pat in self.sites)
+            for site in lock_sites)
+
+
+def _portable(site: str) -> str:
+    return site.replace(os.sep, "/")
+
+
+@dataclass
+class ProjectConfig:
+    suppressions: list[Suppression] = field(default_factory=list)
+    baseline: Optional[str] = None  # path, relative paths resolved against the file's directory
+    source: Optional[str] = None
+
+
+_TOP_KEYS = {"suppress", "baseline"}
+_ENTRY_KEYS = {"fingerprint", "site", "reason"}
+
+
+def parse(data: Any, source: str) -> ProjectConfig:
+    """Validate a `[tool.lockwatch]`-shaped table. Unknown keys and malformed entries are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: [tool.lockwatch] must be a table")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown lockwatch setting(s) {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_TOP_KEYS))})")
+    cfg = ProjectConfig(source=source)
+    entries = data.get("suppress", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{source}: suppress must be a list of tables")
+    for i, entry in enumerate(entries, 1):
+        where = f"{source}: suppress entry {i}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table like {{fingerprint = \"...\", reason = \"...\"}}")
+        unknown = set(entry) - _ENTRY_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(sorted(_ENTRY_KEYS))})")
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"{where} needs a reason (why this cycle is safe to ignore)")
+        fp, site = entry.get("fingerprint"), entry.get("site")
+        if (fp is None) == (site is None):
+            raise ConfigError(f"{where} needs exactly one of fingerprint or site")
+        if fp is not None and not (isinstance(fp, str) and fp.strip()):
+            raise ConfigError(f"{where}: fingerprint must be a string")
+        sites = [site] if isinstance(site, str) else site
+        if site is not None and not (isinstance(sites, list) and sites and all(isinstance(p, str) and p for p in sites)):
+            raise ConfigError(f"{where}: site must be a pattern or a list of patterns")
+        cfg.suppressions.append(Suppression(reason=reason.strip(), fingerprint=fp.strip() if fp else None,
+                                            sites=list(sites or []), source=where))
+    baseline = data.get("baseline")
+    if baseline is not None:
+        if not isinstance(baseline, str) or not baseline:
+            raise ConfigError(f"{source}: baseline must be a path")
+        cfg.baseline = baseline if os.path.isabs(baseline) else os.path.join(
+            os.path.dirname(os.path.abspath(source)), baseline)
+    return cfg
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}")
+
+
+def find_pyproject(start: str) -> Optional[str]:
+    """The nearest pyproject.toml from ``start`` upwards."""
+    d = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def load_project(start: str = ".") -> ProjectConfig:
+    """`[tool.lockwatch]` of the nearest pyproject.toml; empty settings when there is none."""
+    path = find_pyproject(start)
+    if path is None:
+        return ProjectConfig()
+    table = _read_toml(path).get("tool", {}).get("lockwatch")
+    return ProjectConfig() if table is None else parse(table, path)
+
+
+def load_file(path: str) -> ProjectConfig:
+    """A suppressions file: either a pyproject-style `[tool.lockwatch]` table or the same keys
+    (``suppress = [...]``) at the top level."""
+    data = _read_toml(path)
+    table = data.get("tool", {}).get("lockwatch") if "tool" in data else data
+    return parse(table or {}, path)
+
+
+def combine(*configs: ProjectConfig) -> ProjectConfig:
+    out = ProjectConfig()
+    for c in configs:
+        out.suppressions.extend(c.suppressions)
+        out.baseline = c.baseline or out.baseline
+        out.source = out.source or c.source
+    return out
