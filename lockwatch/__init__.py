@@ -36,15 +36,17 @@ def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
 
 
 def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optional[str] = None,
-           report_at_exit: bool = True, top: int = 5,
+           report_at_exit: bool = True, text: bool = True, top: int = 5,
            deadlock_timeout: float = 5.0, on_deadlock: str = "report",
            warn_hold: Optional[float] = None, warn_wait: Optional[float] = None) -> "Session":
     """Instrument the threading lock factories from now on, and return the session.
 
     Locks created before this call are not seen: call it as early as possible (before the modules
     that create locks at import are imported). Calling it again returns the running session.
-    With ``report_at_exit`` the text report goes to stderr when the interpreter exits (and the
-    JSON, HTML and Graphviz DOT reports to the ``json``, ``html`` and ``dot`` paths, when given).
+    With ``report_at_exit`` the text report (unless ``text=False``) goes to stderr when the
+    interpreter exits, also on SIGTERM when the program has no handler of its own, and the JSON,
+    HTML and Graphviz DOT reports to the ``json``, ``html`` and ``dot`` paths, when given (``%p``
+    in a path becomes the process id; a forked child writes ``<path>.<pid>`` and no text).
 
     A watchdog reports threads that really deadlock (a cycle of threads each waiting for a lock
     the next holds) once they have all waited ``deadlock_timeout`` seconds (0 switches it off);
@@ -59,6 +61,11 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
 
     if _session is not None and _session.active:
         return _session
+    from .session import current
+
+    running = current()
+    if running is not None:
+        return running  # e.g. enable() in a program run by `python -m lockwatch`: join that run
     if on_deadlock not in POLICIES:
         raise ValueError(f"on_deadlock must be one of {', '.join(POLICIES)}, not {on_deadlock!r}")
     for label, value in (("deadlock_timeout", deadlock_timeout), ("warn_hold", warn_hold),
@@ -68,11 +75,14 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
     _session = Session(Settings(json_path=json, html_path=html, dot_path=dot, top=top,
                                 deadlock_timeout=deadlock_timeout,
                                 on_deadlock=on_deadlock, warn_hold=warn_hold, warn_wait=warn_wait))
+    _session.settings.text = report_at_exit and text
+    _session.settings.on_terminate = report_at_exit
+    if not report_at_exit:
+        _session.settings.json_path = _session.settings.html_path = _session.settings.dot_path = None
     _session.start()
     if report_at_exit and not _atexit_registered:
         atexit.register(_report_at_exit)
         _atexit_registered = True
-    _session.settings.text = report_at_exit
     return _session
 
 
@@ -85,15 +95,21 @@ def disable() -> Optional["Session"]:
 
 
 def current_session() -> Optional["Session"]:
-    return _session
+    """The session recording now (started by enable(), the CLI or the pytest plugin), or None."""
+    from .session import current
+
+    return current() or _session
 
 
 @contextlib.contextmanager
 def watching(**settings: Any) -> Iterator["Session"]:
     """``with lockwatch.watching() as session:`` records what the block does; read
     ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed."""
-    was_active = _session is not None and _session.active
-    session = enable(report_at_exit=False, **settings) if not was_active else _session
+    from .session import current
+
+    running = current()
+    was_active = running is not None
+    session = running if was_active else enable(report_at_exit=False, **settings)
     assert session is not None
     try:
         yield session
@@ -157,6 +173,17 @@ def order_key(lock: Any, key: Any) -> Any:
                          "lockwatch is enabled)")
     recorder.annotate(target, key=key)
     return lock
+
+
+def _take_over() -> None:
+    """The CLI or the pytest plugin starts its own session: one switched on at start-up by the
+    LOCKWATCH environment variable in the same process stands down without reporting."""
+    global _session
+    if _session is not None:
+        _session.settings.text = False
+        _session.settings.json_path = _session.settings.html_path = _session.settings.dot_path = None
+        _session.stop()
+        _session = None
 
 
 def _report_at_exit() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from .snapshot import EdgeRecord, LockStats, Snapshot
@@ -100,7 +100,8 @@ def stable_site(stats: Optional[LockStats], key: str) -> str:
     if stats is None:
         return key
     unnamed = stats.name.startswith(f"{stats.kind}@")
-    return f"{stable_path(stats.filename)}:{stats.function}:{stats.line if unnamed else stats.name}:{stats.kind}"
+    where = stats.stable_file or stable_path(stats.filename)  # as recorded, where the file was
+    return f"{where}:{stats.function}:{stats.line if unnamed else stats.name}:{stats.kind}"
 
 
 def fingerprint(site_ids: Sequence[str]) -> str:
@@ -206,9 +207,13 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     # graph: instances of one site taken in a consistent order are not a cycle.
     sg = nx.DiGraph()
     sedges: dict[tuple[str, str], EdgeRecord] = {}
+    by_pair: dict[tuple[str, str], list[EdgeRecord]] = {}
+    for e in snapshot.instance_edges:
+        by_pair.setdefault((e.src, e.dst), []).append(e)
     for e in snapshot.site_edges:
         if e.src == e.dst or e.src in signals:
             continue
+        e = _site_wide(e, by_pair.get((e.src, e.dst), ()))
         sedges[(e.src, e.dst)] = e
         sg.add_edge(e.src, e.dst)
     cycles, skipped = _cycles(sg, cap)
@@ -235,6 +240,27 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         triage(p, stats)
     report.potential_deadlocks = sorted(by_fp.values(), key=_order)
     return report
+
+
+def _site_wide(e: EdgeRecord, instances: Iterable[EdgeRecord]) -> EdgeRecord:
+    """The site edge ``e`` (recorded as its first instance edge) made to stand for every instance
+    edge between the same sites that the snapshot still has: a gate counts only if it was held on
+    all of them, the edge is timed only if all of them were, and taken by several threads if any
+    was (as merge() does across snapshots). A copy: the snapshot is left as it was."""
+    gates = list(zip(e.gates, e.gate_instances))
+    timed, multi, ids = e.timed, e.multi, {e.thread_id}
+    for i in instances:
+        if gates:
+            theirs = set(zip(i.gates, i.gate_instances))
+            gates = [g for g in gates if g in theirs]
+        timed = timed and i.timed
+        multi = multi or i.multi
+        ids.add(i.thread_id)
+    multi = multi or len(ids) > 1
+    if (gates == list(zip(e.gates, e.gate_instances)) and timed == e.timed and multi == e.multi):
+        return e
+    return replace(e, gates=[k for k, _g in gates], gate_instances=[g for _k, g in gates],
+                   timed=timed, multi=multi)
 
 
 def _order(p: PotentialDeadlock) -> tuple:

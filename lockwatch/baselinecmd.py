@@ -1,12 +1,13 @@
 """`lockwatch baseline FILE.json ...`: write the potential deadlocks of saved reports as a CI baseline."""
 from __future__ import annotations
 
+import json
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import click
 
-from .analysis import FAILING, analyze
+from .analysis import FAILING, analyze, canonical_rotation
 from .baseline import render
 from .renderers.jsonreport import ReportError, load
 from .snapshot import merge
@@ -28,15 +29,22 @@ HELP = """Write the potential deadlocks found in saved JSON reports (`python -m 
               help="Where to write the baseline (- for stdout).")
 def command(reports: Sequence[str], output: str) -> int:
     snapshots = []
+    recorded: dict[tuple, str] = {}
     for path in reports:
         try:
             snapshots.append(load(path)[0])
         except ReportError as exc:
             raise click.UsageError(str(exc))
+        for key, fp in _recorded_fingerprints(path).items():
+            recorded.setdefault(key, fp)
     report = analyze(snapshots[0] if len(snapshots) == 1 else merge(snapshots))
     # The baseline holds what would fail a run today: the user's own risks, not the standard
     # library's, not guarded or timed ones.
     cycles = [p for p in report.potential_deadlocks if p.triage in FAILING and p.origin == "user"]
+    # Fingerprints hold paths relative to the directory the program ran in (the project), which
+    # this command need not run in: keep the ones the recording process gave its cycles.
+    for p in cycles:
+        p.fingerprint = recorded.get(_cycle_key(p.scope, [lk.key for lk in p.locks]), p.fingerprint)
     text = render(cycles)
     if output == "-":
         sys.stdout.write(text)
@@ -49,6 +57,26 @@ def command(reports: Sequence[str], output: str) -> int:
         write_atomic(output, text)
         click.echo(f"lockwatch: wrote a baseline of {len(cycles)} potential deadlock(s) to {output}", err=True)
     return 0
+
+
+def _cycle_key(scope: str, lock_keys: list[str]) -> tuple:
+    return (scope, tuple(canonical_rotation(list(lock_keys))))
+
+
+def _recorded_fingerprints(path: str) -> dict[tuple, str]:
+    """(scope, cycle of lock keys) -> the fingerprint the report gave it when it was written."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data: Any = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    out: dict[tuple, str] = {}
+    for p in data.get("potential_deadlocks", []) if isinstance(data, dict) else []:
+        try:
+            out.setdefault(_cycle_key(p["scope"], [lk["key"] for lk in p["locks"]]), p["fingerprint"])
+        except (KeyError, TypeError):
+            continue
+    return out
 
 
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch baseline") -> int:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import sys
+import tempfile
 from typing import Optional, Sequence
 
 import click
@@ -30,7 +32,7 @@ __main__, exit status and traceback. The report goes to stderr when it ends (als
 calls sys.exit or is interrupted with Ctrl-C).
 
 \b
-  lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot] [-o PATH]
+  lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot|graphml] [-o PATH]
       re-render a saved report, or merge several (see `lockwatch report --help`)
   lockwatch baseline FILE.json [FILE.json ...] [-o lockwatch-baseline.json]
       write the potential deadlocks of saved reports as a CI baseline (see --baseline)
@@ -44,7 +46,8 @@ Examples:
 \b
 Exit status: the program's own; with --fail-on-cycle, {EXIT_POTENTIAL_DEADLOCK} when the program
 succeeded but a potential deadlock was found (one that can hang: not guarded by a gate lock, not
-only timed, not in the standard library, not suppressed, not in the baseline); {EXIT_DEADLOCK} when the program really deadlocked
+only timed, not in the standard library, not suppressed, not in the baseline) or a lock order
+declared with lockwatch.order()/order_key() was broken; {EXIT_DEADLOCK} when the program really deadlocked
 (--on-deadlock exit, the default: lockwatch never leaves it hanging); {EXIT_USAGE} for bad
 lockwatch options or a missing script or module.
 """
@@ -107,11 +110,19 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
         raise click.UsageError(str(exc))
     target, prog_args = (module, list(args)) if module is not None else (args[0], list(args[1:]))
     runner = ProgramRunner(target, prog_args, as_module=module is not None)
+    import lockwatch
+
+    lockwatch._take_over()  # LOCKWATCH=1 in our own environment: this run is the session
+    children = tempfile.mkdtemp(prefix="lockwatch-children-")
     session = Session(Settings(json_path=json_path, html_path=html_path, dot_path=dot_path,
+                               children_dir=children, on_terminate=True,
                                text=not quiet, top=top,
                                deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
                                warn_hold=warn_hold, warn_wait=warn_wait,
                                suppressions=suppressions, baseline=known))
+    # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
+    # through the pylockwatch.pth hook and write their reports where we merge them.
+    os.environ.update(_child_environment(children, deadlock_timeout, on_deadlock, warn_hold, warn_wait))
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
     # the module is looked up, and module-level locks are created at import.
     session.start()
@@ -124,13 +135,25 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     # The program's own atexit handlers (logging's flush, pools' shutdown) take locks too: run
     # them now, while recording, so that they are in the report and run once, before it.
     atexit._run_exitfuncs()
+    if session.in_forked_child:
+        # The program forked and this child returned from it: its report goes with the
+        # children's, and the parent prints the report.
+        session.settings.json_path = os.path.join(children, "child-%p.json")
+        session.settings.html_path = session.settings.dot_path = None
+        try:
+            session.write_reports()
+        except OSError as exc:
+            click.echo(f"lockwatch: cannot write the report of process {os.getpid()}: {exc}", err=True)
+        return status
     session.stop()
     try:
         report = session.write_reports()
     except OSError as exc:
         click.echo(f"lockwatch: cannot write the report: {exc}", err=True)
         return status or EXIT_USAGE
-    if fail_on_cycle and status == 0 and report.failing:
+    finally:
+        shutil.rmtree(children, ignore_errors=True)
+    if fail_on_cycle and status == 0 and (report.failing or report.violations):
         return EXIT_POTENTIAL_DEADLOCK
     return status
 
@@ -158,6 +181,18 @@ def _end_options_at_module(argv: list[str]) -> list[str]:
             break
         i += 1
     return argv
+
+
+def _child_environment(children: str, deadlock_timeout: float, on_deadlock: str,
+                       warn_hold: Optional[float], warn_wait: Optional[float]) -> dict[str, str]:
+    env = {"LOCKWATCH": "1", "LOCKWATCH_JSON": os.path.join(children, "child-%p.json"),
+           "LOCKWATCH_TEXT": "0", "LOCKWATCH_DEADLOCK_TIMEOUT": str(deadlock_timeout),
+           "LOCKWATCH_ON_DEADLOCK": on_deadlock}
+    if warn_hold:
+        env["LOCKWATCH_WARN_HOLD"] = str(warn_hold)
+    if warn_wait:
+        env["LOCKWATCH_WARN_WAIT"] = str(warn_wait)
+    return env
 
 
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> int:

@@ -6,52 +6,61 @@ import sys
 import threading
 from typing import Any
 
-import wrapt
-
 from . import proxies
-from .stacks import is_threading
+from .stacks import is_threading, wrapt_dir
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_WRAPT_DIR = os.path.dirname(os.path.abspath(wrapt.__file__)) + os.sep
+# wrapt is located without being imported: importing it imports concurrent.futures and logging,
+# whose module-level locks must be created instrumented (see install()).
+_WRAPT_DIR = wrapt_dir()
 
 
-class _Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
-    """``threading.Lock`` / ``threading.RLock`` while lockwatch is on. On Python 3.13+
-    ``threading.Lock`` is a class: ``isinstance(x, threading.Lock)`` stays true for both real and
-    instrumented locks."""
-
-    def __instancecheck__(self, obj: Any) -> bool:
-        wrapped = self.__wrapped__
-        if not isinstance(wrapped, type):
-            return isinstance(obj, wrapped)  # a function: raises TypeError, as it did unpatched
-        return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
-
-
-def _caller(depth: int = 2) -> Any:
-    """The frame that called the factory, past wrapt's and lockwatch's own frames."""
-    f = sys._getframe(depth)
-    while f is not None:
-        fn = f.f_code.co_filename
-        if not (fn.startswith(_PKG_DIR) or fn.startswith(_WRAPT_DIR)):
-            return f
+def _creator() -> Any:
+    """The frame that called the factory (past the pure-Python fallback of wrapt's __call__)."""
+    f = sys._getframe(3)  # _creator <- _make <- the factory (lambda or wrapt wrapper) <- caller
+    while f is not None and f.f_code.co_filename.startswith(_WRAPT_DIR) and f.f_code.co_name == "__call__":
         f = f.f_back
-    return None
+    return f
+
+
+def _make(kind: str, real: Any, args: tuple, kwargs: dict) -> Any:
+    frame = _creator()
+    filename = frame.f_code.co_filename if frame is not None else ""
+    if (args or kwargs or frame is None or is_threading(filename) or filename.startswith(_PKG_DIR)
+            or filename.startswith(_WRAPT_DIR)):
+        # threading's own locks (Event, Thread start-up, Barrier, Semaphore internals) stay raw:
+        # they would flood the graph and cost every thread start; so do lockwatch's and wrapt's.
+        return real(*args, **kwargs)
+    return proxies.Lock("Lock", frame) if kind == "Lock" else proxies.RLock("RLock", frame)
 
 
 def _lock_factory(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    frame = _caller()
-    if args or kwargs or frame is None or is_threading(frame.f_code.co_filename):
-        # threading's own locks (Event, Thread start-up, Barrier, Semaphore internals) stay raw:
-        # they would flood the graph and cost every thread start.
-        return wrapped(*args, **kwargs)
-    return proxies.Lock("Lock", frame)
+    return _make("Lock", wrapped, args, kwargs)
 
 
 def _rlock_factory(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    frame = _caller()
-    if args or kwargs or frame is None or is_threading(frame.f_code.co_filename):
-        return wrapped(*args, **kwargs)
-    return proxies.RLock("RLock", frame)
+    return _make("RLock", wrapped, args, kwargs)
+
+
+_factory_class: Any = None
+
+
+def _factory_type() -> Any:
+    """A wrapt FunctionWrapper whose isinstance() also accepts instrumented locks: on Python 3.13+
+    ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true."""
+    global _factory_class
+    if _factory_class is None:
+        import wrapt
+
+        class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
+            def __instancecheck__(self, obj: Any) -> bool:
+                wrapped = self.__wrapped__
+                if not isinstance(wrapped, type):
+                    return isinstance(obj, wrapped)  # a function: TypeError, as unpatched
+                return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
+
+        _factory_class = Factory
+    return _factory_class
 
 
 _originals: dict[str, Any] = {}
@@ -68,13 +77,24 @@ def install() -> None:
         return
     for name in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"):
         _originals[name] = getattr(threading, name)
-    lock = _Factory(_originals["Lock"], _lock_factory)
+    lock_real, rlock_real = _originals["Lock"], _originals["RLock"]
+    classes = {"Condition": proxies.Condition, "Semaphore": proxies.Semaphore,
+               "BoundedSemaphore": proxies.BoundedSemaphore}
+    # First plain factories, then import wrapt: the modules wrapt imports (concurrent.futures,
+    # logging) create their module-level locks now, and those must be instrumented too.
+    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k)  # type: ignore[misc]
+    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k)  # type: ignore[misc]
+    for name, cls in classes.items():
+        setattr(threading, name, cls)
+    import wrapt
+
+    factory = _factory_type()
+    lock = factory(lock_real, _lock_factory)
     lock._self_proxy_type = proxies.Lock
-    rlock = _Factory(_originals["RLock"], _rlock_factory)
+    rlock = factory(rlock_real, _rlock_factory)
     rlock._self_proxy_type = proxies.RLock
-    replacements = {"Lock": lock, "RLock": rlock, "Condition": proxies.Condition,
-                    "Semaphore": proxies.Semaphore, "BoundedSemaphore": proxies.BoundedSemaphore}
-    for name, value in replacements.items():
+    for name, value in {"Lock": lock, "RLock": rlock, **classes}.items():
+        setattr(threading, name, _originals[name])
         wrapt.wrap_object(threading, name, lambda original, value=value: value)
 
 

@@ -71,7 +71,7 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     if watch is None:
         ok = real.acquire(True, timeout)
     else:  # registered as waiting, and woken now and then to break a deadlock if chosen
-        ok = watch.blocking_acquire(lock, real.acquire, timeout, t0)
+        ok = watch.blocking_acquire(lock, real.acquire, timeout, t0, _in_restore(_getframe(1)))
     t = _now()
     if not ok:
         _failed(lock)
@@ -85,6 +85,18 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     return t
 
 
+def _in_restore(frame: Any) -> bool:
+    """Is this acquire a Condition's wait() re-taking a plain Lock (Condition._acquire_restore
+    calls lock.acquire())? The watchdog must not raise DeadlockError there (contended path only)."""
+    for _ in range(3):  # the acquire method, _acquire_slow, then their caller
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "_acquire_restore":
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _failed(lock: Any) -> None:
     # Not holding the lock here, so its own mutual exclusion does not protect the counter.
     with _rec.mutex:
@@ -93,11 +105,13 @@ def _failed(lock: Any) -> None:
 
 def _unhold(held: list, lock: Any) -> None:
     """Remove ``lock`` from a held list when it is not on top: out-of-order release, or a hand-off
-    release by another thread. Absent (after fork, after _at_fork_reinit) is fine."""
-    for i in range(len(held) - 1, -1, -1):
-        if held[i] is lock:
-            del held[i]
-            return
+    release by another thread, which may be changing the same list right now. list.remove is one
+    C call (atomic under the GIL; our locks compare by identity). Absent (after fork, after
+    _at_fork_reinit) is fine."""
+    try:
+        held.remove(lock)
+    except ValueError:
+        pass
 
 
 def _held_list() -> list:
@@ -131,6 +145,7 @@ def _valid_timeout(timeout: Any) -> bool:
 
 class _Tracked:
     __slots__ = ()
+    _lw_tracked = True  # recorder.after_fork_in_child finds instances by this
 
     def __del__(self) -> None:
         try:
@@ -141,6 +156,12 @@ class _Tracked:
     def _describe(self) -> str:
         name = _rec.lock_name(self) or self._site.display_name()
         return f"{name!r} created at {self._site.location}"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The real lock cannot be copied or pickled (TypeError: cannot pickle '_thread.lock'
+        # object). Without this, copy.copy() of a __slots__ class succeeded and made a second
+        # proxy sharing the real lock, the serial and the held state. Raise the real error.
+        return self._real.__reduce_ex__(protocol)
 
 
 class Lock(_Tracked):
@@ -444,7 +465,7 @@ class RLock(_Tracked):
             # Take it as a plain blocking acquire (interruptible by the watchdog), then restore
             # the saved recursion depth: the same end state as _acquire_restore.
             real = self._real
-            watch.blocking_acquire(self, real.acquire, -1, t0)
+            watch.blocking_acquire(self, real.acquire, -1, t0, True)
             for _ in range(state[0] - 1 if isinstance(state, tuple) else 0):
                 real.acquire()
         t = _now()
@@ -547,6 +568,7 @@ class _SemaphoreMixin:
     oldest. Counters are guarded by lockwatch's own mutex (there is no single holder)."""
 
     _lw_kind = "Semaphore"
+    _lw_tracked = True
 
     def __init__(self, value: int = 1) -> None:
         if self.__dict__.get("_lw_initing"):
@@ -558,7 +580,9 @@ class _SemaphoreMixin:
         super().__init__(value)  # type: ignore[call-arg]
         del self._lw_initing
         _init(self, None, self._lw_kind, _getframe(1))
-        self._holders: list = []  # [held list, acquisition time] per acquisition
+        # [held list, acquisition time, code, lasti] per acquisition: where each holder took it
+        # (the instance's _at_code/_at_lasti are only the latest acquirer's, maybe another thread)
+        self._holders: list = []
         if value > self._site.sem_value:
             self._site.sem_value = value
 
@@ -593,9 +617,14 @@ class _SemaphoreMixin:
                     self._wait_max = waited
                 self._site.wait_hist[(waited * waited).bit_length()] += 1
             self._n += 1
+            if self._site.signal:
+                # A signal (released by other threads than its acquirers, e.g. a thread pool's
+                # idle semaphore): acquiring it is not holding a lock. Timed, but not held.
+                self._holders.append([None, t, frame.f_code, frame.f_lasti])
+                return True
             self._at_code = frame.f_code
             self._at_lasti = frame.f_lasti
-            self._holders.append([held, t])
+            self._holders.append([held, t, frame.f_code, frame.f_lasti])
         held.append(self)
         return True
 
@@ -611,8 +640,8 @@ class _SemaphoreMixin:
                 if not self._holders:
                     break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
                 pick = -1
-                for i, (h, _t) in enumerate(self._holders):
-                    if h is mine:
+                for i, holder in enumerate(self._holders):
+                    if holder[0] is mine:
                         pick = i
                         break
                 if pick < 0:
@@ -620,7 +649,7 @@ class _SemaphoreMixin:
                     # "holds" are not lock holds, and analysis ignores the edges out of it.
                     self._site.signal = True
                     pick = 0
-                held, t_acq = self._holders.pop(pick)
+                held, t_acq = self._holders.pop(pick)[:2]
                 d = t - t_acq
                 self._hold_tot += d
                 if d > self._hold_max:
@@ -628,7 +657,8 @@ class _SemaphoreMixin:
                 self._site.hold_hist[(d * d).bit_length()] += 1
                 ended.append(held)
         for held in ended:
-            _unhold(held, self)
+            if held is not None:
+                _unhold(held, self)
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         self.release()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Optional
 
 import pytest
@@ -188,6 +189,8 @@ class LockwatchPlugin:
         self.session: Any = None
         self.reported: set[str] = set()  # fingerprints already reported by a test
         self.acknowledged: set[str] = set()  # closed under report_only: never fail the run
+        self.acknowledged_violations = 0
+        self.seen_violations = 0
         self.seen_version = -1
         self.worker_snapshots: list[Any] = []
         self.worker_acknowledged: set[str] = set()
@@ -216,7 +219,23 @@ class LockwatchPlugin:
         self.session = Session(SessionSettings(text=False, deadlock_timeout=self.settings.deadlock_timeout,
                                                on_deadlock=self.settings.on_deadlock,
                                                suppressions=suppressions, baseline=known))
+        if self.settings.on_deadlock == "exit":
+            # The run ends with os._exit: a report written to the captured stderr would be lost.
+            self.session._emit = self._emit_uncaptured
         self.session.start()
+
+    def _emit_uncaptured(self, text: str) -> None:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            try:
+                capman.suspend(in_=False)  # the test's capture and pytest's global capture
+            except Exception:
+                pass
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.session is not None:
@@ -251,20 +270,25 @@ class LockwatchPlugin:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
         outcome = yield
         rep = outcome.get_result()
-        new = self._new_cycles()
-        if not new:
+        new, violations = self._new_findings()
+        if not new and not violations:
             return
         from .renderers import text
 
         marks = item.stash.get(_ITEM_KEY, {})
         report_only = marks.get("report_only", self.settings.report_only)
-        body = text.render_cycles(new)
-        heading = (f"lockwatch: {len(new)} potential deadlock(s) (lock-order inversion) closed "
-                   f"during {item.nodeid} ({call.when})")
-        if report_only or not any(p.fails for p in new):
+        body = text.render_violations(violations) + (text.render_cycles(new) if new else "")
+        what = []
+        if new:
+            what.append(f"{len(new)} potential deadlock(s) (lock-order inversion) closed")
+        if violations:
+            what.append(f"{len(violations)} declared lock order violation(s)")
+        heading = f"lockwatch: {' and '.join(what)} during {item.nodeid} ({call.when})"
+        if report_only or not (violations or any(p.fails for p in new)):
             # report-only, or nothing that can hang (guarded, timed, standard library,
             # suppressed, in the baseline): shown with the test, never failing it
             self.acknowledged.update(p.fingerprint for p in new)
+            self.acknowledged_violations += len(violations)
             rep.sections.append(("lockwatch", heading + "\n" + body))
             return
         if rep.passed:
@@ -273,14 +297,17 @@ class LockwatchPlugin:
         else:
             rep.sections.append(("lockwatch", heading + "\n" + body))
 
-    def _new_cycles(self) -> list:
+    def _new_findings(self) -> tuple[list, list]:
+        """Cycles and declared-order violations that appeared since the last look."""
         if self.session is None or self.session.edges_version == self.seen_version:
-            return []  # no new lock-order edge since the last look: no new cycle
+            return [], []  # no new lock-order edge since the last look: nothing new
         self.seen_version = self.session.edges_version
         report = self.session.report(live_stats=False)
         new = [p for p in report.potential_deadlocks if p.fingerprint not in self.reported]
         self.reported.update(p.fingerprint for p in new)
-        return new
+        violations = report.violations[self.seen_violations:]
+        self.seen_violations = len(report.violations)
+        return new, violations
 
     # -- pytest-xdist: workers send their snapshot, the controller merges by creation site -----
     @pytest.hookimpl(optionalhook=True)
@@ -331,7 +358,8 @@ class LockwatchPlugin:
             write_atomic(self.settings.html_path, html.render(report))
         acknowledged = self.acknowledged | self.worker_acknowledged
         failing = [p for p in report.failing if p.fingerprint not in acknowledged]
-        if failing and not self.settings.report_only and session.exitstatus == 0:
+        violations = len(report.violations) > self.acknowledged_violations
+        if (failing or violations) and not self.settings.report_only and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

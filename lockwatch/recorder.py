@@ -26,9 +26,13 @@ get_ident = _thread.get_ident
 tls = _thread._local()
 
 _serials = itertools.count(1)  # next() on itertools.count is atomic in CPython
+# Thread identity for triage ("single-thread"): get_ident() values are reused as soon as a thread
+# has exited, so two threads that never overlapped would look like one. A serial never is.
+_thread_serials = itertools.count(1)
 
 # Kept findings are bounded: a program that inverts millions of pairs still fits in memory.
 MAX_KEPT_EDGES = 10_000
+MAX_GATES = 4
 
 
 class Site:
@@ -99,7 +103,7 @@ class Edge:
         self.timed = timed
         self.context = context
         self.gates = gates  # (serial, site) of the other locks held every time so far
-        self.thread_id = f"{os.getpid()}:{get_ident()}"
+        self.thread_id = f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
         self.held_ref: Optional[list] = None  # the first thread's held list (lists are per thread)
         self.multi = False  # taken by more than one thread
 
@@ -111,7 +115,7 @@ class State:
         self.sites: dict[tuple, Site] = {}
         self.site_list: list[Site] = []
         self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
-        self.site_edges: dict[tuple[int, int], list] = {}  # (src idx, dst idx) -> [first Edge, pairs]
+        self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
@@ -197,6 +201,7 @@ def thread_start() -> list:
     """First lock event of a thread: give it a held list."""
     held: list = []
     tls.held = held
+    tls.serial = next(_thread_serials)  # unique per thread of this process (idents are reused)
     tls.busy = False
     threads[get_ident()] = held
     return held
@@ -221,8 +226,35 @@ def annotate(lock: Any, **values: Any) -> None:
     lock._ann = {**(lock._ann or {}), **values}
 
 
+def _calibrate_abandoned() -> int:
+    """The reference count that new_edge() sees for a lock that nothing but the thread's held
+    list refers to: the list, _before()'s loop variable, new_edge()'s argument and getrefcount's
+    own. Measured with a replica of that call chain, so it holds on every Python version."""
+
+    def inner(src: Any) -> int:
+        return sys.getrefcount(src)
+
+    def outer(held: list) -> int:
+        for h in held:
+            return inner(h)
+        return -1
+
+    return outer([object()])
+
+
+_ABANDONED_REFS = _calibrate_abandoned()
+
+
 def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
     """Rare path: the first time ``src`` is held while blocking on ``dst``. Captures both stacks."""
+    if sys.getrefcount(src) <= _ABANDONED_REFS:
+        # The program dropped a lock while holding it (lockdep's "held lock freed"): nobody can
+        # release it or wait for it, so it orders nothing. Let it go instead of drawing edges
+        # from it for the rest of the thread's life.
+        for i in range(len(held) - 1, -1, -1):
+            if held[i] is src:
+                del held[i]
+        return
     if getattr(tls, "busy", False) or not recording:
         return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
     tls.busy = True
@@ -235,9 +267,32 @@ def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
 
 
 def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> None:
-    held_stack = stacks.capture_taken_at(src._at_code, src._at_lasti, frame)
-    acquire_stack = stacks.capture(frame)
-    gates = tuple((h._serial, h._site) for h in held if h is not src and h is not dst)
+    st = state
+    for lock in (src, dst):
+        site = lock._site
+        if site.index >= len(st.site_list) or st.site_list[site.index] is not site:
+            return  # created in an earlier session (still held from then): not this session's graph
+    code, lasti = src._at_code, src._at_lasti
+    holders = getattr(src, "_holders", None)
+    if holders:
+        # A Semaphore has several holders, and _at_code is the latest acquirer's (maybe another
+        # thread's): take where this thread (its held list) acquired it.
+        for holder in list(holders):
+            if holder[0] is held:
+                code, lasti = holder[2], holder[3]
+                break
+    known = st.site_edges.get((src._site.index, dst._site.index))
+    if known is None:
+        held_stack = stacks.capture_taken_at(code, lasti, frame)
+        acquire_stack = stacks.capture(frame)
+    else:
+        # Another instance pair of these two sites (account locks, a list of futures): the
+        # stacks are those of the first pair. Capturing ~10 us of stacks for each of the n^2
+        # pairs that as_completed() over n futures makes would dominate the whole run.
+        held_stack, acquire_stack = known[0].held_stack, known[0].acquire_stack
+    # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
+    # a thread holding hundreds of locks does not make every new edge cost O(n).
+    gates = tuple((h._serial, h._site) for h in held[:MAX_GATES + 2] if h is not src and h is not dst)[:MAX_GATES]
     st = state
     with mutex:
         ins = dst._in
@@ -253,7 +308,10 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
         e.held_ref = held
         ins[src._serial] = e
         st.edges_version += 1
-        key = (src._site.index, dst._site.index)
+        # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
+        # Site from an earlier State, whose indexes restart at 0) shared keys with this session's
+        # sites, and its edge swallowed theirs (a site cycle went unreported).
+        key = (src._site, dst._site)
         se = st.site_edges.get(key)
         if se is None:
             st.site_edges[key] = [e, 1]
@@ -328,6 +386,38 @@ def after_fork_in_child() -> None:
     victims.clear()
     if mine is not None:
         threads[ident] = mine
+    # The child reports what it does itself (its parent reports the rest).
+    forget_activity()
+
+
+def forget_activity() -> None:
+    """Drop the recorded edges and counters, keeping the sites, the instances and what each
+    thread holds: for a forked child (its parent reports what came before), and for the locks
+    that lockwatch's own imports create and take while it switches on."""
+    st = state
+    with mutex:
+        st.site_edges.clear()
+        st.kept_edges.clear()
+        st.violations.clear()
+        st.violation_keys.clear()
+        st.internal_errors.clear()
+        st.edges_version += 1
+        st.edge_owners = weakref.WeakSet()
+        st.started = time.time()
+        for site in st.site_list:
+            site.acquisitions = site.contended = site.failed = 0
+            site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
+            site.hold_hist[:] = histogram.new_counts()  # in place: live locks point at these lists
+            site.wait_hist[:] = histogram.new_counts()
+            site.instances = 0
+        import gc
+
+        for o in gc.get_objects():  # the instances' own counters and edges
+            if getattr(type(o), "_lw_tracked", False):
+                o._n = o._ncont = o._nfail = 0
+                o._hold_tot = o._hold_max = o._wait_tot = o._wait_max = 0
+                o._in = None
+                o._site.instances += 1
 
 
 if hasattr(os, "register_at_fork"):

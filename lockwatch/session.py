@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, Optional
 
 from . import patching, proxies, recorder, snapshot
@@ -30,6 +30,16 @@ class Settings:
     warn_wait: Optional[float] = None  # seconds: alert while a thread waits longer
     suppressions: list = field(default_factory=list)  # config.Suppression entries
     baseline: Optional[dict] = None  # fingerprint -> entry, from a baseline file
+    children_dir: Optional[str] = None  # child processes' JSON reports to merge into this one
+    on_terminate: bool = False  # on SIGTERM: write the reports, then die of it as before
+
+
+_current: Optional["Session"] = None  # the session recording now, whoever started it
+
+
+def current() -> Optional["Session"]:
+    """The running session (started by the CLI, the pytest plugin or the API), if any."""
+    return _current
 
 
 class Session:
@@ -42,14 +52,40 @@ class Session:
         self.deadlocks: list[dict[str, Any]] = []  # seen by the watchdog, as plain data
         self.alerts: list[dict[str, Any]] = []
         self._watchdog: Any = None
+        self.pid = os.getpid()
+        self.finish: Any = None  # what SIGTERM runs before the process dies (default: write_reports)
+        self._writing = False  # a report is being written (SIGTERM then waits for it)
+        self._die_after_write: Optional[int] = None
+
+    @property
+    def in_forked_child(self) -> bool:
+        return os.getpid() != self.pid
 
     def start(self) -> None:
         if self.active:
             return
+        global _current
         recorder.reset()
         recorder.recording = True
+        first = not patching.installed()
         patching.install()
+        if first:
+            # Installing imports wrapt, which imports concurrent.futures and logging: their
+            # locks are instrumented (good), but what lockwatch's own imports did with them is
+            # not the program's doing.
+            recorder.forget_activity()
         self.active = True
+        _current = self
+        self._start_watchdog()
+        if self.settings.on_terminate:
+            # Reports written at exit or from a signal handler must not import anything then
+            # (a handler may interrupt an import of the same module): import them now.
+            from .renderers import jsonreport, text  # noqa: F401
+
+            _install_sigterm(self)
+        _sessions_to_fork.append(self)
+
+    def _start_watchdog(self) -> None:
         st = self.settings
         if st.deadlock_timeout or st.warn_hold or st.warn_wait:
             from .watchdog import Watchdog
@@ -60,8 +96,11 @@ class Session:
             self._watchdog.start()
 
     def stop(self) -> None:
+        global _current
         if not self.active:
             return
+        if _current is self:
+            _current = None
         patching.uninstall()
         recorder.recording = False
         if self._watchdog is not None:
@@ -69,6 +108,53 @@ class Session:
             self._watchdog.stop()
             self._watchdog = None
         self.active = False
+
+    def _after_fork_in_child(self) -> None:
+        """The child of fork() keeps recording, into a report of its own: the recorder already
+        dropped what the parent recorded; the watchdog thread did not survive the fork."""
+        self.deadlocks, self.alerts = [], []
+        if self.settings.children_dir:
+            # A child of `python -m lockwatch`: its report joins the other children's, which
+            # the parent merges into the one report it prints.
+            self.settings = replace(self.settings, json_path=os.path.join(
+                self.settings.children_dir, "child-%p.json"), html_path=None, dot_path=None, text=False)
+        if self.active and self._watchdog is not None:
+            self._start_watchdog()
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            # A multiprocessing worker ends with os._exit (no atexit): its report is written by
+            # a multiprocessing finalizer, registered after the worker clears the inherited ones.
+            mp_util.register_after_fork(self, _register_mp_finalizer)
+
+    def path(self, path: str) -> str:
+        """A report path for this process: %p becomes the process id; in a forked child a path
+        without %p gets ".<pid>" before its extension, so it never overwrites the parent's."""
+        pid = str(os.getpid())
+        if "%p" in path:
+            return path.replace("%p", pid)
+        if self.in_forked_child:
+            root, ext = os.path.splitext(path)
+            return f"{root}.{pid}{ext}"
+        return path
+
+    def child_snapshots(self) -> list[snapshot.Snapshot]:
+        """Reports written by child processes (LOCKWATCH_JSON pointed them at children_dir)."""
+        folder = self.settings.children_dir
+        if not folder or not os.path.isdir(folder):
+            return []
+        from .renderers.jsonreport import ReportError, load
+
+        out = []
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                snap, deadlocks = load(os.path.join(folder, name))
+            except ReportError:
+                continue  # a child killed while writing: its report is lost, the rest stands
+            snap.meta["deadlocks"] = deadlocks
+            out.append(snap)
+        return out
 
     def _emit(self, text: str) -> None:
         try:
@@ -106,8 +192,14 @@ class Session:
         """Analyse what was recorded, with the project's suppressions and baseline applied."""
         from .analysis import apply_policy
 
-        report = analyze(self.snapshot(live_stats))
-        report.deadlocks = list(self.deadlocks)
+        snap = self.snapshot(live_stats)
+        children = self.child_snapshots() if not self.in_forked_child else []
+        if children:
+            from .snapshot import merge
+
+            snap = merge([snap, *children])
+        report = analyze(snap)
+        report.deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
         report.alerts = list(self.alerts)
         return apply_policy(report, self.settings.suppressions, self.settings.baseline)
 
@@ -116,11 +208,22 @@ class Session:
         return self.report().potential_deadlocks
 
     def write_reports(self, report: Optional[Report] = None, stream: Optional[IO[str]] = None) -> Report:
-        """Write the configured reports (text on stderr, JSON to a file) and return the analysis."""
+        """Write the configured reports (text on stderr, JSON to a file) and return the analysis.
+        A forked child writes no text (its parent reports), only its own files."""
         from .renderers import jsonreport, text
 
+        self._writing = True
+        try:
+            return self._write_reports(report, stream, jsonreport, text)
+        finally:
+            self._writing = False
+            if self._die_after_write is not None:
+                _die_of(self._die_after_write)
+
+    def _write_reports(self, report: Optional[Report], stream: Optional[IO[str]], jsonreport: Any,
+                       text: Any) -> Report:
         report = report or self.report()
-        if self.settings.text:
+        if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
                 out.write(text.render(report, top=self.settings.top))
@@ -128,15 +231,15 @@ class Session:
             except (OSError, ValueError):  # stderr closed by the program
                 pass
         if self.settings.json_path:
-            write_atomic(self.settings.json_path, jsonreport.render(report))
+            write_atomic(self.path(self.settings.json_path), jsonreport.render(report))
         if self.settings.html_path:
             from .renderers import html
 
-            write_atomic(self.settings.html_path, html.render(report))
+            write_atomic(self.path(self.settings.html_path), html.render(report))
         if self.settings.dot_path:
             from .renderers import dot
 
-            write_atomic(self.settings.dot_path, dot.render(report))
+            write_atomic(self.path(self.settings.dot_path), dot.render(report))
         return report
 
 
@@ -180,3 +283,62 @@ def load_policy(suppressions_path: Optional[str], baseline_path: Optional[str],
         else:
             known = baseline_mod.read(path)
     return cfg.suppressions, known
+
+
+_sessions_to_fork: list[Session] = []
+
+
+def _after_fork_in_child() -> None:
+    for session in list(_sessions_to_fork):
+        if session.active:
+            try:
+                session._after_fork_in_child()
+            except Exception:
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _register_mp_finalizer(session: Session) -> None:
+    import multiprocessing.util as mp_util
+
+    mp_util.Finalize(None, session.finish or session.write_reports, exitpriority=-100)
+
+
+def _install_sigterm(session: Session) -> None:
+    """On SIGTERM, write the reports and then die of SIGTERM as the program would have. Only when
+    SIGTERM still has its default action (a program's own handler is left alone) and only from
+    the main thread (where Python allows handlers to be set)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+    except (ValueError, OSError):
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if session._writing:
+            # The report is being written already (the process was exiting): let it finish,
+            # then die of the signal.
+            session._die_after_write = signum
+            return
+        try:
+            (session.finish or session.write_reports)()
+        finally:
+            _die_of(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _die_of(signum: int) -> None:
+    """End the process by ``signum`` with its default action, as it would have ended unwatched."""
+    import signal
+
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import histogram
+from .stacks import stable_path
 
 
 @dataclass
@@ -48,6 +49,7 @@ class LockStats:
     signal: bool = False  # a semaphore released by other threads than the acquirer: not a lock
     value: int = 0  # for semaphores: the largest initial value (permits)
     stdlib: bool = False  # created by the standard library
+    stable_file: str = ""  # the file, machine-independent (stacks.stable_path), for fingerprints
     instances: int = 0
     acquisitions: int = 0
     contended: int = 0
@@ -147,6 +149,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                 filename=site.filename, line=site.line, function=site.function,
                 named=site.explicit_name is not None, signal=site.signal,
                 value=site.sem_value, stdlib=is_stdlib(site.filename),
+                stable_file=stable_path(site.filename),
                 instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )

@@ -11,13 +11,19 @@ from typing import Optional
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _THREADING_FILE = threading.__file__
-_WRAPT_DIR = None
-try:  # wrapt's pure-Python fallback adds frames of its own between the caller and our factory
-    import wrapt as _wrapt
+def wrapt_dir() -> str:
+    """wrapt's directory, found without importing wrapt (importing it imports logging)."""
+    import importlib.util
 
-    _WRAPT_DIR = os.path.dirname(os.path.abspath(_wrapt.__file__)) + os.sep
-except Exception:  # pragma: no cover - wrapt is a hard dependency
-    pass
+    try:
+        spec = importlib.util.find_spec("wrapt")
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None and spec.origin else None
+    return os.path.dirname(os.path.abspath(origin)) + os.sep if origin else os.sep + "nonexistent" + os.sep
+
+
+_WRAPT_DIR = wrapt_dir()  # wrapt's pure-Python fallback adds frames between caller and factory
 
 # Filenames as code objects carry them: compare co_filename strings, cached per filename.
 _internal_cache: dict[str, bool] = {}
@@ -170,23 +176,66 @@ def short_path(filename: str) -> str:
     return filename if rel.startswith(".." + os.sep) else rel
 
 
+_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+_root_cache: dict[str, Optional[str]] = {}
+_install_dirs: Optional[list[str]] = None
+
+
+def _installed_roots() -> list[str]:
+    """Where installed code lives (the standard library, site-packages), longest first."""
+    global _install_dirs
+    if _install_dirs is None:
+        import site
+        import sysconfig
+
+        dirs = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        try:
+            dirs.update(site.getsitepackages())
+        except AttributeError:  # some virtualenv versions
+            pass
+        dirs.add(getattr(site, "USER_SITE", None))
+        _install_dirs = sorted({os.path.abspath(d) + os.sep for d in dirs if d}, key=len, reverse=True)
+    return _install_dirs
+
+
+def _project_root(directory: str) -> Optional[str]:
+    if directory in _root_cache:
+        return _root_cache[directory]
+    d, seen = directory, []
+    root = None
+    while True:
+        if d in _root_cache:
+            root = _root_cache[d]
+            break
+        seen.append(d)
+        if any(os.path.exists(os.path.join(d, m)) for m in _MARKERS):
+            root = d
+            break
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    for x in seen:
+        _root_cache[x] = root
+    return root
+
+
 def stable_path(filename: str) -> str:
-    """A machine-independent form of ``filename`` for fingerprints, with forward slashes: relative
-    to the working directory (the project) when inside it, else to the sys.path entry that holds
-    it (the standard library, site-packages), else its base name. Never depends on which
-    directories a test runner happened to put on sys.path."""
+    """A machine- and directory-independent form of ``filename`` for fingerprints, with forward
+    slashes: installed code relative to its site-packages or standard-library directory; the
+    project's code relative to its root (the nearest directory with pyproject.toml, setup.py,
+    setup.cfg or .git); anything else relative to the working directory, or its base name. It
+    never depends on where the program was started from or what a runner put on sys.path."""
     if filename.startswith("<"):
         return filename
     path = os.path.abspath(filename)
+    for base in _installed_roots():
+        if path.startswith(base):
+            return path[len(base):].replace(os.sep, "/")
+    root = _project_root(os.path.dirname(path))
+    if root is not None:
+        return os.path.relpath(path, root).replace(os.sep, "/")
     cwd = os.getcwd()
     if path.startswith(cwd + os.sep):
         return os.path.relpath(path, cwd).replace(os.sep, "/")
-    best = None
-    for entry in sys.path:
-        if not entry:
-            continue
-        entry = os.path.abspath(entry)
-        if path.startswith(entry + os.sep) and (best is None or len(entry) > len(best)):
-            best = entry
-    rel = os.path.relpath(path, best) if best else os.path.basename(path)
-    return rel.replace(os.sep, "/")
+    return os.path.basename(path)

@@ -29,6 +29,21 @@ def _taken_at(lock: Any) -> Optional[str]:
     return stacks.format_frame(code.co_filename, stacks.line_of(code, lock._at_lasti), code.co_name)
 
 
+def _holder_list(lock: Any) -> Optional[list]:
+    """The held list of the thread holding ``lock`` now, or None. A semaphore has no owner: it
+    has one only while every unit taken is taken by one thread (a Semaphore(1) used as a mutex),
+    and never when it is a signal (released by threads that did not acquire it)."""
+    held = getattr(lock, "_held_in", None)
+    if held:
+        return held
+    holders = getattr(lock, "_holders", None)  # a semaphore: [held list, since] per acquisition
+    if holders and not lock._site.signal and getattr(lock, "_value", 1) == 0:
+        lists = {id(h[0]): h[0] for h in list(holders)}
+        if len(lists) == 1:
+            return next(iter(lists.values()))
+    return None
+
+
 def _thread_names() -> dict[int, str]:
     return {ident: t.name for ident, t in list(threading._active.items())}
 
@@ -55,17 +70,24 @@ class Watchdog:
         self.interval = max(0.02, min(1.0, shortest / 4))
         self.reported: set[frozenset] = set()
         self.alerted: set[tuple] = set()
+        # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
+        # has another thread (see _deadlock).
+        self.restoring: set[int] = set()
         self._stop = _thread.allocate_lock()
         self._stop.acquire()
         self._thread: Optional[threading.Thread] = None
 
     # -- the blocked side (called from proxies on the contended path) --------------------------
-    def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: float, t0: int) -> bool:
+    def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: float, t0: int,
+                         restoring: bool = False) -> bool:
         """Block on ``acquire`` like ``acquire(True, timeout)``, registered as waiting for ``lock``,
-        and in slices so that this thread can be chosen to break a deadlock."""
+        and in slices so that this thread can be chosen to break a deadlock. ``restoring``: a
+        Condition's wait() re-taking its lock."""
         ident = _thread.get_ident()
         timed = timeout is not None and timeout != -1
         _rec.waiting[ident] = (lock, t0, timed)
+        if restoring:
+            self.restoring.add(ident)
         try:
             if timed:
                 return acquire(True, timeout)  # cannot wait forever: not a deadlock candidate
@@ -77,6 +99,8 @@ class Watchdog:
                     raise exc
         finally:
             _rec.waiting.pop(ident, None)
+            if restoring:
+                self.restoring.discard(ident)
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +133,8 @@ class Watchdog:
             for ident, (lock, t0, timed) in waiting.items():
                 if timed or now - t0 < limit:
                     continue
-                holder = by_list.get(id(getattr(lock, "_held_in", None) or None))
+                held = _holder_list(lock)
+                holder = by_list.get(id(held)) if held is not None else None
                 if holder is not None and holder != ident:
                     blocked_by[ident] = holder
             for cycle in _cycles(blocked_by):
@@ -137,9 +162,13 @@ class Watchdog:
         victim = None
         if self.policy == "raise":
             main = threading.main_thread().ident
-            # The main thread if it is in the cycle (its error is the most visible: a pytest test
+            # Not a thread re-taking a Condition's lock in wait() if the cycle has another: the
+            # error would leave wait() without the lock, and the `with cond:` around it would then
+            # fail ("cannot release un-acquired lock") or release a plain Lock from under its holder.
+            pool = [i for i in cycle if i not in self.restoring] or cycle
+            # The main thread if it can be chosen (its error is the most visible: a pytest test
             # fails with it), else the thread that started waiting last.
-            victim = main if main in cycle else max(cycle, key=lambda i: waiting[i][1])
+            victim = main if main in pool else max(pool, key=lambda i: waiting[i][1])
         data = {"threads": threads, "timeout_s": self.timeout, "policy": self.policy,
                 "victim": names.get(victim) if victim is not None else None,
                 "detected_at": time.time()}
@@ -159,7 +188,8 @@ class Watchdog:
                     continue
                 self.alerted.add(key)
                 frames = frames or sys._current_frames()
-                holder = by_list.get(id(getattr(lock, "_held_in", None) or None))
+                held = _holder_list(lock)
+                holder = by_list.get(id(held)) if held is not None else None
                 data = {"kind": "long-wait", "lock": _lock_info(lock),
                         "seconds": round((now - t0) / 1e9, 3),
                         "thread": names.get(ident, f"thread-{ident}"),

@@ -31,6 +31,7 @@ def _lock(s: LockStats) -> dict[str, Any]:
     return {
         "name": s.name, "kind": s.kind, "site": s.site, "key": s.key, "function": s.function,
         "named": s.named, "signal": s.signal, "value": s.value, "stdlib": s.stdlib,
+        "stable_file": s.stable_file,
         "instances": s.instances, "acquisitions": s.acquisitions,
         "contended": s.contended, "failed": s.failed, "hold": _timing(s.hold),
         "wait": _timing(s.wait),
@@ -61,6 +62,7 @@ def _deadlock(p: PotentialDeadlock) -> dict[str, Any]:
 
 def to_dict(report: Report) -> dict[str, Any]:
     snap = report.snapshot
+    in_graph = _in_graph(snap)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -70,12 +72,17 @@ def to_dict(report: Report) -> dict[str, Any]:
         "alerts": report.alerts,
         "order_violations": report.violations,
         "baseline_gone": report.baseline_gone,
-        "locks": [_lock(s) for s in snap.locks],
+        # Locks that were used (modules create many they never take in a given run).
+        "locks": [_lock(s) for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph],
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         "lock_order": [_edge(e) for e in snap.site_edges],
         "instance_edges": [_edge(e) for e in snap.instance_edges],
         "internal_errors": snap.internal_errors,
     }
+
+
+def _in_graph(snap: Snapshot) -> set[str]:
+    return {k for e in snap.site_edges for k in (e.src, e.dst)}
 
 
 def render(report: Report) -> str:
@@ -105,6 +112,7 @@ def snapshot_from(data: Any, source: str = "report") -> Snapshot:
                 filename=filename, line=int(line), function=d.get("function", ""),
                 named=bool(d.get("named")), signal=bool(d.get("signal")),
                 value=int(d.get("value", 0)), stdlib=bool(d.get("stdlib")),
+                stable_file=str(d.get("stable_file", "")),
                 instances=int(d.get("instances", 0)),
                 acquisitions=int(d.get("acquisitions", 0)), contended=int(d.get("contended", 0)),
                 failed=int(d.get("failed", 0)), hold=_timing_from(d.get("hold", {})),

@@ -49,9 +49,10 @@ def render(report: Report, top: int = 5) -> str:
     found = report.potential_deadlocks
     out: list[str] = [RULE]
     out.extend(_summary(report))
-    out.append(f"  {plural(len(snap.locks), 'lock creation site')}, "
-               f"{plural(sum(s.instances for s in snap.locks), 'lock')}, "
-               f"{plural(sum(s.acquisitions for s in snap.locks), 'acquisition')}, "
+    used = [s for s in snap.locks if s.acquisitions or s.failed]  # not modules' idle locks
+    out.append(f"  {plural(len(used), 'lock creation site')} in use, "
+               f"{plural(sum(s.instances for s in used), 'lock')}, "
+               f"{plural(sum(s.acquisitions for s in used), 'acquisition')}, "
                f"{plural(len(snap.site_edges), 'lock-order edge')} between sites")
     out.append(RULE)
     if report.deadlocks:
@@ -97,6 +98,11 @@ def render(report: Report, top: int = 5) -> str:
         out.append(f"lockwatch: {plural(len(snap.internal_errors), 'internal error')} while "
                    f"recording (first: {snap.internal_errors[0]})")
     return "\n".join(out).rstrip() + "\n"
+
+
+def render_violations(violations: list) -> str:
+    """Just the declared-order violations (for a failing test's message)."""
+    return "".join("\n".join(_violation(v)) + "\n" for v in violations)
 
 
 def _violation(v: dict) -> list[str]:
