@@ -1,0 +1,136 @@
+"""Declared lock order: lockwatch.order(a, b, ...) and lockwatch.order_key(lock, key). A lock
+taken against the declared order is reported at that first acquisition, before the reverse order
+has ever been seen. Real threads, in subprocesses (lockwatch.watching(), and the CLI)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
+PROGRAM = PROGRAMS / "declared_order.py"
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    e.pop("PYTHONSAFEPATH", None)
+    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
+    return e
+
+
+def scenario(name: str) -> dict[str, Any]:
+    """Run declared_order.py SCENARIO with plain python (it records with lockwatch.watching())."""
+    result = subprocess.run([sys.executable, str(PROGRAM), name], cwd=PROGRAMS, env=env(),
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    return json.loads(result.stdout)
+
+
+def line_of(path: Path, needle: str) -> int:
+    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
+    assert len(found) == 1, (path, needle, found)
+    return found[0]
+
+
+def frame(path: Path, needle: str, function: str) -> str:
+    return f"{path}:{line_of(path, needle)} in {function}"
+
+
+def test_declared_order_violation_is_reported_at_the_first_acquisition() -> None:
+    out = scenario("order")
+    # Read inside the thread, right after its one acquisition against the order: no cycle yet
+    # (orders -> payments was never taken), and the violation is already there.
+    assert out["cycles_inside"] == 0
+    [v] = out["violations_inside"]
+    assert v["kind"] == "declared-order"
+    assert v["declared"] == ["orders_lock", "payments_lock"]
+    assert v["thread"] == "refunder"
+    assert (v["held"]["name"], v["held"]["kind"]) == ("payments_lock", "Lock")
+    assert (v["acquired"]["name"], v["acquired"]["kind"]) == ("orders_lock", "Lock")
+    assert v["held"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'payments_lock = threading.Lock()')}"
+    assert v["acquired"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'orders_lock = threading.Lock()')}"
+    # both stacks: where payments_lock was taken, then where orders_lock was
+    assert v["held_stack"] == [frame(PROGRAM, "with payments_lock:", "refund")]
+    assert v["acquire_stack"] == [frame(PROGRAM, "with orders_lock:  # against", "refund")]
+    assert out["violations"] == out["violations_inside"]  # reported once
+
+
+def test_order_key_taken_against_increasing_keys_is_a_violation() -> None:
+    out = scenario("key-wrong")
+    [v] = out["violations_inside"]
+    assert v["kind"] == "order-key"
+    assert v["declared"] == ["key 2", "key 1"]
+    assert v["thread"] == "transfer-2-1"
+    site = f"{PROGRAM}:{line_of(PROGRAM, 'self.lock = lockwatch.order_key(')}"
+    assert v["held"]["site"] == v["acquired"]["site"] == site
+    # innermost last; the thread's callers (a lambda, a list comprehension) come before
+    assert v["held_stack"][-1] == frame(PROGRAM, "with first.lock:", "transfer")
+    assert v["acquire_stack"][-1] == frame(PROGRAM, "with second.lock:", "transfer")
+    assert v["held_stack"][:-1] == v["acquire_stack"][:-1] != []
+    # Reported once per site, however many transfers repeat it.
+    assert out["violations"] == out["violations_inside"]
+    assert out["balances"] == [-100, 100, 300]
+
+
+def test_order_key_taken_in_increasing_order_is_fine() -> None:
+    """Four threads transfer between three accounts concurrently, always locking the lower
+    account number first: no violation and no potential deadlock."""
+    out = scenario("key-right")
+    assert out["violations_inside"] == [] and out["violations"] == []
+    assert out["cycles"] == 0
+    assert sum(out["balances"]) == 300
+
+
+def test_order_with_two_locks_of_one_site_is_an_error() -> None:
+    out = scenario("same-site")
+    assert "same site" in out["error"] and "order_key" in out["error"]
+
+
+def test_order_and_order_key_need_instrumented_locks() -> None:
+    out = scenario("not-instrumented")
+    assert "instrumented" in out["error"]
+    assert "instrumented" in out["key_error"]
+
+
+def test_order_needs_two_locks() -> None:
+    code = ("import threading, lockwatch\n"
+            "with lockwatch.watching():\n"
+            "    a = threading.Lock()\n"
+            "    try:\n"
+            "        lockwatch.order(a)\n"
+            "    except ValueError as exc:\n"
+            "        print('ValueError', exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ValueError ") and "two locks" in result.stdout
+
+
+def test_violation_in_the_cli_report(tmp_path: Path) -> None:
+    """order(orders, payments, audit): taking audit then orders is against it (transitively),
+    though no cycle was ever closed."""
+    program = PROGRAMS / "declared_order_cli.py"
+    out = tmp_path / "r.json"
+    result = subprocess.run([sys.executable, "-m", "lockwatch", "--json", str(out), str(program)],
+                            cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert "lockwatch: no potential deadlocks found" in result.stderr
+    assert "also: 1 declared lock order violation" in result.stderr
+    assert ("Lock order violation: thread 'audit' took orders_lock while holding audit_lock, against "
+            "the declared order orders_lock -> payments_lock -> audit_lock") in result.stderr
+    report = json.loads(out.read_text())
+    assert report["potential_deadlocks"] == []
+    [v] = report["order_violations"]
+    assert (v["kind"], v["thread"], v["held"]["name"], v["acquired"]["name"]) == (
+        "declared-order", "audit", "audit_lock", "orders_lock")
+    assert v["held_stack"] == [frame(program, "with audit_lock:", "audit")]
+    assert v["acquire_stack"] == [frame(program, "with orders_lock:  # audit before", "audit")]
