@@ -5,7 +5,8 @@ import os
 import sys
 from typing import Any, Optional
 
-# LOCKWATCH=1                  switch on, with the text report on stderr at exit
+# LOCKWATCH=1                  switch on (when threading is first imported), with the text
+#                              report on stderr at exit; not in isolated mode (python -I)
 # LOCKWATCH_JSON=PATH          also write the JSON report; %p in PATH becomes the process id
 # LOCKWATCH_HTML=PATH          also write the HTML report (%p as above)
 # LOCKWATCH_TEXT=0             no text report on stderr
@@ -59,5 +60,45 @@ def start() -> None:
         sys.stderr.write(f"lockwatch: not switched on ({type(exc).__name__}: {exc})\n")
 
 
-if os.environ.get("LOCKWATCH", "0").strip().lower() not in _FALSE:
-    start()
+class _WhenThreadingIsImported:
+    """A meta path finder that switches lockwatch on right after ``threading`` is first imported,
+    so that a process that never uses threads is not made to import it (some programs and test
+    suites check what is imported at start-up)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "threading":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec("threading")
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        class Loader:
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: Any) -> None:
+                exec_module(module)
+                sys.modules["threading"] = module
+                start()
+
+        spec.loader = Loader()
+        return spec
+
+
+def _main() -> None:
+    if os.environ.get("LOCKWATCH", "0").strip().lower() in _FALSE:
+        return
+    if sys.flags.isolated:
+        return  # python -I: the environment must not change this process
+    if "threading" in sys.modules:
+        start()
+    else:
+        sys.meta_path.insert(0, _WhenThreadingIsImported())
+
+
+_main()

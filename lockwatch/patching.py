@@ -31,7 +31,7 @@ def _make(kind: str, real: Any, args: tuple, kwargs: dict) -> Any:
         # threading's own locks (Event, Thread start-up, Barrier, Semaphore internals) stay raw:
         # they would flood the graph and cost every thread start; so do lockwatch's and wrapt's.
         return real(*args, **kwargs)
-    return proxies.Lock("Lock", frame) if kind == "Lock" else proxies.RLock("RLock", frame)
+    return proxies.new_lock(frame) if kind == "Lock" else proxies.RLock("RLock", frame)
 
 
 def _lock_factory(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:

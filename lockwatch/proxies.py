@@ -169,8 +169,20 @@ class Lock(_Tracked):
 
     __slots__ = _SLOTS
 
-    def __init__(self, kind: str = "Lock", _frame: Any = None) -> None:
-        _init(self, _allocate_lock(), kind, _frame or _getframe(1))
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Lock":
+        # As the real type: before 3.13 `type(threading.Lock())()` raises TypeError; from 3.13
+        # on threading.Lock is the class itself and can be called. lockwatch makes its own
+        # instances with new_lock().
+        if not _LOCK_IS_A_CLASS:
+            raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
+        if args or kwargs:
+            raise TypeError("lock() takes no arguments")
+        lock = object.__new__(cls)
+        _init(lock, _allocate_lock(), "Lock", first_outside(_getframe(1)))
+        return lock
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass  # set up by __new__ or new_lock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if blocking is not True or timeout != -1:
@@ -267,6 +279,16 @@ class Lock(_Tracked):
         state = "locked" if self._real.locked() else "unlocked"
         return (f"<{state} lockwatch.Lock object {self._describe()} wrapping {self._real!r}"
                 f" at {id(self):#x}>")
+
+
+_LOCK_IS_A_CLASS = isinstance(threading.Lock, type)  # Python 3.13+
+
+
+def new_lock(frame: Any) -> Lock:
+    """An instrumented Lock created by the code running in ``frame``."""
+    lock = object.__new__(Lock)
+    _init(lock, _allocate_lock(), "Lock", frame)
+    return lock
 
 
 def _release_slow(lock: Any, t: int) -> None:
@@ -523,6 +545,7 @@ class Condition(OrigCondition, metaclass=_Mirror):
     real Condition's own code, which calls the lock's _release_save/_acquire_restore."""
 
     _lw_original = OrigCondition
+    __module__ = "threading"  # it stands in for threading.Condition (threading.__all__ checks this)
 
     def __new__(cls, lock: Any = None) -> Any:
         if cls is Condition and _internal_caller(_getframe(1)):
@@ -685,12 +708,14 @@ class Semaphore(_SemaphoreMixin, OrigSemaphore, metaclass=_Mirror):
     """An instrumented ``threading.Semaphore``."""
 
     _lw_original = OrigSemaphore
+    __module__ = "threading"  # it stands in for threading.Semaphore (threading.__all__ checks this)
 
 
 class BoundedSemaphore(_SemaphoreMixin, OrigBoundedSemaphore, metaclass=_Mirror):
     """An instrumented ``threading.BoundedSemaphore``."""
 
     _lw_original = OrigBoundedSemaphore
+    __module__ = "threading"  # it stands in for threading.BoundedSemaphore (threading.__all__ checks this)
 
     _lw_kind = "BoundedSemaphore"
 

@@ -171,6 +171,12 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         for st in stats.values():
             st.hold.count = sum(st.hold.buckets)
             st.wait.count = sum(st.wait.buckets)
+        in_graph = {site_key(s) for first, _pairs in state.site_edges.values()
+                    for s in (first.src_site, first.dst_site)}
+        # Only the locks that were used: modules create many they never take in a given run.
+        for index in [i for i, st in stats.items()
+                      if not (st.acquisitions or st.failed or st.key in in_graph)]:
+            del stats[index]
         site_edges = [_edge(first, False) for first, _pairs in state.site_edges.values()]
         seen: set[tuple[int, int]] = set()
         instance_edges = []

@@ -66,7 +66,8 @@ def _barrier(*args, **kwargs):
 
 
 def _assert_instrumented(obj):
-    assert type(obj).__module__ == "lockwatch.proxies", type(obj)
+    # a lockwatch instrumented type (a Condition is one through its lock)
+    assert getattr(type(getattr(obj, "_lock", obj)), "_lw_tracked", False), type(obj)
     assert lockwatch.current_session() is not None and lockwatch.current_session().active
 
 

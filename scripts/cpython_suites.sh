@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run CPython's own threading, queue, concurrent.futures (thread pool) and logging test suites
+# with and without lockwatch, and compare: lockwatch must not change how they pass.
+#   scripts/cpython_suites.sh [python]      (default: python3; lockwatch must be installed in it)
+# Takes a few minutes per interpreter. Exits non-zero if a suite passes without lockwatch and
+# fails with it.
+set -u
+PY=${1:-python3}
+tests=(test_threading test_queue test_logging)
+# test_concurrent_futures is a package from 3.12 on, a module before; only its thread-pool parts.
+if "$PY" -c "import test.test_concurrent_futures.test_thread_pool" 2>/dev/null; then
+  tests+=(test_concurrent_futures.test_thread_pool)
+elif "$PY" -c "import test.test_concurrent_futures" 2>/dev/null; then
+  tests+=("test_concurrent_futures -m *ThreadPool*")
+fi
+status=0
+for t in "${tests[@]}"; do
+  # shellcheck disable=SC2086
+  "$PY" -m test $t >/dev/null 2>&1; plain=$?
+  # shellcheck disable=SC2086
+  "$PY" -m lockwatch --deadlock-timeout 0 -q -m test $t >/dev/null 2>&1; watched=$?
+  verdict=ok
+  if [ "$plain" -eq 0 ] && [ "$watched" -ne 0 ]; then verdict="FAILS UNDER LOCKWATCH"; status=1; fi
+  printf '%-50s python: %-3s  python -m lockwatch: %-3s  %s\n' "$t" "$plain" "$watched" "$verdict"
+done
+exit $status

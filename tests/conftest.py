@@ -1,0 +1,103 @@
+"""Shared fixtures for the tests that run real threads against lockwatch."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional
+
+import pytest
+
+import lockwatch
+
+JOIN_TIMEOUT = 60.0  # seconds: a thread still alive after this is a failure (a hang), never slow
+
+
+class Worker:
+    """A thread running ``target(*args)``; ``join()`` waits (bounded), then re-raises what the
+    target raised, or returns what it returned."""
+
+    def __init__(self, target: Callable[..., Any], args: tuple, name: Optional[str]) -> None:
+        self.target = target
+        self.args = args
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.target(*self.args)
+        except BaseException as exc:  # handed to join()
+            self.error = exc
+
+    def start(self) -> "Worker":
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = JOIN_TIMEOUT) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"thread {self.thread.name!r} still running after {timeout}s"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Threads:
+    def __init__(self) -> None:
+        self.started: list[Worker] = []
+
+    def start(self, target: Callable[..., Any], *args: Any, name: Optional[str] = None) -> Worker:
+        """Start ``target(*args)`` in a new thread (named ``name``) and return its Worker."""
+        w = Worker(target, args, name)
+        self.started.append(w)
+        return w.start()
+
+    def run(self, target: Callable[..., Any], *args: Any, name: Optional[str] = None) -> Any:
+        """Run ``target(*args)`` in a new thread to completion (one thread at a time: an
+        inversion recorded this way never really deadlocks)."""
+        return self.start(target, *args, name=name).join()
+
+    def join_all(self) -> None:
+        for w in self.started:
+            w.join()
+
+
+@pytest.fixture
+def threads():
+    """Start and join test threads; every thread is joined (with a timeout) at teardown."""
+    t = Threads()
+    yield t
+    alive = []
+    for w in t.started:
+        w.thread.join(JOIN_TIMEOUT)
+        if w.thread.is_alive():
+            alive.append(w.thread.name)
+    assert not alive, f"threads still running at teardown: {alive}"
+
+
+@pytest.fixture
+def lockwatch_off():
+    """The test starts and ends with lockwatch disabled (a session left running by another test
+    would be reused by watching() with its old state, and would hide a missing restore)."""
+    current = lockwatch.current_session()
+    if current is not None and current.active:
+        lockwatch.disable()
+    yield
+    current = lockwatch.current_session()
+    if current is not None and current.active:
+        lockwatch.disable()
+        pytest.fail("the test left lockwatch enabled")
+
+
+@pytest.fixture
+def line_of(request):
+    """``line_of("tag")``: the line of the test module carrying the comment ``# <tag>`` (exactly
+    one): expected line numbers come from the source, never hard-coded."""
+    path = str(request.path)
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+
+    def find(tag: str) -> int:
+        hits = [i for i, text in enumerate(lines, 1) if f"# <{tag}>" in text]
+        assert len(hits) == 1, f"marker <{tag}> found {len(hits)} times in {path}"
+        return hits[0]
+
+    return find

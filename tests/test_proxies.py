@@ -1,0 +1,695 @@
+"""The instrumented primitives with real threads: Condition, Semaphore, BoundedSemaphore, what the
+patched ``threading`` module hands out (and keeps raw), isinstance/subclassing, restore on
+disable. The graph rules themselves are in test_recorder.py."""
+from __future__ import annotations
+
+import _thread
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import lockwatch
+from lockwatch import proxies
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
+
+HERE = __file__
+FACTORIES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
+
+
+def frame(fn, line):
+    return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
+
+
+def site(snap, line, kind=None):
+    found = [s for s in snap.locks if s.filename == HERE and s.line == line
+             and (kind is None or s.kind == kind)]
+    assert len(found) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
+    return found[0]
+
+
+def instance_edges_of(snap, lock_a, lock_b):
+    return [e for e in snap.instance_edges
+            if e.src_instance == lock_a._serial and e.dst_instance == lock_b._serial]
+
+
+def serial_of(lock):
+    """The instrumented lock behind a lock or a Condition."""
+    return getattr(lock, "_serial", None) or lock._lock._serial
+
+
+# --- what the patched module hands out ------------------------------------------------------
+
+def test_factories_are_instrumented_while_enabled_and_restored_after():
+    originals = {n: getattr(threading, n) for n in FACTORIES}
+    raw_lock_type = type(_thread.allocate_lock())
+    with lockwatch.watching():
+        for n in FACTORIES:
+            obj = getattr(threading, n)()
+            # instrumented (a Condition through its lock)
+            assert getattr(type(getattr(obj, "_lock", obj)), "_lw_tracked", False), (n, type(obj))
+        made = threading.Lock()
+        cond = threading.Condition()
+    for n in FACTORIES:
+        assert getattr(threading, n) is originals[n], n
+    if sys.version_info >= (3, 13):
+        assert threading.Lock is _thread.lock
+    else:
+        assert threading.Lock is _thread.allocate_lock
+    assert type(threading.Lock()) is raw_lock_type
+    assert type(threading.RLock()) is type(originals["RLock"]())
+    assert type(threading.Condition()) is originals["Condition"]
+    # Locks made while enabled keep working after disable().
+    with made:
+        assert made.locked()
+    assert not made.locked()
+    with cond:
+        cond.notify_all()
+
+
+def test_enable_disable_twice_restores_each_time():
+    original = threading.Lock
+    for _ in range(2):
+        with lockwatch.watching():
+            assert threading.Lock is not original
+            with lockwatch.watching():  # nested: the same session, still patched after
+                pass
+            assert type(threading.Lock()).__module__ == "lockwatch.proxies"
+        assert threading.Lock is original
+
+
+def test_locks_made_before_enable_are_raw():
+    before = threading.Lock()
+    with lockwatch.watching() as session:
+        with before:
+            pass
+    assert type(before).__module__ != "lockwatch.proxies"
+    assert session.snapshot().locks == []
+
+
+def test_import_lockwatch_alone_patches_nothing(tmp_path):
+    probe = textwrap.dedent("""
+        import _thread, sys, threading
+        names = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event",
+                 "Barrier", "Thread")
+        before = {n: getattr(threading, n) for n in names}
+        import lockwatch
+        import lockwatch.proxies, lockwatch.recorder, lockwatch.patching, lockwatch.session
+        changed = [n for n in names if getattr(threading, n) is not before[n]]
+        assert not changed, changed
+        assert type(threading.Lock()) is type(_thread.allocate_lock())
+        assert not getattr(type(threading.Condition()), "_lw_tracked", False)
+        assert not getattr(type(threading.Semaphore()), "_lw_tracked", False)
+        assert threading.active_count() == 1, threading.enumerate()
+        assert lockwatch.current_session() is None
+        print("untouched")
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(lockwatch.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "untouched"
+
+
+def test_threading_internal_locks_stay_out(threads):
+    def party():
+        barrier.wait(30)
+        event.wait(30)
+
+    with lockwatch.watching() as session:
+        event = threading.Event()
+        barrier = threading.Barrier(3)
+        sem = threading.Semaphore(2)  # <internal:sem>
+        bsem = threading.BoundedSemaphore(2)  # <internal:bsem>
+        cond = threading.Condition()  # <internal:cond>
+        workers = [threads.start(party) for _ in range(2)]
+        barrier.wait(30)
+        event.set()
+        for w in workers:
+            w.join()
+        for _ in range(3):
+            t = threading.Thread(target=lambda: None)
+            t.start()
+            t.join(30)
+        timer = threading.Timer(0.0, lambda: None)
+        timer.start()
+        timer.join(30)
+        with sem, bsem, cond:
+            cond.wait(0.001)  # allocates a waiter lock: never tracked
+            cond.wait_for(lambda: True)
+
+    snap = session.snapshot()
+    assert [s for s in snap.locks if s.filename == threading.__file__] == []
+    got = sorted((s.line, s.kind) for s in snap.locks)
+    assert got == sorted([(line_of_here("internal:sem"), "Semaphore"),
+                          (line_of_here("internal:bsem"), "BoundedSemaphore"),
+                          (line_of_here("internal:cond"), "Condition")]), got
+    # Their internals are threading's own objects, unpatched.
+    assert type(event._cond) is proxies.OrigCondition
+    assert type(sem._cond) is proxies.OrigCondition
+    assert type(sem._cond._lock) is type(_thread.allocate_lock())
+    assert type(barrier._cond) is proxies.OrigCondition
+
+
+def line_of_here(tag):
+    with open(HERE, encoding="utf-8") as f:
+        hits = [i for i, text in enumerate(f.read().splitlines(), 1) if f"# <{tag}>" in text]
+    assert len(hits) == 1, tag
+    return hits[0]
+
+
+# --- isinstance and subclassing -------------------------------------------------------------
+
+def test_isinstance_keeps_working_while_patched():
+    raw_before = threading.Condition()
+    with lockwatch.watching():
+        cond = threading.Condition()
+        assert isinstance(cond, threading.Condition)
+        assert isinstance(raw_before, threading.Condition)
+        event = threading.Event()
+        assert isinstance(event._cond, threading.Condition)  # threading's own Condition
+        bsem = threading.BoundedSemaphore()
+        sem = threading.Semaphore()
+        assert isinstance(bsem, threading.BoundedSemaphore)
+        assert isinstance(bsem, threading.Semaphore)
+        assert isinstance(sem, threading.Semaphore)
+        assert not isinstance(sem, threading.BoundedSemaphore)
+        assert issubclass(threading.BoundedSemaphore, threading.Semaphore)
+        assert isinstance(threading.Semaphore.__new__(threading.Semaphore), threading.Semaphore)
+        lock = threading.Lock()
+        if sys.version_info >= (3, 13):
+            assert isinstance(lock, threading.Lock)
+            assert isinstance(_thread.allocate_lock(), threading.Lock)
+            assert not isinstance(threading.RLock(), threading.Lock)
+        else:
+            with pytest.raises(TypeError):  # a function, as unpatched
+                isinstance(lock, threading.Lock)
+    # Instances made while patched are instances of the real classes too.
+    assert isinstance(cond, threading.Condition)
+    assert isinstance(bsem, threading.Semaphore) and isinstance(bsem, threading.BoundedSemaphore)
+
+
+def test_isinstance_of_rlock_matches_unpatched_behaviour():
+    def check():
+        try:
+            return isinstance(threading.RLock(), threading.RLock)
+        except TypeError:
+            return TypeError
+
+    unpatched = check()
+    with lockwatch.watching():
+        patched = check()
+    assert patched == unpatched
+
+
+def test_subclassing_condition_and_semaphores_while_patched(threads):
+    with lockwatch.watching() as session:
+        class MyCondition(threading.Condition):
+            def __init__(self, lock=None):
+                super().__init__(lock)  # <sub:cond>
+                self.notified = 0
+
+            def notify(self, n=1):
+                self.notified += 1
+                super().notify(n)
+
+        class MySemaphore(threading.Semaphore):
+            def __init__(self, value=1):
+                super().__init__(value)  # <sub:sem>
+                self.extra = value
+
+        class MyBounded(threading.BoundedSemaphore):
+            pass
+
+        # The creation site is the first frame outside lockwatch and threading: for a subclass
+        # with its own __init__, the super().__init__() line (all its instances share it).
+        cond = MyCondition()
+        sem = MySemaphore(2)
+        bsem = MyBounded(1)  # <sub:bsem>
+        ready = []
+
+        def waiter():
+            with cond:
+                assert cond.wait_for(lambda: ready, 30)
+
+        w = threads.start(waiter)
+        with cond:
+            ready.append(1)
+            cond.notify()
+        w.join()
+        assert cond.notified == 1
+        assert sem.extra == 2
+        assert sem.acquire(False) and sem.acquire(False) and not sem.acquire(False)
+        sem.release(2)
+        with bsem:
+            pass
+        with pytest.raises(ValueError):
+            bsem.release()
+
+    for obj, cls in ((cond, threading.Condition), (sem, threading.Semaphore),
+                     (bsem, threading.BoundedSemaphore), (bsem, threading.Semaphore)):
+        assert isinstance(obj, cls)  # the real classes, after disable
+    snap = session.snapshot()
+    assert site(snap, line_of_here("sub:cond")).acquisitions >= 2
+    assert site(snap, line_of_here("sub:sem"), "Semaphore").acquisitions == 2
+    assert site(snap, line_of_here("sub:bsem"), "BoundedSemaphore").acquisitions == 1
+
+
+# --- Condition ------------------------------------------------------------------------------
+
+COND_LOCKS = ["default", "Lock", "RLock"]
+
+
+def _make_condition(which):
+    if which == "default":
+        return threading.Condition()  # <cond:default>
+    if which == "Lock":
+        return threading.Condition(threading.Lock())  # <cond:Lock>
+    return threading.Condition(threading.RLock())  # <cond:RLock>
+
+
+@pytest.mark.parametrize("which", COND_LOCKS)
+def test_condition_wait_releases_the_lock_and_retakes_it(threads, which, line_of):
+    state = []
+
+    def waiter():
+        with cond:  # <wait:enter>
+            state.append("waiting")
+            assert cond.wait_for(lambda: "go" in state, 60)  # <wait:wait>
+            with after_wait:  # <wait:after>
+                pass
+        with after_exit:  # the condition's lock is no longer held
+            pass
+
+    with lockwatch.watching() as session:
+        cond = _make_condition(which)
+        after_wait = threading.Lock()
+        after_exit = threading.Lock()
+        w = threads.start(waiter, name="waiter")
+        main_takes = 0
+        # The main thread can take the condition's lock while the waiter is inside its
+        # `with cond:` block only because wait() released it.
+        for _ in range(60_000):
+            with cond:
+                main_takes += 1
+                if "waiting" in state:
+                    state.append("go")
+                    cond.notify()
+                    break
+            threading.Event().wait(0.001)
+        w.join()
+
+    assert "go" in state
+    snap = session.snapshot()
+    [e] = instance_edges_of(snap, cond._lock, after_wait)
+    assert e.count == 1  # the re-taken lock is on the held stack once
+    assert e.thread == "waiter"
+    # Re-taken by wait(): the hold starts at the wait_for() line, in the waiter's frame.
+    assert e.held_stack[-1] == frame(waiter, line_of("wait:wait"))
+    assert e.acquire_stack[-1] == frame(waiter, line_of("wait:after"))
+    assert [x for x in snap.instance_edges if x.dst_instance == after_exit._serial] == []
+    kind = "Condition" if which == "default" else which
+    stats = site(snap, line_of(f"cond:{which}"), kind)
+    # waiter: enter + re-take after wait; main: every `with cond:`
+    assert stats.acquisitions == 2 + main_takes
+    assert stats.hold.count == stats.acquisitions  # wait() ended a hold and started another
+    assert session.report().potential_deadlocks == []
+
+
+@pytest.mark.parametrize("which", COND_LOCKS)
+def test_condition_edges_on_entry_point_at_the_with_line(threads, which, line_of):
+    def work():
+        with cond:  # <entry:with>
+            with inner:  # <entry:inner>
+                pass
+        cond.acquire()  # <entry:acquire>
+        with inner:
+            pass
+        cond.release()
+
+    with lockwatch.watching() as session:
+        cond = _make_condition(which)
+        inner = threading.Lock()
+        threads.run(work)
+
+    [e] = instance_edges_of(session.snapshot(), cond._lock, inner)
+    assert e.count == 2
+    assert e.held_stack[-1] == frame(work, line_of("entry:with"))
+    assert e.acquire_stack[-1] == frame(work, line_of("entry:inner"))
+
+
+@pytest.mark.parametrize("which", COND_LOCKS)
+def test_condition_notify_and_notify_all(threads, which):
+    tokens = [0]
+    consumed = []
+    released = []
+
+    def consumer(n):
+        with cond:
+            assert cond.wait_for(lambda: tokens[0] > 0, 60)
+            tokens[0] -= 1
+            consumed.append(n)
+
+    def gated(n):
+        with cond:
+            assert cond.wait_for(lambda: released, 60)
+            consumed.append(("all", n))
+
+    with lockwatch.watching() as session:
+        cond = _make_condition(which)
+        workers = [threads.start(consumer, n) for n in range(3)]
+        for expected in range(1, 4):
+            with cond:
+                tokens[0] += 1
+                cond.notify()  # one at a time
+            for _ in range(60_000):
+                with cond:
+                    if len(consumed) == expected:
+                        break
+                threading.Event().wait(0.001)
+        for w in workers:
+            w.join()
+        assert sorted(consumed) == [0, 1, 2]
+
+        workers = [threads.start(gated, n) for n in range(4)]
+        with cond:
+            released.append(True)
+            cond.notify_all()
+        for w in workers:
+            w.join()
+
+    assert sorted(c[1] for c in consumed if isinstance(c, tuple)) == [0, 1, 2, 3]
+    snap = session.snapshot()
+    assert snap.instance_edges == []  # nothing else was taken while holding the condition
+    for s in snap.locks:
+        assert s.hold.count == s.acquisitions
+
+
+def test_condition_wait_timeout_retakes_the_lock(threads):
+    with lockwatch.watching() as session:
+        cond = threading.Condition(threading.Lock())
+        with cond:
+            assert cond.wait(0.001) is False
+            assert cond._lock.locked()
+            assert cond.wait_for(lambda: False, 0.001) is False
+        assert not cond._lock.locked()
+        with pytest.raises(RuntimeError):
+            cond.wait(0.001)  # not held: the real Condition's error
+        with pytest.raises(RuntimeError):
+            cond.notify()
+    [stats] = session.snapshot().locks
+    assert stats.acquisitions == 3 and stats.hold.count == 3
+
+
+def test_condition_on_a_reentered_rlock_restores_the_depth(threads):
+    ready = []
+
+    def waiter():
+        with rlock:
+            with cond:  # depth 2
+                assert cond.wait_for(lambda: ready, 60)  # releases both levels
+                assert rlock._is_owned()
+            assert rlock._is_owned()  # depth 1 again
+        assert not rlock._is_owned()
+        with pytest.raises(RuntimeError):
+            rlock.release()
+        with after:
+            pass
+
+    with lockwatch.watching() as session:
+        rlock = threading.RLock()
+        cond = threading.Condition(rlock)
+        after = threading.Lock()
+        w = threads.start(waiter)
+        for _ in range(60_000):
+            with rlock:  # only possible while the waiter waits (or before it starts)
+                if cond._is_owned() and w.thread.is_alive():
+                    ready.append(True)
+                    cond.notify()
+                    break
+            threading.Event().wait(0.001)
+        w.join()
+
+    snap = session.snapshot()
+    assert instance_edges_of(snap, rlock, after) == []
+    [stats] = [s for s in snap.locks if s.kind == "RLock"]
+    assert stats.hold.count == stats.acquisitions
+
+
+def test_condition_wait_while_holding_another_lock_records_the_retake_edge(threads):
+    ready = []
+
+    def waiter():
+        with outer:
+            with cond:
+                assert cond.wait_for(lambda: ready, 60)
+
+    with lockwatch.watching() as session:
+        outer = threading.Lock()
+        cond = threading.Condition(threading.Lock())
+        w = threads.start(waiter)
+        for _ in range(60_000):
+            if outer.locked() and cond.acquire(False):  # the waiter is waiting
+                ready.append(True)
+                cond.notify()
+                cond.release()
+                break
+            threading.Event().wait(0.001)
+        w.join()
+
+    [e] = instance_edges_of(session.snapshot(), outer, cond._lock)
+    assert e.count == 2  # entering, and re-taking after wait()
+
+
+# --- Semaphore / BoundedSemaphore -----------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_acquired_and_released_by_different_threads(threads, kind):
+    taken = threading.Event()
+    released = threading.Event()
+
+    def acquirer():
+        sem.acquire()
+        taken.set()
+        assert released.wait(60)
+        with later:  # the semaphore was released by the other thread: no edge from it
+            pass
+
+    def releaser():
+        assert taken.wait(60)
+        sem.release()
+        released.set()
+
+    with lockwatch.watching() as session:
+        sem = getattr(threading, kind)(1)
+        later = threading.Lock()
+        w1 = threads.start(acquirer)
+        threads.start(releaser).join()
+        w1.join()
+        assert sem.acquire(False)  # the value really went back up
+        sem.release()
+
+    snap = session.snapshot()
+    assert instance_edges_of(snap, sem, later) == []
+    [stats] = [s for s in snap.locks if s.kind == kind]
+    assert stats.acquisitions == 2
+    assert stats.hold.count == 2
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_semaphore_counts_like_the_real_one(kind):
+    real = getattr(threading, kind)(2)
+    with lockwatch.watching() as session:
+        sem = getattr(threading, kind)(2)
+        assert getattr(type(sem), "_lw_tracked", False)
+        for s in (real, sem):
+            assert s.acquire(False) and s.acquire(blocking=False)
+            assert not s.acquire(False)
+            assert not s.acquire(timeout=0.001)
+            s.release(2)
+            assert s.acquire() and s.acquire()
+            s.release()
+            s.release()
+        with pytest.raises(ValueError):
+            threading.Semaphore(-1)
+        with pytest.raises(ValueError):
+            sem.acquire(False, 1)  # a timeout without blocking
+        with pytest.raises(ValueError):
+            sem.release(0)
+    [stats] = session.snapshot().locks
+    assert stats.acquisitions == 4
+    assert stats.failed == 2
+
+
+def test_bounded_semaphore_over_release_raises_exactly_like_the_real_one():
+    def over_release(sem):
+        sem.acquire()
+        sem.release()
+        try:
+            sem.release()
+        except Exception as exc:  # noqa: BLE001 - compared below
+            return type(exc), str(exc)
+        return None
+
+    def over_release_n(sem):
+        sem.acquire()
+        try:
+            sem.release(2)
+        except Exception as exc:  # noqa: BLE001
+            sem.release()
+            return type(exc), str(exc)
+        return None
+
+    want = over_release(threading.BoundedSemaphore(1))
+    want_n = over_release_n(threading.BoundedSemaphore(1))
+    with lockwatch.watching() as session:
+        sem = threading.BoundedSemaphore(1)
+        assert getattr(type(sem), "_lw_tracked", False)
+        got = over_release(sem)
+        got_n = over_release_n(sem)
+        # The value is unchanged by the failed releases: one acquire, then empty.
+        assert sem.acquire(False) and not sem.acquire(False)
+        sem.release()
+    assert want is not None and want[0] is ValueError
+    assert got == want
+    assert got_n == want_n
+    [stats] = session.snapshot().locks
+    assert stats.acquisitions == 3
+    assert stats.hold.count == 3
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_edges_through_a_semaphore(threads, kind, line_of):
+    def sem_then_lock():
+        with sem:  # <sem:held>
+            with lock:  # <sem:lock>
+                pass
+
+    def lock_then_sem():
+        with lock:
+            sem.acquire()  # <sem:acquire>
+            sem.release()
+
+    with lockwatch.watching() as session:
+        sem = getattr(threading, kind)(1)
+        lock = threading.Lock()
+        threads.run(sem_then_lock, name="sem-first")
+        threads.run(lock_then_sem, name="lock-first")
+
+    snap = session.snapshot()
+    [e] = instance_edges_of(snap, sem, lock)
+    assert e.held_stack[-1] == frame(sem_then_lock, line_of("sem:held"))
+    assert e.acquire_stack[-1] == frame(sem_then_lock, line_of("sem:lock"))
+    [r] = instance_edges_of(snap, lock, sem)
+    assert r.acquire_stack[-1] == frame(lock_then_sem, line_of("sem:acquire"))
+    [cycle] = session.report().potential_deadlocks
+    assert cycle.scope == "instance"
+    assert sorted(ref.kind for ref in cycle.locks) == sorted(["Lock", kind])
+
+
+# --- Lock API parity ------------------------------------------------------------------------
+
+def test_lock_api_matches_the_real_lock():
+    real = _thread.allocate_lock()
+    with lockwatch.watching():
+        lock = threading.Lock()
+        for lk in (real, lock):
+            assert not lk.locked()
+            assert lk.acquire() is True
+            assert lk.locked()
+            assert lk.acquire(False) is False
+            assert lk.acquire(True, 0.001) is False
+            lk.release()
+            assert lk.acquire(timeout=1) is True
+            lk.release()
+            assert lk.__enter__() is True
+            assert lk.__exit__(None, None, None) is None
+            with pytest.raises(ValueError):
+                lk.acquire(False, 1)
+            with pytest.raises(ValueError):
+                lk.acquire(timeout=-5)
+            with pytest.raises(RuntimeError):
+                lk.release()
+        assert repr(lock).startswith("<unlocked")
+        with lock:
+            assert repr(lock).startswith("<locked")
+
+
+def test_lockwatch_name_labels_the_report(threads):
+    def nest(x, y):
+        with x:
+            with y:
+                pass
+
+    with lockwatch.watching() as session:
+        first = lockwatch.name(threading.Lock(), "accounts.first")
+        second = threading.Lock()
+        lockwatch.name(second, "accounts.second")
+        threads.run(nest, first, second)
+        threads.run(nest, second, first)
+
+    [cycle] = session.report().potential_deadlocks
+    assert sorted(ref.name for ref in cycle.locks) == ["accounts.first", "accounts.second"]
+
+
+def test_semaphore_with_two_holders_records_each_threads_own_acquisition(threads, line_of):
+    a_holds = threading.Event()
+    b_holds = threading.Event()
+    done = threading.Event()
+
+    def holder_a():
+        sem.acquire()  # <two:a>
+        a_holds.set()
+        assert b_holds.wait(60)  # thread B acquired it after us: the latest acquisition is B's
+        with lock:  # <two:lock>
+            pass
+        sem.release()
+
+    def holder_b():
+        assert a_holds.wait(60)
+        sem.acquire()  # <two:b>
+        b_holds.set()
+        assert done.wait(60)
+        sem.release()
+
+    with lockwatch.watching() as session:
+        sem = threading.Semaphore(2)
+        lock = threading.Lock()
+        wa = threads.start(holder_a, name="A")
+        wb = threads.start(holder_b, name="B")
+        wa.join()
+        done.set()
+        wb.join()
+
+    [e] = instance_edges_of(session.snapshot(), sem, lock)
+    assert e.thread == "A"
+    assert e.held_stack[-1] == frame(holder_a, line_of("two:a"))
+    assert e.acquire_stack[-1] == frame(holder_a, line_of("two:lock"))
+
+
+@pytest.mark.parametrize("kind", ["Lock", "RLock"])
+def test_copy_and_pickle_fail_like_the_real_lock(kind):
+    import copy
+    import pickle
+
+    def outcome(op, lock):
+        try:
+            op(lock)
+        except Exception as exc:  # noqa: BLE001 - compared below
+            return type(exc), str(exc)
+        return "no error"
+
+    ops = (copy.copy, copy.deepcopy, pickle.dumps)
+    want = [outcome(op, getattr(threading, kind)()) for op in ops]
+    with lockwatch.watching():
+        lock = getattr(threading, kind)()
+        assert type(lock).__module__ == "lockwatch.proxies"
+        got = [outcome(op, lock) for op in ops]
+    assert got == want
+    assert all(w != "no error" for w in want)
