@@ -43,7 +43,7 @@ def _before(lock: Any, held: list, timed: bool) -> None:
         if ins is not None:
             e = ins.get(h._serial)
             if e is not None:
-                e.count += 1
+                e.count += 1  # free-threading: a semaphore pair can be counted by two holders at once
                 if e.held_ref is not held:
                     e.multi = True  # another thread (held lists are per thread)
                 if e.timed and not timed:
@@ -106,7 +106,8 @@ def _failed(lock: Any) -> None:
 def _unhold(held: list, lock: Any) -> None:
     """Remove ``lock`` from a held list when it is not on top: out-of-order release, or a hand-off
     release by another thread, which may be changing the same list right now. list.remove is one
-    C call (atomic under the GIL; our locks compare by identity). Absent (after fork, after
+    C call (atomic under the GIL; our locks compare by identity). free-threading: needs a
+    per-list lock or a per-thread queue of releases. Absent (after fork, after
     _at_fork_reinit) is fine."""
     try:
         held.remove(lock)
@@ -240,6 +241,8 @@ class Lock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._real.release()
+        # free-threading: the histogram is shared by a site's instances; += is atomic only
+        # under the GIL (counts and totals above are guarded by the lock itself).
         self._hh[(d * d).bit_length()] += 1  # histogram.bucket_of, inline
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:

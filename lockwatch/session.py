@@ -226,7 +226,8 @@ class Session:
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
-                out.write(text.render(report, top=self.settings.top))
+                rendered = text.render(report, top=self.settings.top)
+                out.write(text.colorize(rendered) if text.use_color(out) else rendered)
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass

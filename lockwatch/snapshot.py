@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import sysconfig  # here, not when the first snapshot is taken: see is_stdlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -210,8 +211,9 @@ def is_stdlib(filename: str) -> bool:
     """Created by the standard library (not site-packages, not the program)."""
     global _STDLIB_DIRS
     if _STDLIB_DIRS is None:
-        import sysconfig
-
+        # sysconfig is imported with this module: an import here, in the first snapshot, could
+        # be interrupted by a fork in another thread (the child then waits forever for the
+        # module lock of the half-imported sysconfig) or by a signal handler writing the report.
         paths = sysconfig.get_paths()
         _STDLIB_DIRS = tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
     if filename.startswith("<frozen"):

@@ -85,7 +85,7 @@ class Watchdog:
         Condition's wait() re-taking its lock."""
         ident = _thread.get_ident()
         timed = timeout is not None and timeout != -1
-        _rec.waiting[ident] = (lock, t0, timed)
+        _rec.waiting[ident] = (lock, t0, timed)  # free-threading: dict updates rely on the GIL
         if restoring:
             self.restoring.add(ident)
         try:

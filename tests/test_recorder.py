@@ -117,7 +117,7 @@ def test_stacks_include_the_callers_of_the_acquiring_function(threads, line_of):
                                     frame(inner, line_of("inner:b"))]
     # Nothing of lockwatch, threading or wrapt in either stack.
     for entry in e.held_stack + e.acquire_stack:
-        path = entry.rsplit(":", 1)[0].rsplit(":", 1)[0]
+        path = entry.rsplit(":", 1)[0]  # "<file>:<line> in <function>"
         assert not lw_stacks.is_internal(path), entry
 
 
@@ -155,7 +155,7 @@ def test_edge_is_recorded_once_and_later_occurrences_only_count(threads, monkeyp
     assert se.count == 8
     # Stacks were walked for the new edge only (the acquire stack once; the held stack is
     # rebuilt from the live frames), never on the 7 repeats.
-    assert captures.count("first") <= 2 and "second" not in captures, captures
+    assert 1 <= captures.count("first") <= 2 and "second" not in captures, captures
 
 
 # --- non-blocking and timed acquisitions ----------------------------------------------------
@@ -754,23 +754,39 @@ def test_dropping_200000_locks_leaves_no_per_lock_state():
             s.acquire()
             s.release()
 
-    with lockwatch.watching() as session:
+    def census():
+        counts = {}
+        for o in gc.get_objects():
+            counts[type(o)] = counts.get(type(o), 0) + 1
+        return counts
+
+    # Only what lockwatch's own code allocates is measured (other threads of the test process
+    # may allocate meanwhile); the watchdog thread is off.
+    pkg = os.path.join(os.path.dirname(os.path.abspath(lockwatch.__file__)), "*")
+    only_lockwatch = [tracemalloc.Filter(True, pkg)]
+
+    with lockwatch.watching(deadlock_timeout=0) as session:
         churn(200)  # warm up: sites, histograms, caches
         gc.collect()
         tracemalloc.start()
         try:
-            objects_before = len(gc.get_objects())
-            before, _ = tracemalloc.get_traced_memory()
+            # The first tracemalloc snapshot exists in both censuses (on 3.9 its traces are
+            # tuples, which the census would otherwise count as growth).
+            before = tracemalloc.take_snapshot().filter_traces(only_lockwatch)
+            objects_before = census()
             churn(50_000)  # 200,000 locks
             gc.collect()
-            after, _ = tracemalloc.get_traced_memory()
-            objects_after = len(gc.get_objects())
+            objects_after = census()
+            after = tracemalloc.take_snapshot().filter_traces(only_lockwatch)
         finally:
             tracemalloc.stop()
 
-    assert objects_after - objects_before < 500, (objects_before, objects_after)
+    grown = {t.__qualname__: objects_after[t] - objects_before.get(t, 0) for t in objects_after
+             if objects_after[t] - objects_before.get(t, 0) > 100}
+    assert not grown, grown  # per-lock state would be ~50,000 of some type
     # 200,000 locks: even 8 bytes kept per lock would be 1.6 MB.
-    assert after - before < 512 * 1024, (before, after)
+    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert growth < 256 * 1024, [str(x) for x in after.compare_to(before, "lineno")[:10]]
     snap = session.snapshot()
     by_kind = {}
     for s in snap.locks:

@@ -208,3 +208,41 @@ def _row(*cells: str) -> str:
         cell = cell if len(cell) <= w else "…" + cell[-(w - 1):]
         parts.append(f"{cell:<{w}}")
     return "  " + " ".join(parts).rstrip()
+
+
+_BOLD, _RED, _YELLOW, _DIM, _RESET = "\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[0m"
+
+
+def colorize(text: str) -> str:
+    """The text report with ANSI colours for a terminal: findings red, headings bold, stacks dim."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        end = line[len(body):]
+        if body.startswith(("Potential deadlock ", "Lock order violation")) or "DEADLOCK DETECTED" in body:
+            body = f"{_BOLD}{_RED}{body}{_RESET}"
+        elif body.startswith("lockwatch: no potential deadlocks"):
+            body = f"{_BOLD}{body}{_RESET}"
+        elif body.startswith("lockwatch:"):
+            body = f"{_BOLD}{_RED}{body}{_RESET}" if "potential deadlock" in body else f"{_BOLD}{body}{_RESET}"
+        elif body.startswith(("Most contended", "Longest-held", "Suppressed", "Potential deadlocks inside")):
+            body = f"{_BOLD}{body}{_RESET}"
+        elif body.startswith("  ") and " -> " in body and "waited for" in body:
+            body = f"{_YELLOW}{body}{_RESET}"
+        elif body.startswith("      "):
+            body = f"{_DIM}{body}{_RESET}"
+        out.append(body + end)
+    return "".join(out)
+
+
+def use_color(stream: object) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):
+        return False
