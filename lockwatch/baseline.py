@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .jsonfile import read_json
 from .stacks import stable_path
 
 FORMAT = "lockwatch-baseline"
@@ -16,13 +17,7 @@ class BaselineError(Exception):
 
 def read(path: str) -> dict[str, dict[str, Any]]:
     """fingerprint -> what the baseline says of that cycle (locks, scope)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise BaselineError(f"cannot read baseline {path}: {exc.strerror or exc}")
-    except ValueError:
-        raise BaselineError(f"{path} is not a lockwatch baseline (not JSON)")
+    data = read_json(path, "lockwatch baseline", BaselineError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f"{path} is not a lockwatch baseline (write one with `lockwatch baseline`)")
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:

@@ -1,7 +1,6 @@
 """`lockwatch report`: re-render a saved JSON report in another format, or merge several into one."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -9,6 +8,7 @@ from typing import Any, Optional, Sequence
 import click
 
 from .analysis import Report, analyze, apply_policy, canonical_rotation
+from .jsonfile import read_json
 from .renderers.jsonreport import ReportError, snapshot_from
 from .snapshot import Snapshot, merge
 
@@ -63,13 +63,7 @@ class Saved:
 
 def read(path: str) -> Saved:
     """A saved report (jsonreport.load, plus what it leaves out). Raises ReportError (one line)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror or exc}")
-    except ValueError:  # also UnicodeDecodeError: a binary file
-        raise ReportError(f"{path} is not a lockwatch report (not JSON)")
+    data = read_json(path, "lockwatch report", ReportError)
     saved = Saved(snapshot_from(data, path))
     lists = {key: data.get(key) or [] for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone")}
     for key, value in lists.items():

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import histogram
+from ..jsonfile import read_json
 from ..analysis import PotentialDeadlock, Report
 from ..snapshot import EdgeRecord, LockStats, Snapshot, Timing
 
@@ -131,11 +132,5 @@ def snapshot_from(data: Any, source: str = "report") -> Snapshot:
 
 def load(path: str) -> tuple[Snapshot, list[dict[str, Any]]]:
     """Read a saved report: its snapshot and its recorded real deadlocks."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror or exc}")
-    except ValueError:
-        raise ReportError(f"{path} is not a lockwatch report (not JSON)")
+    data = read_json(path, "lockwatch report", ReportError)
     return snapshot_from(data, path), list(data.get("deadlocks", []))
