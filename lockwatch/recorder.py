@@ -281,7 +281,7 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
             if holder[0] is held:
                 code, lasti = holder[2], holder[3]
                 break
-    known = st.site_edges.get((src._site.index, dst._site.index))
+    known = st.site_edges.get((src._site, dst._site))
     if known is None:
         held_stack = stacks.capture_taken_at(code, lasti, frame)
         acquire_stack = stacks.capture(frame)
