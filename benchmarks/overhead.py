@@ -233,11 +233,12 @@ def bench_condition(raw: Any, lw: Any, cfg: Config) -> Result:
 
 # --- 5: whole workload ------------------------------------------------------------------------
 
-def _work(item: int) -> int:
-    return sum(range(item % 64))
+def _work(item: int, size: int = 64) -> int:
+    return sum(range(item % size))
 
 
-def run_workload(n_items: int, producers: int = 2, workers: int = 4) -> tuple[float, dict]:
+def run_workload(n_items: int, producers: int = 2, workers: int = 4,
+                 size: int = 64) -> tuple[float, dict]:
     """Producers -> queue.Queue -> main thread submits each item to a pool of `workers` threads,
     which keep a tally under one shared lock; results collected in submission order (as
     ``executor.map`` does). Everything is constructed here, through whatever `threading` holds
@@ -252,7 +253,7 @@ def run_workload(n_items: int, producers: int = 2, workers: int = 4) -> tuple[fl
             items.put(i)
 
     def process(item: int) -> int:
-        v = _work(item)
+        v = _work(item, size)
         with tally_lock:
             tally[0] += v
             tally[1] += 1
@@ -287,14 +288,15 @@ def run_workload(n_items: int, producers: int = 2, workers: int = 4) -> tuple[fl
             "_global_shutdown_lock": type(concurrent.futures.thread._global_shutdown_lock),
         }
     elapsed = time.perf_counter() - t0
-    expected = sum(_work(i) for i in range(n_items))
+    expected = sum(_work(i, size) for i in range(n_items))
     if total != expected or tally != [expected, n_items]:
         raise RuntimeError(f"workload computed {total}/{tally}, expected {expected}")
-    return elapsed, {k: f"{t.__module__}.{t.__qualname__}" for k, t in types.items()}
+    return elapsed, {k: _qualified(t) for k, t in types.items()}
 
 
-def bench_workload(cfg: Config) -> tuple[Result, dict, dict]:
-    """Needs lockwatch enabled on entry; leaves it enabled."""
+def bench_workload(cfg: Config, size: int = 64, label: str = "") -> tuple[Result, dict, dict]:
+    """Needs lockwatch enabled on entry; leaves it enabled. ``size`` sets the work per item:
+    sum(range(item % size)) (64: about 1 us, the workload is all locking; 4096: about 40 us)."""
     seen: dict[str, dict] = {}
     errors: list[str] = []
 
@@ -302,7 +304,7 @@ def bench_workload(cfg: Config) -> tuple[Result, dict, dict]:
         lockwatch.disable()
         concurrent.futures.thread._global_shutdown_lock = _RAW_GLOBAL_SHUTDOWN_LOCK
         try:
-            elapsed, seen["raw"] = run_workload(cfg.workload_items)
+            elapsed, seen["raw"] = run_workload(cfg.workload_items, size=size)
         finally:
             lockwatch.enable(report_at_exit=False)
         return elapsed / cfg.workload_items * 1e9
@@ -310,7 +312,7 @@ def bench_workload(cfg: Config) -> tuple[Result, dict, dict]:
     def lw_run() -> Optional[float]:
         concurrent.futures.thread._global_shutdown_lock = threading.Lock()  # instrumented
         try:
-            elapsed, seen["lockwatch"] = run_workload(cfg.workload_items)
+            elapsed, seen["lockwatch"] = run_workload(cfg.workload_items, size=size)
         except Exception as exc:  # report lockwatch's failure in the table, measure the rest
             errors.append(describe_error(exc))
             return None
@@ -321,7 +323,7 @@ def bench_workload(cfg: Config) -> tuple[Result, dict, dict]:
     raw_run()  # warm up both (thread creation, imports, code paths)
     lw_run()
     raw, lw = interleaved(raw_run, lw_run, cfg.workload_rounds)
-    name = f"workload: Queue + ThreadPoolExecutor(4), {cfg.workload_items:,} items"
+    name = f"workload: Queue + ThreadPoolExecutor(4), {cfg.workload_items:,} items{label}"
     note = "ns per item, whole-run wall clock"
     if not raw:
         result = Result(name, "ns/op", float("nan"), float("nan"), None, "", "FAILED", note=note)
@@ -444,8 +446,16 @@ def bench_memory(cfg: Config) -> list[Result]:
 
 # --- report -----------------------------------------------------------------------------------
 
+def _qualified(t: type) -> str:
+    # lockwatch's stand-ins for threading's classes say they are threading's (as the real ones
+    # do): _lw_tracked / _lw_original tell them apart.
+    if getattr(t, "_lw_tracked", False) or getattr(t, "_lw_original", None) is not None:
+        return f"lockwatch.proxies.{t.__qualname__}"
+    return f"{t.__module__}.{t.__qualname__}"
+
+
 def type_name(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+    return _qualified(type(obj))
 
 
 def fmt_value(value: float, unit: str) -> str:
@@ -512,8 +522,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             bench_nested(raw_pair, lw_pair, cfg),
             bench_condition(raw_cond, lw_cond, cfg),
         ]
-        workload, raw_types, lw_types = bench_workload(cfg)
+        workload, raw_types, lw_types = bench_workload(cfg, label=" (~1 us work each)")
         results.append(workload)
+        # The same pipeline doing some work per item, as real pipelines do: the ratio depends on
+        # how much of the time is spent in locks, so both are reported.
+        results.append(bench_workload(cfg, size=4096, label=" (~40 us work each)")[0])
         for key in raw_types:
             types[f"workload {key}"] = (raw_types[key], lw_types.get(key, "(no run completed)"))
         results.append(bench_as_completed(cfg))
