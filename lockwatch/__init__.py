@@ -189,4 +189,20 @@ def _take_over() -> None:
 def _report_at_exit() -> None:
     st = _session.settings if _session is not None else None
     if st is not None and (st.text or st.json_path or st.html_path or st.dot_path):
-        _session.write_reports()
+        import sys
+
+        # A program ended by Ctrl-C: python prints the traceback, runs the exit handlers, then
+        # kills itself with SIGINT (the exit status shells show as 130) -- unless code run in
+        # between exec()s a string, which clears CPython's "unhandled KeyboardInterrupt" flag
+        # (run_eval_code_obj), and the status became 1. Writing the report does that (imports
+        # that build dataclasses). Code exec'd from a string that raises KeyboardInterrupt sets
+        # the flag again.
+        interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+        try:
+            _session.write_reports()
+        finally:
+            if interrupted:
+                try:
+                    exec("raise KeyboardInterrupt")
+                except KeyboardInterrupt:
+                    pass

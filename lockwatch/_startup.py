@@ -84,10 +84,71 @@ class _WhenThreadingIsImported:
             def exec_module(self, module: Any) -> None:
                 exec_module(module)
                 sys.modules["threading"] = module
-                start()
+                importing = _imports_in_progress()
+                if importing:
+                    _start_after(importing)
+                else:
+                    start()
 
         spec.loader = Loader()
         return spec
+
+
+def _imports_in_progress() -> list:
+    """The specs of the modules being imported right now that switching on imports again: the
+    standard library's (`import logging` imports threading half-way through), wrapt's and
+    lockwatch's own; threading's aside."""
+    names = getattr(sys, "stdlib_module_names", None)  # 3.10+; before, wait for every import
+    specs = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        top = name.partition(".")[0]
+        if (name != "threading" and spec is not None and getattr(spec, "_initializing", False)
+                and (names is None or top in names or top in ("lockwatch", "wrapt"))):
+            specs.append(spec)
+    return specs
+
+
+def _start_after(specs: list) -> None:
+    """start() once the imports of ``specs`` are complete. Switching on imports wrapt, which
+    imports asyncio, logging, subprocess and concurrent.futures: when one of those first imported
+    threading, it was only half-initialized, importing it again failed (a circular import: "partially
+    initialized module 'logging' has no attribute 'getLogger'") and lockwatch was not switched
+    on. The import system marks a module complete by setting its spec's _initializing to False:
+    that assignment is the signal (the spec's class is swapped for a watching subclass, then back)."""
+    waiting = {id(spec) for spec in specs}
+
+    def finished(spec: Any) -> None:
+        waiting.discard(id(spec))
+        if waiting:
+            return
+        parent, _, child = spec.name.rpartition(".")
+        module = sys.modules.get(spec.name)
+        if parent and module is not None and parent in sys.modules:
+            # What the import system does right after: bind the submodule on its package
+            # (`concurrent.futures`), which the imports of start() look up.
+            setattr(sys.modules[parent], child, module)
+        start()
+
+    for spec in specs:
+        _call_when_initialized(spec, finished)
+
+
+def _call_when_initialized(spec: Any, callback: Any) -> None:
+    base = type(spec)
+
+    class Watched(base):  # type: ignore[misc, valid-type]
+        def __setattr__(self, name: str, value: Any) -> None:
+            base.__setattr__(self, name, value)
+            if name == "_initializing" and not value:
+                self.__class__ = base
+                try:
+                    callback(self)
+                except Exception:  # never break an import for lockwatch's sake
+                    pass
+
+    Watched.__name__, Watched.__qualname__, Watched.__module__ = base.__name__, base.__qualname__, base.__module__
+    spec.__class__ = Watched
 
 
 def _main() -> None:
