@@ -13,8 +13,8 @@ import click
 from .runner import NoSource, ProgramRunner
 from .baseline import BaselineError
 from .config import ConfigError
-from .session import (DEFAULT_DEADLOCK_TIMEOUT, EXIT_POTENTIAL_DEADLOCK, Session, Settings,
-                      check_writable, load_policy)
+from .session import (CHILDREN_PREFIX, DEFAULT_DEADLOCK_TIMEOUT, EXIT_POTENTIAL_DEADLOCK, Session,
+                      Settings, check_writable, load_policy)
 from .watchdog import EXIT_DEADLOCK, POLICIES
 
 EXIT_USAGE = 2
@@ -113,13 +113,24 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     import lockwatch
 
     lockwatch._take_over()  # LOCKWATCH=1 in our own environment: this run is the session
-    children = tempfile.mkdtemp(prefix="lockwatch-children-")
+    children = tempfile.mkdtemp(prefix=CHILDREN_PREFIX)
     session = Session(Settings(json_path=json_path, html_path=html_path, dot_path=dot_path,
                                children_dir=children, on_terminate=True,
                                text=not quiet, top=top,
                                deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
                                warn_hold=warn_hold, warn_wait=warn_wait,
                                suppressions=suppressions, baseline=known))
+
+    def finish() -> None:
+        # What SIGTERM (and --on-deadlock exit) runs before the process dies: the report, then
+        # the children's folder is removed (a forked child leaves it to this process).
+        try:
+            session.write_reports()
+        finally:
+            if not session.in_forked_child:
+                shutil.rmtree(children, ignore_errors=True)
+
+    session.finish = finish
     # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
     # through the pylockwatch.pth hook and write their reports where we merge them.
     os.environ.update(_child_environment(children, deadlock_timeout, on_deadlock, warn_hold, warn_wait))
@@ -130,6 +141,7 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
         runner.prepare()
     except NoSource as exc:
         session.stop()
+        shutil.rmtree(children, ignore_errors=True)
         raise click.UsageError(str(exc))
     status = runner.run()
     # The program's own atexit handlers (logging's flush, pools' shutdown) take locks too: run

@@ -53,7 +53,8 @@ class Session:
         self.alerts: list[dict[str, Any]] = []
         self._watchdog: Any = None
         self.pid = os.getpid()
-        self.finish: Any = None  # what SIGTERM runs before the process dies (default: write_reports)
+        self.finish: Any = None  # what runs before the process dies of SIGTERM or of a deadlock
+        #                          (--on-deadlock exit); default: write_reports
         self._writing = False  # a report is being written (SIGTERM then waits for it)
         self._die_after_write: Optional[int] = None
 
@@ -171,7 +172,7 @@ class Session:
             from .watchdog import EXIT_DEADLOCK, exit_now
 
             try:
-                self.write_reports()
+                (self.finish or self.write_reports)()
             finally:
                 exit_now(EXIT_DEADLOCK)
 
@@ -232,7 +233,12 @@ class Session:
             except (OSError, ValueError):  # stderr closed by the program
                 pass
         if self.settings.json_path:
-            write_atomic(self.path(self.settings.json_path), jsonreport.render(report))
+            path = self.path(self.settings.json_path)
+            try:
+                write_atomic(path, jsonreport.render(report))
+            except FileNotFoundError:
+                if not _parent_reported(path):
+                    raise
         if self.settings.html_path:
             from .renderers import html
 
@@ -242,6 +248,18 @@ class Session:
 
             write_atomic(self.path(self.settings.dot_path), dot.render(report))
         return report
+
+
+# The folder where `python -m lockwatch` collects its child processes' reports.
+CHILDREN_PREFIX = "lockwatch-children-"
+
+
+def _parent_reported(path: str) -> bool:
+    """Is ``path`` in the children's folder of a `python -m lockwatch` that has already reported
+    and removed it? Some children outlive their parent's report (multiprocessing's resource
+    tracker and forkserver exit after the parent): nobody would read theirs."""
+    folder = os.path.dirname(path)
+    return os.path.basename(folder).startswith(CHILDREN_PREFIX) and not os.path.isdir(folder)
 
 
 def write_atomic(path: str, content: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import sysconfig  # here, not when the first snapshot is taken: see is_stdlib
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -204,18 +204,19 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                     violations=violations)
 
 
-_STDLIB_DIRS: Optional[tuple[str, ...]] = None
+def _stdlib_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
+
+
+# Found at import, not at the first snapshot: importing then (sysconfig and its _sysconfigdata
+# module) could be cut short by a fork in another thread, and the child waited forever for the
+# half-imported module's lock when it took its own snapshot (its report at exit).
+_STDLIB_DIRS = _stdlib_dirs()
 
 
 def is_stdlib(filename: str) -> bool:
     """Created by the standard library (not site-packages, not the program)."""
-    global _STDLIB_DIRS
-    if _STDLIB_DIRS is None:
-        # sysconfig is imported with this module: an import here, in the first snapshot, could
-        # be interrupted by a fork in another thread (the child then waits forever for the
-        # module lock of the half-imported sysconfig) or by a signal handler writing the report.
-        paths = sysconfig.get_paths()
-        _STDLIB_DIRS = tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
     if filename.startswith("<frozen"):
         return True
     path = os.path.abspath(filename)
