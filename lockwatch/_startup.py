@@ -98,15 +98,30 @@ def _imports_in_progress() -> list:
     """The specs of the modules being imported right now that switching on imports again: the
     standard library's (`import logging` imports threading half-way through), wrapt's and
     lockwatch's own; threading's aside."""
-    names = getattr(sys, "stdlib_module_names", None)  # 3.10+; before, wait for every import
+    names = getattr(sys, "stdlib_module_names", None)  # 3.10+
     specs = []
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
+        if name == "threading" or spec is None or not getattr(spec, "_initializing", False):
+            continue
         top = name.partition(".")[0]
-        if (name != "threading" and spec is not None and getattr(spec, "_initializing", False)
-                and (names is None or top in names or top in ("lockwatch", "wrapt"))):
+        if top in ("lockwatch", "wrapt") or (top in names if names is not None else _in_stdlib(spec)):
             specs.append(spec)
     return specs
+
+
+def _in_stdlib(spec: Any) -> bool:
+    """Python 3.9 has no sys.stdlib_module_names: a module is the standard library's if it is
+    built in, frozen, or a file of the standard library's folder (outside site-packages). The
+    program's own modules must not be waited for: the locks they create while being imported
+    would be missed (a module that imports threading creates its locks right after)."""
+    origin = getattr(spec, "origin", None)
+    if origin in ("built-in", "frozen"):
+        return True
+    if not isinstance(origin, str):
+        return False
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    return origin.startswith(stdlib) and "-packages" + os.sep not in origin[len(stdlib):]
 
 
 def _start_after(specs: list) -> None:
