@@ -75,7 +75,10 @@ class Watchdog:
         self.restoring: set[int] = set()
         self._stop = _thread.allocate_lock()
         self._stop.acquire()
-        self._thread: Optional[threading.Thread] = None
+        self._ident: Optional[int] = None  # the watchdog thread's, once started
+        self._done = _thread.allocate_lock()  # held while the watchdog thread runs
+        self._armed = False
+        self._starting = _thread.allocate_lock()
 
     # -- the blocked side (called from proxies on the contended path) --------------------------
     def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: float, t0: int,
@@ -86,6 +89,7 @@ class Watchdog:
         ident = _thread.get_ident()
         timed = timeout is not None and timeout != -1
         _rec.waiting[ident] = (lock, t0, timed)  # free-threading: dict updates rely on the GIL
+        self._launch()  # after registering: an idle watchdog thread ending now sees this wait
         if restoring:
             self.restoring.add(ident)
         try:
@@ -104,21 +108,55 @@ class Watchdog:
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="lockwatch-watchdog", daemon=True)
-        self._thread.start()
+        """Arm the watchdog. Its thread runs while some thread waits for a lock, and ends once
+        none does (it starts again at the next contended wait); with long-hold alerts (they need
+        no waiter) it runs from now on. A program whose locks are not contended right now is not
+        made multi-threaded: os.fork() warns about threads from Python 3.12 on, and test suites
+        (CPython's own) check that a test leaves no thread behind."""
+        self._armed = True
+        if self.warn_hold:
+            self._launch()
+
+    def _launch(self) -> None:
+        # A bare _thread thread, not a threading.Thread: the program's threading.settrace /
+        # setprofile hooks (a coverage tool, a debugger, its own) never run in it, it is not in
+        # threading.enumerate(), and the interpreter never waits for it at exit (like a daemon).
+        if self._ident is not None:
+            return  # running (the check is repeated under the lock: it may be ending)
+        with self._starting:
+            if self._ident is not None or not self._armed:
+                return
+            try:
+                self._ident = _thread.start_new_thread(self._run, ())
+            except RuntimeError:  # at interpreter shutdown no thread can start: waits stay plain
+                return
 
     def stop(self) -> None:
+        self._armed = False
+        with self._starting:
+            pass  # a thread being started now has its ident in self._ident after this
         if self._stop.locked():
             self._stop.release()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        if self._ident is not None and self._ident != _thread.get_ident():
+            if self._done.acquire(True, 5):  # the watchdog thread has ended
+                self._done.release()
 
     def _run(self) -> None:
-        while not self._stop.acquire(True, self.interval):
-            try:
-                self.check()
-            except Exception as exc:  # the watchdog must never take the program down
-                _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
+        with self._done:
+            while not self._stop.acquire(True, self.interval):
+                try:
+                    self.check()
+                except Exception as exc:  # the watchdog must never take the program down
+                    _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
+                if not self.warn_hold and not _rec.waiting:
+                    with self._starting:
+                        # Cleared before the last look: a thread registering as waiting after
+                        # that look sees None in _launch and starts a new watchdog thread.
+                        # free-threading: relies on the GIL's ordering of these two accesses.
+                        me, self._ident = self._ident, None
+                        if not _rec.waiting:
+                            return
+                        self._ident = me
 
     def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
         """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""
