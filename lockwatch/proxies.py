@@ -23,6 +23,7 @@ _getframe = sys._getframe
 _tls = _rec.tls
 _new_edge = _rec.new_edge
 _thread_start = _rec.thread_start
+_unmutexed = _rec.waiting_without_mutex
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
@@ -69,9 +70,10 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     t0 = _now()
     watch = _rec.watch
     if watch is None:
-        ok = real.acquire(True, timeout)
+        ok = _unmutexed(real.acquire, True, timeout)
     else:  # registered as waiting, and woken now and then to break a deadlock if chosen
-        ok = watch.blocking_acquire(lock, real.acquire, timeout, t0, _in_restore(_getframe(1)))
+        ok = _unmutexed(watch.blocking_acquire, lock, real.acquire, timeout, t0,
+                        _in_restore(_getframe(1)))
     t = _now()
     if not ok:
         _failed(lock)
@@ -101,6 +103,16 @@ def _failed(lock: Any) -> None:
     # Not holding the lock here, so its own mutual exclusion does not protect the counter.
     with _rec.mutex:
         lock._nfail += 1
+
+
+class _Hold:
+    """One acquisition of a semaphore: who holds it (the thread's held list; None for a signal),
+    since when and where. Compared by identity: list.remove() takes exactly this one."""
+
+    __slots__ = ("held", "t", "code", "lasti")
+
+    def __init__(self, held: Optional[list], t: int, code: Any, lasti: int) -> None:
+        self.held, self.t, self.code, self.lasti = held, t, code, lasti
 
 
 def _unhold(held: list, lock: Any) -> None:
@@ -485,12 +497,12 @@ class RLock(_Tracked):
         t0 = _now()
         watch = _rec.watch
         if watch is None or not contended:
-            self._real._acquire_restore(state)
+            _unmutexed(self._real._acquire_restore, state)
         else:
             # Take it as a plain blocking acquire (interruptible by the watchdog), then restore
             # the saved recursion depth: the same end state as _acquire_restore.
             real = self._real
-            watch.blocking_acquire(self, real.acquire, -1, t0, True)
+            _unmutexed(watch.blocking_acquire, self, real.acquire, -1, t0, True)
             for _ in range(state[0] - 1 if isinstance(state, tuple) else 0):
                 real.acquire()
         t = _now()
@@ -573,6 +585,11 @@ class Condition(OrigCondition, metaclass=_Mirror):
             lock._at_lasti = f.f_lasti
         return result
 
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return _unmutexed(super().wait, timeout)  # wait_for() calls this
+
+    wait.__doc__ = OrigCondition.wait.__doc__
+
     def _acquire_restore(self, x: Any) -> None:
         # wait() re-takes a plain Lock through threading.Condition._acquire_restore, i.e. from
         # threading.py: the lock would record threading.py as where it was taken, and every edge
@@ -586,6 +603,32 @@ class Condition(OrigCondition, metaclass=_Mirror):
             if f is not None:
                 lock._at_code = f.f_code
                 lock._at_lasti = f.f_lasti
+
+
+def _take_hold(sem: Any, mine: Optional[list]) -> Optional[_Hold]:
+    """Remove and return the hold a release ends: the releasing thread's own, else the oldest.
+    Another thread's release may take the chosen one first (see recorder.mutex): choose again."""
+    holders = sem._holders
+    while holders:
+        pick = None
+        for hold in holders:
+            if hold.held is mine:
+                pick = hold
+                break
+        if pick is None:
+            # Released by a thread that did not acquire it: a signal, not a lock. Its "holds"
+            # are not lock holds, and analysis ignores the edges out of it.
+            sem._site.signal = True
+            try:
+                pick = holders[0]
+            except IndexError:
+                return None
+        try:
+            holders.remove(pick)
+        except ValueError:
+            continue
+        return pick
+    return None
 
 
 class _SemaphoreMixin:
@@ -629,28 +672,31 @@ class _SemaphoreMixin:
         else:
             t0 = _now()
             watch = _rec.watch
-            ok = sup(True, timeout) if watch is None else watch.blocking_acquire(self, sup, timeout, t0)
+            if watch is None:
+                ok = _unmutexed(sup, True, timeout)
+            else:
+                ok = _unmutexed(watch.blocking_acquire, self, sup, timeout, t0)
             if not ok:
                 _failed(self)
                 return False
             t = _now()
             waited = t - t0
+        signal = self._site.signal
+        # A signal (released by other threads than its acquirers, e.g. a thread pool's idle
+        # semaphore): acquiring it is not holding a lock. Timed, but not held.
+        hold = _Hold(None if signal else held, t, frame.f_code, frame.f_lasti)
         with _rec.mutex:
             if waited is not None:
                 self._ncont += 1
                 self._wait_tot += waited
-                if waited > self._wait_max:
-                    self._wait_max = waited
+                if waited > self._wait_max: self._wait_max = waited  # noqa: E701  (see recorder.mutex)
                 self._site.wait_hist[(waited * waited).bit_length()] += 1
             self._n += 1
-            if self._site.signal:
-                # A signal (released by other threads than its acquirers, e.g. a thread pool's
-                # idle semaphore): acquiring it is not holding a lock. Timed, but not held.
-                self._holders.append([None, t, frame.f_code, frame.f_lasti])
-                return True
-            self._at_code = frame.f_code
-            self._at_lasti = frame.f_lasti
-            self._holders.append([held, t, frame.f_code, frame.f_lasti])
+            self._holders.append(hold)
+        if signal:
+            return True
+        self._at_code = frame.f_code
+        self._at_lasti = frame.f_lasti
         held.append(self)
         return True
 
@@ -663,25 +709,14 @@ class _SemaphoreMixin:
         ended = []
         with _rec.mutex:
             for _ in range(n):
-                if not self._holders:
+                hold = _take_hold(self, mine)
+                if hold is None:
                     break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
-                pick = -1
-                for i, holder in enumerate(self._holders):
-                    if holder[0] is mine:
-                        pick = i
-                        break
-                if pick < 0:
-                    # Released by a thread that did not acquire it: a signal, not a lock. Its
-                    # "holds" are not lock holds, and analysis ignores the edges out of it.
-                    self._site.signal = True
-                    pick = 0
-                held, t_acq = self._holders.pop(pick)[:2]
-                d = t - t_acq
+                d = t - hold.t
                 self._hold_tot += d
-                if d > self._hold_max:
-                    self._hold_max = d
+                if d > self._hold_max: self._hold_max = d  # noqa: E701  (see recorder.mutex)
                 self._site.hold_hist[(d * d).bit_length()] += 1
-                ended.append(held)
+                ended.append(hold.held)
         for held in ended:
             if held is not None:
                 _unhold(held, self)

@@ -13,11 +13,16 @@ from typing import Any, Optional
 from . import histogram, stacks
 
 # lockwatch's own bookkeeping lock: a raw _thread lock captured at import, never instrumented.
-# Re-entrant: a finalizer (__del__ run by a garbage collection) or a signal handler can run in the
-# middle of any allocation, including one made while this thread holds the mutex (a new edge, a
-# new site, a snapshot), and lockwatch itself takes the mutex from such code (a lock created there
-# counts its instance, a dying lock folds its counters into its site). With a plain lock that
-# thread deadlocked on itself; nested sections touch independent counters.
+# Program code can run in the middle of a section that holds it: a finalizer or weakref callback
+# (a garbage collection at any allocation), a signal handler (main thread), a trace or profile
+# hook (at any line or call). Hence:
+# - it is re-entrant: such code takes the mutex again when it creates, drops or try-locks a lock;
+# - a thread that holds it gives it up while it blocks for a program lock (waiting_without_mutex):
+#   otherwise a hook waiting for a lock held by a thread that then needs the mutex hangs both;
+# - so another thread may run a section while this one is suspended in the middle of its own:
+#   every section is written as steps that each leave the state consistent (dict.setdefault,
+#   list.remove by identity, a counter for site indexes, one-line max updates, copies before
+#   iterating), never as a check and an update that program code could come between.
 mutex = _thread.RLock()
 now = time.perf_counter_ns
 get_ident = _thread.get_ident
@@ -26,6 +31,7 @@ get_ident = _thread.get_ident
 tls = _thread._local()
 
 _serials = itertools.count(1)  # next() on itertools.count is atomic in CPython
+_epochs = itertools.count(1)  # one per State: a Site belongs to the State of its epoch
 # Thread identity for triage ("single-thread"): get_ident() values are reused as soon as a thread
 # has exited, so two threads that never overlapped would look like one. A serial never is.
 _thread_serials = itertools.count(1)
@@ -44,11 +50,13 @@ class Site:
         "index", "filename", "line", "function", "kind", "name", "explicit_name",
         "instances", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "signal", "sem_value", "__weakref__",
+        "signal", "sem_value", "epoch", "__weakref__",
     )
 
-    def __init__(self, index: int, filename: str, line: int, function: str, kind: str) -> None:
+    def __init__(self, index: int, filename: str, line: int, function: str, kind: str,
+                 epoch: int = 0) -> None:
         self.index = index
+        self.epoch = epoch
         self.filename = filename
         self.line = line
         self.function = function
@@ -112,15 +120,17 @@ class State:
     """Everything recorded by one session, reset on enable."""
 
     def __init__(self) -> None:
+        self.epoch = next(_epochs)
         self.sites: dict[tuple, Site] = {}
-        self.site_list: list[Site] = []
+        self.site_list: list[Site] = []  # in creation order (indexes are unique, maybe not dense)
+        self.site_indexes = itertools.count()
         self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
         self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
         self.violations: list[dict[str, Any]] = []  # declared-order violations, as plain data
-        self.violation_keys: set[tuple] = set()
+        self.violation_keys: dict[tuple, Edge] = {}  # the first edge of each violation
         self.started = time.time()
         self.internal_errors: list[str] = []
         self.edges_version = 0  # bumped on every new edge: "has the graph changed?" for free
@@ -143,6 +153,21 @@ def reset() -> None:
         state = State()
 
 
+def waiting_without_mutex(wait: Any, *args: Any) -> Any:
+    """``wait(*args)``, which blocks for a program lock, with lockwatch's mutex given up for the
+    wait if this thread holds it (program code running inside lockwatch's bookkeeping: a hook,
+    a finalizer, a signal handler), and taken back after. Without that, the thread holding the
+    program lock blocks for the mutex (a try-lock, a semaphore, a new lock) and neither moves."""
+    m = mutex
+    if not m._is_owned():
+        return wait(*args)
+    saved = m._release_save()
+    try:
+        return wait(*args)
+    finally:
+        m._acquire_restore(saved)
+
+
 def new_serial() -> int:
     return next(_serials)
 
@@ -160,15 +185,16 @@ def site_for(frame: Any, kind: str) -> Site:
     site = st.sites.get(key)
     if site is None:
         with mutex:
-            site = st.sites.get(key)
-            if site is None:
-                # The index is taken after Site() allocates: a finalizer run by a collection
-                # there may add a site of its own (the mutex is re-entrant).
-                site = Site(-1, filename, line, function, kind)
-                site.index = len(st.site_list)
-                st.site_list.append(site)
-                st.sites[key] = site
+            new = Site(next(st.site_indexes), filename, line, function, kind, st.epoch)
+            site = st.sites.setdefault(key, new)  # another thread may have made it meanwhile
+            if site is new:
+                st.site_list.append(new)
     return site
+
+
+def current_site(site: Site) -> bool:
+    """Is ``site`` of the running session's State (not of an earlier session's)?"""
+    return site.epoch == state.epoch
 
 
 def count_instance(site: Site) -> None:
@@ -186,15 +212,14 @@ def fold_instance(lock: Any) -> None:
 
 
 def _fold_into(site: Site, lock: Any) -> None:
+    # Each statement on one line: no other section can come between its test and its update.
     site.acquisitions += lock._n
     site.contended += lock._ncont
     site.failed += lock._nfail
     site.hold_total += lock._hold_tot
     site.wait_total += lock._wait_tot
-    if lock._hold_max > site.hold_max:
-        site.hold_max = lock._hold_max
-    if lock._wait_max > site.wait_max:
-        site.wait_max = lock._wait_max
+    if lock._hold_max > site.hold_max: site.hold_max = lock._hold_max  # noqa: E701
+    if lock._wait_max > site.wait_max: site.wait_max = lock._wait_max  # noqa: E701
 
 
 def thread_start() -> list:
@@ -268,18 +293,16 @@ def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
 
 def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> None:
     st = state
-    for lock in (src, dst):
-        site = lock._site
-        if site.index >= len(st.site_list) or st.site_list[site.index] is not site:
-            return  # created in an earlier session (still held from then): not this session's graph
+    if src._site.epoch != st.epoch or dst._site.epoch != st.epoch:
+        return  # created in an earlier session (still held from then): not this session's graph
     code, lasti = src._at_code, src._at_lasti
     holders = getattr(src, "_holders", None)
     if holders:
         # A Semaphore has several holders, and _at_code is the latest acquirer's (maybe another
         # thread's): take where this thread (its held list) acquired it.
-        for holder in list(holders):
-            if holder[0] is held:
-                code, lasti = holder[2], holder[3]
+        for hold in list(holders):
+            if hold.held is held:
+                code, lasti = hold.code, hold.lasti
                 break
     known = st.site_edges.get((src._site, dst._site))
     if known is None:
@@ -294,29 +317,24 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
     # a thread holding hundreds of locks does not make every new edge cost O(n).
     gates = tuple((h._serial, h._site) for h in held[:MAX_GATES + 2] if h is not src and h is not dst)[:MAX_GATES]
     st = state
+    e = Edge(src._serial, dst._serial, src._site, dst._site, lock_name(src),
+             lock_name(dst), thread_name(), held_stack, acquire_stack, timed, context, gates)
+    e.held_ref = held
+    fresh: dict = {}
     with mutex:
+        if dst._in is None: dst._in = fresh  # noqa: E701  (one line: nothing comes between)
         ins = dst._in
-        if ins is None:
-            ins = dst._in = {}
+        if ins is fresh:
             st.edge_owners.add(dst)
-        e = ins.get(src._serial)
-        if e is not None:  # another thread recorded it meanwhile
-            e.count += 1
+        first = ins.setdefault(src._serial, e)
+        if first is not e:  # another thread recorded it meanwhile
+            first.count += 1
             return
-        e = Edge(src._serial, dst._serial, src._site, dst._site, lock_name(src),
-                 lock_name(dst), thread_name(), held_stack, acquire_stack, timed, context, gates)
-        e.held_ref = held
-        ins[src._serial] = e
         st.edges_version += 1
         # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
-        # Site from an earlier State, whose indexes restart at 0) shared keys with this session's
-        # sites, and its edge swallowed theirs (a site cycle went unreported).
-        key = (src._site, dst._site)
-        se = st.site_edges.get(key)
-        if se is None:
-            st.site_edges[key] = [e, 1]
-        else:
-            se[1] += 1
+        # Site from an earlier State) shared keys with this session's sites, and its edge
+        # swallowed theirs (a site cycle went unreported).
+        st.site_edges.setdefault((src._site, dst._site), [e, 0])[1] += 1
         # A 2-cycle between instances is the commonest inversion: keep both edges even if the
         # locks die before the report (the rest of the instance graph dies with its locks).
         rev = src._in.get(dst._serial) if src._in else None
@@ -332,7 +350,8 @@ MAX_VIOLATIONS = 1_000
 def _check_declared_order(st: State, src: Any, dst: Any, e: Edge) -> None:
     """A lock taken against a declared order (lockwatch.order) or against the order key of its
     site (lockwatch.order_key) is reported at this first acquisition, before the reverse order
-    has ever been seen. Called with the mutex held, on the new-edge path only."""
+    has ever been seen. Called on the new-edge path only (without the mutex: it compares the
+    program's order keys, which may run the program's __lt__)."""
     ra, rb = st.ranks.get(src._site.index), st.ranks.get(dst._site.index)
     kind = None
     if ra is not None and rb is not None and ra[0] == rb[0] and ra[1] > rb[1]:
@@ -350,9 +369,8 @@ def _check_declared_order(st: State, src: Any, dst: Any, e: Edge) -> None:
     if kind is None:
         return
     key = (kind, src._site.index, dst._site.index)
-    if key in st.violation_keys or len(st.violations) >= MAX_VIOLATIONS:
-        return
-    st.violation_keys.add(key)
+    if len(st.violations) >= MAX_VIOLATIONS or st.violation_keys.setdefault(key, e) is not e:
+        return  # reported already (by this thread or, meanwhile, another)
     st.violations.append({
         "kind": kind, "declared": declared,
         "held": {"name": lock_name(src) or src._site.display_name(), "kind": src._site.kind,
@@ -404,7 +422,7 @@ def forget_activity() -> None:
         st.edges_version += 1
         st.edge_owners = weakref.WeakSet()
         st.started = time.time()
-        for site in st.site_list:
+        for site in list(st.site_list):
             site.acquisitions = site.contended = site.failed = 0
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
             site.hold_hist[:] = histogram.new_counts()  # in place: live locks point at these lists

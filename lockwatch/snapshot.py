@@ -144,7 +144,9 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
     live = _live_instances(bases) if live_stats else []
     with mutex:
         stats: dict[int, LockStats] = {}
-        for site in state.site_list:
+        # Copies before iterating: program code (a finalizer at an allocation here) may add a
+        # site or an edge meanwhile (see recorder.mutex).
+        for site in list(state.site_list):
             st = LockStats(
                 key=site_key(site), name=site.display_name(), kind=site.kind,
                 filename=site.filename, line=site.line, function=site.function,
@@ -159,9 +161,9 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             stats[site.index] = st
         for lock in live:
             site = getattr(lock, "_site", None)
-            if site is None or site.index >= len(state.site_list) or state.site_list[site.index] is not site:
-                continue  # from an earlier session
-            st = stats[site.index]
+            st = stats.get(site.index) if site is not None and site.epoch == state.epoch else None
+            if st is None:
+                continue  # from an earlier session (or a site made since the copy above)
             st.acquisitions += lock._n
             st.contended += lock._ncont
             st.failed += lock._nfail
@@ -172,20 +174,20 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         for st in stats.values():
             st.hold.count = sum(st.hold.buckets)
             st.wait.count = sum(st.wait.buckets)
-        in_graph = {site_key(s) for first, _pairs in state.site_edges.values()
-                    for s in (first.src_site, first.dst_site)}
+        site_edge_list = list(state.site_edges.values())
+        in_graph = {site_key(s) for first, _pairs in site_edge_list for s in (first.src_site, first.dst_site)}
         # Only the locks that were used: modules create many they never take in a given run.
         for index in [i for i, st in stats.items()
                       if not (st.acquisitions or st.failed or st.key in in_graph)]:
             del stats[index]
-        site_edges = [_edge(first, False) for first, _pairs in state.site_edges.values()]
+        site_edges = [_edge(first, False) for first, _pairs in site_edge_list]
         seen: set[tuple[int, int]] = set()
         instance_edges = []
         for owner in list(state.edge_owners):
             for e in list((owner._in or {}).values()):
                 seen.add((e.src_serial, e.dst_serial))
                 instance_edges.append(_edge(e, True))
-        for key, e in state.kept_edges.items():
+        for key, e in dict(state.kept_edges).items():  # dict(): copied without allocating per item
             if key not in seen:
                 instance_edges.append(_edge(e, True))
         errors = list(state.internal_errors)

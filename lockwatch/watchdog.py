@@ -36,9 +36,9 @@ def _holder_list(lock: Any) -> Optional[list]:
     held = getattr(lock, "_held_in", None)
     if held:
         return held
-    holders = getattr(lock, "_holders", None)  # a semaphore: [held list, since] per acquisition
+    holders = getattr(lock, "_holders", None)  # a semaphore: one _Hold per acquisition
     if holders and not lock._site.signal and getattr(lock, "_value", 1) == 0:
-        lists = {id(h[0]): h[0] for h in list(holders)}
+        lists = {id(h.held): h.held for h in list(holders)}
         if len(lists) == 1:
             return next(iter(lists.values()))
     return None
