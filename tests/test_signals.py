@@ -1,0 +1,228 @@
+"""However a watched program ends -- SIGTERM, its own SIGTERM handler, SIGINT, an exception,
+os._exit -- the report is written when it can be and the exit status is the program's own, both
+under `python -m lockwatch prog.py` (CLI) and under `LOCKWATCH=1 python prog.py` (the start-up
+hook). Real processes, real signals. The program: tests/programs/processes/signals_prog.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]
+
+PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
+PROGRAM = PROGRAMS / "signals_prog.py"
+TIMEOUT = 120  # seconds: a process that outlives this is hung, and the test fails
+REPORT = "lockwatch: 1 potential deadlock"
+MODES = ["cli", "hook"]
+
+
+def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    env.pop("PYTHONSAFEPATH", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(tmp)  # where `python -m lockwatch` makes its children's folder
+    env.update(extra)
+    return env
+
+
+def command(mode: str, json_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and the extra environment that run signals_prog.py ARGS under lockwatch."""
+    if mode == "cli":
+        return [sys.executable, "-m", "lockwatch", "--json", str(json_path), str(PROGRAM), *args], {}
+    return [sys.executable, str(PROGRAM), *args], {"LOCKWATCH": "1", "LOCKWATCH_JSON": str(json_path)}
+
+
+def default_sigint() -> None:
+    """In the child before exec: SIGINT as in a terminal. A shell starts background jobs with
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler (nor does lockwatch)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Program:
+    """signals_prog.py running; stdout is read line by line until a marker, then the rest."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> None:
+        self.proc = subprocess.Popen(argv, env=env, cwd=PROGRAMS, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0,
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     preexec_fn=default_sigint)
+        self.lines: list[str] = []
+
+    def wait_for(self, marker: str) -> None:
+        """Read stdout until the line ``marker``; fail if the program ends or hangs first."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.proc.stdout], [], [], remaining)[0]:
+                self.kill()
+                pytest.fail(f"no {marker!r} line within {TIMEOUT}s: {self.lines}")
+            line = self.proc.stdout.readline().decode()  # unbuffered: reads no further than the line
+            if not line:
+                out, err = self.finish()
+                pytest.fail(f"ended before {marker!r}: {self.lines} {out!r} {err!r}")
+            self.lines.append(line.rstrip("\n"))
+            if self.lines[-1] == marker:
+                return
+
+    def finish(self, stdin: Optional[bytes] = None) -> tuple[str, str]:
+        try:
+            out, err = self.proc.communicate(stdin, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"still running {TIMEOUT}s after it should have ended: {self.lines}")
+        self.lines.extend(out.decode().splitlines())
+        return out.decode(), err.decode()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def run_to_end(mode: str, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "report.json"
+    argv, extra = command(mode, out, *args)
+    try:
+        result = subprocess.run(argv, env=clean_env(tmp_path / "tmp", **extra), cwd=PROGRAMS,
+                                capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{argv} still running after {TIMEOUT}s: {exc.stderr!r}")
+    return result, out
+
+
+def assert_no_children_folder(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("lockwatch-children-")] == []
+
+
+def assert_json_report(path: Path) -> None:
+    data = json.loads(path.read_text())
+    assert len(data["potential_deadlocks"]) == 1
+    assert data["internal_errors"] == []
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("doing", ["sleep", "blocked", "busy"])
+def test_sigterm_writes_the_report_and_the_process_still_dies_of_it(tmp_path: Path, mode: str,
+                                                                   doing: str) -> None:
+    """SIGTERM while the program sleeps, waits for a lock another thread holds, or locks and
+    unlocks in a tight loop (the handler then runs in the middle of lockwatch's own code)."""
+    out = tmp_path / "report.json"
+    argv, extra = command(mode, out, doing)
+    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog.wait_for("ready")
+    assert prog.lines[0] == "handler: lockwatch.session._install_sigterm.<locals>.on_sigterm"
+    prog.proc.send_signal(signal.SIGTERM)
+    _out, err = prog.finish()
+    assert prog.proc.returncode == -signal.SIGTERM, err
+    assert "not interrupted" not in prog.lines
+    assert err.count(REPORT) == 1, err
+    assert "Traceback" not in err
+    assert_json_report(out)
+    assert_no_children_folder(tmp_path)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("when", ["own-early", "own-late"])
+def test_the_programs_own_sigterm_handler_is_kept(tmp_path: Path, mode: str, when: str) -> None:
+    """A handler set before lockwatch switches on (before threading is imported, or before the
+    CLI runs the program... the CLI's is set first, then replaced) or after: the program's runs,
+    not lockwatch's; the program then exits as it chose and the report is written at exit."""
+    out = tmp_path / "report.json"
+    argv, extra = command(mode, out, when)
+    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog.wait_for("ready")
+    assert prog.lines[0] == "handler: own"
+    prog.proc.send_signal(signal.SIGTERM)
+    _out, err = prog.finish()
+    assert prog.proc.returncode == 7, err
+    assert "own handler ran" in prog.lines
+    assert err.count(REPORT) == 1, err
+    assert_json_report(out)
+    assert_no_children_folder(tmp_path)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_ignored_sigterm_stays_ignored(tmp_path: Path, mode: str) -> None:
+    out = tmp_path / "report.json"
+    argv, extra = command(mode, out, "ignore")
+    prog = Program(argv, clean_env(tmp_path / "tmp", **extra), stdin=True)
+    prog.wait_for("ready")
+    assert prog.lines[0] == "handler: SIG_IGN"
+    prog.proc.send_signal(signal.SIGTERM)  # discarded by the kernel: nothing to wait for
+    _out, err = prog.finish(b"go\n")
+    assert prog.proc.returncode == 0, err
+    assert "still running after SIGTERM: go" in prog.lines
+    assert err.count(REPORT) == 1, err  # the normal report at exit
+    assert_json_report(out)
+
+
+# -- SIGINT, exceptions, os._exit -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigint_reports_and_exits_as_python_does(tmp_path: Path, mode: str) -> None:
+    """Ctrl-C: the KeyboardInterrupt traceback, then the report. `python -m lockwatch` exits 130
+    (documented); under the hook the status is python's own: killed by SIGINT, as without
+    lockwatch (writing the report must not turn it into a plain exit 1)."""
+    out = tmp_path / "report.json"
+    argv, extra = command(mode, out, "sleep")
+    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog.wait_for("ready")
+    prog.proc.send_signal(signal.SIGINT)
+    _out, err = prog.finish()
+    assert prog.proc.returncode == (130 if mode == "cli" else -signal.SIGINT), err
+    assert "KeyboardInterrupt" in err and err.count(REPORT) == 1, err
+    assert err.index("KeyboardInterrupt") < err.index(REPORT)
+    assert_json_report(out)
+    assert_no_children_folder(tmp_path)
+
+
+def test_sigint_without_lockwatch_kills_python_with_sigint(tmp_path: Path) -> None:
+    """The reference for the hook's exit status above: the same program without lockwatch."""
+    prog = Program([sys.executable, str(PROGRAM), "sleep"], clean_env(tmp_path / "tmp"))
+    prog.wait_for("ready")
+    assert prog.lines[0] == "handler: SIG_DFL"
+    prog.proc.send_signal(signal.SIGINT)
+    _out, err = prog.finish()
+    assert prog.proc.returncode == -signal.SIGINT
+    assert "lockwatch" not in err
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_exception_reports_and_exits_1(tmp_path: Path, mode: str) -> None:
+    result, out = run_to_end(mode, tmp_path, "raise")
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert "RuntimeError: the program failed" in err and err.count(REPORT) == 1, err
+    assert err.index("RuntimeError: the program failed") < err.index(REPORT)
+    assert_json_report(out)
+    assert_no_children_folder(tmp_path)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_os_exit_in_the_program_passes_its_status_through_without_a_report(tmp_path: Path,
+                                                                          mode: str) -> None:
+    """Documented limit: os._exit() ends the process at once, without exit handlers, so no
+    report is written (the CLI's own code after the program never runs either)."""
+    result, out = run_to_end(mode, tmp_path, "exit", "5")
+    assert result.returncode == 5, result.stderr
+    assert result.stdout.startswith("handler: ")
+    assert "lockwatch" not in result.stderr
+    assert not out.exists()
