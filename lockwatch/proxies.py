@@ -72,8 +72,8 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     if watch is None:
         ok = _unmutexed(real.acquire, True, timeout)
     else:  # registered as waiting, and woken now and then to break a deadlock if chosen
-        ok = _unmutexed(watch.blocking_acquire, lock, real.acquire, timeout, t0,
-                        _in_restore(_getframe(1)))
+        ok = _unmutexed(watch.blocking_acquire, lock, real.acquire, None if timeout == -1 else timeout,
+                        t0, _in_restore(_getframe(1)))
     t = _now()
     if not ok:
         _failed(lock)
@@ -502,7 +502,7 @@ class RLock(_Tracked):
             # Take it as a plain blocking acquire (interruptible by the watchdog), then restore
             # the saved recursion depth: the same end state as _acquire_restore.
             real = self._real
-            _unmutexed(watch.blocking_acquire, self, real.acquire, -1, t0, True)
+            _unmutexed(watch.blocking_acquire, self, real.acquire, None, t0, True)
             for _ in range(state[0] - 1 if isinstance(state, tuple) else 0):
                 real.acquire()
         t = _now()

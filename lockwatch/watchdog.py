@@ -73,46 +73,59 @@ class Watchdog:
         # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
         # has another thread (see _deadlock).
         self.restoring: set[int] = set()
-        self._stop = _thread.allocate_lock()
-        self._stop.acquire()
+        self._bell = _thread.allocate_lock()  # held; released to wake the watchdog's thread
+        self._bell.acquire()
+        self._stopping = False
         self._ident: Optional[int] = None  # the watchdog thread's, once started
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
         self._armed = False
         self._starting = _thread.allocate_lock()
 
     # -- the blocked side (called from proxies on the contended path) --------------------------
-    def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: float, t0: int,
-                         restoring: bool = False) -> bool:
+    def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: Optional[float],
+                         t0: int, restoring: bool = False) -> bool:
         """Block on ``acquire`` like ``acquire(True, timeout)``, registered as waiting for ``lock``,
-        and in slices so that this thread can be chosen to break a deadlock. ``restoring``: a
-        Condition's wait() re-taking its lock."""
+        and in slices so that this thread can be chosen to break a deadlock. ``timeout``: None
+        waits for ever (a Lock's -1 is passed as None; a Semaphore's -1 is a timeout already
+        over). ``restoring``: a Condition's wait() re-taking its lock."""
         ident = _thread.get_ident()
-        timed = timeout is not None and timeout != -1
+        timed = timeout is not None
         _rec.waiting[ident] = (lock, t0, timed)  # free-threading: dict updates rely on the GIL
-        self._launch()  # after registering: an idle watchdog thread ending now sees this wait
         if restoring:
             self.restoring.add(ident)
         try:
-            if timed:
-                return acquire(True, timeout)  # cannot wait forever: not a deadlock candidate
-            while True:
+            # Most waits are short: the watchdog's thread starts only for a wait that outlasts
+            # one polling interval (started after registering: see _run's ending).
+            if timeout is not None:  # cannot wait for ever: never a deadlock, maybe a long wait
+                if timeout <= self.interval:
+                    return acquire(True, timeout)
                 if acquire(True, self.interval):
                     return True
+                self._launch()
+                return acquire(True, max(0.0, timeout - (_rec.now() - t0) / 1e9))
+            if acquire(True, self.interval):
+                return True
+            self._launch()
+            while True:
                 exc = _rec.victims.pop(ident, None)
                 if exc is not None:
                     raise exc
+                if acquire(True, self.interval):
+                    return True
         finally:
             _rec.waiting.pop(ident, None)
             if restoring:
                 self.restoring.discard(ident)
+            if not _rec.waiting and self._ident is not None:
+                self._ring()  # the last waiter left: the watchdog's thread may end now
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
-        """Arm the watchdog. Its thread runs while some thread waits for a lock, and ends once
-        none does (it starts again at the next contended wait); with long-hold alerts (they need
-        no waiter) it runs from now on. A program whose locks are not contended right now is not
-        made multi-threaded: os.fork() warns about threads from Python 3.12 on, and test suites
-        (CPython's own) check that a test leaves no thread behind."""
+        """Arm the watchdog. Its thread runs while some thread has waited for a lock longer than
+        one polling interval, and ends as soon as no thread waits; with long-hold alerts (they
+        need no waiter) it runs from now on. A program that is not waiting for a lock right now
+        is not made multi-threaded: os.fork() warns about threads from Python 3.12 on, and test
+        suites (CPython's own) check that a test leaves no thread behind."""
         self._armed = True
         if self.warn_hold:
             self._launch()
@@ -135,15 +148,25 @@ class Watchdog:
         self._armed = False
         with self._starting:
             pass  # a thread being started now has its ident in self._ident after this
-        if self._stop.locked():
-            self._stop.release()
+        self._stopping = True
+        self._ring()
         if self._ident is not None and self._ident != _thread.get_ident():
             if self._done.acquire(True, 5):  # the watchdog thread has ended
                 self._done.release()
 
+    def _ring(self) -> None:
+        """Wake the watchdog's thread now (to end, or to look whether it may)."""
+        try:
+            self._bell.release()
+        except RuntimeError:
+            pass  # rung already
+
     def _run(self) -> None:
         with self._done:
-            while not self._stop.acquire(True, self.interval):
+            while True:
+                self._bell.acquire(True, self.interval)  # a ring, or the next poll
+                if self._stopping:
+                    return
                 try:
                     self.check()
                 except Exception as exc:  # the watchdog must never take the program down

@@ -1223,9 +1223,9 @@ def test_cli_bad_watchdog_option_is_one_line_exit_2(tmp_path, option, value):
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
 def test_watchdog_thread_starts_at_the_first_contended_wait(tmp_path):
     """Under the CLI (watchdog on by default) a program that never waits for a lock has no thread
-    but its own (the count os.fork() warns about on 3.12+); a contended wait starts the
-    watchdog's thread, which is not a threading.Thread (not in threading.enumerate()), and
-    which ends once no thread waits. `--warn-hold` (long holds need no waiter) starts it at once."""
+    but its own (the count os.fork() warns about on 3.12+); a wait longer than the watchdog's
+    polling interval starts its thread, which is not a threading.Thread (not in
+    threading.enumerate()), and which ends once no thread waits. `--warn-hold` (long holds need no waiter) starts it at once."""
     source = '''
     import os
     import threading
@@ -1296,3 +1296,28 @@ def test_a_deadlock_after_the_watchdog_went_idle_is_still_detected(tmp_path):
     assert r.lines("idle") == ["idle"], r.explain()
     assert "DEADLOCK DETECTED: 2 threads" in r.stderr, r.explain()
     assert r.report is not None and len(r.report["deadlocks"]) == 1, r.explain()
+
+
+def test_timeouts_under_the_watchdog_mean_what_they_mean_without_it(tmp_path):
+    """With the watchdog on, a contended wait goes through it: a Semaphore's timeout=-1 is a
+    timeout already over (False at once, as threading's own), a Lock's is no timeout, and a
+    timed wait longer than the watchdog's polling interval still ends at its timeout."""
+    source = '''
+    import threading
+    import time
+
+    sem = threading.Semaphore(0)
+    print("sem -1", sem.acquire(timeout=-1))
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Timer(1.0, lock.release).start()
+    print("lock -1", lock.acquire(timeout=-1))
+    t0 = time.monotonic()
+    print("sem 0.8", sem.acquire(timeout=0.8), time.monotonic() - t0 >= 0.8)
+    t0 = time.monotonic()
+    print("lock 0.8", lock.acquire(timeout=0.8), time.monotonic() - t0 >= 0.8)
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", "0.4", timeout=120)  # polls every 0.1 s
+    assert r.returncode == 0, r.explain()
+    assert r.stdout.splitlines() == ["sem -1 False", "lock -1 True", "sem 0.8 False True",
+                                     "lock 0.8 False True"], r.explain()
