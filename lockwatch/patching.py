@@ -4,10 +4,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 from typing import Any
 
 from . import proxies
-from .stacks import is_threading, wrapt_dir
+from .stacks import is_internal, is_threading, wrapt_dir
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # wrapt is located without being imported: importing it imports concurrent.futures and logging,
@@ -15,41 +16,54 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _WRAPT_DIR = wrapt_dir()
 
 
-def _creator() -> Any:
-    """The frame that called the factory (past the pure-Python fallback of wrapt's __call__)."""
-    f = sys._getframe(3)  # _creator <- _make <- the factory (lambda or wrapt wrapper) <- caller
-    while f is not None and f.f_code.co_filename.startswith(_WRAPT_DIR) and f.f_code.co_name == "__call__":
-        f = f.f_back
-    return f
+_getframe = sys._getframe
+_new_lock = proxies.new_lock
+_new_rlock = proxies.new_rlock
 
 
-def _make(kind: str, real: Any, args: tuple, kwargs: dict) -> Any:
-    frame = _creator()
+def _make(kind: str, real: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
+    """A lock for the factory's caller ``frame``: instrumented, or the real one (made with
+    arguments, or by threading, wrapt or lockwatch)."""
+    # Past the pure-Python fallback of wrapt's __call__ (its C extension has no frame).
+    while frame is not None and frame.f_code.co_filename.startswith(_WRAPT_DIR) and frame.f_code.co_name == "__call__":
+        frame = frame.f_back
     filename = frame.f_code.co_filename if frame is not None else ""
     if (args or kwargs or frame is None or is_threading(filename) or filename.startswith(_PKG_DIR)
             or filename.startswith(_WRAPT_DIR)):
         # threading's own locks (Event, Thread start-up, Barrier, Semaphore internals) stay raw:
         # they would flood the graph and cost every thread start; so do lockwatch's and wrapt's.
         return real(*args, **kwargs)
-    return proxies.new_lock(frame) if kind == "Lock" else proxies.RLock("RLock", frame)
+    return _new_lock(frame) if kind == "Lock" else _new_rlock(frame)
 
 
+# Every lock a program makes comes through these. The common case (the caller is the program's
+# own code, no arguments) is written out; anything else takes _make().
 def _lock_factory(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    return _make("Lock", wrapped, args, kwargs)
+    frame = _getframe(1)  # wrapt's C extension calls this from the factory's caller
+    if args or kwargs or is_internal(frame.f_code.co_filename):
+        return _make("Lock", wrapped, args, kwargs, frame)
+    return _new_lock(frame, True)
 
 
 def _rlock_factory(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    return _make("RLock", wrapped, args, kwargs)
+    return _rlock_for(wrapped, args, kwargs, _getframe(1))
 
 
-_factory_class: Any = None
+def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
+    if args or kwargs or is_internal(frame.f_code.co_filename):
+        return _make("RLock", wrapped, args, kwargs, frame)
+    return _new_rlock(frame, True)
 
 
-def _factory_type() -> Any:
-    """A wrapt FunctionWrapper whose isinstance() also accepts instrumented locks: on Python 3.13+
-    ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true."""
-    global _factory_class
-    if _factory_class is None:
+_factory_classes: Any = None
+
+
+def _factory_types() -> Any:
+    """wrapt FunctionWrappers whose isinstance() also accepts instrumented locks (on Python 3.13+
+    ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true): one for
+    a wrapped builtin or class (Lock), one for a wrapped Python function (RLock)."""
+    global _factory_classes
+    if _factory_classes is None:
         import wrapt
 
         class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
@@ -59,8 +73,16 @@ def _factory_type() -> Any:
                     return isinstance(obj, wrapped)  # a function: TypeError, as unpatched
                 return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
 
-        _factory_class = Factory
-    return _factory_class
+        class FunctionFactory(Factory):
+            # wrapt's call of a wrapper around a Python function first looks for the function's
+            # __self__ (it may be a method bound already), which costs a caught AttributeError
+            # on every RLock() (~250 ns of ~1 us). threading.RLock is a plain function: do what
+            # the wrapper does, directly.
+            def __call__(self, *args: Any, **kwargs: Any) -> Any:
+                return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
+
+        _factory_classes = Factory, FunctionFactory
+    return _factory_classes
 
 
 _originals: dict[str, Any] = {}
@@ -82,16 +104,16 @@ def install() -> None:
                "BoundedSemaphore": proxies.BoundedSemaphore}
     # First plain factories, then import wrapt: the modules wrapt imports (concurrent.futures,
     # logging) create their module-level locks now, and those must be instrumented too.
-    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k)  # type: ignore[misc]
-    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k)  # type: ignore[misc]
+    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[misc]
+    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[misc]
     for name, cls in classes.items():
         setattr(threading, name, cls)
     import wrapt
 
-    factory = _factory_type()
+    factory, function_factory = _factory_types()
     lock = factory(lock_real, _lock_factory)
     lock._self_proxy_type = proxies.Lock
-    rlock = factory(rlock_real, _rlock_factory)
+    rlock = (function_factory if isinstance(rlock_real, types.FunctionType) else factory)(rlock_real, _rlock_factory)
     rlock._self_proxy_type = proxies.RLock
     for name, value in {"Lock": lock, "RLock": rlock, **classes}.items():
         setattr(threading, name, _originals[name])

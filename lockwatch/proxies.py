@@ -20,10 +20,14 @@ OrigBoundedSemaphore = threading.BoundedSemaphore
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 
 _getframe = sys._getframe
+_object_new = object.__new__
 _tls = _rec.tls
 _new_edge = _rec.new_edge
 _thread_start = _rec.thread_start
 _unmutexed = _rec.waiting_without_mutex
+_site_for = _rec.site_for
+_next_serial = _rec.next_serial
+_next_instance = _rec.count_instance
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
@@ -134,11 +138,12 @@ def _held_list() -> list:
         return _thread_start()
 
 
-def _init(lock: Any, real: Any, kind: str, frame: Any) -> None:
-    site = _rec.site_for(first_outside(frame), kind)
-    serial = _rec.new_serial()
+def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) -> None:
+    """Set up a new instance made by the code running in ``frame`` (``outside``: known to be the
+    program's frame, not lockwatch's or threading's)."""
+    site = _site_for(frame if outside else first_outside(frame), kind)
     lock._real = real
-    lock._serial = serial
+    lock._serial = _next_serial()
     lock._site = site
     lock._in = None
     lock._held_in = ()  # falsy: not held
@@ -149,7 +154,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any) -> None:
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
-    _rec.count_instance(site)
+    _next_instance(site)
 
 
 def _valid_timeout(timeout: Any) -> bool:
@@ -299,10 +304,19 @@ class Lock(_Tracked):
 _LOCK_IS_A_CLASS = isinstance(threading.Lock, type)  # Python 3.13+
 
 
-def new_lock(frame: Any) -> Lock:
+def new_lock(frame: Any, outside: bool = False) -> Lock:
     """An instrumented Lock created by the code running in ``frame``."""
-    lock = object.__new__(Lock)
-    _init(lock, _allocate_lock(), "Lock", frame)
+    lock = _object_new(Lock)
+    _init(lock, _allocate_lock(), "Lock", frame, outside)
+    return lock
+
+
+def new_rlock(frame: Any, outside: bool = False) -> "RLock":
+    """An instrumented RLock created by the code running in ``frame`` (as RLock("RLock", frame),
+    without the __init__ call)."""
+    lock = _object_new(RLock)
+    _init(lock, _real_rlock(), "RLock", frame, outside)
+    lock._depth = 0
     return lock
 
 

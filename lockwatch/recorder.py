@@ -48,7 +48,7 @@ class Site:
 
     __slots__ = (
         "index", "filename", "line", "function", "kind", "name", "explicit_name",
-        "instances", "acquisitions", "contended", "failed",
+        "made", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
         "signal", "sem_value", "epoch", "__weakref__",
     )
@@ -63,7 +63,7 @@ class Site:
         self.kind = kind
         self.name = stacks.derived_name(filename, line)
         self.explicit_name: Optional[str] = None
-        self.instances = 0
+        self.made = itertools.count()  # next() per instance made: atomic, no lock needed
         self.acquisitions = 0
         self.contended = 0
         self.failed = 0
@@ -75,6 +75,12 @@ class Site:
         self.wait_hist = histogram.new_counts()
         self.signal = False  # a semaphore released by threads that did not acquire it
         self.sem_value = 0  # the largest initial value of a Semaphore made here
+
+    @property
+    def instances(self) -> int:
+        """How many instances were made here (itertools.count has no read method: its repr
+        is "count(N)")."""
+        return int(repr(self.made)[6:-1])
 
     @property
     def location(self) -> str:
@@ -124,6 +130,7 @@ class State:
         self.sites: dict[tuple, Site] = {}
         self.site_list: list[Site] = []  # in creation order (indexes are unique, maybe not dense)
         self.site_indexes = itertools.count()
+        self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
         self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
         self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
@@ -172,15 +179,34 @@ def new_serial() -> int:
     return next(_serials)
 
 
+next_serial = _serials.__next__  # the same, one call less (lock creation)
+
+
+MAX_SITE_CACHE = 100_000
+
+
 def site_for(frame: Any, kind: str) -> Site:
     """The Site of a lock created by ``frame`` (the first frame outside lockwatch and threading)."""
     if frame is None:
-        key = ("<unknown>", 0, kind)
-        filename, line, function = "<unknown>", 0, "<module>"
-    else:
-        code = frame.f_code
-        filename, line, function = code.co_filename, frame.f_lineno, code.co_name
-        key = (filename, line, kind)
+        return _site_at("<unknown>", 0, "<module>", kind)
+    # Lock creation is frequent (a Future makes two): first a cache by the creating instruction,
+    # keyed by the code object's id (the entry keeps the code alive, so the id is not reused) and
+    # cheap to hash, which saves computing the line number and hashing the file name.
+    code = frame.f_code
+    cache = state.site_cache
+    key = (id(code), frame.f_lasti, kind)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    site = _site_at(code.co_filename, frame.f_lineno, code.co_name, kind)
+    if len(cache) >= MAX_SITE_CACHE:
+        cache.clear()  # code compiled again and again (exec): keep memory bounded
+    cache[key] = (code, site)
+    return site
+
+
+def _site_at(filename: str, line: int, function: str, kind: str) -> Site:
+    key = (filename, line, kind)
     st = state
     site = st.sites.get(key)
     if site is None:
@@ -198,8 +224,7 @@ def current_site(site: Site) -> bool:
 
 
 def count_instance(site: Site) -> None:
-    with mutex:
-        site.instances += 1
+    next(site.made)
 
 
 def fold_instance(lock: Any) -> None:
@@ -427,7 +452,7 @@ def forget_activity() -> None:
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
             site.hold_hist[:] = histogram.new_counts()  # in place: live locks point at these lists
             site.wait_hist[:] = histogram.new_counts()
-            site.instances = 0
+            site.made = itertools.count()
         import gc
 
         for o in gc.get_objects():  # the instances' own counters and edges
@@ -435,7 +460,7 @@ def forget_activity() -> None:
                 o._n = o._ncont = o._nfail = 0
                 o._hold_tot = o._hold_max = o._wait_tot = o._wait_max = 0
                 o._in = None
-                o._site.instances += 1
+                next(o._site.made)
 
 
 if hasattr(os, "register_at_fork"):
