@@ -151,10 +151,15 @@ _KEYWORD = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:[\w.]+\.)?(?:Lock|RLock|Condit
 _DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(""")
 
 
+# `a, b = Lock(), Lock()`: which target is this lock's is not on the line (no name is better
+# than the wrong one; `f(x, b=Lock())` is a keyword argument, and stays named).
+_TUPLE_TARGETS = re.compile(r"^\s*[A-Za-z_][\w.]*\s*,[\w.,\s]*=(?!=)")
+
+
 def derived_name(filename: str, line: int) -> Optional[str]:
     """The variable or attribute a lock is assigned to on its creation line, if it says."""
     text = linecache.getline(filename, line)
-    if not text:
+    if not text or _TUPLE_TARGETS.match(text):
         return None
     m = _KEYWORD.search(text) or _DICT_KEY.search(text)
     if m:

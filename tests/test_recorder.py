@@ -968,3 +968,21 @@ def test_finalizers_running_while_the_recorder_is_busy_do_not_deadlock(tmp_path)
                           text=True, timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "finished True", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("line, name", [
+    ("lock = threading.Lock()", "lock"),
+    ("self._lock = threading.RLock()", "_lock"),
+    ("cache[key] = threading.Lock()", "cache"),
+    ("run(x, guard=threading.Lock())", "guard"),
+    ("locks = {'orders': threading.Lock()}", "orders"),
+    ("a, b = threading.Lock(), threading.Lock()", None),  # which one is which is not on the line
+    ("self.a, self.b = threading.Lock(), threading.RLock()", None),
+    ("threading.Lock()", None),
+])
+def test_lock_names_come_from_the_creation_line(tmp_path, line, name):
+    from lockwatch import stacks
+
+    src = tmp_path / "names.py"
+    src.write_text(f"import threading\n{line}\n")
+    assert stacks.derived_name(str(src), 2) == name
