@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import click
 
@@ -134,6 +134,7 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
     # through the pylockwatch.pth hook and write their reports where we merge them.
     os.environ.update(_child_environment(children, deadlock_timeout, on_deadlock, warn_hold, warn_wait))
+    logging_before = "logging" in sys.modules
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
     # the module is looked up, and module-level locks are created at import.
     session.start()
@@ -146,7 +147,12 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     status = runner.run()
     # The program's own atexit handlers (logging's flush, pools' shutdown) take locks too: run
     # them now, while recording, so that they are in the report and run once, before it.
+    unwatched = _logging_shutdown_of_lockwatch(logging_before)
+    if unwatched is not None:
+        atexit.unregister(unwatched)
     atexit._run_exitfuncs()
+    if unwatched is not None:
+        atexit.register(unwatched)  # at the real exit, after the report, as it would have run
     if session.in_forked_child:
         # The program forked and this child returned from it: its report goes with the
         # children's, and the parent prints the report.
@@ -168,6 +174,21 @@ def command(module: Optional[str], json_path: Optional[str], html_path: Optional
     if fail_on_cycle and status == 0 and (report.failing or report.violations):
         return EXIT_POTENTIAL_DEADLOCK
     return status
+
+
+def _logging_shutdown_of_lockwatch(imported_before: bool) -> Optional[Callable[[], None]]:
+    """logging.shutdown, if logging is here only because lockwatch imported it (wrapt imports
+    asyncio, which imports logging) and the program gave it no handler: its exit-time flush would
+    put two of logging's locks and an edge between them in every report."""
+    logging = sys.modules.get("logging")
+    if imported_before or logging is None:
+        return None
+    last_resort = getattr(logging, "lastResort", None)
+    for ref in list(getattr(logging, "_handlerList", [])):
+        handler = ref()
+        if handler is not None and handler is not last_resort:
+            return None  # the program configured logging: its shutdown is the program's
+    return logging.shutdown
 
 
 def _end_options_at_module(argv: list[str]) -> list[str]:

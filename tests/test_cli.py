@@ -532,3 +532,32 @@ def test_console_script_bad_input(console_script: Path, tmp_path: Path) -> None:
     assert "No file to run" in assert_one_error_line(result, prog="lockwatch")
     help_out = run(["--help"], tmp_path, exe=[str(console_script)])
     assert help_out.returncode == 0 and help_out.stdout.startswith("Usage: lockwatch ")
+
+
+def test_logging_imported_by_lockwatch_leaves_no_trace_in_the_report(tmp_path: Path) -> None:
+    """lockwatch's own imports bring in logging; its exit-time flush must not put logging's locks
+    in the report of a program that never used logging. A program that configures logging gets
+    that flush recorded, as its own."""
+    write(tmp_path / "plain.py", """
+        import threading
+        only = threading.Lock()
+        with only:
+            pass
+    """)
+    write(tmp_path / "logs.py", """
+        import logging
+        import threading
+        logging.basicConfig(level=logging.INFO)
+        only = threading.Lock()
+        with only:
+            logging.info("inside")
+    """)
+    for name in ("plain", "logs"):
+        result = lockwatch("--json", f"{name}.json", f"{name}.py", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert [lock["name"] for lock in plain["locks"]] == ["only"]
+    assert plain["lock_order"] == []
+    logs = json.loads((tmp_path / "logs.json").read_text())
+    logging_locks = [lock for lock in logs["locks"] if "logging" in lock["site"]]
+    assert logging_locks and all(lock["acquisitions"] > 0 for lock in logging_locks)
