@@ -1,6 +1,7 @@
 """Install lockwatch's lock factories into the threading module, and restore the originals."""
 from __future__ import annotations
 
+import copyreg
 import os
 import sys
 import threading
@@ -118,6 +119,7 @@ def install() -> None:
     for name, value in {"Lock": lock, "RLock": rlock, **classes}.items():
         setattr(threading, name, _originals[name])
         wrapt.wrap_object(threading, name, lambda original, value=value: value)
+    copyreg.dispatch_table.setdefault(proxies.OrigCondition, _reduce_condition)
 
 
 def uninstall() -> None:
@@ -125,3 +127,20 @@ def uninstall() -> None:
     while _originals:
         name, original = _originals.popitem()
         setattr(threading, name, original)
+    if copyreg.dispatch_table.get(proxies.OrigCondition) is _reduce_condition:
+        del copyreg.dispatch_table[proxies.OrigCondition]
+
+
+# A semaphore holds a real threading.Condition (threading makes it). Pickling one saves that
+# Condition's class by name, and while threading.Condition is lockwatch's stand-in the lookup
+# fails first ("not the same object as threading.Condition") where the real pickling fails on the
+# Condition's lock. Reduced through a function of lockwatch's, it fails on the lock again;
+# copy.copy (which builds the copy from the same reduction) still works as with the real one.
+def _rebuild_condition(state: dict) -> Any:
+    cond = proxies.OrigCondition.__new__(proxies.OrigCondition)
+    cond.__dict__.update(state)
+    return cond
+
+
+def _reduce_condition(cond: Any) -> Any:
+    return _rebuild_condition, (cond.__dict__,)

@@ -673,23 +673,29 @@ def test_semaphore_with_two_holders_records_each_threads_own_acquisition(threads
     assert e.acquire_stack[-1] == frame(holder_a, line_of("two:lock"))
 
 
-@pytest.mark.parametrize("kind", ["Lock", "RLock"])
-def test_copy_and_pickle_fail_like_the_real_lock(kind):
+@pytest.mark.parametrize("kind", ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"])
+def test_copy_and_pickle_behave_like_the_real_primitive(kind):
+    """Pickling always fails (on the inner lock), copy.copy of a Condition or a semaphore
+    succeeds, deepcopy fails: the same outcomes and messages as threading's own, with every
+    pickle protocol."""
     import copy
+    import functools
     import pickle
 
-    def outcome(op, lock):
+    def outcome(op, obj):
         try:
-            op(lock)
+            result = op(obj)
         except Exception as exc:  # noqa: BLE001 - compared below
-            return type(exc), str(exc)
-        return "no error"
+            return type(exc).__name__, str(exc)
+        return "ok", type(result).__name__
 
-    ops = (copy.copy, copy.deepcopy, pickle.dumps)
-    want = [outcome(op, getattr(threading, kind)()) for op in ops]
+    ops = [copy.copy, copy.deepcopy] + [functools.partial(pickle.dumps, protocol=p)
+                                        for p in range(pickle.HIGHEST_PROTOCOL + 1)]
+    real = getattr(threading, kind)()
+    want = [outcome(op, real) for op in ops]
     with lockwatch.watching():
-        lock = getattr(threading, kind)()
-        assert type(lock).__module__ == "lockwatch.proxies"
-        got = [outcome(op, lock) for op in ops]
+        obj = getattr(threading, kind)()
+        assert type(obj) is not type(real)  # lockwatch's
+        got = [outcome(op, obj) for op in ops]
     assert got == want
-    assert all(w != "no error" for w in want)
+    assert all(w[0] != "ok" for w in want[2:])  # pickling never works
