@@ -168,15 +168,26 @@ def on_weakref(ref):
     hook_work()
 
 
+handler_depth = [0]
+
+
 def on_signal(signum, frame):
-    note_where(frame)
-    # A handler can run inside another run of itself (a signal arriving while it runs): the
-    # RLock is then re-entered, which counts no new acquisition.
-    outermost = not hook_rlock._is_owned()
-    with hook_rlock:
-        if outermost:
-            count("hook_rlock")
-        hook_work()
+    # A signal arriving while the handler runs starts the handler again inside it. That inner
+    # run returns at once: taking hook_lock there could wait for the outer run, which holds it
+    # (a handler's own deadlock, with or without lockwatch), and on a loaded machine, where the
+    # handler takes longer than the timer's interval, unbounded nesting ends in a RecursionError.
+    if handler_depth[0]:
+        return
+    handler_depth[0] += 1
+    try:
+        note_where(frame)
+        outermost = not hook_rlock._is_owned()
+        with hook_rlock:
+            if outermost:
+                count("hook_rlock")
+            hook_work()
+    finally:
+        handler_depth[0] -= 1
 
 
 def tracer(frame, event, arg):
