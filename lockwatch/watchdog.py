@@ -191,13 +191,17 @@ class Watchdog:
         if self.timeout > 0:
             limit = int(self.timeout * 1e9)
             blocked_by: dict[int, int] = {}
+            waits_for_itself = []
             for ident, (lock, t0, timed) in waiting.items():
                 if timed or now - t0 < limit:
                     continue
                 held = _holder_list(lock)
                 holder = by_list.get(id(held)) if held is not None else None
-                if holder is not None and holder != ident:
-                    blocked_by[ident] = holder
+                if holder is not None:
+                    (waits_for_itself.append(ident) if holder == ident else blocked_by.__setitem__(ident, holder))
+            if waits_for_itself and self._nobody_else_can_release(waiting, blocked_by, names, limit, now):
+                for ident in waits_for_itself:
+                    blocked_by[ident] = ident  # a cycle of one: a Lock taken again by its holder
             for cycle in _cycles(blocked_by):
                 key = frozenset((i, waiting[i][0]._serial) for i in cycle)
                 if key in self.reported:
@@ -206,6 +210,19 @@ class Watchdog:
                 found.append(self._deadlock(cycle, waiting, blocked_by, names, now))
         self._alerts(waiting, by_list, names, now)
         return found
+
+    @staticmethod
+    def _nobody_else_can_release(waiting: dict, blocked_by: dict, names: dict, limit: int,
+                                 now: int) -> bool:
+        """A thread waiting for a lock it holds itself waits for another thread to release it (a
+        Lock may be released by any thread: a hand-off). It is a deadlock only when no other
+        thread can: every other thread of the program is itself stuck in an untimed wait for a
+        lock, for longer than the timeout."""
+        for ident in names:
+            entry = waiting.get(ident)
+            if entry is None or entry[2] or now - entry[1] < limit:
+                return False
+        return True
 
     def _deadlock(self, cycle: list[int], waiting: dict, blocked_by: dict, names: dict, now: int) -> dict:
         frames = sys._current_frames()
@@ -295,7 +312,8 @@ def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
 
 def summarize(data: dict[str, Any]) -> str:
     """One line: who waits for what held by whom, around the cycle."""
-    parts = [f"thread {t['name']!r} waits for {t['waiting_for']['name']} held by {t['blocked_by']!r}"
+    parts = [f"thread {t['name']!r} waits for {t['waiting_for']['name']}"
+             + (", which it holds itself" if t["blocked_by"] == t["name"] else f" held by {t['blocked_by']!r}")
              for t in data["threads"]]
     return "deadlock detected by lockwatch: " + "; ".join(parts)
 
@@ -306,8 +324,13 @@ def render_deadlock(data: dict[str, Any]) -> str:
     elsewhere."""
     threads = data.get("threads", [])
     timeout = data.get("timeout_s")
-    waited = f" have waited more than {timeout:g} s for each other" if timeout is not None else " wait for each other"
-    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {len(threads)} threads{waited}"]
+    over = f" more than {timeout:g} s" if timeout is not None else ""
+    if len(threads) == 1 and threads[0].get("blocked_by") == threads[0].get("name"):
+        head = (f"thread {threads[0].get('name', '?')!r} has waited{over} for a lock it holds itself,"
+                " and no other thread can release it")
+    else:
+        head = f"{len(threads)} threads have waited{over} for each other"
+    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {head}"]
     for t in threads:
         w = t.get("waiting_for")
         line = f"  thread {t.get('name', '?')!r}"

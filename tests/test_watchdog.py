@@ -1321,3 +1321,93 @@ def test_timeouts_under_the_watchdog_mean_what_they_mean_without_it(tmp_path):
     assert r.returncode == 0, r.explain()
     assert r.stdout.splitlines() == ["sem -1 False", "lock -1 True", "sem 0.8 False True",
                                      "lock 0.8 False True"], r.explain()
+
+
+SELF_DEADLOCK = '''
+import threading
+
+import lockwatch
+
+ENABLE
+lock = threading.Lock()
+
+
+def handler():
+    with lock:  # the outer hold
+        helper()
+
+
+def helper():
+    try:
+        with lock:  # taken again by its holder
+            print("never", flush=True)
+    except lockwatch.DeadlockError as exc:
+        print("DeadlockError:", exc, flush=True)
+
+
+OTHERS
+handler()
+print("locked after:", lock.locked(), flush=True)
+'''
+
+
+def self_deadlock(others: str = "", enable: str = "") -> str:
+    return SELF_DEADLOCK.replace("ENABLE", enable).replace("OTHERS", others)
+
+
+def test_a_lock_taken_again_by_its_only_thread_is_a_deadlock(tmp_path):
+    """The commonest Python deadlock: a method holding a Lock calls another that takes it again.
+    With no other thread to release it, that is reported once the timeout passes (exit: 87)."""
+    r = run(tmp_path, self_deadlock(), "--deadlock-timeout", str(TIMEOUT), timeout=120)
+    assert r.returncode == EXIT_DEADLOCK, r.explain()
+    assert "DEADLOCK DETECTED: thread 'MainThread' has waited more than 0.5 s for a lock it holds itself" in r.stderr, r.explain()
+    [d] = r.report["deadlocks"]
+    [t] = d["threads"]
+    assert (t["name"], t["blocked_by"], t["waiting_for"]["name"]) == ("MainThread", "MainThread", "lock")
+    assert [h["name"] for h in t["holds"]] == ["lock"]
+    assert t["stack"][-1].endswith(f":{line_of(r.source, '# taken again by its holder')} in helper")
+
+
+def test_under_raise_the_thread_gets_the_error_and_the_program_goes_on(tmp_path):
+    r = run(tmp_path, self_deadlock(enable=f'lockwatch.enable(deadlock_timeout={TIMEOUT}, on_deadlock="raise")'),
+            cli=False, timeout=120)
+    assert r.returncode == 0, r.explain()
+    [err] = r.lines("DeadlockError:")
+    assert "thread 'MainThread' waits for lock, which it holds itself" in err, err
+    assert r.lines("locked after:") == ["locked after: False"], r.explain()
+
+
+def test_a_lock_handed_to_another_thread_to_release_is_not_a_deadlock(tmp_path):
+    """A Lock may be released by another thread: waiting for it while holding it is a hand-off
+    while another thread can still run, even for much longer than the timeout."""
+    source = f'''
+    import threading
+    import time
+
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Thread(target=lambda: (time.sleep(8 * {TIMEOUT}), lock.release()), name="releaser").start()
+    lock.acquire()  # taken again: the releaser hands it over
+    print("handed over", flush=True)
+    lock.release()
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", str(TIMEOUT), timeout=120)
+    assert r.returncode == 0, r.explain()
+    assert r.lines("handed over") == ["handed over"], r.explain()
+    assert "DEADLOCK" not in r.stderr and r.report["deadlocks"] == [], r.explain()
+
+
+def test_a_self_deadlock_with_every_other_thread_stuck_behind_it_is_reported(tmp_path):
+    """Another thread that waits for the same lock cannot release it either."""
+    others = '''
+import time
+def other():
+    time.sleep(0.1)
+    with lock:
+        pass
+threading.Thread(target=other, name="other", daemon=True).start()
+'''
+    r = run(tmp_path, self_deadlock(others=others), "--deadlock-timeout", str(TIMEOUT), timeout=120)
+    assert r.returncode == EXIT_DEADLOCK, r.explain()
+    [d] = r.report["deadlocks"]
+    assert [t["name"] for t in d["threads"]] == ["MainThread"]

@@ -691,9 +691,11 @@ def _deadlocks_section(report: Report) -> str:
     for n, d in enumerate(report.deadlocks, 1):
         threads = d.get("threads", []) if isinstance(d, dict) else []
         timeout = d.get("timeout_s") if isinstance(d, dict) else None
-        head = f"Deadlock {n}: {plural(len(threads), 'thread')} waited for each other"
-        if isinstance(timeout, (int, float)):
-            head += f" for more than {timeout:g} s"
+        over = f" for more than {timeout:g} s" if isinstance(timeout, (int, float)) else ""
+        if len(threads) == 1 and isinstance(threads[0], dict) and threads[0].get("blocked_by") == threads[0].get("name"):
+            head = f"Deadlock {n}: thread {threads[0].get('name')!r} waited{over} for a lock it holds itself"
+        else:
+            head = f"Deadlock {n}: {plural(len(threads), 'thread')} waited for each other{over}"
         out.append(f'<div class="card alert deadlock" id="deadlock-{n}"><h3>{_e(head)}</h3>')
         victim = d.get("victim") if isinstance(d, dict) else None
         if victim:
