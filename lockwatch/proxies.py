@@ -27,7 +27,6 @@ _thread_start = _rec.thread_start
 _unmutexed = _rec.waiting_without_mutex
 _site_for = _rec.site_for
 _next_serial = _rec.next_serial
-_next_instance = _rec.count_instance
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
@@ -154,7 +153,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
-    _next_instance(site)
+    next(site.made)  # one more instance made here (atomic: no lock needed)
 
 
 def _valid_timeout(timeout: Any) -> bool:
@@ -196,7 +195,7 @@ class Lock(_Tracked):
         if args or kwargs:
             raise TypeError("lock() takes no arguments")
         lock = object.__new__(cls)
-        _init(lock, _allocate_lock(), "Lock", first_outside(_getframe(1)))
+        _init(lock, _allocate_lock(), "Lock", _getframe(1))
         return lock
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,7 +16,8 @@ from . import histogram, stacks
 # Program code can run in the middle of a section that holds it: a finalizer or weakref callback
 # (a garbage collection at any allocation), a signal handler (main thread), a trace or profile
 # hook (at any line or call). Hence:
-# - it is re-entrant: such code takes the mutex again when it creates, drops or try-locks a lock;
+# - it is re-entrant: such code takes the mutex again when it drops a used lock, fails a try-lock
+#   or takes a semaphore;
 # - a thread that holds it gives it up while it blocks for a program lock (waiting_without_mutex):
 #   otherwise a hook waiting for a lock held by a thread that then needs the mutex hangs both;
 # - so another thread may run a section while this one is suspended in the middle of its own:
@@ -127,9 +128,8 @@ class State:
 
     def __init__(self) -> None:
         self.epoch = next(_epochs)
-        self.sites: dict[tuple, Site] = {}
-        self.site_list: list[Site] = []  # in creation order (indexes are unique, maybe not dense)
-        self.site_indexes = itertools.count()
+        self.sites: dict[tuple, Site] = {}  # (file, line, kind) -> Site, in creation order
+        self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
         self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
         self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
@@ -175,11 +175,7 @@ def waiting_without_mutex(wait: Any, *args: Any) -> Any:
         m._acquire_restore(saved)
 
 
-def new_serial() -> int:
-    return next(_serials)
-
-
-next_serial = _serials.__next__  # the same, one call less (lock creation)
+next_serial = _serials.__next__  # a lock's serial number
 
 
 MAX_SITE_CACHE = 100_000
@@ -210,21 +206,9 @@ def _site_at(filename: str, line: int, function: str, kind: str) -> Site:
     st = state
     site = st.sites.get(key)
     if site is None:
-        with mutex:
-            new = Site(next(st.site_indexes), filename, line, function, kind, st.epoch)
-            site = st.sites.setdefault(key, new)  # another thread may have made it meanwhile
-            if site is new:
-                st.site_list.append(new)
+        new = Site(next(st.site_indexes), filename, line, function, kind, st.epoch)
+        site = st.sites.setdefault(key, new)  # another thread may have made it meanwhile
     return site
-
-
-def current_site(site: Site) -> bool:
-    """Is ``site`` of the running session's State (not of an earlier session's)?"""
-    return site.epoch == state.epoch
-
-
-def count_instance(site: Site) -> None:
-    next(site.made)
 
 
 def fold_instance(lock: Any) -> None:
@@ -447,7 +431,7 @@ def forget_activity() -> None:
         st.edges_version += 1
         st.edge_owners = weakref.WeakSet()
         st.started = time.time()
-        for site in list(st.site_list):
+        for site in list(st.sites.values()):
             site.acquisitions = site.contended = site.failed = 0
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
             site.hold_hist[:] = histogram.new_counts()  # in place: live locks point at these lists

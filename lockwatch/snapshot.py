@@ -146,7 +146,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         stats: dict[int, LockStats] = {}
         # Copies before iterating: program code (a finalizer at an allocation here) may add a
         # site or an edge meanwhile (see recorder.mutex).
-        for site in list(state.site_list):
+        for site in list(state.sites.values()):
             st = LockStats(
                 key=site_key(site), name=site.display_name(), kind=site.kind,
                 filename=site.filename, line=site.line, function=site.function,

@@ -197,8 +197,10 @@ class Watchdog:
                     continue
                 held = _holder_list(lock)
                 holder = by_list.get(id(held)) if held is not None else None
-                if holder is not None:
-                    (waits_for_itself.append(ident) if holder == ident else blocked_by.__setitem__(ident, holder))
+                if holder == ident:
+                    waits_for_itself.append(ident)
+                elif holder is not None:
+                    blocked_by[ident] = holder
             if waits_for_itself and self._nobody_else_can_release(waiting, blocked_by, names, limit, now):
                 for ident in waits_for_itself:
                     blocked_by[ident] = ident  # a cycle of one: a Lock taken again by its holder

@@ -924,7 +924,7 @@ _FINALIZER_STRESS = textwrap.dedent("""
 
         def __del__(self):
             Chain()
-            lock = threading.Lock()            # a new instance (count_instance)
+            lock = threading.Lock()            # a new instance (its site counts it)
             with lock:
                 pass
             held.acquire(False)                # a failed trylock (the failure counter)
