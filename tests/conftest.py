@@ -1,6 +1,7 @@
-"""Shared fixtures for the tests that run real threads against lockwatch."""
+"""Shared fixtures: real threads against lockwatch, and a sample project for the pytest plugin."""
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Optional
 
@@ -101,3 +102,36 @@ def line_of(request):
         return hits[0]
 
     return find
+
+
+@pytest.fixture
+def shop_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], pytest.Pytester]:
+    """``shop_project(source)``: a pytester project, with no LOCKWATCH* variables set, whose
+    shop.py is ``source`` (defining checkout() and restock()), tested by test_checkout (which runs
+    checkout() in a thread named "checkout") and test_restock."""
+
+    def make(source: str) -> pytest.Pytester:
+        for k in list(os.environ):
+            if k.startswith("LOCKWATCH"):
+                monkeypatch.delenv(k)
+        pytester.makepyfile(shop=source)
+        pytester.makepyfile(
+            test_cart="""
+                import threading
+                from shop import checkout
+
+                def test_checkout():
+                    t = threading.Thread(target=checkout, name="checkout")
+                    t.start()
+                    t.join()
+            """,
+            test_stock="""
+                from shop import restock
+
+                def test_restock():
+                    assert restock() == "restocked"
+            """,
+        )
+        return pytester
+
+    return make

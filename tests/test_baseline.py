@@ -240,29 +240,8 @@ SHOP = """
 
 
 @pytest.fixture
-def shop(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for k in list(os.environ):
-        if k.startswith("LOCKWATCH"):
-            monkeypatch.delenv(k)
-    pytester.makepyfile(shop=SHOP)
-    pytester.makepyfile(
-        test_cart="""
-            import threading
-            from shop import checkout
-
-            def test_checkout():
-                t = threading.Thread(target=checkout, name="checkout")
-                t.start()
-                t.join()
-        """,
-        test_stock="""
-            from shop import restock
-
-            def test_restock():
-                assert restock() == "restocked"
-        """,
-    )
-    return pytester
+def shop(shop_project: Any) -> pytest.Pytester:
+    return shop_project(SHOP)
 
 
 def test_pytest_baseline_flow(shop: pytest.Pytester) -> None:
