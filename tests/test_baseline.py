@@ -9,9 +9,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
+from lwsupport import child_env as env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -20,13 +21,6 @@ PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
 EXIT_POTENTIAL_DEADLOCK = 86
 STOCK = frozenset({"inventory_lock", "orders_lock"})  # the inversion of warehouse v1
 MONEY = frozenset({"billing_lock", "ledger_lock"})  # the one v2 adds
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
 
 
 def run(argv: list[str], cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from lwsupport import child_env as env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,13 +26,6 @@ KINDS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"}
 FRAME = re.compile(r"^(?P<file>.+):(?P<line>\d+) in (?P<function>\S.*)$")
 EXIT_POTENTIAL_DEADLOCK = 86
 REPORT_HEADER = "lockwatch: "  # first line of the text report, after a rule
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
 
 
 def run(argv: list[str], cwd: Path, exe: Optional[list[str]] = None) -> subprocess.CompletedProcess[str]:

@@ -2,14 +2,12 @@
 lockwatch writes, no graphviz needed) and GraphML (parsed back with networkx)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import networkx as nx
 import pytest
@@ -18,21 +16,11 @@ from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import dot
 from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot
 from lockwatch.stacks import short_path
+from lwsupport import load_report_fixture as load_fixture
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RED = dot.CYCLE_COLOR
-
-
-def load_fixture() -> ModuleType:
-    name = "lockwatch_report_fixture"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, FIXTURES / "report_shop" / "fixture.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 fx = load_fixture()

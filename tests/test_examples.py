@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ def test_every_example_documents_its_command():
     for path in sorted(EXAMPLES.glob("*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text()))
         assert doc, f"{path.name} has no docstring"
-        assert f"python -m lockwatch" in doc and f"examples/{path.name}" in doc, path.name
+        assert "python -m lockwatch" in doc and f"examples/{path.name}" in doc, path.name
         assert "Finding:" in doc, path.name
 
 

@@ -3,7 +3,6 @@ empty one and a huge one, and in a real headless Chromium."""
 from __future__ import annotations
 
 import html as htmllib
-import importlib.util
 import os
 import re
 import shutil
@@ -13,7 +12,6 @@ import sys
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 from typing import Optional
 
 import pytest
@@ -22,21 +20,10 @@ from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import html
 from lockwatch.stacks import short_path
+from lwsupport import load_report_fixture as load_fixture
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def load_fixture() -> ModuleType:
-    """tests/fixtures/report_shop/fixture.py, shared by the HTML, DOT and report command tests."""
-    name = "lockwatch_report_fixture"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, FIXTURES / "report_shop" / "fixture.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 fx = load_fixture()

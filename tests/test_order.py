@@ -4,26 +4,19 @@ has ever been seen. Real threads, in subprocesses (lockwatch.watching(), and the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lwsupport import child_env as env
 
 pytestmark = pytest.mark.timeout(180)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
 PROGRAM = PROGRAMS / "declared_order.py"
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
 
 
 def scenario(name: str) -> dict[str, Any]:

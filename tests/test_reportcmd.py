@@ -1,13 +1,11 @@
 """Tests for `lockwatch report`: re-rendering a saved report, merging several, and one-line errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import networkx as nx
@@ -17,6 +15,7 @@ from lockwatch import reportcmd
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import jsonreport, text
 from lockwatch.renderers.jsonreport import load
+from lwsupport import child_env as env, load_report_fixture as load_fixture, lockwatch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -24,31 +23,7 @@ MERGE = FIXTURES / "report_merge"
 PROG = "lockwatch report"
 
 
-def load_fixture() -> ModuleType:
-    name = "lockwatch_report_fixture"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, FIXTURES / "report_shop" / "fixture.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 fx = load_fixture()
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
-
-
-def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m lockwatch ARGV...` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "lockwatch", *argv], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=120)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

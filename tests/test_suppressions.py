@@ -4,15 +4,14 @@ plugin honours them too. Real programs in subprocesses."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
+from lwsupport import lockwatch
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -20,18 +19,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
 EXIT_POTENTIAL_DEADLOCK = 86
 REASON = "reporter runs only after the writer has finished (startup ordering)"
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
-
-
-def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lockwatch", *argv], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=120)
 
 
 def write(path: Path, content: str) -> Path:

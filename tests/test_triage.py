@@ -17,19 +17,13 @@ import pytest
 from lockwatch.analysis import analyze
 from lockwatch.renderers import text
 from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, is_stdlib
+from lwsupport import child_env as env
 
 pytestmark = pytest.mark.timeout(180)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
 EXIT_POTENTIAL_DEADLOCK = 86
-
-
-def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    e.pop("PYTHONSAFEPATH", None)
-    e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
-    return e
 
 
 def lockwatch(*argv: str, cwd: Path = PROGRAMS) -> subprocess.CompletedProcess[str]:
