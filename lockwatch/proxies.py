@@ -7,7 +7,6 @@ import threading
 from typing import Any, Optional
 
 from . import recorder as _rec
-from .recorder import get_ident as _get_ident
 from .recorder import now as _now
 from .stacks import first_outside
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import linecache
 import os
 import re
-import sys
 import threading
 from types import CodeType, FrameType
 from typing import Optional

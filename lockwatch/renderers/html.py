@@ -848,9 +848,9 @@ def _charts_section(report: Report) -> str:
     # Decades inside the shared range, as tick marks.
     ticks = [10 ** k for k in range(0, 19) if lo <= histogram.bucket_of(10 ** k) <= hi]
     out = ['<section id="timing"><h2>Wait and hold times</h2>',
-           f'<p class="muted">Distribution of each lock\'s hold times (<span class="sw hold"></span> up) and '
-           f'wait times when contended (<span class="sw wait"></span> down), on one logarithmic time axis; '
-           f'each series is scaled to its own peak. '
+           '<p class="muted">Distribution of each lock\'s hold times (<span class="sw hold"></span> up) and '
+           'wait times when contended (<span class="sw wait"></span> down), on one logarithmic time axis; '
+           'each series is scaled to its own peak. '
            + (f"The {len(shown)} of {len(rows)} locks with the most time spent waiting and holding." if len(rows) > len(shown) else "")
            + '</p><div class="charts">']
     for s in shown:
