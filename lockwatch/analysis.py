@@ -38,7 +38,7 @@ class PotentialDeadlock:
     locks: list[LockRef]
     edges: list[EdgeRecord]
     fingerprint: str
-    occurrences: int = 1  # instance cycles of the same shape (e.g. many account pairs)
+    occurrences: int = 1  # instance cycles through the same sites (e.g. many account pairs)
     triage: str = "deadlock"  # deadlock | single-thread | semaphore | timed | guarded
     reasons: list[str] = field(default_factory=list)  # why, one sentence per label that applies
     gate: Optional[str] = None  # for "guarded": the lock held around every edge
@@ -164,7 +164,6 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     # A semaphore released by other threads than its acquirers is a signal: holding it is not
     # holding a lock, so edges out of it are not lock-order edges (waiting *on* it still is).
     signals = {s.key for s in snapshot.locks if s.signal}
-    covered: set[str] = set()
 
     # Instance scope: these exact lock objects were taken in both orders.
     ig = nx.DiGraph()
@@ -192,15 +191,23 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         return PotentialDeadlock("instance", locks, edges, fp)
 
-    for cyc in cycles:
+    # A longer way round the same sites is the same bug: with account locks 1..5 taken in order
+    # and 5 then 1 taken elsewhere, 1->5->1 is the finding and 1->3->5->1 one more occurrence.
+    # Shortest first over all components, so the finding is the shortest such cycle.
+    by_site_set: dict[frozenset, str] = {}
+    for cyc in sorted(cycles, key=len):
         cyc = canonical_rotation(cyc)
         sites = [stable_site(stats.get(inst_key[i]), inst_key[i]) for i in cyc]
         fp = fingerprint(sites)
+        if fp not in by_fp:
+            shorter = by_site_set.get(frozenset(sites))
+            if shorter is not None and len(by_fp[shorter].locks) < len(cyc):
+                fp = shorter  # (of equal length, A->B->C and A->C->B are two orders: two bugs)
         if fp in by_fp:
             by_fp[fp].occurrences += 1
             continue
         by_fp[fp] = instance_finding(cyc, fp)
-        covered.add(fp)
+        by_site_set.setdefault(frozenset(sites), fp)
 
     # Site scope: locks created at these sites were taken in both orders, though the instances
     # never met (lockdep's lock classes). Same-site nesting (a self-loop) is left to the instance

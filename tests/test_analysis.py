@@ -192,6 +192,28 @@ def test_many_instance_cycles_of_one_shape_are_one_finding() -> None:
     assert found[0].occurrences == 10
 
 
+def test_a_longer_way_round_the_same_sites_is_the_same_finding() -> None:
+    # Account locks 1..4 taken in order, and 4 then 1 elsewhere: 1->4->1 is the bug; 1->2->4->1,
+    # 1->3->4->1 and 1->2->3->4->1 go round the same site and count as occurrences of it.
+    acct = stats("account")
+    edges = [inst_edge(acct, i, acct, j) for i in range(1, 5) for j in range(i + 1, 5)]
+    edges.append(inst_edge(acct, 4, acct, 1, thread="U"))
+    found = analyze(snapshot([acct], [site_edge(acct, acct)], edges)).potential_deadlocks
+    assert len(found) == 1
+    assert [ref.instance for ref in found[0].locks] == [1, 4]
+    assert found[0].occurrences == 4
+
+
+def test_two_orders_of_the_same_three_sites_are_two_findings() -> None:
+    a, b, c = stats("a"), stats("b"), stats("c")
+    edges = [inst_edge(a, 1, b, 2), inst_edge(b, 2, c, 3), inst_edge(c, 3, a, 1),
+             inst_edge(a, 4, c, 6), inst_edge(c, 6, b, 5), inst_edge(b, 5, a, 4)]
+    sites = [site_edge(a, b), site_edge(b, c), site_edge(c, a), site_edge(a, c), site_edge(c, b),
+             site_edge(b, a)]
+    found = analyze(snapshot([a, b, c], sites, edges)).potential_deadlocks
+    assert sorted(len(p.locks) for p in found if p.scope == "instance") == [3, 3]
+
+
 # -- big graphs --------------------------------------------------------------------------------
 
 

@@ -569,7 +569,7 @@ def _badges(p: PotentialDeadlock) -> str:
     if getattr(p, "known", False):
         out.append('<span class="badge mild">known (baseline)</span>')
     if p.occurrences > 1:
-        out.append(f'<span class="badge mild">{p.occurrences} cycles of this shape</span>')
+        out.append(f'<span class="badge mild">{p.occurrences} cycles through these sites</span>')
     return " " + " ".join(out)
 
 

@@ -140,7 +140,7 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
     known = "   (known: in the baseline)" if p.known else ""
     out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}   [{LABELS[p.triage]}]",
            f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
-           + (f"   ({p.occurrences} cycles of this shape)" if p.occurrences > 1 else "") + known,
+           + (f"   ({p.occurrences} cycles through these sites)" if p.occurrences > 1 else "") + known,
            "  " + _scope_text(p)]
     out.extend(f"  {reason}" for reason in p.reasons)
     out.extend(["", "  Locks in the cycle:"])
