@@ -40,6 +40,9 @@ _thread_serials = itertools.count(1)
 # Kept findings are bounded: a program that inverts millions of pairs still fits in memory.
 MAX_KEPT_EDGES = 10_000
 MAX_GATES = 4
+# A thread holding many locks of one site (as_completed() over n futures) gets edges into another
+# lock of that site from the latest few of them only: n edges, not n^2 (proxies._sources).
+SAME_SITE_SOURCES = 8
 
 
 class Site:
@@ -293,7 +296,7 @@ def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
         return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
     tls.busy = True
     try:
-        _record_edge(src, dst, held, timed, stacks.first_outside(sys._getframe(2)))
+        _record_edge(src, dst, held, timed, sys._getframe(2))
     except Exception as exc:  # lockwatch must never break the program it watches
         state.internal_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -315,17 +318,19 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
                 break
     known = st.site_edges.get((src._site, dst._site))
     if known is None:
+        frame = stacks.first_outside(frame)
         held_stack = stacks.capture_taken_at(code, lasti, frame)
         acquire_stack = stacks.capture(frame)
     else:
         # Another instance pair of these two sites (account locks, a list of futures): the
-        # stacks are those of the first pair. Capturing ~10 us of stacks for each of the n^2
-        # pairs that as_completed() over n futures makes would dominate the whole run.
+        # stacks are those of the first pair. Capturing ~10 us of stacks (or even walking to the
+        # program's frame) for each of the ~8n pairs that as_completed() over n futures makes
+        # would dominate the whole run.
         held_stack, acquire_stack = known[0].held_stack, known[0].acquire_stack
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n).
-    gates = tuple((h._serial, h._site) for h in held[:MAX_GATES + 2] if h is not src and h is not dst)[:MAX_GATES]
-    st = state
+    gates = tuple([(h._serial, h._site) for h in held[:MAX_GATES + 2]
+                   if h is not src and h is not dst][:MAX_GATES])
     e = Edge(src._serial, dst._serial, src._site, dst._site, lock_name(src),
              lock_name(dst), thread_name(), held_stack, acquire_stack, timed, context, gates)
     e.held_ref = held

@@ -561,6 +561,83 @@ def test_same_site_instances_in_inconsistent_orders_are_an_instance_cycle(thread
     assert {ref.line for ref in cycle.locks} == {line_of("accounts")}
 
 
+K = lw_recorder.SAME_SITE_SOURCES
+
+
+def _take_all_then(locks, last):
+    """Hold every lock of ``locks`` (in order), then block on ``last``."""
+    for lk in locks:
+        lk.acquire()
+    try:
+        with last:
+            pass
+    finally:
+        for lk in reversed(locks):
+            lk.release()
+
+
+def test_many_held_locks_of_one_site_give_edges_from_the_latest_few_only(threads):
+    # as_completed() over n futures holds all n of their locks: n^2/2 edges without a bound
+    n = 60
+    with lockwatch.watching() as session:
+        accounts = _make_accounts(n)
+        threads.run(_take_all_then, accounts[:-1], accounts[-1])
+
+    snap = session.snapshot()
+    serial = {lk._serial: i for i, lk in enumerate(accounts)}
+    pairs = {(serial[e.src_instance], serial[e.dst_instance]) for e in snap.instance_edges}
+    # taking lock j, each of the latest K before it (and no older one) gets an edge into it
+    assert pairs == {(i, j) for j in range(n) for i in range(max(0, j - K), j)}
+    assert len(pairs) < n * (n - 1) // 2
+
+
+def test_an_inversion_between_far_apart_same_site_locks_is_still_an_instance_cycle(threads):
+    n = 3 * K
+    with lockwatch.watching() as session:
+        accounts = _make_accounts(n)
+        threads.run(_take_all_then, accounts[:-1], accounts[-1], name="in-order")
+        threads.run(_take_all_then, [accounts[-1]], accounts[0], name="last-then-first")
+
+    found = session.report().potential_deadlocks
+    assert [p.scope for p in found] == ["instance"], found
+    [cycle] = found
+    taken = [ref.instance for ref in cycle.locks]
+    # the edge 0 -> last was not recorded: the cycle runs through the chain of later locks, the
+    # shortest way (each hop skips at most K locks)
+    assert {accounts[0]._serial, accounts[-1]._serial} <= set(taken)
+    assert len(taken) == 1 + -(-(n - 1) // K)
+    assert {e.thread for e in cycle.edges} == {"in-order", "last-then-first"}
+
+
+def test_locks_of_other_sites_under_many_same_site_locks_keep_their_edges(threads):
+    with lockwatch.watching() as session:
+        outer = _make_a()
+        accounts = _make_accounts(3 * K)
+        threads.run(_take_all_then, [outer, *accounts[:-1]], accounts[-1])
+
+    snap = session.snapshot()
+    into_last = {e.src_instance for e in snap.instance_edges if e.dst_instance == accounts[-1]._serial}
+    assert into_last == {outer._serial} | {lk._serial for lk in accounts[-1 - K:-1]}
+
+
+def test_as_completed_over_many_futures_records_a_bounded_number_of_edges():
+    import concurrent.futures
+
+    n = 2000
+    with lockwatch.watching() as session:
+        futures = [concurrent.futures.Future() for _ in range(n)]
+        for i, f in enumerate(futures):
+            f.set_result(i)
+        assert sum(f.result() for f in concurrent.futures.as_completed(futures)) == n * (n - 1) // 2
+        done, _ = concurrent.futures.wait(futures)
+        assert len(done) == n
+
+    snap = session.snapshot()
+    # at most K edges into each future's lock, recorded once for both calls (was n^2/2: 2 million)
+    assert len(snap.instance_edges) <= K * n
+    assert session.report().potential_deadlocks == []
+
+
 def _make_a():
     return threading.Lock()  # <site:a>
 
