@@ -8,9 +8,11 @@
 set -u
 PY=${1:-python3}
 tests=(test_threading test_queue test_logging)
-# test_concurrent_futures is a package from 3.12 on, a module before; only its thread-pool parts.
+# test_concurrent_futures is a package from 3.12 on, a module before; only its thread-pool parts
+# (as_completed() and wait() hold the locks of every future they are given) and Future itself.
 if "$PY" -c "import test.test_concurrent_futures.test_thread_pool" 2>/dev/null; then
-  tests+=(test_concurrent_futures.test_thread_pool)
+  tests+=(test_concurrent_futures.test_thread_pool test_concurrent_futures.test_future
+          "test_concurrent_futures.test_as_completed test_concurrent_futures.test_wait -m *ThreadPool*")
 elif "$PY" -c "import test.test_concurrent_futures" 2>/dev/null; then
   tests+=("test_concurrent_futures -m *ThreadPool*")
 fi
