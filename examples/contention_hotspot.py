@@ -2,9 +2,9 @@
 
     python -m lockwatch examples/contention_hotspot.py
 
-Finding: no potential deadlock; ``registry_lock`` heads the "most contended locks" table (threads
-queue on it for most of the run, and a lock is not fair: the thread that just released it usually
-takes it again, so few acquisitions wait, but each waits long) and the "longest-held" table,
+Finding: no potential deadlock; ``registry_lock`` heads the "most contended locks" table (a lock is
+not fair: the thread that just released it usually takes it again, so few acquisitions wait, but
+each waits for milliseconds, against tens of microseconds held) and the "longest-held" table,
 because the work is done while holding it. The fix is to do the work outside the lock.
 """
 import hashlib

@@ -41,7 +41,7 @@ _thread_serials = itertools.count(1)
 MAX_KEPT_EDGES = 10_000
 MAX_GATES = 4
 # A thread holding many locks of one site (as_completed() over n futures) gets edges into another
-# lock of that site from the latest few of them only: n edges, not n^2 (proxies._sources).
+# lock of that site from the latest few of them only: about 8n edges, not n^2/2 (proxies._sources).
 SAME_SITE_SOURCES = 8
 
 
