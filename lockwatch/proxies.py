@@ -173,7 +173,6 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     site = _site_for(frame if outside else first_outside(frame), kind)
     lock._real = real
     lock._serial = _next_serial()
-    lock._site = site
     lock._in = None
     lock._held_in = ()  # falsy: not held
     lock._t = 0
@@ -183,6 +182,9 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
+    # Last: heap walks (snapshot, fork) find instances still being made by another thread, or
+    # whose maker did not survive fork(); an instance with _site has every other attribute.
+    lock._site = site
     next(site.made)  # one more instance made here (atomic: no lock needed)
 
 

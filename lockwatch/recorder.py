@@ -445,7 +445,9 @@ def forget_activity() -> None:
         import gc
 
         for o in gc.get_objects():  # the instances' own counters and edges
-            if getattr(type(o), "_lw_tracked", False):
+            # Without _site: still being made when fork() ran, by a thread the child does not
+            # have. Nothing will finish it or hand it out; it is not counted.
+            if getattr(type(o), "_lw_tracked", False) and hasattr(o, "_site"):
                 o._n = o._ncont = o._nfail = 0
                 o._hold_tot = o._hold_max = o._wait_tot = o._wait_max = 0
                 o._in = None

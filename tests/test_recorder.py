@@ -944,6 +944,63 @@ def test_fork_child_starts_clean(threads):
     assert session.report().potential_deadlocks == []
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform")
+def test_fork_while_another_thread_is_making_a_lock(line_of):
+    """fork() may run while another thread has allocated an instance and not yet set it up. That
+    thread does not exist in the child, so the instance stays half made there for good: the
+    child's reset and its snapshots must pass over it (and not count it), not raise."""
+    with lockwatch.watching() as session:
+        kinds = [type(threading.Lock()), type(threading.RLock()), type(threading.Semaphore())]
+        # Made and set up here, so each site has exactly one complete instance.
+        complete = [threading.Lock(), threading.RLock(), threading.Semaphore()]  # <complete>
+        half_made = [object.__new__(cls) for cls in kinds]  # what a maker cut off by fork leaves
+        for lock in complete:
+            with lock:
+                pass
+        rfd, wfd = os.pipe()
+        unraisable = []
+        hook = sys.unraisablehook
+        sys.unraisablehook = unraisable.append  # where errors of an at-fork handler go
+        try:
+            pid = os.fork()
+        finally:
+            sys.unraisablehook = hook
+        if pid == 0:  # the child: never return into pytest
+            status = 1
+            try:
+                errors = [f"{u.exc_type.__name__}: {u.exc_value}" for u in unraisable]
+                for lock in complete:
+                    with lock:
+                        pass
+                snap = lockwatch.current_session().snapshot()  # walks the heap: meets half_made
+                made = sorted((s.kind, s.instances, s.acquisitions) for s in snap.locks
+                              if s.filename == HERE and s.line == line_of("complete"))
+                os.write(wfd, repr((errors, made)).encode())
+                status = 0
+            except BaseException:
+                import traceback
+
+                os.write(wfd, traceback.format_exc().encode())
+            finally:
+                os._exit(status)
+        os.close(wfd)
+        wait_status = _wait_child(pid)
+        with os.fdopen(rfd, "rb") as r:
+            message = r.read().decode()
+        snap = session.snapshot()  # the parent's heap holds them too
+        del half_made
+
+    assert os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0, message
+    errors, made = eval(message)  # a repr of plain lists, strings and ints
+    assert errors == []
+    # One instance made at each site (the half-made ones are not counted), and only the child's
+    # own acquisition: the parent reports its own.
+    assert made == [("Lock", 1, 1), ("RLock", 1, 1), ("Semaphore", 1, 1)]
+    assert {s.kind: (s.instances, s.acquisitions) for s in snap.locks
+            if s.filename == HERE and s.line == line_of("complete")} \
+        == {"Lock": (1, 1), "RLock": (1, 1), "Semaphore": (1, 1)}
+
+
 def _wait_child(pid, timeout=60.0):
     """waitpid() with a bound (polled, so no clock assertion): kill the child when it is stuck."""
     for _ in range(int(timeout * 100)):
