@@ -102,14 +102,20 @@ def current_session() -> Optional["Session"]:
 
 
 @contextlib.contextmanager
-def watching(**settings: Any) -> Iterator["Session"]:
+def watching(*, deadlock_timeout: float = 5.0, on_deadlock: str = "report",
+             warn_hold: Optional[float] = None, warn_wait: Optional[float] = None
+             ) -> Iterator["Session"]:
     """``with lockwatch.watching() as session:`` records what the block does; read
-    ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed."""
+    ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed or
+    written (``session.report()`` renders one). The watchdog settings are enable()'s; a session
+    that is already running is joined with its own settings."""
     from .session import current
 
     running = current()
     was_active = running is not None
-    session = running if was_active else enable(report_at_exit=False, **settings)
+    session = running if was_active else enable(
+        report_at_exit=False, deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
+        warn_hold=warn_hold, warn_wait=warn_wait)
     assert session is not None
     try:
         yield session

@@ -82,6 +82,18 @@ def test_enable_disable_twice_restores_each_time():
         assert threading.Lock is original
 
 
+def test_watching_takes_the_watchdog_settings_and_nothing_that_writes_a_report():
+    with lockwatch.watching(deadlock_timeout=0, on_deadlock="raise", warn_hold=2.5) as session:
+        st = session.settings
+        assert (st.deadlock_timeout, st.on_deadlock, st.warn_hold, st.warn_wait) == (0, "raise", 2.5, None)
+        assert (st.json_path, st.html_path, st.dot_path) == (None, None, None)
+    # report_at_exit, json, ... belong to enable(): a plain TypeError naming the argument.
+    with pytest.raises(TypeError, match="report_at_exit"):
+        with lockwatch.watching(report_at_exit=False):
+            pass
+    assert lockwatch.current_session() is None or not lockwatch.current_session().active
+
+
 def test_locks_made_before_enable_are_raw():
     before = threading.Lock()
     with lockwatch.watching() as session:
