@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ def child_env() -> dict[str, str]:
     e.pop("PYTHONSAFEPATH", None)
     e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
     return e
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn``: SIGINT in the child as in a terminal. A shell starts background jobs with
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler (nor does lockwatch)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import pytest
 from lwsupport import child_env as env
+from lwsupport import default_sigint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -207,7 +208,8 @@ def test_report_is_printed_however_the_program_ends(tmp_path: Path, how: str, st
 
 def test_ctrl_c_still_prints_the_report(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "inversion.py", "sleep"], cwd=FIXTURES,
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "program ran\n"

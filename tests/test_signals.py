@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from lwsupport import default_sigint
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]
@@ -42,12 +43,6 @@ def command(mode: str, json_path: Path, *args: str) -> tuple[list[str], dict[str
     if mode == "cli":
         return [sys.executable, "-m", "lockwatch", "--json", str(json_path), str(PROGRAM), *args], {}
     return [sys.executable, str(PROGRAM), *args], {"LOCKWATCH": "1", "LOCKWATCH_JSON": str(json_path)}
-
-
-def default_sigint() -> None:
-    """In the child before exec: SIGINT as in a terminal. A shell starts background jobs with
-    SIGINT ignored, and Python then installs no KeyboardInterrupt handler (nor does lockwatch)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Program:
