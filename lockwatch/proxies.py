@@ -116,7 +116,7 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
     lock._wait_tot += d
     if d > lock._wait_max:
         lock._wait_max = d
-    lock._site.wait_hist[(d * d).bit_length()] += 1  # histogram.bucket_of, inline
+    next(lock._site.wait_hist[(d * d).bit_length()])  # histogram.bucket_of, inline
     return t
 
 
@@ -289,9 +289,9 @@ class Lock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._real.release()
-        # free-threading: the histogram is shared by a site's instances; += is atomic only
-        # under the GIL (counts and totals above are guarded by the lock itself).
-        self._hh[(d * d).bit_length()] += 1  # histogram.bucket_of, inline
+        # The histogram is shared by a site's instances: one next() on a counter adds to it
+        # without a lock (histogram.new_counters). Counts and totals above: the lock guards them.
+        next(self._hh[(d * d).bit_length()])  # histogram.bucket_of, inline
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         # release(), written out again: one Python call less on every `with`.
@@ -305,7 +305,7 @@ class Lock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._real.release()
-        self._hh[(d * d).bit_length()] += 1
+        next(self._hh[(d * d).bit_length()])
 
     def locked(self) -> bool:
         return self._real.locked()
@@ -365,7 +365,7 @@ def _release_slow(lock: Any, t: int) -> None:
     lock._real.release()
     if held:
         _unhold(held, lock)
-    lock._hh[(d * d).bit_length()] += 1
+    next(lock._hh[(d * d).bit_length()])
 
 
 def _acquire_slow(lock: Any, blocking: Any, timeout: Any, frame: Any) -> bool:
@@ -509,7 +509,7 @@ class RLock(_Tracked):
         self._held_in = ()
         self._depth = 0
         self._real.release()
-        self._hh[(d * d).bit_length()] += 1
+        next(self._hh[(d * d).bit_length()])
 
     def _end_hold(self, held: list, release: Any) -> Any:
         t = _now()
@@ -521,7 +521,7 @@ class RLock(_Tracked):
         self._held_in = ()
         self._depth = 0
         result = release()
-        self._hh[(d * d).bit_length()] += 1
+        next(self._hh[(d * d).bit_length()])
         return result
 
     # Condition.wait() calls these directly: the hold ends at _release_save and a new one starts
@@ -557,7 +557,7 @@ class RLock(_Tracked):
             self._wait_tot += d
             if d > self._wait_max:
                 self._wait_max = d
-            self._site.wait_hist[(d * d).bit_length()] += 1
+            next(self._site.wait_hist[(d * d).bit_length()])
         _took(self, held, t, first_outside(_getframe(1)) or _getframe(1))
         self._depth = depth
 
@@ -735,7 +735,7 @@ class _SemaphoreMixin:
                 self._ncont += 1
                 self._wait_tot += waited
                 if waited > self._wait_max: self._wait_max = waited  # noqa: E701  (see recorder.mutex)
-                self._site.wait_hist[(waited * waited).bit_length()] += 1
+                next(self._site.wait_hist[(waited * waited).bit_length()])
             self._n += 1
             self._holders.append(hold)
         if signal:
@@ -760,7 +760,7 @@ class _SemaphoreMixin:
                 d = t - hold.t
                 self._hold_tot += d
                 if d > self._hold_max: self._hold_max = d  # noqa: E701  (see recorder.mutex)
-                self._site.hold_hist[(d * d).bit_length()] += 1
+                next(self._site.hold_hist[(d * d).bit_length()])
                 ended.append(hold.held)
         for held in ended:
             if held is not None:

@@ -75,8 +75,8 @@ class Site:
         self.hold_max = 0
         self.wait_total = 0
         self.wait_max = 0
-        self.hold_hist = histogram.new_counts()
-        self.wait_hist = histogram.new_counts()
+        self.hold_hist = histogram.new_counters()  # next(hold_hist[bucket]) per hold
+        self.wait_hist = histogram.new_counters()
         self.signal = False  # a semaphore released by threads that did not acquire it
         self.sem_value = 0  # the largest initial value of a Semaphore made here
 
@@ -439,8 +439,8 @@ def forget_activity() -> None:
         for site in list(st.sites.values()):
             site.acquisitions = site.contended = site.failed = 0
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
-            site.hold_hist[:] = histogram.new_counts()  # in place: live locks point at these lists
-            site.wait_hist[:] = histogram.new_counts()
+            site.hold_hist[:] = histogram.new_counters()  # in place: live locks point at these lists
+            site.wait_hist[:] = histogram.new_counters()
             site.made = itertools.count()
         import gc
 

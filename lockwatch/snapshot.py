@@ -156,8 +156,8 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                 instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )
-            st.hold = Timing(0, site.hold_total, site.hold_max, list(site.hold_hist))
-            st.wait = Timing(0, site.wait_total, site.wait_max, list(site.wait_hist))
+            st.hold = Timing(0, site.hold_total, site.hold_max, histogram.read_counters(site.hold_hist))
+            st.wait = Timing(0, site.wait_total, site.wait_max, histogram.read_counters(site.wait_hist))
             stats[site.index] = st
         for lock in live:
             site = getattr(lock, "_site", None)
