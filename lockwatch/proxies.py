@@ -46,7 +46,9 @@ def _before(lock: Any, held: list, timed: bool) -> None:
         if ins is not None:
             e = ins.get(h._serial)
             if e is not None:
-                e.count += 1  # free-threading: a semaphore pair can be counted by two holders at once
+                # Two holders of one semaphore may count its pair at once: on 3.9 (a thread
+                # switch inside +=) and free-threaded builds one of the two counts can be lost.
+                e.count += 1
                 if e.held_ref is not held:
                     e.multi = True  # another thread (held lists are per thread)
                 if e.timed and not timed:
