@@ -2,7 +2,8 @@
 # Run CPython's own threading, queue, concurrent.futures (thread pool) and logging test suites
 # with and without lockwatch, and compare: lockwatch must not change how they pass.
 #   scripts/cpython_suites.sh [python]      (default: python3; lockwatch must be installed in it)
-# Takes a few minutes per interpreter. Exits non-zero if a suite passes without lockwatch and
+# Takes a few minutes per interpreter; the output of every run is kept in a temporary folder
+# (printed at the end). Exits non-zero if a suite passes without lockwatch and
 # fails with it. lockwatch runs with its defaults (the watchdog on); --fail-env-changed makes a
 # test that leaves a thread (or anything else) behind a failure, with and without lockwatch.
 set -u
@@ -16,14 +17,17 @@ if "$PY" -c "import test.test_concurrent_futures.test_thread_pool" 2>/dev/null; 
 elif "$PY" -c "import test.test_concurrent_futures" 2>/dev/null; then
   tests+=("test_concurrent_futures -m *ThreadPool*")
 fi
+logs=$(mktemp -d "${TMPDIR:-/tmp}/cpython_suites.XXXXXX")  # each run's output, kept
 status=0
 for t in "${tests[@]}"; do
+  name=${t%% *}
   # shellcheck disable=SC2086
-  "$PY" -m test --fail-env-changed $t >/dev/null 2>&1; plain=$?
+  "$PY" -m test --fail-env-changed $t >"$logs/$name.plain.log" 2>&1; plain=$?
   # shellcheck disable=SC2086
-  "$PY" -m lockwatch -q -m test --fail-env-changed $t >/dev/null 2>&1; watched=$?
+  "$PY" -m lockwatch -q -m test --fail-env-changed $t >"$logs/$name.lockwatch.log" 2>&1; watched=$?
   verdict=ok
   if [ "$plain" -eq 0 ] && [ "$watched" -ne 0 ]; then verdict="FAILS UNDER LOCKWATCH"; status=1; fi
   printf '%-50s python: %-3s  python -m lockwatch: %-3s  %s\n' "$t" "$plain" "$watched" "$verdict"
 done
+echo "output of each run: $logs"
 exit $status
