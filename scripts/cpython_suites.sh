@@ -6,6 +6,8 @@
 # (printed at the end). Exits non-zero if a suite passes without lockwatch and
 # fails with it. lockwatch runs with its defaults (the watchdog on); --fail-env-changed makes a
 # test that leaves a thread (or anything else) behind a failure, with and without lockwatch.
+# Run it in the foreground: a background job starts with SIGINT ignored, and test_threading's
+# interrupt_main tests then fail with and without lockwatch alike.
 set -u
 PY=${1:-python3}
 tests=(test_threading test_queue test_logging)
