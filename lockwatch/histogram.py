@@ -39,10 +39,15 @@ def new_counters() -> list:
     return [itertools.count() for _ in range(NBUCKETS)]
 
 
+def counter_value(counter: itertools.count) -> int:
+    """How many times next() was called on a fresh itertools.count (it has no read method: its
+    repr is "count(N)")."""
+    return int(repr(counter)[6:-1])
+
+
 def read_counters(counters: Sequence) -> list[int]:
-    """The counts of a live histogram (itertools.count has no read method: its repr is
-    "count(N)")."""
-    return [int(repr(c)[6:-1]) for c in counters]
+    """The counts of a live histogram."""
+    return [counter_value(c) for c in counters]
 
 
 def percentile(counts: Sequence[int], q: float, max_value: int | None = None) -> int:

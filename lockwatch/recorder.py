@@ -82,9 +82,8 @@ class Site:
 
     @property
     def instances(self) -> int:
-        """How many instances were made here (itertools.count has no read method: its repr
-        is "count(N)")."""
-        return int(repr(self.made)[6:-1])
+        """How many instances were made here (one next(self.made) each)."""
+        return histogram.counter_value(self.made)
 
     @property
     def location(self) -> str:

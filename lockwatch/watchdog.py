@@ -201,7 +201,7 @@ class Watchdog:
                     waits_for_itself.append(ident)
                 elif holder is not None:
                     blocked_by[ident] = holder
-            if waits_for_itself and self._nobody_else_can_release(waiting, blocked_by, names, limit, now):
+            if waits_for_itself and self._nobody_else_can_release(waiting, names, limit, now):
                 for ident in waits_for_itself:
                     blocked_by[ident] = ident  # a cycle of one: a Lock taken again by its holder
             for cycle in _cycles(blocked_by):
@@ -214,8 +214,7 @@ class Watchdog:
         return found
 
     @staticmethod
-    def _nobody_else_can_release(waiting: dict, blocked_by: dict, names: dict, limit: int,
-                                 now: int) -> bool:
+    def _nobody_else_can_release(waiting: dict, names: dict, limit: int, now: int) -> bool:
         """A thread waiting for a lock it holds itself waits for another thread to release it (a
         Lock may be released by any thread: a hand-off). It is a deadlock only when no other
         thread can: every other thread of the program is itself stuck in an untimed wait for a
@@ -312,6 +311,12 @@ def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
     return out
 
 
+def waits_for_itself(threads: list) -> bool:
+    """A reported deadlock's threads are one thread waiting for a lock it holds itself."""
+    return len(threads) == 1 and isinstance(threads[0], dict) \
+        and threads[0].get("blocked_by") == threads[0].get("name")
+
+
 def summarize(data: dict[str, Any]) -> str:
     """One line: who waits for what held by whom, around the cycle."""
     parts = [f"thread {t['name']!r} waits for {t['waiting_for']['name']}"
@@ -327,7 +332,7 @@ def render_deadlock(data: dict[str, Any]) -> str:
     threads = data.get("threads", [])
     timeout = data.get("timeout_s")
     over = f" more than {timeout:g} s" if timeout is not None else ""
-    if len(threads) == 1 and threads[0].get("blocked_by") == threads[0].get("name"):
+    if waits_for_itself(threads):
         head = (f"thread {threads[0].get('name', '?')!r} has waited{over} for a lock it holds itself,"
                 " and no other thread can release it")
     else:

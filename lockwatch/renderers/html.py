@@ -687,12 +687,14 @@ def _lock_desc(d: Any) -> str:
 def _deadlocks_section(report: Report) -> str:
     if not report.deadlocks and not report.alerts:
         return ""
+    from ..watchdog import waits_for_itself
+
     out = ['<section id="real"><h2>What really happened</h2>']
     for n, d in enumerate(report.deadlocks, 1):
         threads = d.get("threads", []) if isinstance(d, dict) else []
         timeout = d.get("timeout_s") if isinstance(d, dict) else None
         over = f" for more than {timeout:g} s" if isinstance(timeout, (int, float)) else ""
-        if len(threads) == 1 and isinstance(threads[0], dict) and threads[0].get("blocked_by") == threads[0].get("name"):
+        if waits_for_itself(threads):
             head = f"Deadlock {n}: thread {threads[0].get('name')!r} waited{over} for a lock it holds itself"
         else:
             head = f"Deadlock {n}: {plural(len(threads), 'thread')} waited for each other{over}"
