@@ -913,8 +913,6 @@ def test_hold_and_wait_counts_are_exact_when_threads_switch_at_any_bytecode(thre
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform")
 def test_fork_child_starts_clean(threads):
-    import warnings
-
     holding = threading.Event()
     done = threading.Event()
 
@@ -925,50 +923,35 @@ def test_fork_child_starts_clean(threads):
                 holding.set()
                 done.wait(90)  # set by the test once the child is done (or given up on)
 
+    def child():
+        assert other_lock.locked()  # copied locked; its owner does not exist here
+        assert mine.locked()  # the forking thread's own hold survives, as in CPython
+        mine.release()
+        assert not mine.locked()
+        fresh_a = threading.Lock()
+        fresh_b = threading.RLock()
+        with fresh_a:
+            with fresh_b:
+                pass
+        with mine:
+            pass
+        t = threading.Thread(target=lambda: [fresh_a.acquire(), fresh_a.release()])
+        t.start()
+        t.join(30)
+        assert not t.is_alive()
+        snap = lockwatch.current_session().snapshot()
+        pairs = {(e.src_instance, e.dst_instance) for e in snap.instance_edges}
+        assert pairs == {(fresh_a._serial, fresh_b._serial)}, pairs
+        return ""
+
     with lockwatch.watching() as session:
         other_lock = threading.Lock()
         mine = threading.Lock()
         w = threads.start(other_thread, name="other")
         assert holding.wait(60)
         mine.acquire()
-        rfd, wfd = os.pipe()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-            pid = os.fork()
-        if pid == 0:  # the child: never return into pytest
-            status = 1
-            try:
-                os.close(rfd)
-                assert other_lock.locked()  # copied locked; its owner does not exist here
-                assert mine.locked()  # the forking thread's own hold survives, as in CPython
-                mine.release()
-                assert not mine.locked()
-                fresh_a = threading.Lock()
-                fresh_b = threading.RLock()
-                with fresh_a:
-                    with fresh_b:
-                        pass
-                with mine:
-                    pass
-                t = threading.Thread(target=lambda: [fresh_a.acquire(), fresh_a.release()])
-                t.start()
-                t.join(30)
-                assert not t.is_alive()
-                snap = lockwatch.current_session().snapshot()
-                pairs = {(e.src_instance, e.dst_instance) for e in snap.instance_edges}
-                assert pairs == {(fresh_a._serial, fresh_b._serial)}, pairs
-                status = 0
-            except BaseException:
-                import traceback
-
-                os.write(wfd, traceback.format_exc().encode())
-            finally:
-                os._exit(status)
-        os.close(wfd)
         try:
-            wait_status = _wait_child(pid)  # bounded: a child stuck on a lock fails, not hangs
-            with os.fdopen(rfd, "rb") as r:
-                message = r.read().decode()
+            wait_status, message = _in_forked_child(child)
         finally:
             done.set()  # the other thread lets go of the mutex before anything here needs it
             w.join()
@@ -984,7 +967,17 @@ def test_fork_while_another_thread_is_making_a_lock(line_of):
     """fork() may run while another thread has allocated an instance and not yet set it up. That
     thread does not exist in the child, so the instance stays half made there for good: the
     child's reset and its snapshots must pass over it (and not count it), not raise."""
-    import warnings
+    import ast
+
+    def child():
+        errors = [f"{u.exc_type.__name__}: {u.exc_value}" for u in unraisable]
+        for lock in complete:
+            with lock:
+                pass
+        snap = lockwatch.current_session().snapshot()  # walks the heap: meets half_made
+        made = sorted((s.kind, s.instances, s.acquisitions) for s in snap.locks
+                      if s.filename == HERE and s.line == line_of("complete"))
+        return repr((errors, made))
 
     with lockwatch.watching() as session:
         kinds = [type(threading.Lock()), type(threading.RLock()), type(threading.Semaphore())]
@@ -994,43 +987,18 @@ def test_fork_while_another_thread_is_making_a_lock(line_of):
         for lock in complete:
             with lock:
                 pass
-        rfd, wfd = os.pipe()
         unraisable = []
         hook = sys.unraisablehook
         sys.unraisablehook = unraisable.append  # where errors of an at-fork handler go
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-                pid = os.fork()
+            wait_status, message = _in_forked_child(child)
         finally:
             sys.unraisablehook = hook
-        if pid == 0:  # the child: never return into pytest
-            status = 1
-            try:
-                errors = [f"{u.exc_type.__name__}: {u.exc_value}" for u in unraisable]
-                for lock in complete:
-                    with lock:
-                        pass
-                snap = lockwatch.current_session().snapshot()  # walks the heap: meets half_made
-                made = sorted((s.kind, s.instances, s.acquisitions) for s in snap.locks
-                              if s.filename == HERE and s.line == line_of("complete"))
-                os.write(wfd, repr((errors, made)).encode())
-                status = 0
-            except BaseException:
-                import traceback
-
-                os.write(wfd, traceback.format_exc().encode())
-            finally:
-                os._exit(status)
-        os.close(wfd)
-        wait_status = _wait_child(pid)
-        with os.fdopen(rfd, "rb") as r:
-            message = r.read().decode()
         snap = session.snapshot()  # the parent's heap holds them too
         del half_made
 
     assert os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0, message
-    errors, made = eval(message)  # a repr of plain lists, strings and ints
+    errors, made = ast.literal_eval(message)  # a repr of plain lists, strings and ints
     assert errors == []
     # One instance made at each site (the half-made ones are not counted), and only the child's
     # own acquisition: the parent reports its own.
@@ -1038,6 +1006,36 @@ def test_fork_while_another_thread_is_making_a_lock(line_of):
     assert {s.kind: (s.instances, s.acquisitions) for s in snap.locks
             if s.filename == HERE and s.line == line_of("complete")} \
         == {"Lock": (1, 1), "RLock": (1, 1), "Semaphore": (1, 1)}
+
+
+def _in_forked_child(child):
+    """fork(); the child runs ``child()``, writes the string it returns (or its traceback) to a
+    pipe and ends with os._exit: it never returns into pytest. Returns the child's wait status
+    (bounded: a child stuck on a lock is killed and the test fails) and what it wrote."""
+    import traceback
+    import warnings
+
+    rfd, wfd = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(rfd)
+            os.write(wfd, child().encode())
+            status = 0
+        except BaseException:
+            os.write(wfd, traceback.format_exc().encode())
+        finally:
+            os._exit(status)
+    os.close(wfd)
+    try:
+        wait_status = _wait_child(pid)
+    finally:
+        with os.fdopen(rfd, "rb") as r:
+            message = r.read().decode()
+    return wait_status, message
 
 
 def _wait_child(pid, timeout=60.0):
