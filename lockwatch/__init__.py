@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 if TYPE_CHECKING:
-    from .session import Session, Settings
+    from .control import Session
+    from .settings import Settings
 
 # Importing lockwatch is cheap and patches nothing: the core (wrapt, the proxies) is imported when
 # enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
@@ -23,22 +24,26 @@ _atexit_registered = False
 from .errors import DeadlockError  # noqa: E402  (tiny: no core import)
 
 
+from .settings import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK  # noqa: E402
+
+
 def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
-    if attr in ("Session", "Settings", "EXIT_POTENTIAL_DEADLOCK"):
-        from . import session
+    if attr == "Session":
+        from .control import Session
 
-        return getattr(session, attr)
-    if attr == "EXIT_DEADLOCK":
-        from .watchdog import EXIT_DEADLOCK
+        return Session
+    if attr == "Settings":
+        from .settings import Settings
 
-        return EXIT_DEADLOCK
+        return Settings
     raise AttributeError(f"module 'lockwatch' has no attribute {attr!r}")
 
 
 def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optional[str] = None,
-           report_at_exit: bool = True, text: bool = True, top: int = 5,
-           deadlock_timeout: float = 5.0, on_deadlock: str = "report",
-           warn_hold: Optional[float] = None, warn_wait: Optional[float] = None) -> "Session":
+           report_at_exit: bool = True, text: bool = True, top: int = DEFAULT_TOP,
+           deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
+           warn_hold: Optional[float] = None, warn_wait: Optional[float] = None,
+           suppressions: Optional[str] = None, baseline: Optional[str] = None) -> "Session":
     """Instrument the threading lock factories from now on, and return the session.
 
     Locks created before this call are not seen: call it as early as possible (before the modules
@@ -53,32 +58,38 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
     ``on_deadlock`` says what happens then: "report" (report and keep waiting), "raise" (raise
     lockwatch.DeadlockError in one thread of the cycle, which breaks it) or "exit" (write every
     report and end the process with status 87). ``warn_hold``/``warn_wait`` (seconds) report a
-    lock held, or waited for, longer than that while it is still happening.
+    lock held, or waited for, longer than that while it is still happening. ``suppressions``
+    (a TOML file) and ``baseline`` (a baseline file) mark findings as known in the report.
+    A bad value raises ValueError with one line naming the argument.
     """
+    given = {"json": json, "html": html, "dot": dot, "text": text, "top": top,
+             "deadlock_timeout": deadlock_timeout, "on_deadlock": on_deadlock, "warn_hold": warn_hold,
+             "warn_wait": warn_wait, "suppressions": suppressions, "baseline": baseline}
+    return _enable(given, report_at_exit, where=lambda f: f"enable({f.key}=...)")
+
+
+def _enable(given: dict[str, Any], report_at_exit: bool, where: Callable[[Any], str]) -> "Session":
+    """enable() with its arguments by setting key (settings.FIELDS), ``where(field)`` naming their
+    origin in error messages; also the start-up hook's (LOCKWATCH=1)."""
     global _session, _atexit_registered
-    from .session import Session, Settings
-    from .watchdog import POLICIES
+    from .control import Session, current
+    from .settings import resolve
 
     if _session is not None and _session.active:
         return _session
-    from .session import current
-
     running = current()
     if running is not None:
         return running  # e.g. enable() in a program run by `python -m lockwatch`: join that run
-    if on_deadlock not in POLICIES:
-        raise ValueError(f"on_deadlock must be one of {', '.join(POLICIES)}, not {on_deadlock!r}")
-    for label, value in (("deadlock_timeout", deadlock_timeout), ("warn_hold", warn_hold),
-                         ("warn_wait", warn_wait)):
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise ValueError(f"{label} must be a number of seconds >= 0, not {value!r}")
-    _session = Session(Settings(json_path=json, html_path=html, dot_path=dot, top=top,
-                                deadlock_timeout=deadlock_timeout,
-                                on_deadlock=on_deadlock, warn_hold=warn_hold, warn_wait=warn_wait))
-    _session.settings.text = report_at_exit and text
-    _session.settings.on_terminate = report_at_exit
+    settings = resolve((given, where))  # a bad value: SettingsError, a ValueError
     if not report_at_exit:
-        _session.settings.json_path = _session.settings.html_path = _session.settings.dot_path = None
+        settings = settings.replace(text=False, json_path=None, html_path=None, dot_path=None)
+    suppressions, known = [], None
+    if settings.suppressions_path or settings.baseline_path:
+        from .config import ProjectConfig
+        from .control import load_policy
+
+        suppressions, known = load_policy(settings, ProjectConfig())
+    _session = Session(settings, suppressions=suppressions, baseline=known, on_terminate=report_at_exit)
     _session.start()
     if report_at_exit and not _atexit_registered:
         atexit.register(_report_at_exit)
@@ -96,20 +107,20 @@ def disable() -> Optional["Session"]:
 
 def current_session() -> Optional["Session"]:
     """The session recording now (started by enable(), the CLI or the pytest plugin), or None."""
-    from .session import current
+    from .control import current
 
     return current() or _session
 
 
 @contextlib.contextmanager
-def watching(*, deadlock_timeout: float = 5.0, on_deadlock: str = "report",
+def watching(*, deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
              warn_hold: Optional[float] = None, warn_wait: Optional[float] = None
              ) -> Iterator["Session"]:
     """``with lockwatch.watching() as session:`` records what the block does; read
     ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed or
     written (``session.report()`` renders one). The watchdog settings are enable()'s; a session
     that is already running is joined with its own settings."""
-    from .session import current
+    from .control import current
 
     running = current()
     was_active = running is not None
@@ -186,8 +197,7 @@ def _take_over() -> None:
     LOCKWATCH environment variable in the same process stands down without reporting."""
     global _session
     if _session is not None:
-        _session.settings.text = False
-        _session.settings.json_path = _session.settings.html_path = _session.settings.dot_path = None
+        _session.settings = _session.settings.replace(text=False, json_path=None, html_path=None, dot_path=None)
         _session.stop()
         _session = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .errors import UserError
 from .jsonfile import read_json
 from .stacks import stable_path
 
@@ -11,7 +12,7 @@ FORMAT = "lockwatch-baseline"
 VERSION = 1
 
 
-class BaselineError(Exception):
+class BaselineError(UserError):
     """A baseline file lockwatch cannot use (one line for the user)."""
 
 

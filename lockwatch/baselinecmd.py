@@ -49,7 +49,7 @@ def command(reports: Sequence[str], output: str) -> int:
     if output == "-":
         sys.stdout.write(text)
     else:
-        from .session import check_writable, write_atomic
+        from .control import check_writable, write_atomic
 
         problem = check_writable(output)
         if problem:

@@ -7,13 +7,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from . import settings as settings_mod
+from .errors import UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10
     import tomli as tomllib
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A settings file lockwatch cannot use: str(exc) is one line naming the file and the entry."""
 
 
@@ -44,20 +47,32 @@ class ProjectConfig:
     suppressions: list[Suppression] = field(default_factory=list)
     baseline: Optional[str] = None  # path, relative paths resolved against the file's directory
     source: Optional[str] = None
+    # The other settings of settings.FIELDS given in the table, validated, by key ("json",
+    # "deadlock_timeout", ...); paths resolved against the file's directory.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def where(self, f: settings_mod.Field) -> str:
+        return f"{self.source} [tool.lockwatch] {f.key}"
 
 
-_TOP_KEYS = {"suppress", "baseline"}
+_PATH_KEYS = {"json", "html", "dot", "suppressions"}
+_TOP_KEYS = {"suppress"} | set(settings_mod.FIELD_BY_KEY)
 _ENTRY_KEYS = {"fingerprint", "site", "reason"}
 
 
-def parse(data: Any, source: str) -> ProjectConfig:
-    """Validate a `[tool.lockwatch]`-shaped table. Unknown keys and malformed entries are errors."""
+_FILE_KEYS = {"suppress", "baseline"}  # what a suppressions file may hold
+
+
+def parse(data: Any, source: str, keys: Optional[set[str]] = None) -> ProjectConfig:
+    """Validate a `[tool.lockwatch]`-shaped table (only ``keys`` allowed, by default every
+    setting). Unknown keys and malformed entries are errors."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: [tool.lockwatch] must be a table")
-    unknown = set(data) - _TOP_KEYS
+    allowed = _TOP_KEYS if keys is None else keys
+    unknown = set(data) - allowed
     if unknown:
         raise ConfigError(f"{source}: unknown lockwatch setting(s) {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(_TOP_KEYS))})")
+                          f"(known: {', '.join(sorted(allowed))})")
     cfg = ProjectConfig(source=source)
     entries = data.get("suppress", [])
     if not isinstance(entries, list):
@@ -87,8 +102,16 @@ def parse(data: Any, source: str) -> ProjectConfig:
     if baseline is not None:
         if not isinstance(baseline, str) or not baseline:
             raise ConfigError(f"{source}: baseline must be a path")
-        cfg.baseline = baseline if os.path.isabs(baseline) else os.path.join(
-            os.path.dirname(os.path.abspath(source)), baseline)
+        cfg.baseline = settings_mod.abspath_from(source, baseline)
+    for key, raw in data.items():
+        f = settings_mod.FIELD_BY_KEY.get(key)
+        if f is None or key == "baseline":
+            continue
+        try:
+            value = f.validate(raw, cfg.where(f))
+        except settings_mod.SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        cfg.settings[key] = settings_mod.abspath_from(source, value) if key in _PATH_KEYS else value
     return cfg
 
 
@@ -129,7 +152,7 @@ def load_file(path: str) -> ProjectConfig:
     (``suppress = [...]``) at the top level."""
     data = _read_toml(path)
     table = data.get("tool", {}).get("lockwatch") if "tool" in data else data
-    return parse(table or {}, path)
+    return parse(table or {}, path, _FILE_KEYS)
 
 
 def combine(*configs: ProjectConfig) -> ProjectConfig:
@@ -138,4 +161,5 @@ def combine(*configs: ProjectConfig) -> ProjectConfig:
         out.suppressions.extend(c.suppressions)
         out.baseline = c.baseline or out.baseline
         out.source = out.source or c.source
+        out.settings.update(c.settings)
     return out

@@ -1,4 +1,4 @@
-"""Exceptions lockwatch raises into the watched program."""
+"""Exceptions lockwatch raises: into the watched program, and to its entry points."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,3 +12,9 @@ class DeadlockError(RuntimeError):
     def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class UserError(Exception):
+    """Something the user can fix (a bad setting, a missing file, an unreadable report): str() is
+    one line naming where the problem is. Every entry point turns it into that one line and a
+    usage status (the CLI), a usage error (pytest) or the exception itself (the API)."""

@@ -12,24 +12,37 @@ import pytest
 
 HELP_ENABLE = "Instrument threading locks and fail the run on lock-order inversions (potential deadlocks)."
 HELP_REPORT_ONLY = "Report potential deadlocks in the summary without failing tests or the run."
-HELP_JSON = "Write the whole run's lockwatch report as JSON to PATH."
-HELP_HTML = "Write the whole run's lockwatch report as a self-contained HTML page to PATH."
-HELP_BASELINE = ("Potential deadlocks listed in this lockwatch baseline are known and do not fail "
-                 "the run; only new ones do.")
-HELP_SUPPRESS = ("Ignore the potential deadlocks listed in this TOML file (as well as those in "
-                 "[tool.lockwatch] of pyproject.toml).")
-HELP_TIMEOUT = ("Seconds after which threads that wait for each other's locks are a real deadlock "
-                "(default 5; 0 switches the watchdog off).")
-HELP_POLICY = ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
-               "the default), exit (end the run with status 87) or report.")
-_POLICIES = ("exit", "raise", "report")
 MARKER = ("lockwatch(enabled=True, report_only=False): adjust lockwatch for one test. "
           "enabled=False records no lock-order edges during the test (e.g. a test that inverts "
           "locks on purpose); report_only=True reports cycles closed during the test without "
           "failing it.")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 _MARKER_KEYS = {"enabled", "report_only"}
+# The settings (settings.FIELDS) that a test run takes, each as --lockwatch-KEY and ini lockwatch_KEY;
+# text and fail_on_cycle are the plugin's own (the summary; --lockwatch-report-only).
+_KEYS = ("json", "html", "dot", "top", "deadlock_timeout", "on_deadlock", "warn_hold", "warn_wait",
+         "suppressions", "baseline")
+_HELP = {
+    "json": "Write the whole run's lockwatch report as JSON to PATH.",
+    "html": "Write the whole run's lockwatch report as a self-contained HTML page to PATH.",
+    "dot": "Write the whole run's lock-order graph in Graphviz DOT to PATH.",
+    "top": "Rows in each contention table of lockwatch's summary (default 5).",
+    "deadlock_timeout": ("Seconds after which threads that wait for each other's locks are a real deadlock "
+                         "(default 5; 0 switches the watchdog off)."),
+    "on_deadlock": ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
+                    "the default), exit (end the run with status 87) or report."),
+    "warn_hold": "Report a lock held longer than SECONDS, while it happens.",
+    "warn_wait": "Report a thread waiting longer than SECONDS for a lock, while it happens.",
+    "suppressions": ("Ignore the potential deadlocks listed in this TOML file (as well as those in "
+                     "[tool.lockwatch] of pyproject.toml)."),
+    "baseline": ("Potential deadlocks listed in this lockwatch baseline are known and do not fail "
+                 "the run; only new ones do."),
+}
+_METAVAR = {"json": "PATH", "html": "PATH", "dot": "PATH", "top": "N", "on_deadlock": "POLICY",
+            "suppressions": "FILE", "baseline": "FILE"}
+
+
+def _option_name(key: str) -> str:
+    return "--lockwatch-" + key.replace("_", "-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,40 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=HELP_ENABLE + " [ini: lockwatch]")
     group.addoption("--lockwatch-report-only", action="store_true", default=None,
                     dest="lockwatch_report_only", help=HELP_REPORT_ONLY + " [ini: lockwatch_report_only]")
-    group.addoption("--lockwatch-json", metavar="PATH", default=None, dest="lockwatch_json",
-                    help=HELP_JSON + " [ini: lockwatch_json]")
-    group.addoption("--lockwatch-baseline", metavar="FILE", default=None, dest="lockwatch_baseline",
-                    help=HELP_BASELINE + " [ini: lockwatch_baseline]")
-    group.addoption("--lockwatch-suppressions", metavar="FILE", default=None,
-                    dest="lockwatch_suppressions", help=HELP_SUPPRESS + " [ini: lockwatch_suppressions]")
-    group.addoption("--lockwatch-html", metavar="PATH", default=None, dest="lockwatch_html",
-                    help=HELP_HTML + " [ini: lockwatch_html]")
-    group.addoption("--lockwatch-deadlock-timeout", metavar="SECONDS", default=None,
-                    dest="lockwatch_deadlock_timeout", help=HELP_TIMEOUT + " [ini: lockwatch_deadlock_timeout]")
-    group.addoption("--lockwatch-on-deadlock", metavar="POLICY", default=None,
-                    dest="lockwatch_on_deadlock", help=HELP_POLICY + " [ini: lockwatch_on_deadlock]")
     parser.addini("lockwatch", HELP_ENABLE + " (true/false)", default="false")
-    parser.addini("lockwatch_deadlock_timeout", HELP_TIMEOUT, default="5")
-    parser.addini("lockwatch_on_deadlock", HELP_POLICY, default="raise")
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
-    parser.addini("lockwatch_json", HELP_JSON, default="")
-    parser.addini("lockwatch_html", HELP_HTML, default="")
-    parser.addini("lockwatch_baseline", HELP_BASELINE, default="")
-    parser.addini("lockwatch_suppressions", HELP_SUPPRESS, default="")
-
-
-def _ini_bool(config: pytest.Config, name: str) -> bool:
-    raw = config.getini(name)
-    if isinstance(raw, bool):
-        return raw
-    value = str(raw).strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    where = f" in {config.inipath}" if getattr(config, "inipath", None) else ""
-    raise pytest.UsageError(f"lockwatch: ini option {name} = {raw!r}{where} is not a boolean "
-                            "(use true or false)")
+    for key in _KEYS:
+        group.addoption(_option_name(key), metavar=_METAVAR.get(key, "SECONDS"), default=None,
+                        dest=f"lockwatch_{key}", help=f"{_HELP[key]} [ini: lockwatch_{key}]")
+        parser.addini(f"lockwatch_{key}", _HELP[key], default="")
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -82,41 +67,64 @@ def _option(config: pytest.Config, name: str) -> Any:
     return value
 
 
-class Settings:
-    """Command line over ini (a marker overrides both for its test)."""
+def _usage_errors(func: Any) -> Any:
+    """A bad value from any source is pytest's usage error: one line, status 4."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import UserError
 
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            raise pytest.UsageError(f"lockwatch: {exc}") from None
+    return wrapper
+
+
+class Settings:
+    """The plugin's settings: pytest's defaults, then [tool.lockwatch], the ini file, the command
+    line (a marker overrides them for its test)."""
+
+    @_usage_errors
     def __init__(self, config: pytest.Config) -> None:
+        from . import config as project_config
+        from .settings import DEFAULT_ON_DEADLOCK, Settings as Knobs, resolve, validate_bool
+
+        ini_file = f"{config.inipath}: " if getattr(config, "inipath", None) else ""
+
+        def ini(name: str) -> Any:
+            raw = config.getini(name)
+            return None if raw in ("", None) else raw
+
         enabled = _option(config, "lockwatch")
-        self.enabled = bool(enabled) if enabled is not None else _ini_bool(config, "lockwatch")
+        self.enabled = bool(enabled) if enabled is not None else validate_bool(
+            config.getini("lockwatch"), f"{ini_file}ini option lockwatch")
         report_only = _option(config, "lockwatch_report_only")
-        self.report_only = (bool(report_only) if report_only is not None
-                            else _ini_bool(config, "lockwatch_report_only"))
-        self.json_path = _option(config, "lockwatch_json") or str(config.getini("lockwatch_json") or "") or None
-        self.html_path = _option(config, "lockwatch_html") or str(config.getini("lockwatch_html") or "") or None
-        self.baseline_path = (_option(config, "lockwatch_baseline")
-                              or str(config.getini("lockwatch_baseline") or "") or None)
-        self.suppressions_path = (_option(config, "lockwatch_suppressions")
-                                  or str(config.getini("lockwatch_suppressions") or "") or None)
+        if report_only is None:
+            report_only = validate_bool(config.getini("lockwatch_report_only"),
+                                        f"{ini_file}ini option lockwatch_report_only")
+        self.report_only = bool(report_only)
         if self.report_only and enabled is None and not self.enabled:
             self.enabled = True  # asking for a report implies recording
-        self.policy: tuple = ([], None)  # (suppressions, baseline), loaded when switched on
-        raw = _option(config, "lockwatch_deadlock_timeout")
-        source = "--lockwatch-deadlock-timeout"
-        if raw is None:
-            raw, source = config.getini("lockwatch_deadlock_timeout"), "ini option lockwatch_deadlock_timeout"
-        try:
-            self.deadlock_timeout = float(raw)
-            if self.deadlock_timeout < 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"lockwatch: {source} = {raw!r} is not a number of seconds >= 0")
-        policy = _option(config, "lockwatch_on_deadlock")
-        source = "--lockwatch-on-deadlock"
-        if policy is None:
-            policy, source = config.getini("lockwatch_on_deadlock"), "ini option lockwatch_on_deadlock"
-        if str(policy).strip() not in _POLICIES:
-            raise pytest.UsageError(f"lockwatch: {source} = {policy!r} is not one of {', '.join(_POLICIES)}")
-        self.on_deadlock = str(policy).strip()
+        start = str(getattr(config, "rootpath", None) or os.getcwd())
+        self.project = project_config.load_project(start) if self.enabled else project_config.ProjectConfig()
+        inis = {key: ini(f"lockwatch_{key}") for key in _KEYS}
+        options = {key: _option(config, f"lockwatch_{key}") for key in _KEYS}
+        base = Knobs(text=False, on_deadlock=DEFAULT_ON_DEADLOCK["pytest"], fail_on_cycle=True)
+        self.knobs = resolve((self.project.settings, self.project.where),
+                             (inis, lambda f: f"{ini_file}ini option lockwatch_{f.key}"),
+                             (options, lambda f: _option_name(f.key)), base=base)
+        if not self.knobs.fail_on_cycle:  # fail_on_cycle = false in [tool.lockwatch]
+            self.report_only = True
+        self.policy: tuple[list[Any], Optional[dict[str, Any]]] = ([], None)  # loaded when switched on
+
+    @property
+    def on_deadlock(self) -> str:
+        return self.knobs.on_deadlock
+
+    @_usage_errors
+    def load_policy(self) -> None:
+        from .control import load_policy
+
+        self.policy = load_policy(self.knobs, self.project)
 
 
 _KEY = pytest.StashKey["LockwatchPlugin"]()
@@ -127,24 +135,15 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # As early as pytest-cov: before conftest.py and the test modules import the code under
     # test, so locks those imports create are instrumented.
     settings = Settings(early_config)
-    for option, path in (("--lockwatch-json", settings.json_path), ("--lockwatch-html", settings.html_path)):
-        if path:
-            from .session import check_writable
+    for fmt, path in settings.knobs.report_paths.items():
+        from .control import check_writable
 
-            problem = check_writable(path)
-            if problem:
-                raise pytest.UsageError(f"lockwatch: {option}: {problem}")
+        problem = check_writable(path)
+        if problem:
+            raise pytest.UsageError(f"lockwatch: {_option_name(fmt)}: {problem}")
     if not settings.enabled:
         return
-    from .baseline import BaselineError
-    from .config import ConfigError
-    from .session import load_policy
-
-    start = str(getattr(early_config, "rootpath", None) or os.getcwd())
-    try:
-        settings.policy = load_policy(settings.suppressions_path, settings.baseline_path, start)
-    except (ConfigError, BaselineError) as exc:
-        raise pytest.UsageError(f"lockwatch: {exc}")
+    settings.load_policy()
     plugin = LockwatchPlugin(early_config, settings)
     early_config.stash[_KEY] = plugin
     early_config.pluginmanager.register(plugin, "lockwatch-session")
@@ -209,16 +208,16 @@ class LockwatchPlugin:
         import pluggy
 
         from . import stacks
-        from .session import Session, Settings as SessionSettings
+        from .control import Session
 
         # A test's stacks end at the test function, as pytest's own tracebacks do.
         for module in (_pytest, pluggy):
             stacks.add_stop_dir(module.__file__)
 
         suppressions, known = self.settings.policy
-        self.session = Session(SessionSettings(text=False, deadlock_timeout=self.settings.deadlock_timeout,
-                                               on_deadlock=self.settings.on_deadlock,
-                                               suppressions=suppressions, baseline=known))
+        # Reports are written by this plugin at the end of the run (merged with xdist workers').
+        knobs = self.settings.knobs.replace(json_path=None, html_path=None, dot_path=None)
+        self.session = Session(knobs, suppressions=suppressions, baseline=known)
         if self.settings.on_deadlock == "exit":
             # The run ends with os._exit: a report written to the captured stderr would be lost.
             self.session._emit = self._emit_uncaptured
@@ -346,16 +345,11 @@ class LockwatchPlugin:
             self.config.workeroutput["lockwatch"] = to_dict(report)
             self.config.workeroutput["lockwatch_acknowledged"] = sorted(self.acknowledged)
             return
-        if self.settings.json_path:
-            from .renderers.jsonreport import render
-            from .session import write_atomic
+        paths = self.settings.knobs.report_paths
+        if paths:
+            from .control import write_report_files
 
-            write_atomic(self.settings.json_path, render(report))
-        if self.settings.html_path:
-            from .renderers import html
-            from .session import write_atomic
-
-            write_atomic(self.settings.html_path, html.render(report))
+            write_report_files(report, paths)
         acknowledged = self.acknowledged | self.worker_acknowledged
         failing = [p for p in report.failing if p.fingerprint not in acknowledged]
         violations = len(report.violations) > self.acknowledged_violations
@@ -369,9 +363,9 @@ class LockwatchPlugin:
 
         report = self.final_report()
         terminalreporter.write_sep("=", "lockwatch")
-        terminalreporter.write(text.render(report))
-        if self.settings.json_path:
-            terminalreporter.write_line(f"lockwatch: JSON report written to {self.settings.json_path}")
+        terminalreporter.write(text.render(report, top=self.settings.knobs.top))
+        for fmt, path in self.settings.knobs.report_paths.items():
+            terminalreporter.write_line(f"lockwatch: {fmt.upper()} report written to {path}")
 
 
 _ITEM_KEY = pytest.StashKey[dict]()

@@ -147,7 +147,7 @@ def render(report: Report, fmt: str, top: int = 5) -> str:
 @click.option("--top", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Rows in each contention table of the text report.")
 def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> int:
-    from .session import check_writable, write_atomic
+    from .control import check_writable, write_atomic
 
     if output:
         problem = check_writable(output)

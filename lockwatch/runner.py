@@ -15,8 +15,10 @@ import types
 import zipfile
 from typing import Any, Iterator
 
+from .errors import UserError
 
-class NoSource(Exception):
+
+class NoSource(UserError):
     """The program to run cannot be found: ``str(exc)`` is one clear line for the user,
     e.g. "No file to run: 'nope.py'" or "No module named foo"."""
 

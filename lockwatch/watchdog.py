@@ -11,9 +11,7 @@ from typing import Any, Callable, Optional
 from . import recorder as _rec
 from . import stacks
 from .errors import DeadlockError
-
-POLICIES = ("exit", "raise", "report")
-EXIT_DEADLOCK = 87  # `--on-deadlock exit`: the process ends with this status after the reports
+from .settings import EXIT_DEADLOCK, POLICIES
 
 
 def _lock_info(lock: Any) -> dict[str, Any]:

@@ -182,7 +182,7 @@ def test_isolated_mode_is_left_alone() -> None:
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lock type") == "_thread.lock"
     modules = stdout_value(result, "lockwatch modules")
-    assert "lockwatch.proxies" not in modules and "lockwatch.session" not in modules, modules
+    assert "lockwatch.proxies" not in modules and "lockwatch.control" not in modules, modules
     assert result.stderr == ""
 
 

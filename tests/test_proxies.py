@@ -110,7 +110,7 @@ def test_import_lockwatch_alone_patches_nothing(tmp_path):
                  "Barrier", "Thread")
         before = {n: getattr(threading, n) for n in names}
         import lockwatch
-        import lockwatch.proxies, lockwatch.recorder, lockwatch.patching, lockwatch.session
+        import lockwatch.proxies, lockwatch.recorder, lockwatch.patching, lockwatch.control
         changed = [n for n in names if getattr(threading, n) is not before[n]]
         assert not changed, changed
         assert type(threading.Lock()) is type(_thread.allocate_lock())

@@ -122,7 +122,7 @@ def test_sigterm_writes_the_report_and_the_process_still_dies_of_it(tmp_path: Pa
     argv, extra = command(mode, out, doing)
     prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
     prog.wait_for("ready")
-    assert prog.lines[0] == "handler: lockwatch.session._install_sigterm.<locals>.on_sigterm"
+    assert prog.lines[0] == "handler: lockwatch.control._install_sigterm.<locals>.on_sigterm"
     prog.proc.send_signal(signal.SIGTERM)
     _out, err = prog.finish()
     assert prog.proc.returncode == -signal.SIGTERM, err

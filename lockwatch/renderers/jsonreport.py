@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .. import histogram
+from ..errors import UserError
 from ..jsonfile import read_json
 from ..analysis import PotentialDeadlock, Report
 from ..snapshot import EdgeRecord, LockStats, Snapshot, Timing
@@ -14,7 +15,7 @@ FORMAT = "lockwatch-report"
 VERSION = 1
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A file that is not a lockwatch report this version can read (one line for the user)."""
 
 

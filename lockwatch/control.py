@@ -1,37 +1,16 @@
-"""A recording session: switches instrumentation on and off and turns what it saw into reports."""
+"""The life of a recording session: start, stop, fork, SIGTERM, exit, children, and running a program."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
-from dataclasses import dataclass, field, replace
-from typing import IO, Any, Optional
+import tempfile
+from typing import IO, Any, Callable, Optional
 
 from . import patching, proxies, recorder, snapshot
 from .analysis import Report, analyze
-
-# Exit status of `python -m lockwatch --fail-on-cycle` when the program itself succeeded but a
-# potential deadlock was found (outside sysexits.h's 64-78 and the shell's 126-165).
-EXIT_POTENTIAL_DEADLOCK = 86
-# A cycle of threads each blocked (untimed) on a lock the next one holds never resolves itself:
-# a few seconds only rule out a transient view. PostgreSQL's deadlock_timeout default is 1 s.
-DEFAULT_DEADLOCK_TIMEOUT = 5.0
-
-
-@dataclass
-class Settings:
-    json_path: Optional[str] = None
-    html_path: Optional[str] = None
-    dot_path: Optional[str] = None
-    text: bool = True  # the text report on stderr
-    top: int = 5  # rows in each contention table
-    deadlock_timeout: float = 0.0  # seconds a cycle of waiting threads must last; 0: no watchdog
-    on_deadlock: str = "report"  # "exit", "raise" or "report"
-    warn_hold: Optional[float] = None  # seconds: alert while a lock is held longer
-    warn_wait: Optional[float] = None  # seconds: alert while a thread waits longer
-    suppressions: list = field(default_factory=list)  # config.Suppression entries
-    baseline: Optional[dict] = None  # fingerprint -> entry, from a baseline file
-    children_dir: Optional[str] = None  # child processes' JSON reports to merge into this one
-    on_terminate: bool = False  # on SIGTERM: write the reports, then die of it as before
+from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
 
 _current: Optional["Session"] = None  # the session recording now, whoever started it
@@ -46,8 +25,14 @@ class Session:
     """What one enable()..disable() span recorded. ``report()`` analyses it; ``potential_deadlocks``
     is the short way to the findings."""
 
-    def __init__(self, settings: Optional[Settings] = None) -> None:
+    def __init__(self, settings: Optional[Settings] = None, *, suppressions: Optional[list[Any]] = None,
+                 baseline: Optional[dict[str, Any]] = None, children_dir: Optional[str] = None,
+                 on_terminate: bool = False) -> None:
         self.settings = settings or Settings()
+        self.suppressions = list(suppressions or [])  # config.Suppression entries
+        self.baseline = baseline  # fingerprint -> entry, from a baseline file
+        self.children_dir = children_dir  # child processes' JSON reports to merge into this one
+        self.on_terminate = on_terminate  # on SIGTERM: write the reports, then die of it as before
         self.active = False
         self.deadlocks: list[dict[str, Any]] = []  # seen by the watchdog, as plain data
         self.alerts: list[dict[str, Any]] = []
@@ -78,7 +63,7 @@ class Session:
         self.active = True
         _current = self
         self._start_watchdog()
-        if self.settings.on_terminate:
+        if self.on_terminate:
             # Reports written at exit or from a signal handler must not import anything then
             # (a handler may interrupt an import of the same module): import them now.
             from .renderers import jsonreport, text  # noqa: F401
@@ -88,7 +73,7 @@ class Session:
 
     def _start_watchdog(self) -> None:
         st = self.settings
-        if st.deadlock_timeout or st.warn_hold or st.warn_wait:
+        if st.watchdog_wanted:
             from .watchdog import Watchdog
 
             self._watchdog = Watchdog(st.deadlock_timeout, st.on_deadlock, self._on_deadlock,
@@ -114,11 +99,10 @@ class Session:
         """The child of fork() keeps recording, into a report of its own: the recorder already
         dropped what the parent recorded; the watchdog thread did not survive the fork."""
         self.deadlocks, self.alerts = [], []
-        if self.settings.children_dir:
+        if self.children_dir:
             # A child of `python -m lockwatch`: its report joins the other children's, which
             # the parent merges into the one report it prints.
-            self.settings = replace(self.settings, json_path=os.path.join(
-                self.settings.children_dir, "child-%p.json"), html_path=None, dot_path=None, text=False)
+            self.report_as_child()
         if self.active and self._watchdog is not None:
             self._start_watchdog()
         mp_util = sys.modules.get("multiprocessing.util")
@@ -126,6 +110,12 @@ class Session:
             # A multiprocessing worker ends with os._exit (no atexit): its report is written by
             # a multiprocessing finalizer, registered after the worker clears the inherited ones.
             mp_util.register_after_fork(self, _register_mp_finalizer)
+
+    def report_as_child(self) -> None:
+        """Write no report of its own: only JSON, into the parent's children folder."""
+        assert self.children_dir is not None
+        self.settings = self.settings.replace(json_path=os.path.join(self.children_dir, "child-%p.json"),
+                                              html_path=None, dot_path=None, text=False)
 
     def path(self, path: str) -> str:
         """A report path for this process: %p becomes the process id; in a forked child a path
@@ -140,7 +130,7 @@ class Session:
 
     def child_snapshots(self) -> list[snapshot.Snapshot]:
         """Reports written by child processes (LOCKWATCH_JSON pointed them at children_dir)."""
-        folder = self.settings.children_dir
+        folder = self.children_dir
         if not folder or not os.path.isdir(folder):
             return []
         from .renderers.jsonreport import ReportError, load
@@ -169,7 +159,7 @@ class Session:
         if self.settings.on_deadlock != "exit" or not self.settings.text:
             self._emit(text)  # under "exit" the full report below carries it
         if self.settings.on_deadlock == "exit":
-            from .watchdog import EXIT_DEADLOCK, exit_now
+            from .watchdog import exit_now
 
             try:
                 (self.finish or self.write_reports)()
@@ -202,7 +192,7 @@ class Session:
         report = analyze(snap)
         report.deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
         report.alerts = list(self.alerts)
-        return apply_policy(report, self.settings.suppressions, self.settings.baseline)
+        return apply_policy(report, self.suppressions, self.baseline)
 
     @property
     def potential_deadlocks(self) -> list:
@@ -232,22 +222,30 @@ class Session:
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass
-        if self.settings.json_path:
-            path = self.path(self.settings.json_path)
+        for fmt, path in self.settings.report_paths.items():
+            path = self.path(path)
             try:
-                write_atomic(path, jsonreport.render(report))
+                write_report_file(report, fmt, path)
             except FileNotFoundError:
                 if not _parent_reported(path):
                     raise
-        if self.settings.html_path:
-            from .renderers import html
-
-            write_atomic(self.path(self.settings.html_path), html.render(report))
-        if self.settings.dot_path:
-            from .renderers import dot
-
-            write_atomic(self.path(self.settings.dot_path), dot.render(report))
         return report
+
+
+def write_report_file(report: Report, fmt: str, path: str) -> None:
+    """Render ``report`` as ``fmt`` (json, html, dot) and write it to ``path``, atomically."""
+    if fmt == "json":
+        from .renderers.jsonreport import render
+    elif fmt == "html":
+        from .renderers.html import render
+    else:
+        from .renderers.dot import render
+    write_atomic(path, render(report))
+
+
+def write_report_files(report: Report, paths: dict[str, str]) -> None:
+    for fmt, path in paths.items():
+        write_report_file(report, fmt, path)
 
 
 # The folder where `python -m lockwatch` collects its child processes' reports.
@@ -283,21 +281,20 @@ def check_writable(path: str) -> Optional[str]:
     return None
 
 
-def load_policy(suppressions_path: Optional[str], baseline_path: Optional[str],
-                start: str = ".") -> tuple[list, Optional[dict]]:
-    """The project's suppressions ([tool.lockwatch] in the nearest pyproject.toml, plus a
-    suppressions file) and baseline (given, or named in [tool.lockwatch]). Raises
-    config.ConfigError / baseline.BaselineError with one line for the user."""
+def load_policy(settings: Settings, project: Any) -> tuple[list[Any], Optional[dict[str, Any]]]:
+    """The suppressions (``project``'s [tool.lockwatch] ones, plus those of the suppressions file
+    asked for) and the baseline (asked for, or named in [tool.lockwatch]). Raises a UserError
+    (config.ConfigError, baseline.BaselineError) with one line for the user."""
     from . import baseline as baseline_mod
     from . import config
 
-    cfg = config.load_project(start)
-    if suppressions_path:
-        cfg = config.combine(cfg, config.load_file(suppressions_path))
-    path = baseline_path or cfg.baseline
+    cfg = project
+    if settings.suppressions_path:
+        cfg = config.combine(cfg, config.load_file(settings.suppressions_path))
+    path = settings.baseline_path or cfg.baseline
     known = None
     if path:
-        if not baseline_path and not os.path.exists(path):
+        if not settings.baseline_path and not os.path.exists(path):
             known = {}  # named in pyproject but not written yet: everything is new
         else:
             known = baseline_mod.read(path)
@@ -361,3 +358,110 @@ def _die_of(signum: int) -> None:
 
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def run_program(target: str, args: list[str], *, as_module: bool, settings: Settings,
+                suppressions: Optional[list[Any]] = None, baseline: Optional[dict[str, Any]] = None) -> int:
+    """Run a script (or, with ``as_module``, a module) as `python` would, recording its locks,
+    then write the reports that ``settings`` ask for, and return the exit status: the program's
+    own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. Raises a UserError (one line)
+    before the program starts when a report path cannot be written or the program is not found."""
+    from .runner import ProgramRunner
+    from .settings import FIELD_BY_NAME, SettingsError
+
+    for name, path in (("json_path", settings.json_path), ("html_path", settings.html_path),
+                       ("dot_path", settings.dot_path)):
+        problem = check_writable(path) if path else None
+        if problem:
+            raise SettingsError(f"--{FIELD_BY_NAME[name].key}: {problem}")
+    runner = ProgramRunner(target, list(args), as_module=as_module)
+    import lockwatch
+
+    lockwatch._take_over()  # LOCKWATCH=1 in our own environment: this run is the session
+    children = tempfile.mkdtemp(prefix=CHILDREN_PREFIX)
+    session = Session(settings, suppressions=suppressions, baseline=baseline, children_dir=children,
+                      on_terminate=True)
+
+    def finish() -> None:
+        # What SIGTERM (and --on-deadlock exit) runs before the process dies: the report, then
+        # the children's folder is removed (a forked child leaves it to this process).
+        try:
+            session.write_reports()
+        finally:
+            if not session.in_forked_child:
+                shutil.rmtree(children, ignore_errors=True)
+
+    session.finish = finish
+    # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
+    # through the pylockwatch.pth hook and write their reports where this process merges them.
+    os.environ.update(to_environ(settings.replace(
+        json_path=os.path.join(children, "child-%p.json"), html_path=None, dot_path=None, text=False,
+        fail_on_cycle=False, suppressions_path=None, baseline_path=None)))
+    logging_before = "logging" in sys.modules
+    # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
+    # the module is looked up, and module-level locks are created at import.
+    session.start()
+    try:
+        runner.prepare()
+    except BaseException:
+        session.stop()
+        shutil.rmtree(children, ignore_errors=True)
+        raise
+    status = runner.run()
+    _run_exit_handlers_while_recording(logging_before)
+    if session.in_forked_child:
+        # The program forked and this child returned from it: its report goes with the
+        # children's, and the parent prints the report.
+        session.report_as_child()
+        try:
+            session.write_reports()
+        except OSError as exc:
+            _warn(f"cannot write the report of process {os.getpid()}: {exc}")
+        return status
+    session.stop()
+    try:
+        report = session.write_reports()
+    except OSError as exc:
+        _warn(f"cannot write the report: {exc}")
+        return status or EXIT_USAGE
+    finally:
+        shutil.rmtree(children, ignore_errors=True)
+    if settings.fail_on_cycle and status == 0 and (report.failing or report.violations):
+        return EXIT_POTENTIAL_DEADLOCK
+    return status
+
+
+def _warn(message: str) -> None:
+    try:
+        sys.stderr.write(f"lockwatch: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _run_exit_handlers_while_recording(logging_before: bool) -> None:
+    """The program's own atexit handlers (logging's flush, pools' shutdown) take locks too: run
+    them now, while recording, so that they are in the report and run once, before it. CPython
+    has no public way to run them early; atexit._run_exitfuncs is the one the interpreter itself
+    calls at exit (unchanged from 3.9 to 3.13), and it clears the list, so they do not run twice."""
+    unwatched = _logging_shutdown_of_lockwatch(logging_before)
+    if unwatched is not None:
+        atexit.unregister(unwatched)
+    atexit._run_exitfuncs()
+    if unwatched is not None:
+        atexit.register(unwatched)  # at the real exit, after the report, as it would have run
+
+
+def _logging_shutdown_of_lockwatch(imported_before: bool) -> Optional[Callable[[], None]]:
+    """logging.shutdown, if logging is here only because lockwatch imported it (wrapt imports
+    asyncio, which imports logging) and the program gave it no handler: its exit-time flush would
+    put two of logging's locks and an edge between them in every report."""
+    logging = sys.modules.get("logging")
+    if imported_before or logging is None:
+        return None
+    last_resort = getattr(logging, "lastResort", None)
+    for ref in list(getattr(logging, "_handlerList", [])):
+        handler = ref()
+        if handler is not None and handler is not last_resort:
+            return None  # the program configured logging: its shutdown is the program's
+    return logging.shutdown

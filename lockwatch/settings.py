@@ -1,0 +1,251 @@
+"""Every user setting of lockwatch: its default, its one validator, the exit statuses, the environment."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from .errors import UserError
+
+# -- exit statuses --------------------------------------------------------------------------------
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad lockwatch options, a missing script or module, an unreadable report
+# `--fail-on-cycle` when the program itself succeeded but a potential deadlock was found; a real
+# deadlock ended by the watchdog (`--on-deadlock exit`). Both outside sysexits.h's 64-78 and the
+# shell's 126-165, so they are never mistaken for the program's own.
+EXIT_POTENTIAL_DEADLOCK = 86
+EXIT_DEADLOCK = 87
+EXIT_INTERRUPTED = 130  # Ctrl-C, as the shell reports a process killed by SIGINT
+
+# -- defaults -------------------------------------------------------------------------------------
+POLICIES = ("exit", "raise", "report")
+# A cycle of threads each blocked (untimed) on a lock the next one holds never resolves itself:
+# a few seconds only rule out a transient view. PostgreSQL's deadlock_timeout default is 1 s.
+DEFAULT_DEADLOCK_TIMEOUT = 5.0
+DEFAULT_TOP = 5
+MAX_TOP = 1000
+# What a real deadlock does, by entry point. The CLI owns the process and never leaves it hanging;
+# a test run raises in the blocked test so that the rest of the suite still runs; a program that
+# switched lockwatch on itself keeps control of its own life: report, and keep waiting.
+DEFAULT_ON_DEADLOCK = {"cli": "exit", "pytest": "raise", "api": "report"}
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+class SettingsError(UserError, ValueError):
+    """A setting lockwatch cannot use: str() is one line that names where the value came from."""
+
+
+# -- validators: one per kind of value, each ``(value, where) -> value`` ---------------------------
+def _seconds(value: Any) -> float:
+    """``value`` as a finite number of seconds, or NaN when it is not one."""
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        seconds = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        return math.nan
+    return seconds if math.isfinite(seconds) else math.nan
+
+
+def validate_seconds(value: Any, where: str) -> float:
+    """A number of seconds >= 0 (0 switches the feature off), from a number or a string."""
+    seconds = _seconds(value)
+    if not seconds >= 0:
+        raise SettingsError(f"{where}: {value!r} is not a number of seconds >= 0")
+    return seconds
+
+
+def validate_optional_seconds(value: Any, where: str) -> Optional[float]:
+    """Seconds > 0 for a warning threshold, or None (or "") for no warning."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    seconds = _seconds(value)
+    if not seconds > 0:
+        raise SettingsError(f"{where}: {value!r} is not a number of seconds > 0")
+    return seconds
+
+
+def validate_policy(value: Any, where: str) -> str:
+    policy = value.strip().lower() if isinstance(value, str) else value
+    if policy not in POLICIES:
+        raise SettingsError(f"{where}: {value!r} is not one of {', '.join(POLICIES)}")
+    return str(policy)
+
+
+def validate_top(value: Any, where: str) -> int:
+    try:
+        top = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        top = -1
+    if isinstance(value, bool) or isinstance(value, float) or not 0 <= top <= MAX_TOP:
+        raise SettingsError(f"{where}: {value!r} is not a number of rows from 0 to {MAX_TOP}")
+    return top
+
+
+def validate_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingsError(f"{where}: {value!r} is not a boolean (use true or false)")
+
+
+def validate_path(value: Any, where: str) -> Optional[str]:
+    """A file path, or None for "not given" ("" too: an empty environment variable or ini value)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: {value!r} is not a path")
+    return value
+
+
+@dataclass(frozen=True)
+class Field:
+    """One user setting: its validator, and its names in the environment and in [tool.lockwatch]."""
+
+    name: str  # the attribute of Settings
+    key: str  # the name in [tool.lockwatch], enable() and the pytest ini (with "lockwatch_")
+    env: str  # the environment variable
+    validate: Callable[[Any, str], Any]
+    help: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("json_path", "json", "LOCKWATCH_JSON", validate_path,
+          "write the report as JSON (format lockwatch-report, version 1) to this path; %p becomes the pid"),
+    Field("html_path", "html", "LOCKWATCH_HTML", validate_path,
+          "write a self-contained HTML report to this path; %p becomes the pid"),
+    Field("dot_path", "dot", "LOCKWATCH_DOT", validate_path,
+          "write the lock-order graph in Graphviz DOT to this path; %p becomes the pid"),
+    Field("text", "text", "LOCKWATCH_TEXT", validate_bool, "the text report on stderr at exit"),
+    Field("top", "top", "LOCKWATCH_TOP", validate_top, "rows in each contention table of the text report"),
+    Field("deadlock_timeout", "deadlock_timeout", "LOCKWATCH_DEADLOCK_TIMEOUT", validate_seconds,
+          "seconds threads must wait for each other before it is a real deadlock (0: no watchdog)"),
+    Field("on_deadlock", "on_deadlock", "LOCKWATCH_ON_DEADLOCK", validate_policy,
+          "after a real deadlock: exit, raise or report"),
+    Field("warn_hold", "warn_hold", "LOCKWATCH_WARN_HOLD", validate_optional_seconds,
+          "report a lock held longer than this many seconds, while it happens"),
+    Field("warn_wait", "warn_wait", "LOCKWATCH_WARN_WAIT", validate_optional_seconds,
+          "report a thread waiting longer than this many seconds for a lock, while it happens"),
+    # No variable: a process switched on by the environment keeps its own exit status.
+    Field("fail_on_cycle", "fail_on_cycle", "", validate_bool,
+          "fail (exit status 86, or a failed test run) when a potential deadlock is found"),
+    Field("suppressions_path", "suppressions", "LOCKWATCH_SUPPRESSIONS", validate_path,
+          "a TOML file of potential deadlocks to ignore"),
+    Field("baseline_path", "baseline", "LOCKWATCH_BASELINE", validate_path,
+          "a baseline of known potential deadlocks: only new ones fail"),
+)
+FIELD_BY_KEY = {f.key: f for f in FIELDS}
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user asked of lockwatch, validated. Every entry point (the CLI, ``enable()``, the
+    environment, ``[tool.lockwatch]``, the pytest plugin) builds one of these through ``resolve``."""
+
+    json_path: Optional[str] = None
+    html_path: Optional[str] = None
+    dot_path: Optional[str] = None
+    text: bool = True
+    top: int = DEFAULT_TOP
+    deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT
+    on_deadlock: str = DEFAULT_ON_DEADLOCK["api"]
+    warn_hold: Optional[float] = None
+    warn_wait: Optional[float] = None
+    fail_on_cycle: bool = False
+    suppressions_path: Optional[str] = None
+    baseline_path: Optional[str] = None
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def report_paths(self) -> dict[str, str]:
+        """Format name -> path, for each report file asked for."""
+        paths = {"json": self.json_path, "html": self.html_path, "dot": self.dot_path}
+        return {fmt: path for fmt, path in paths.items() if path}
+
+    @property
+    def watchdog_wanted(self) -> bool:
+        return bool(self.deadlock_timeout or self.warn_hold or self.warn_wait)
+
+
+def resolve(*layers: tuple[Mapping[str, Any], Callable[[Field], str]], base: Optional[Settings] = None
+            ) -> Settings:
+    """Settings from ``base`` (the defaults) overridden by each layer in turn, lowest precedence
+    first. A layer is (values by key, where(field) -> the name of that value's origin for errors);
+    a value of None means "not given there". Unknown keys are the caller's to reject."""
+    values: dict[str, Any] = {}
+    for given, where in layers:
+        for key, raw in given.items():
+            field = FIELD_BY_KEY.get(key)
+            if field is None or raw is None:
+                continue
+            values[field.name] = field.validate(raw, where(field))
+    return dataclasses.replace(base or Settings(), **values)
+
+
+# -- the environment, both ways -------------------------------------------------------------------
+ENV_SWITCH = "LOCKWATCH"  # LOCKWATCH=1 switches lockwatch on at start-up in any Python process
+
+
+def env_where(field: Field) -> str:
+    return field.env
+
+
+def switched_on(environ: Mapping[str, str]) -> bool:
+    return environ.get(ENV_SWITCH, "0").strip().lower() not in _FALSE
+
+
+def environ_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The raw values of the LOCKWATCH_* variables set, by setting key (empty means "not given")."""
+    return {f.key: environ[f.env] for f in FIELDS if f.env and environ.get(f.env, "").strip()}
+
+
+def from_environ(environ: Mapping[str, str], base: Optional[Settings] = None) -> Settings:
+    """The settings that LOCKWATCH_* variables ask for."""
+    return resolve((environ_values(environ), env_where), base=base)
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The variables that make a child process (through the start-up hook) run with ``settings``:
+    ``from_environ(to_environ(s)) == s``. Includes LOCKWATCH=1."""
+    env = {ENV_SWITCH: "1"}
+    for f in FIELDS:
+        if not f.env:
+            continue
+        value = getattr(settings, f.name)
+        if value is None:
+            env[f.env] = ""
+        elif isinstance(value, bool):
+            env[f.env] = "1" if value else "0"
+        else:
+            env[f.env] = str(value)
+    return env
+
+
+ENV_HELP = "\n".join(f"  {f.env:<28} {f.help}" for f in FIELDS if f.env)
+
+
+def keys_help() -> str:
+    return ", ".join(f.key for f in FIELDS)
+
+
+def unknown_keys(given: Mapping[str, Any], allowed: Optional[set[str]] = None) -> list[str]:
+    known = set(FIELD_BY_KEY) if allowed is None else allowed
+    return sorted(set(given) - known)
+
+
+def abspath_from(base_file: str, path: Optional[str]) -> Optional[str]:
+    """A path written in a settings file, relative to that file's folder."""
+    if path is None or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(base_file)), path)

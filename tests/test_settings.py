@@ -1,0 +1,199 @@
+"""Settings: one validator per value, one default each, the environment both ways, every entry point alike."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import lockwatch
+from lockwatch import settings
+from lockwatch.settings import (DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, Settings,
+                                SettingsError, from_environ, resolve, to_environ)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    env.update(extra)
+    return env
+
+
+# -- validators --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, expected", [("5", 5.0), (0, 0.0), (" 2.5 ", 2.5), (3, 3.0)])
+def test_seconds_accepts_numbers_and_their_text(value: object, expected: float) -> None:
+    assert settings.validate_seconds(value, "here") == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", -0.5, "nan", "inf", True, None, [1]])
+def test_seconds_rejects_with_the_origin_and_the_value(value: object) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings.validate_seconds(value, "THE_ORIGIN")
+    assert str(info.value) == f"THE_ORIGIN: {value!r} is not a number of seconds >= 0"
+
+
+@pytest.mark.parametrize("value", ["0", 0, -1, "soon"])
+def test_a_warning_threshold_must_be_positive(value: object) -> None:
+    with pytest.raises(SettingsError, match=r"is not a number of seconds > 0"):
+        settings.validate_optional_seconds(value, "w")
+    assert settings.validate_optional_seconds("", "w") is None
+    assert settings.validate_optional_seconds(None, "w") is None
+    assert settings.validate_optional_seconds("0.25", "w") == 0.25
+
+
+def test_policy_top_and_bool() -> None:
+    assert settings.validate_policy(" Raise ", "p") == "raise"
+    with pytest.raises(SettingsError, match=r"^p: 'panic' is not one of exit, raise, report$"):
+        settings.validate_policy("panic", "p")
+    assert settings.validate_top("7", "t") == 7
+    for bad in ("-1", "1001", 2.5, True, "x"):
+        with pytest.raises(SettingsError, match="is not a number of rows"):
+            settings.validate_top(bad, "t")
+    assert settings.validate_bool("Yes", "b") is True and settings.validate_bool("off", "b") is False
+    with pytest.raises(SettingsError, match="is not a boolean"):
+        settings.validate_bool("maybe", "b")
+
+
+def test_a_settings_error_is_a_value_error_and_a_user_error() -> None:
+    from lockwatch.errors import UserError
+
+    assert issubclass(SettingsError, ValueError) and issubclass(SettingsError, UserError)
+
+
+# -- resolve and the environment ---------------------------------------------------------------------
+
+
+def test_defaults_are_defined_once() -> None:
+    s = Settings()
+    assert (s.deadlock_timeout, s.top, s.on_deadlock) == (DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_TOP,
+                                                          DEFAULT_ON_DEADLOCK["api"])
+    assert s.report_paths == {} and s.text and not s.fail_on_cycle
+
+
+def test_later_layers_win_and_none_means_not_given() -> None:
+    low = ({"top": "3", "on_deadlock": "raise", "json": "a.json"}, lambda f: "low")
+    high = ({"top": 9, "on_deadlock": None}, lambda f: "high")
+    s = resolve(low, high)
+    assert (s.top, s.on_deadlock, s.json_path) == (9, "raise", "a.json")
+
+
+def test_resolve_names_the_layer_that_gave_the_bad_value() -> None:
+    with pytest.raises(SettingsError, match=r"^high --top: 'x'"):
+        resolve(({"top": "4"}, lambda f: "low"), ({"top": "x"}, lambda f: f"high --{f.key}"))
+
+
+def test_environment_round_trip() -> None:
+    s = Settings(json_path="/tmp/r-%p.json", dot_path="g.dot", text=False, top=12, deadlock_timeout=0.5,
+                 on_deadlock="exit", warn_hold=1.5, baseline_path="b.json")
+    env = to_environ(s)
+    assert env["LOCKWATCH"] == "1"
+    assert from_environ(env) == s
+    assert from_environ(to_environ(Settings())) == Settings()
+
+
+def test_every_setting_has_an_environment_variable_and_a_key() -> None:
+    names = {f.name for f in settings.FIELDS}
+    assert names == {f.name for f in __import__("dataclasses").fields(Settings)}
+    with_env = [f for f in settings.FIELDS if f.env]
+    assert all(f.env == "LOCKWATCH_" + f.key.upper() for f in with_env)
+    assert {f.key for f in settings.FIELDS} - {f.key for f in with_env} == {"fail_on_cycle"}
+
+
+# -- the same bad value through every entry point -----------------------------------------------------
+
+BAD = "-2"  # a deadlock timeout that no entry point may take
+MESSAGE = f"{BAD!r} is not a number of seconds >= 0"  # TOML gives the number itself: -2, unquoted
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=_clean_env(**env), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_same_bad_value_same_message_from_every_entry_point(tmp_path: Path, lockwatch_off: None) -> None:
+    (tmp_path / "prog.py").write_text("import threading\nprint('RAN')\n")
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    said = {}
+    # the command line
+    r = _run(["-m", "lockwatch", "--deadlock-timeout", BAD, "prog.py"], tmp_path)
+    assert r.returncode == 2 and "RAN" not in r.stdout, r
+    said["--deadlock-timeout"] = r.stderr
+    # enable()
+    with pytest.raises(ValueError) as info:
+        lockwatch.enable(deadlock_timeout=BAD, report_at_exit=False)  # type: ignore[arg-type]
+    said["enable(deadlock_timeout=...)"] = str(info.value)
+    # the environment (the start-up hook warns, and the program runs unwatched)
+    r = _run(["prog.py"], tmp_path, LOCKWATCH="1", LOCKWATCH_DEADLOCK_TIMEOUT=BAD)
+    assert r.returncode == 0 and "RAN" in r.stdout, r
+    said["LOCKWATCH_DEADLOCK_TIMEOUT"] = r.stderr
+    # pytest, command line then ini
+    r = _run(["-m", "pytest", "-p", "no:cacheprovider", "--lockwatch", "--lockwatch-deadlock-timeout", BAD],
+             tmp_path)
+    assert r.returncode == 4, r
+    said["--lockwatch-deadlock-timeout"] = r.stderr
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nlockwatch_deadlock_timeout = {BAD}\n")
+    r = _run(["-m", "pytest", "-p", "no:cacheprovider", "--lockwatch"], tmp_path)
+    assert r.returncode == 4, r
+    said["ini option lockwatch_deadlock_timeout"] = r.stderr
+    (tmp_path / "pytest.ini").unlink()
+    # [tool.lockwatch], read by the CLI and by pytest
+    (tmp_path / "pyproject.toml").write_text(f"[tool.lockwatch]\ndeadlock_timeout = {BAD}\n")
+    r = _run(["-m", "lockwatch", "prog.py"], tmp_path)
+    assert r.returncode == 2 and "RAN" not in r.stdout, r
+    said["[tool.lockwatch] deadlock_timeout"] = r.stderr
+    r = _run(["-m", "pytest", "-p", "no:cacheprovider", "--lockwatch"], tmp_path)
+    assert r.returncode == 4, r
+    said["[tool.lockwatch] deadlock_timeout (pytest)"] = r.stderr
+
+    for origin, text in said.items():
+        text = text.replace(f": {BAD} is", f": {BAD!r} is")
+        lines = [line for line in text.splitlines() if MESSAGE in line]
+        assert len(lines) == 1, (origin, text)
+        assert origin.replace(" (pytest)", "") + ": " + MESSAGE in lines[0], (origin, lines[0])
+        assert "Traceback" not in text, (origin, text)
+
+
+# -- [tool.lockwatch] takes every setting ------------------------------------------------------------------
+
+
+def test_pyproject_settings_reach_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+        [tool.lockwatch]
+        json = "out/report.json"
+        text = false
+        fail_on_cycle = true
+    """))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        import threading
+        a, b = threading.Lock(), threading.Lock()
+        def one():
+            with a:
+                with b:
+                    pass
+        def two():
+            with b:
+                with a:
+                    pass
+        for f in (one, two):
+            t = threading.Thread(target=f); t.start(); t.join()
+    """))
+    r = _run(["-m", "lockwatch", "prog.py"], tmp_path)
+    assert r.returncode == settings.EXIT_POTENTIAL_DEADLOCK, r
+    assert r.stderr == ""  # text = false
+    assert (tmp_path / "out" / "report.json").exists()
+    # the command line wins over the file
+    r = _run(["-m", "lockwatch", "--top", "1", "prog.py"], tmp_path)
+    assert r.returncode == settings.EXIT_POTENTIAL_DEADLOCK, r
+
+
+def test_pyproject_unknown_setting_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.lockwatch]\ndeadlock_timout = 3\n")
+    (tmp_path / "prog.py").write_text("print('RAN')\n")
+    r = _run(["-m", "lockwatch", "prog.py"], tmp_path)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.count("\n") == 1 and "unknown lockwatch setting(s) deadlock_timout" in r.stderr, r.stderr
