@@ -3,28 +3,26 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .errors import DeadlockError
+from .settings import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK
 
 if TYPE_CHECKING:
     from .control import Session
     from .settings import Settings
 
-# Importing lockwatch is cheap and patches nothing: the core (wrapt, the proxies) is imported when
-# enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
+# Importing lockwatch is cheap and patches nothing (errors and settings are small and import only
+# the standard library): the core (wrapt, the proxies) is imported when enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "order", "order_key", "current_session",
            "Session", "Settings",
            "DeadlockError", "EXIT_POTENTIAL_DEADLOCK", "EXIT_DEADLOCK"]
 __version__ = "0.1.0"
 
-_session: Optional["Session"] = None
+_session: Optional[Session] = None
 _atexit_registered = False
-
-
-from .errors import DeadlockError  # noqa: E402  (tiny: no core import)
-
-
-from .settings import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK  # noqa: E402
 
 
 def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
@@ -43,7 +41,7 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
            report_at_exit: bool = True, text: bool = True, top: int = DEFAULT_TOP,
            deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
            warn_hold: Optional[float] = None, warn_wait: Optional[float] = None,
-           suppressions: Optional[str] = None, baseline: Optional[str] = None) -> "Session":
+           suppressions: Optional[str] = None, baseline: Optional[str] = None) -> Session:
     """Instrument the threading lock factories from now on, and return the session.
 
     Locks created before this call are not seen: call it as early as possible (before the modules
@@ -68,7 +66,7 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
     return _enable(given, report_at_exit, where=lambda f: f"enable({f.key}=...)")
 
 
-def _enable(given: dict[str, Any], report_at_exit: bool, where: Callable[[Any], str]) -> "Session":
+def _enable(given: dict[str, Any], report_at_exit: bool, where: Callable[[Any], str]) -> Session:
     """enable() with its arguments by setting key (settings.FIELDS), ``where(field)`` naming their
     origin in error messages; also the start-up hook's (LOCKWATCH=1)."""
     global _session, _atexit_registered
@@ -83,7 +81,8 @@ def _enable(given: dict[str, Any], report_at_exit: bool, where: Callable[[Any], 
     settings = resolve((given, where))  # a bad value: SettingsError, a ValueError
     if not report_at_exit:
         settings = settings.replace(text=False, json_path=None, html_path=None, dot_path=None)
-    suppressions, known = [], None
+    suppressions: list[Any] = []
+    known: Optional[dict[str, Any]] = None
     if settings.suppressions_path or settings.baseline_path:
         from .config import ProjectConfig
         from .control import load_policy
@@ -97,7 +96,7 @@ def _enable(given: dict[str, Any], report_at_exit: bool, where: Callable[[Any], 
     return _session
 
 
-def disable() -> Optional["Session"]:
+def disable() -> Optional[Session]:
     """Restore the original factories. Locks already instrumented keep working (and recording);
     the session stays readable. Returns it, or None when lockwatch was not enabled."""
     if _session is not None:
@@ -105,7 +104,7 @@ def disable() -> Optional["Session"]:
     return _session
 
 
-def current_session() -> Optional["Session"]:
+def current_session() -> Optional[Session]:
     """The session recording now (started by enable(), the CLI or the pytest plugin), or None."""
     from .control import current
 
@@ -115,7 +114,7 @@ def current_session() -> Optional["Session"]:
 @contextlib.contextmanager
 def watching(*, deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
              warn_hold: Optional[float] = None, warn_wait: Optional[float] = None
-             ) -> Iterator["Session"]:
+             ) -> Iterator[Session]:
     """``with lockwatch.watching() as session:`` records what the block does; read
     ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed or
     written (``session.report()`` renders one). The watchdog settings are enable()'s; a session
@@ -203,8 +202,8 @@ def _take_over() -> None:
 
 
 def _report_at_exit() -> None:
-    st = _session.settings if _session is not None else None
-    if st is not None and (st.text or st.json_path or st.html_path or st.dot_path):
+    session = _session
+    if session is not None and (session.settings.text or session.settings.report_paths):
         import sys
 
         # A program ended by Ctrl-C: python prints the traceback, runs the exit handlers, then
@@ -215,7 +214,7 @@ def _report_at_exit() -> None:
         # the flag again.
         interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
         try:
-            _session.write_reports()
+            session.write_reports()
         finally:
             if interrupted:
                 try:

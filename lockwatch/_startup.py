@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 # LOCKWATCH=1 switches lockwatch on (when threading is first imported), with the text report on
 # stderr at exit; not in isolated mode (python -I). Every setting has its LOCKWATCH_* variable
@@ -32,6 +32,7 @@ class _WhenThreadingIsImported:
         if name != "threading":
             return None
         sys.meta_path.remove(self)
+        import importlib.abc
         import importlib.util
 
         spec = importlib.util.find_spec("threading")
@@ -40,7 +41,7 @@ class _WhenThreadingIsImported:
         loader = spec.loader
         exec_module = loader.exec_module
 
-        class Loader:
+        class Loader(importlib.abc.Loader):
             def create_module(self, spec: Any) -> Any:
                 return loader.create_module(spec)
 
@@ -117,7 +118,7 @@ def _call_when_initialized(spec: Any, callback: Any) -> None:
 
     class Watched(base):  # type: ignore[misc, valid-type]
         def __setattr__(self, name: str, value: Any) -> None:
-            base.__setattr__(self, name, value)
+            object.__setattr__(self, name, value)  # ModuleSpec sets plain attributes
             if name == "_initializing" and not value:
                 self.__class__ = base
                 try:

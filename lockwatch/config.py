@@ -13,7 +13,7 @@ from .errors import UserError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 
 class ConfigError(UserError):
@@ -94,7 +94,8 @@ def parse(data: Any, source: str, keys: Optional[set[str]] = None) -> ProjectCon
         if fp is not None and not (isinstance(fp, str) and fp.strip()):
             raise ConfigError(f"{where}: fingerprint must be a string")
         sites = [site] if isinstance(site, str) else site
-        if site is not None and not (isinstance(sites, list) and sites and all(isinstance(p, str) and p for p in sites)):
+        patterns_ok = isinstance(sites, list) and sites and all(isinstance(p, str) and p for p in sites)
+        if site is not None and not patterns_ok:
             raise ConfigError(f"{where}: site must be a pattern or a list of patterns")
         cfg.suppressions.append(Suppression(reason=reason.strip(), fingerprint=fp.strip() if fp else None,
                                             sites=list(sites or []), source=where))
@@ -120,9 +121,9 @@ def _read_toml(path: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}")
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}")
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def find_pyproject(start: str) -> Optional[str]:

@@ -12,11 +12,10 @@ from . import patching, proxies, recorder, snapshot
 from .analysis import Report, analyze
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
+_current: Optional[Session] = None  # the session recording now, whoever started it
 
-_current: Optional["Session"] = None  # the session recording now, whoever started it
 
-
-def current() -> Optional["Session"]:
+def current() -> Optional[Session]:
     """The running session (started by the CLI, the pytest plugin or the API), if any."""
     return _current
 

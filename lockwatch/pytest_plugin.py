@@ -86,7 +86,8 @@ class Settings:
     @_usage_errors
     def __init__(self, config: pytest.Config) -> None:
         from . import config as project_config
-        from .settings import DEFAULT_ON_DEADLOCK, Settings as Knobs, resolve, validate_bool
+        from .settings import DEFAULT_ON_DEADLOCK, resolve, validate_bool
+        from .settings import Settings as Knobs
 
         ini_file = f"{config.inipath}: " if getattr(config, "inipath", None) else ""
 
@@ -212,7 +213,8 @@ class LockwatchPlugin:
 
         # A test's stacks end at the test function, as pytest's own tracebacks do.
         for module in (_pytest, pluggy):
-            stacks.add_stop_dir(module.__file__)
+            if module.__file__:
+                stacks.add_stop_dir(module.__file__)
 
         suppressions, known = self.settings.policy
         # Reports are written by this plugin at the end of the run (merged with xdist workers').
@@ -342,8 +344,10 @@ class LockwatchPlugin:
         if self.is_worker:
             from .renderers.jsonreport import to_dict
 
-            self.config.workeroutput["lockwatch"] = to_dict(report)
-            self.config.workeroutput["lockwatch_acknowledged"] = sorted(self.acknowledged)
+            # pytest-xdist gives a worker's config a workeroutput dict sent to the controller.
+            output: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
+            output["lockwatch"] = to_dict(report)
+            output["lockwatch_acknowledged"] = sorted(self.acknowledged)
             return
         paths = self.settings.knobs.report_paths
         if paths:

@@ -13,7 +13,8 @@ import threading
 import traceback
 import types
 import zipfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import UserError
 

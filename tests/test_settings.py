@@ -11,8 +11,16 @@ import pytest
 
 import lockwatch
 from lockwatch import settings
-from lockwatch.settings import (DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, Settings,
-                                SettingsError, from_environ, resolve, to_environ)
+from lockwatch.settings import (
+    DEFAULT_DEADLOCK_TIMEOUT,
+    DEFAULT_ON_DEADLOCK,
+    DEFAULT_TOP,
+    Settings,
+    SettingsError,
+    from_environ,
+    resolve,
+    to_environ,
+)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

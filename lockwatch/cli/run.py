@@ -1,13 +1,25 @@
 """`python -m lockwatch [OPTIONS] script.py [ARGS]` (or `-m module`): options in, one control call out."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import click
 
-from ..settings import (DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK,
-                        EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, FIELD_BY_KEY, MAX_TOP, POLICIES, Field,
-                        Settings, resolve)
+from ..settings import (
+    DEFAULT_DEADLOCK_TIMEOUT,
+    DEFAULT_ON_DEADLOCK,
+    DEFAULT_TOP,
+    EXIT_DEADLOCK,
+    EXIT_POTENTIAL_DEADLOCK,
+    EXIT_USAGE,
+    FIELD_BY_KEY,
+    MAX_TOP,
+    POLICIES,
+    Field,
+    Settings,
+    resolve,
+)
 
 HELP = f"""Run a Python program with its locks instrumented, and report the lock-order
 inversions (potential deadlocks) and the lock contention it showed, even if it did not hang.
