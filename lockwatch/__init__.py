@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 # Importing lockwatch is cheap and patches nothing (errors and settings are small and import only
-# the standard library): the core (wrapt, the proxies) is imported when enable() is first called. The pytest plugin relies on this to cost nothing when switched off.
+# the standard library): the core (wrapt, the proxies) is imported when enable() is first called.
+# The pytest plugin relies on this to cost nothing when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "order", "order_key", "current_session",
            "Session", "Settings",
