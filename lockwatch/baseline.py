@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from .jsonfile import read_json
+from .model import BaselineEntry, ReportError
 from .stacks import stable_path
 
 FORMAT = "lockwatch-baseline"
@@ -15,7 +16,7 @@ class BaselineError(Exception):
     """A baseline file lockwatch cannot use (one line for the user)."""
 
 
-def read(path: str) -> dict[str, dict[str, Any]]:
+def read(path: str) -> dict[str, BaselineEntry]:
     """fingerprint -> what the baseline says of that cycle (locks, scope)."""
     data = read_json(path, "lockwatch baseline", BaselineError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -23,10 +24,16 @@ def read(path: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:
         raise BaselineError(f"{path} is a lockwatch baseline of version {data.get('version')}; "
                             f"this lockwatch reads version {VERSION}")
+    cycles = data.get("cycles", [])
+    if not isinstance(cycles, list):
+        raise BaselineError(f"{path} is a damaged lockwatch baseline (cycles is not a list)")
     out = {}
-    for entry in data.get("cycles", []):
+    for i, entry in enumerate(cycles):
         if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
-            out[entry["fingerprint"]] = entry
+            try:
+                out[entry["fingerprint"]] = BaselineEntry.from_dict(entry, f"cycles[{i}]", path)
+            except ReportError as exc:
+                raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline"))
     return out
 
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any, Optional
 
 from . import patching, proxies, recorder, snapshot
-from .analysis import Report, analyze
+from .analysis import Report, build_report
+from .files import check_writable, write_atomic
+
+__all__ = ["Session", "Settings", "check_writable", "load_policy", "write_atomic"]
 
 # Exit status of `python -m lockwatch --fail-on-cycle` when the program itself succeeded but a
 # potential deadlock was found (outside sysexits.h's 64-78 and the shell's 126-165).
@@ -143,18 +146,18 @@ class Session:
         folder = self.settings.children_dir
         if not folder or not os.path.isdir(folder):
             return []
-        from .renderers.jsonreport import ReportError, load
+        from .model import ReportError, load
 
         out = []
         for name in sorted(os.listdir(folder)):
             if not name.endswith(".json"):
                 continue
             try:
-                snap, deadlocks = load(os.path.join(folder, name))
+                saved = load(os.path.join(folder, name))
             except ReportError:
                 continue  # a child killed while writing: its report is lost, the rest stands
-            snap.meta["deadlocks"] = deadlocks
-            out.append(snap)
+            saved.snapshot.meta["deadlocks"] = [d.to_dict() for d in saved.deadlocks]
+            out.append(saved.snapshot)
         return out
 
     def _emit(self, text: str) -> None:
@@ -191,18 +194,14 @@ class Session:
 
     def report(self, live_stats: bool = True) -> Report:
         """Analyse what was recorded, with the project's suppressions and baseline applied."""
-        from .analysis import apply_policy
+        from .model import Alert, Deadlock
 
-        snap = self.snapshot(live_stats)
         children = self.child_snapshots() if not self.in_forked_child else []
-        if children:
-            from .snapshot import merge
-
-            snap = merge([snap, *children])
-        report = analyze(snap)
-        report.deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
-        report.alerts = list(self.alerts)
-        return apply_policy(report, self.settings.suppressions, self.settings.baseline)
+        deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
+        return build_report([self.snapshot(live_stats), *children],
+                            deadlocks=[Deadlock.from_dict(d) for d in deadlocks],
+                            alerts=[Alert.from_dict(a) for a in self.alerts],
+                            suppressions=self.settings.suppressions, baseline=self.settings.baseline)
 
     @property
     def potential_deadlocks(self) -> list:
@@ -260,27 +259,6 @@ def _parent_reported(path: str) -> bool:
     tracker and forkserver exit after the parent): nobody would read theirs."""
     folder = os.path.dirname(path)
     return os.path.basename(folder).startswith(CHILDREN_PREFIX) and not os.path.isdir(folder)
-
-
-def write_atomic(path: str, content: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-    os.replace(tmp, path)
-
-
-def check_writable(path: str) -> Optional[str]:
-    """Why ``path`` cannot take a report, or None: checked before the program starts."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path):
-        return f"{path} is a directory"
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        return f"directory {parent} does not exist"
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        return f"{path} is not writable"
-    return None
 
 
 def load_policy(suppressions_path: Optional[str], baseline_path: Optional[str],

@@ -12,6 +12,7 @@ from typing import Callable
 import pytest
 
 from lockwatch.analysis import Report, analyze, apply_policy
+from lockwatch.model import Alert, BaselineEntry, Deadlock, Violation
 from lwsupport import FIXTURES
 from lwsupport import load_report_fixture as load_fixture
 
@@ -56,7 +57,7 @@ def golden_report() -> Report:
     for e in snap.site_edges + snap.instance_edges:
         if e.src in (by_name[fx.NASTY].key, by_name["audit_lock"].key, by_name["report_lock"].key):
             e.thread_id = "4242:1"
-    snap.violations = [dict(VIOLATION)]
+    snap.violations = [Violation.from_dict(VIOLATION)]
     snap.internal_errors = ["watchdog: RuntimeError: a fixture's internal error"]
     rep = analyze(snap)
     for p in rep.potential_deadlocks:
@@ -64,9 +65,9 @@ def golden_report() -> Report:
             p.suppressed = fx.SUPPRESSED
         if {lk.name for lk in p.locks} == {fx.NASTY, "audit_lock", "report_lock"}:
             p.known = True
-    apply_policy(rep, (), {GONE["fingerprint"]: GONE})
-    rep.deadlocks = [fx.watchdog_deadlock(), fx.CONTRACT_DEADLOCK]
-    rep.alerts = list(fx.ALERTS)
+    apply_policy(rep, (), {GONE["fingerprint"]: BaselineEntry.from_dict(GONE)})
+    rep.deadlocks = [Deadlock.from_dict(d) for d in (fx.watchdog_deadlock(), fx.CONTRACT_DEADLOCK)]
+    rep.alerts = [Alert.from_dict(a) for a in fx.ALERTS]
     return rep
 
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from .. import histogram
-from ..analysis import LockRef, PotentialDeadlock, Report
-from ..snapshot import EdgeRecord, LockStats, Timing
+from ..model import EdgeRecord, LockInfo, LockRef, LockStats, PotentialDeadlock, Report, Timing
 from ..stacks import short_path
-from .common import cycle_title, fmt_ns, plural
+from .common import BADGES, KNOWN_REASON, SCOPE_TEXT, cycle_title, fmt_ns, plural
+
+EXTENSION = ".html"
 
 # The default graph view draws the cycles and their neighbourhood, never more than this many
 # locks: a graph of hundreds of locks drawn whole is a hairball (the whole one is a click away).
@@ -418,7 +419,8 @@ def _svg(g: _Graph, keys: Sequence[str], layout: _Layout, ident: str, scale_to_f
     for x, y, text, href in layout.labels:
         label = f'<text class="group-title" x="{_fmt(x)}" y="{_fmt(y)}">{_e(text)}</text>'
         out.append(f'<a href="{_e(href)}">{label}</a>' if href else label)
-    plain, marked = [], []
+    plain: list[str] = []
+    marked: list[str] = []
     omitted = 0
     for (a, b), e in g.edges.items():
         if a not in drawn or b not in drawn:
@@ -449,17 +451,17 @@ def _svg(g: _Graph, keys: Sequence[str], layout: _Layout, ident: str, scale_to_f
         x, y = pos[k]
         nw = node.width
         s = node.stats
-        tip = [f"{node.name} ({node.kind})", f"created at {short_path(node.filename)}:{node.line}"]
+        tips = [f"{node.name} ({node.kind})", f"created at {short_path(node.filename)}:{node.line}"]
         src = _source_line(node.filename, node.line)
         if src:
-            tip.append(src)
+            tips.append(src)
         if s is not None:
-            tip.append(f"{s.acquisitions} acquisitions, {s.contended} contended")
+            tips.append(f"{s.acquisitions} acquisitions, {s.contended} contended")
         if node.cycles:
-            tip.append("in potential deadlock " + ", ".join(str(n) for n in node.cycles))
+            tips.append("in potential deadlock " + ", ".join(str(n) for n in node.cycles))
         cls = "node" + (" cyc" if node.cycles else "")
         href = f"#cycle-{node.cycles[0]}" if node.cycles else (f"#lock-{node.index}" if node.index is not None else "")
-        body = (f'<g class="{cls}" data-key="{_e(k)}"><title>{_e(chr(10).join(tip))}</title>'
+        body = (f'<g class="{cls}" data-key="{_e(k)}"><title>{_e(chr(10).join(tips))}</title>'
                 f'<rect x="{_fmt(x - nw / 2)}" y="{_fmt(y - NODE_H / 2)}" width="{_fmt(nw)}" height="{NODE_H}" rx="7"/>'
                 f'<text class="name" x="{_fmt(x)}" y="{_fmt(y - 3)}">{_e(node.label)}</text>'
                 f'<text class="sub" x="{_fmt(x)}" y="{_fmt(y + 12)}">{_e(node.sub)}</text></g>')
@@ -540,33 +542,15 @@ def _stack_html(frames: Sequence[str]) -> str:
     return '<ol class="stack">' + "".join(items) + "</ol>"
 
 
-SCOPE_TEXT = {
-    "instance": "These lock objects were taken in opposite orders. If the threads that did so run at "
-                "the same time, each can hold one lock and wait forever for the next.",
-    "site": "Locks created at these sites were taken in opposite orders (not necessarily the same "
-            "objects: lock classes, as in lockdep). If two of them meet, they can deadlock.",
-}
-
-
-# Triage labels (lockwatch.analysis.SEVERITY), as the text report words them.
-TRIAGE = {"deadlock": ("deadlock risk", "risk"), "single-thread": ("single-thread inversion", "risk"),
-          "semaphore": ("through a semaphore", "warn"), "timed": ("timed: stall, not hang", "mild"),
-          "guarded": ("guarded by a gate lock", "mild")}
-
-
-def _fails(p: PotentialDeadlock) -> bool:
-    return bool(getattr(p, "fails", True))
-
-
 def _badges(p: PotentialDeadlock) -> str:
     out = [f'<span class="badge {_e(p.scope)}" title="scope">{_e(p.scope)}</span>']
-    label, cls = TRIAGE.get(getattr(p, "triage", "deadlock"), (getattr(p, "triage", ""), "mild"))
+    label, cls = BADGES.get(p.triage, (p.triage, "mild"))
     out.append(f'<span class="badge {cls}">{_e(label)}</span>')
-    if getattr(p, "origin", "user") == "stdlib":
+    if p.origin == "stdlib":
         out.append('<span class="badge mild">standard library</span>')
-    if getattr(p, "suppressed", None) is not None:
+    if p.suppressed is not None:
         out.append('<span class="badge mild">suppressed</span>')
-    if getattr(p, "known", False):
+    if p.known:
         out.append('<span class="badge mild">known (baseline)</span>')
     if p.occurrences > 1:
         out.append(f'<span class="badge mild">{p.occurrences} cycles through these sites</span>')
@@ -574,18 +558,18 @@ def _badges(p: PotentialDeadlock) -> str:
 
 
 def _cycle_panel(n: int, p: PotentialDeadlock) -> str:
-    soft = "" if _fails(p) else " soft"  # timed, guarded, suppressed, known: cannot fail a run
+    soft = "" if p.fails else " soft"  # timed, guarded, suppressed, known: cannot fail a run
     out = [f'<details class="cycle{soft}" id="cycle-{n}"><summary>'
            f'<span class="num">{n}</span> <span class="title">{_e(cycle_title(p).replace(" -> ", " → "))}</span> '
            + _badges(p)
            + f' <span class="muted small">threads: {_e(", ".join(p.threads))}</span></summary>',
            f'<div class="panel"><p>{_e(SCOPE_TEXT.get(p.scope, ""))} '
            f'<span class="muted small">fingerprint <code>{_e(p.fingerprint)}</code></span></p>']
-    reasons = list(getattr(p, "reasons", None) or [])
-    if getattr(p, "suppressed", None) is not None:
+    reasons = list(p.reasons)
+    if p.suppressed is not None:
         reasons.append(f"suppressed: {p.suppressed}")
-    if getattr(p, "known", False):
-        reasons.append("known: in the CI baseline, so it does not fail a run")
+    if p.known:
+        reasons.append(KNOWN_REASON)
     if reasons:
         out.append('<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
     out += [
@@ -636,87 +620,79 @@ def _cycles_section(report: Report) -> str:
 
 
 def _violations_section(report: Report) -> str:
-    found = list(getattr(report, "violations", None) or [])
+    found = report.violations
     if not found:
         return ""
     out = [f'<section id="violations"><h2>Declared lock order violations <span class="count">{len(found)}</span></h2>',
            '<p class="muted">Acquisitions against an order declared with <code>lockwatch.order()</code> '
            'or <code>lockwatch.order_key()</code>, at the first acquisition that broke it.</p>']
     for v in found:
-        if not isinstance(v, dict):
-            continue
-        held, acq = v.get("held") or {}, v.get("acquired") or {}
-        declared = [str(d) for d in v.get("declared") or []]
-        if v.get("kind") == "declared-order":
+        held, acq = v.held, v.acquired
+        declared = v.declared
+        if v.kind == "declared-order":
             what = "the declared order " + " → ".join(declared)
         else:
             what = "the order key of their site" + (f" ({declared[0]} is held, {declared[1]} is taken)"
                                                     if len(declared) >= 2 else "")
-        ctx = f', during <code>{_e(v["context"])}</code>' if v.get("context") else ""
-        out.append(f'<div class="card alert"><p>thread <code>{_e(v.get("thread", "?"))}</code> took '
+        ctx = f', during <code>{_e(v.context)}</code>' if v.context else ""
+        out.append(f'<div class="card alert"><p>thread <code>{_e(v.thread)}</code> took '
                    f'{_lock_desc(acq)} while holding {_lock_desc(held)}, against {_e(what)}{ctx}</p>'
-                   f'<div class="stacks"><div><h5>{_e(held.get("name", "?"))} was taken at</h5>'
-                   f'{_stack_html(v.get("held_stack") or [])}</div>'
-                   f'<div><h5>then {_e(acq.get("name", "?"))} was taken at</h5>'
-                   f'{_stack_html(v.get("acquire_stack") or [])}</div></div></div>')
+                   f'<div class="stacks"><div><h5>{_e(_name(held))} was taken at</h5>'
+                   f'{_stack_html(v.held_stack)}</div>'
+                   f'<div><h5>then {_e(_name(acq))} was taken at</h5>'
+                   f'{_stack_html(v.acquire_stack)}</div></div></div>')
     out.append("</section>")
     return "\n".join(out)
 
 
 def _baseline_section(report: Report) -> str:
-    gone = list(getattr(report, "baseline_gone", None) or [])
+    gone = report.baseline_gone
     if not gone:
         return ""
-    items = "".join(f'<li><code>{_e(entry.get("fingerprint", "?"))}</code> '
-                    f'{_e("; ".join(map(str, entry.get("locks", []))))}</li>'
-                    for entry in gone if isinstance(entry, dict))
+    items = "".join(f'<li><code>{_e(entry.fingerprint)}</code> {_e("; ".join(entry.locks))}</li>'
+                    for entry in gone)
     return (f'<section id="baseline"><h2>In the baseline, no longer seen <span class="count">{len(gone)}'
             '</span></h2><p class="muted">Fixed, or not exercised by this run: remove them from the '
             f'baseline once fixed.</p><ul class="plain-list">{items}</ul></section>')
 
 
-def _lock_desc(d: Any) -> str:
-    if not isinstance(d, dict):
-        return _e(d)
-    site = d.get("site")
-    return (f'<b>{_e(d.get("name", "?"))}</b>'
-            + (f' <span class="muted">({_e(d.get("kind", ""))}, created at '
-               f'<span class="mono">{_e(short_path(str(site)))}</span>)</span>' if site else ""))
+def _name(lock: LockInfo) -> str:
+    return "?" if lock.name is None else lock.name
+
+
+def _lock_desc(lock: LockInfo) -> str:
+    return (f'<b>{_e(_name(lock))}</b>'
+            + (f' <span class="muted">({_e(lock.kind or "")}, created at '
+               f'<span class="mono">{_e(short_path(lock.site))}</span>)</span>' if lock.site else ""))
 
 
 def _deadlocks_section(report: Report) -> str:
     if not report.deadlocks and not report.alerts:
         return ""
-    from ..watchdog import waits_for_itself
-
     out = ['<section id="real"><h2>What really happened</h2>']
     for n, d in enumerate(report.deadlocks, 1):
-        threads = d.get("threads", []) if isinstance(d, dict) else []
-        timeout = d.get("timeout_s") if isinstance(d, dict) else None
-        over = f" for more than {timeout:g} s" if isinstance(timeout, (int, float)) else ""
-        if waits_for_itself(threads):
-            head = f"Deadlock {n}: thread {threads[0].get('name')!r} waited{over} for a lock it holds itself"
+        threads = d.threads
+        over = f" for more than {d.timeout_s:g} s" if d.timeout_s is not None else ""
+        if d.waits_for_itself:
+            head = f"Deadlock {n}: thread {threads[0].name!r} waited{over} for a lock it holds itself"
         else:
             head = f"Deadlock {n}: {plural(len(threads), 'thread')} waited for each other{over}"
         out.append(f'<div class="card alert deadlock" id="deadlock-{n}"><h3>{_e(head)}</h3>')
-        victim = d.get("victim") if isinstance(d, dict) else None
-        if victim:
-            out.append(f"<p>lockwatch.DeadlockError was raised in thread <code>{_e(victim)}</code> to break the cycle.</p>")
+        if d.victim:
+            out.append(f"<p>lockwatch.DeadlockError was raised in thread <code>{_e(d.victim)}</code> to break the cycle.</p>")
         for t in threads:
-            if not isinstance(t, dict):
-                continue
-            line = f'thread <code>{_e(t.get("name", "?"))}</code>'
-            if t.get("waiting_for"):
-                line += f' waits for {_lock_desc(t["waiting_for"])}'
-            if isinstance(t.get("waiting_s"), (int, float)):
-                line += f' since {t["waiting_s"]:.1f} s'
-            if t.get("blocked_by"):
-                line += f', blocked by thread <code>{_e(t["blocked_by"])}</code>'
+            line = f'thread <code>{_e(t.name)}</code>'
+            if t.waiting_for:
+                line += f' waits for {_lock_desc(t.waiting_for)}'
+            if t.waiting_s is not None:
+                line += f' since {t.waiting_s:.1f} s'
+            if t.blocked_by:
+                line += f', blocked by thread <code>{_e(t.blocked_by)}</code>'
             holds = "".join(f'<li>holds {_lock_desc(h)}'
-                            + (f' <span class="muted">taken at <span class="mono">{_e(short_path(str(h["taken_at"])))}</span></span>'
-                               if isinstance(h, dict) and h.get("taken_at") else "") + "</li>"
-                            for h in t.get("holds", []) or [])
-            stack = t.get("stack") or []
+                            + (f' <span class="muted">taken at <span class="mono">{_e(short_path(h.taken_at))}</span></span>'
+                               if h.taken_at else "") + "</li>"
+                            for h in t.holds)
+            stack = t.stack
             out.append(f'<div class="thread"><p>{line}</p>'
                        + (f'<ul class="holds">{holds}</ul>' if holds else "")
                        + f'<details><summary>stack ({plural(len(stack), "frame")})</summary>'
@@ -725,23 +701,20 @@ def _deadlocks_section(report: Report) -> str:
     if report.alerts:
         out.append(f"<h3>{plural(len(report.alerts), 'long hold/wait alert')}</h3>")
     for a in report.alerts:
-        if not isinstance(a, dict):
-            continue
-        secs = a.get("seconds")
-        secs_text = f"{secs:.1f} s" if isinstance(secs, (int, float)) else "long"
-        if a.get("kind") == "long-hold":
-            head = (f'{_lock_desc(a.get("lock"))} was held for {secs_text} by thread '
-                    f'<code>{_e(a.get("thread", "?"))}</code>'
-                    + (f' (taken at <span class="mono">{_e(short_path(str(a["taken_at"])))}</span>)'
-                       if a.get("taken_at") else ""))
+        secs_text = f"{a.seconds:.1f} s"
+        if a.kind == "long-hold":
+            head = (f'{_lock_desc(a.lock)} was held for {secs_text} by thread '
+                    f'<code>{_e(a.thread)}</code>'
+                    + (f' (taken at <span class="mono">{_e(short_path(a.taken_at))}</span>)'
+                       if a.taken_at else ""))
         else:
-            head = (f'thread <code>{_e(a.get("thread", "?"))}</code> waited {secs_text} for '
-                    f'{_lock_desc(a.get("lock"))}'
-                    + (f', held by thread <code>{_e(a["holder"])}</code>' if a.get("holder") else ""))
-        out.append(f'<div class="card alert"><p><span class="badge">{_e(a.get("kind", "alert"))}</span> {head}</p>'
-                   f'<details><summary>stack</summary>{_stack_html(a.get("stack") or [])}</details>'
-                   + (f'<details><summary>holder\'s stack</summary>{_stack_html(a["holder_stack"])}</details>'
-                      if a.get("holder_stack") else "")
+            head = (f'thread <code>{_e(a.thread)}</code> waited {secs_text} for '
+                    f'{_lock_desc(a.lock)}'
+                    + (f', held by thread <code>{_e(a.holder)}</code>' if a.holder else ""))
+        out.append(f'<div class="card alert"><p><span class="badge">{_e(a.kind)}</span> {head}</p>'
+                   f'<details><summary>stack</summary>{_stack_html(a.stack)}</details>'
+                   + (f'<details><summary>holder\'s stack</summary>{_stack_html(a.holder_stack)}</details>'
+                      if a.holder_stack else "")
                    + "</div>")
     out.append("</section>")
     return "\n".join(out)
@@ -869,7 +842,7 @@ def _headline_cycles(report: Report) -> list[PotentialDeadlock]:
     """The potential deadlocks the headline counts (as the text report): the program's own, not
     suppressed. The others are listed too, labelled."""
     return [p for p in report.potential_deadlocks
-            if getattr(p, "origin", "user") == "user" and getattr(p, "suppressed", None) is None]
+            if p.origin == "user" and p.suppressed is None]
 
 
 def _summary(report: Report, g: _Graph) -> str:
@@ -891,22 +864,20 @@ def _summary(report: Report, g: _Graph) -> str:
     out.append("</div>")
     counts: dict[str, int] = {}
     for p in found:
-        t = getattr(p, "triage", "deadlock")
-        counts[t] = counts.get(t, 0) + 1
-    facts = [f"{n} {TRIAGE.get(t, (t, ''))[0]}" for t, n in counts.items()]
+        counts[p.triage] = counts.get(p.triage, 0) + 1
+    facts = [f"{n} {BADGES.get(t, (t, ''))[0]}" for t, n in counts.items()]
     others = report.potential_deadlocks
-    stdlib = sum(1 for p in others if getattr(p, "origin", "user") == "stdlib"
-                 and getattr(p, "suppressed", None) is None)
-    suppressed = sum(1 for p in others if getattr(p, "suppressed", None) is not None)
-    known = sum(1 for p in others if getattr(p, "known", False))
-    failing = sum(1 for p in others if _fails(p))
+    stdlib = sum(1 for p in others if p.origin == "stdlib" and p.suppressed is None)
+    suppressed = sum(1 for p in others if p.suppressed is not None)
+    known = sum(1 for p in others if p.known)
+    failing = sum(1 for p in others if p.fails)
     if stdlib:
         facts.append(f"also {stdlib} in the standard library")
     if suppressed:
         facts.append(f"{suppressed} suppressed")
     if known:
         facts.append(f"{known} known from the baseline")
-    violations = len(getattr(report, "violations", None) or [])
+    violations = len(report.violations)
     if violations:
         facts.append(plural(violations, "declared lock order violation"))
     if others:
@@ -1100,7 +1071,7 @@ JS = """
 """
 
 
-def render(report: Report) -> str:
+def render(report: Report, **options: Any) -> str:
     """The whole report as one HTML page that needs nothing else: no network, no files."""
     g = _Graph(report)
     found = _headline_cycles(report)
