@@ -33,7 +33,7 @@ def read(path: str) -> dict[str, BaselineEntry]:
             try:
                 out[entry["fingerprint"]] = BaselineEntry.from_dict(entry, f"cycles[{i}]", path)
             except ReportError as exc:
-                raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline"))
+                raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline")) from None
     return out
 
 

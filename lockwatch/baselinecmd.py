@@ -33,7 +33,7 @@ def command(reports: Sequence[str], output: str) -> int:
         try:
             loaded.append(load(path))
         except ReportError as exc:
-            raise click.UsageError(str(exc))
+            raise click.UsageError(str(exc)) from None
         for key, fp in loaded[-1].fingerprints.items():
             recorded.setdefault(key, fp)
     report = build_report([s.snapshot for s in loaded])

@@ -360,7 +360,8 @@ class Alert:
     holder_stack: list[str] = field(default_factory=list)
     keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("kind", "lock", "seconds", "thread", "taken_at", "stack", "holder", "holder_stack")
+    FIELDS: ClassVar[tuple[str, ...]] = ("kind", "lock", "seconds", "thread", "taken_at", "stack", "holder",
+                                         "holder_stack")
 
     def to_dict(self) -> dict[str, Any]:
         keys = self.keys
@@ -680,7 +681,7 @@ def loads(text: str, source: str = "report") -> SavedReport:
     try:
         data = json.loads(text)
     except ValueError:
-        raise ReportError(f"{source} is not a lockwatch report (not JSON)")
+        raise ReportError(f"{source} is not a lockwatch report (not JSON)") from None
     return SavedReport.from_dict(data, source)
 
 

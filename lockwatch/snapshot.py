@@ -72,9 +72,10 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             stats[site.index] = st
         for lock in live:
             site = getattr(lock, "_site", None)
-            st = stats.get(site.index) if site is not None and site.epoch == state.epoch else None
-            if st is None:
+            live_st = stats.get(site.index) if site is not None and site.epoch == state.epoch else None
+            if live_st is None:
                 continue  # from an earlier session (or a site made since the copy above)
+            st = live_st
             st.acquisitions += lock._n
             st.contended += lock._ncont
             st.failed += lock._nfail

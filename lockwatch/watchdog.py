@@ -19,15 +19,14 @@ __all__ = ["EXIT_DEADLOCK", "POLICIES", "Watchdog", "exit_now"]
 POLICIES = ("exit", "raise", "report")
 
 
-def _lock_info(lock: Any, cls: type[LockInfo] = LockInfo) -> Any:
+def _lock_info(lock: Any) -> LockInfo:
     site = lock._site
-    return cls(name=_rec.lock_name(lock) or site.display_name(), kind=site.kind, site=site.location)
+    return LockInfo(name=_rec.lock_name(lock) or site.display_name(), kind=site.kind, site=site.location)
 
 
 def _held_lock(lock: Any) -> HeldLock:
-    held: HeldLock = _lock_info(lock, HeldLock)
-    held.taken_at = _taken_at(lock)
-    return held
+    info = _lock_info(lock)
+    return HeldLock(name=info.name, kind=info.kind, site=info.site, taken_at=_taken_at(lock))
 
 
 def _taken_at(lock: Any) -> Optional[str]:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
-
 import pytest
 
+from lockwatch import renderers
 from lockwatch.analysis import Report, analyze, apply_policy
 from lockwatch.model import Alert, BaselineEntry, Deadlock, Violation
 from lwsupport import FIXTURES
@@ -71,20 +70,21 @@ def golden_report() -> Report:
     return rep
 
 
-def _render(fmt: str) -> Callable[[Report], str]:
-    from lockwatch import reportcmd
-
-    return lambda report: reportcmd.render(report, fmt)
-
-
-FORMATS = {"text": "txt", "json": "json", "html": "html", "dot": "dot", "graphml": "graphml"}
+def golden(fmt: str) -> Path:
+    """The golden output of format ``fmt``, named with the format's extension."""
+    return GOLDEN / f"report{renderers.get(fmt).EXTENSION}"
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_has_a_golden_output() -> None:
+    assert renderers.FORMATS == ("text", "json", "html", "dot", "graphml")
+    assert sorted(p.name for p in GOLDEN.iterdir()) == sorted(golden(fmt).name for fmt in renderers.FORMATS)
+
+
+@pytest.mark.parametrize("fmt", renderers.FORMATS)
 def test_renderer_matches_its_golden_output(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(SHOP_ROOT)
-    out = _render(fmt)(golden_report()).replace(str(SHOP_ROOT), PLACEHOLDER)
-    path = GOLDEN / f"report.{FORMATS[fmt]}"
+    out = renderers.render(golden_report(), fmt).replace(str(SHOP_ROOT), PLACEHOLDER)
+    path = golden(fmt)
     if REGEN:
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(out, encoding="utf-8")
@@ -106,14 +106,14 @@ def test_golden_report_has_every_kind_of_finding() -> None:
     assert rep.snapshot.internal_errors
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", renderers.FORMATS)
 def test_saved_report_renders_as_the_report_it_was_saved_from(fmt: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from lockwatch import reportcmd
 
     saved = tmp_path / "report.json"
-    text = (GOLDEN / "report.json").read_text(encoding="utf-8")
+    text = golden("json").read_text(encoding="utf-8")
     saved.write_text(text.replace(PLACEHOLDER, str(SHOP_ROOT)), encoding="utf-8")
     monkeypatch.chdir(SHOP_ROOT)
     out = reportcmd.render(reportcmd.combine([str(saved)]), fmt).replace(str(SHOP_ROOT), PLACEHOLDER)
-    assert out == (GOLDEN / f"report.{FORMATS[fmt]}").read_text(encoding="utf-8")
+    assert out == golden(fmt).read_text(encoding="utf-8")
