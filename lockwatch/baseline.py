@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Sequence
 
 from .jsonfile import read_json
-from .model import BaselineEntry, ReportError
+from .model import BaselineEntry, PotentialDeadlock, ReportError
 from .stacks import stable_path
 
 FORMAT = "lockwatch-baseline"
@@ -37,11 +37,9 @@ def read(path: str) -> dict[str, BaselineEntry]:
     return out
 
 
-def render(potential_deadlocks: list[Any]) -> str:
+def render(potential_deadlocks: Sequence[PotentialDeadlock]) -> str:
     """A baseline of these potential deadlocks (sorted: stable diffs in version control)."""
-    cycles = sorted(
-        ({"fingerprint": p.fingerprint, "scope": p.scope, "triage": p.triage,
-          "locks": [f"{lk.name} ({lk.kind}) {stable_path(lk.filename)}:{lk.line}" for lk in p.locks]}
-         for p in potential_deadlocks),
-        key=lambda c: c["fingerprint"])
+    cycles = [BaselineEntry(p.fingerprint, [f"{lk.name} ({lk.kind}) {stable_path(lk.filename)}:{lk.line}"
+                                            for lk in p.locks], p.scope, p.triage).to_dict()
+              for p in sorted(potential_deadlocks, key=lambda p: p.fingerprint)]
     return json.dumps({"format": FORMAT, "version": VERSION, "cycles": cycles}, indent=2) + "\n"

@@ -56,10 +56,6 @@ def combine(paths: Sequence[str]) -> Report:
                         alerts=[a for s in loaded for a in s.alerts], saved=loaded)
 
 
-def render(report: Report, fmt: str, top: int = 5) -> str:
-    return renderers.render(report, fmt, top=top)
-
-
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"],
                                             "max_content_width": 100})
 @click.argument("files", nargs=-1, required=True, metavar="FILE.json [FILE.json ...]")
@@ -75,7 +71,7 @@ def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> 
         if problem:
             raise click.BadParameter(problem, param_hint="-o/--output")
     report = combine(files)
-    content = render(report, fmt, top)
+    content = renderers.render(report, fmt, top=top)
     if output:
         write_atomic(output, content)
         found = report.potential_deadlocks

@@ -115,5 +115,5 @@ def test_saved_report_renders_as_the_report_it_was_saved_from(fmt: str, tmp_path
     text = golden("json").read_text(encoding="utf-8")
     saved.write_text(text.replace(PLACEHOLDER, str(SHOP_ROOT)), encoding="utf-8")
     monkeypatch.chdir(SHOP_ROOT)
-    out = reportcmd.render(reportcmd.combine([str(saved)]), fmt).replace(str(SHOP_ROOT), PLACEHOLDER)
+    out = renderers.render(reportcmd.combine([str(saved)]), fmt).replace(str(SHOP_ROOT), PLACEHOLDER)
     assert out == golden(fmt).read_text(encoding="utf-8")
