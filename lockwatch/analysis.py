@@ -3,93 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from dataclasses import replace
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from .snapshot import EdgeRecord, LockStats, Snapshot
+from .model import (FAILING, SEVERITY, Alert, BaselineEntry, Deadlock, EdgeRecord, LockRef, LockStats,
+                    PotentialDeadlock, Report, SavedReport, Snapshot, canonical_rotation, cycle_id, merge)
 from .stacks import stable_path
+
+__all__ = ["FAILING", "SEVERITY", "LockRef", "PotentialDeadlock", "Report", "analyze", "apply_policy",
+           "build_report", "canonical_rotation", "fingerprint", "stable_site", "triage"]
 
 # A dense strongly connected component has exponentially many simple cycles: enumerate the
 # shortest ones first and stop at this many per component (the rest are counted, not listed).
 MAX_CYCLES_PER_COMPONENT = 50
-
-
-@dataclass
-class LockRef:
-    key: str
-    name: str
-    kind: str
-    filename: str
-    line: int
-    instance: Optional[int] = None
-
-    @property
-    def site(self) -> str:
-        return f"{self.filename}:{self.line}"
-
-
-@dataclass
-class PotentialDeadlock:
-    """A cycle of the lock-order graph. ``edges[i]`` goes from ``locks[i]`` to ``locks[i+1]``
-    (the last back to the first). ``scope`` is "instance" when these very lock objects were taken
-    in both orders, "site" when only locks created at these sites were (lockdep's lock classes)."""
-
-    scope: str
-    locks: list[LockRef]
-    edges: list[EdgeRecord]
-    fingerprint: str
-    occurrences: int = 1  # instance cycles through the same sites (e.g. many account pairs)
-    triage: str = "deadlock"  # deadlock | single-thread | semaphore | timed | guarded
-    reasons: list[str] = field(default_factory=list)  # why, one sentence per label that applies
-    gate: Optional[str] = None  # for "guarded": the lock held around every edge
-    origin: str = "user"  # "stdlib": every lock of the cycle was created by the standard library
-    suppressed: Optional[str] = None  # the reason, when a suppression matched
-    known: bool = False  # in the CI baseline
-
-    @property
-    def threads(self) -> list[str]:
-        return sorted({e.thread for e in self.edges})
-
-    @property
-    def fails(self) -> bool:
-        """Whether this finding fails a run (--fail-on-cycle, the pytest plugin): a risk of a
-        real hang in the user's own code, not suppressed and not already in the baseline."""
-        return (self.triage in FAILING and self.origin == "user" and self.suppressed is None
-                and not self.known)
-
-
-# Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
-# bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
-SEVERITY = ("deadlock", "single-thread", "semaphore", "timed", "guarded")
-FAILING = {"deadlock", "single-thread", "semaphore"}
-
-
-@dataclass
-class Report:
-    snapshot: Snapshot
-    potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
-    deadlocks: list[dict[str, Any]] = field(default_factory=list)  # seen by the watchdog
-    alerts: list[dict[str, Any]] = field(default_factory=list)  # long holds and waits
-    cycles_not_listed: int = 0
-    baseline_gone: list[dict[str, Any]] = field(default_factory=list)  # in the baseline, not seen
-
-    @property
-    def failing(self) -> list[PotentialDeadlock]:
-        return [p for p in self.potential_deadlocks if p.fails]
-
-    @property
-    def violations(self) -> list[dict[str, Any]]:
-        return self.snapshot.violations
-
-    def most_contended(self, n: int = 5) -> list[LockStats]:
-        rows = [s for s in self.snapshot.locks if s.contended]
-        rows.sort(key=lambda s: (s.wait.total_ns, s.contended), reverse=True)
-        return rows[:n]
-
-    def longest_held(self, n: int = 5) -> list[LockStats]:
-        rows = [s for s in self.snapshot.locks if s.hold.count and not s.signal]
-        rows.sort(key=lambda s: (s.hold.max_ns, s.hold.total_ns), reverse=True)
-        return rows[:n]
 
 
 def stable_site(stats: Optional[LockStats], key: str) -> str:
@@ -108,13 +34,6 @@ def fingerprint(site_ids: Sequence[str]) -> str:
     """Stable id of a cycle: the same whichever lock the cycle is read from."""
     rot = canonical_rotation(list(site_ids))
     return hashlib.sha1("\n".join(rot).encode()).hexdigest()[:12]
-
-
-def canonical_rotation(seq: list[Any]) -> list[Any]:
-    if not seq:
-        return seq
-    best = min(range(len(seq)), key=lambda i: seq[i:] + seq[:i])
-    return seq[best:] + seq[:best]
 
 
 def _cycles(graph: Any, cap: int) -> tuple[list[list[Any]], int]:
@@ -323,8 +242,39 @@ def triage(p: PotentialDeadlock, stats: dict[str, LockStats]) -> None:
         p.origin = "stdlib"
 
 
+def build_report(snapshots: Sequence[Snapshot], *, deadlocks: Iterable[Deadlock] = (),
+                 alerts: Iterable[Alert] = (), suppressions: Sequence[Any] = (),
+                 baseline: Optional[Mapping[str, BaselineEntry]] = None,
+                 saved: Sequence[SavedReport] = ()) -> Report:
+    """The one way from recorded data to a report: merge the snapshots (processes, workers, saved
+    reports) by creation site, analyse the union, add the watchdog's findings, carry over the
+    suppressed and known marks of ``saved`` reports (and the baseline cycles they no longer saw),
+    then apply the project's suppressions and baseline."""
+    snap = snapshots[0] if len(snapshots) == 1 else merge(snapshots)
+    report = analyze(snap)
+    report.deadlocks = list(deadlocks)
+    report.alerts = list(alerts)
+    if saved:
+        for p in report.potential_deadlocks:
+            ids = (p.fingerprint, cycle_id([lk.key for lk in p.locks]))
+            for s in saved:
+                for ident in ids:
+                    if ident in s.suppressed and p.suppressed is None:
+                        p.suppressed = s.suppressed[ident]
+                    if ident in s.known:
+                        p.known = True
+        seen = {p.fingerprint for p in report.potential_deadlocks}
+        gone: dict[str, BaselineEntry] = {}
+        for s in saved:
+            for entry in s.baseline_gone:
+                if entry.fingerprint not in seen:
+                    gone.setdefault(entry.fingerprint, entry)
+        report.baseline_gone = list(gone.values())
+    return apply_policy(report, suppressions, baseline)  # sorts: suppressed and known ones last
+
+
 def apply_policy(report: Report, suppressions: Sequence[Any] = (),
-                 baseline: Optional[dict[str, dict[str, Any]]] = None) -> Report:
+                 baseline: Optional[Mapping[str, BaselineEntry]] = None) -> Report:
     """Mark suppressed and baseline-known findings (they stay in the report, counted), and list
     the baseline's cycles that were not seen this time."""
     for p in report.potential_deadlocks:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Sequence
 
 from .errors import UserError
 from .jsonfile import read_json
+from .model import BaselineEntry, PotentialDeadlock, ReportError
 from .stacks import stable_path
 
 FORMAT = "lockwatch-baseline"
@@ -16,7 +17,7 @@ class BaselineError(UserError):
     """A baseline file lockwatch cannot use (one line for the user)."""
 
 
-def read(path: str) -> dict[str, dict[str, Any]]:
+def read(path: str) -> dict[str, BaselineEntry]:
     """fingerprint -> what the baseline says of that cycle (locks, scope)."""
     data = read_json(path, "lockwatch baseline", BaselineError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -24,18 +25,22 @@ def read(path: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:
         raise BaselineError(f"{path} is a lockwatch baseline of version {data.get('version')}; "
                             f"this lockwatch reads version {VERSION}")
+    cycles = data.get("cycles", [])
+    if not isinstance(cycles, list):
+        raise BaselineError(f"{path} is a damaged lockwatch baseline (cycles is not a list)")
     out = {}
-    for entry in data.get("cycles", []):
+    for i, entry in enumerate(cycles):
         if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
-            out[entry["fingerprint"]] = entry
+            try:
+                out[entry["fingerprint"]] = BaselineEntry.from_dict(entry, f"cycles[{i}]", path)
+            except ReportError as exc:
+                raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline")) from None
     return out
 
 
-def render(potential_deadlocks: list[Any]) -> str:
+def render(potential_deadlocks: Sequence[PotentialDeadlock]) -> str:
     """A baseline of these potential deadlocks (sorted: stable diffs in version control)."""
-    cycles = sorted(
-        ({"fingerprint": p.fingerprint, "scope": p.scope, "triage": p.triage,
-          "locks": [f"{lk.name} ({lk.kind}) {stable_path(lk.filename)}:{lk.line}" for lk in p.locks]}
-         for p in potential_deadlocks),
-        key=lambda c: c["fingerprint"])
+    cycles = [BaselineEntry(p.fingerprint, [f"{lk.name} ({lk.kind}) {stable_path(lk.filename)}:{lk.line}"
+                                            for lk in p.locks], p.scope, p.triage).to_dict()
+              for p in sorted(potential_deadlocks, key=lambda p: p.fingerprint)]
     return json.dumps({"format": FORMAT, "version": VERSION, "cycles": cycles}, indent=2) + "\n"

@@ -1,16 +1,15 @@
 """`lockwatch baseline FILE.json ...`: write the potential deadlocks of saved reports as a CI baseline."""
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import click
 
-from .analysis import FAILING, analyze, canonical_rotation
+from .analysis import FAILING, build_report
 from .baseline import render
-from .renderers.jsonreport import ReportError, load
-from .snapshot import merge
+from .files import check_writable, write_atomic
+from .model import ReportError, SavedReport, cycle_id, load
 
 HELP = """Write the potential deadlocks found in saved JSON reports (`python -m lockwatch --json`,
 `pytest --lockwatch-json`) as a baseline: with `--baseline FILE` (or `baseline = "FILE"` in
@@ -28,55 +27,33 @@ HELP = """Write the potential deadlocks found in saved JSON reports (`python -m 
 @click.option("-o", "--output", metavar="PATH", default="lockwatch-baseline.json", show_default=True,
               help="Where to write the baseline (- for stdout).")
 def command(reports: Sequence[str], output: str) -> int:
-    snapshots = []
-    recorded: dict[tuple, str] = {}
+    loaded: list[SavedReport] = []
+    recorded: dict[tuple[str, str], str] = {}
     for path in reports:
         try:
-            snapshots.append(load(path)[0])
+            loaded.append(load(path))
         except ReportError as exc:
-            raise click.UsageError(str(exc))
-        for key, fp in _recorded_fingerprints(path).items():
+            raise click.UsageError(str(exc)) from None
+        for key, fp in loaded[-1].fingerprints.items():
             recorded.setdefault(key, fp)
-    report = analyze(snapshots[0] if len(snapshots) == 1 else merge(snapshots))
+    report = build_report([s.snapshot for s in loaded])
     # The baseline holds what would fail a run today: the user's own risks, not the standard
     # library's, not guarded or timed ones.
     cycles = [p for p in report.potential_deadlocks if p.triage in FAILING and p.origin == "user"]
     # Fingerprints hold paths relative to the directory the program ran in (the project), which
     # this command need not run in: keep the ones the recording process gave its cycles.
     for p in cycles:
-        p.fingerprint = recorded.get(_cycle_key(p.scope, [lk.key for lk in p.locks]), p.fingerprint)
+        p.fingerprint = recorded.get((p.scope, cycle_id([lk.key for lk in p.locks])), p.fingerprint)
     text = render(cycles)
     if output == "-":
         sys.stdout.write(text)
     else:
-        from .control import check_writable, write_atomic
-
         problem = check_writable(output)
         if problem:
             raise click.BadParameter(problem, param_hint="--output")
         write_atomic(output, text)
         click.echo(f"lockwatch: wrote a baseline of {len(cycles)} potential deadlock(s) to {output}", err=True)
     return 0
-
-
-def _cycle_key(scope: str, lock_keys: list[str]) -> tuple:
-    return (scope, tuple(canonical_rotation(list(lock_keys))))
-
-
-def _recorded_fingerprints(path: str) -> dict[tuple, str]:
-    """(scope, cycle of lock keys) -> the fingerprint the report gave it when it was written."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data: Any = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    out: dict[tuple, str] = {}
-    for p in data.get("potential_deadlocks", []) if isinstance(data, dict) else []:
-        try:
-            out.setdefault(_cycle_key(p["scope"], [lk["key"] for lk in p["locks"]]), p["fingerprint"])
-        except (KeyError, TypeError):
-            continue
-    return out
 
 
 def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch baseline") -> int:

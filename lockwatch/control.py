@@ -9,7 +9,9 @@ import tempfile
 from typing import IO, Any, Callable, Optional
 
 from . import patching, proxies, recorder, snapshot
-from .analysis import Report, analyze
+from .analysis import Report, build_report
+from .files import check_writable, write_atomic, write_report_file
+from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
 _current: Optional[Session] = None  # the session recording now, whoever started it
@@ -64,9 +66,12 @@ class Session:
         self._start_watchdog()
         if self.on_terminate:
             # Reports written at exit or from a signal handler must not import anything then
-            # (a handler may interrupt an import of the same module): import them now.
-            from .renderers import jsonreport, text  # noqa: F401
+            # (a handler may interrupt an import of the same module): import them now. A forked
+            # child of `python -m lockwatch` writes JSON.
+            from . import renderers
 
+            for fmt in ("text", "json", *self.settings.report_paths):
+                renderers.get(fmt)
             _install_sigterm(self)
         _sessions_to_fork.append(self)
 
@@ -132,18 +137,18 @@ class Session:
         folder = self.children_dir
         if not folder or not os.path.isdir(folder):
             return []
-        from .renderers.jsonreport import ReportError, load
+        from .model import ReportError, load
 
         out = []
         for name in sorted(os.listdir(folder)):
             if not name.endswith(".json"):
                 continue
             try:
-                snap, deadlocks = load(os.path.join(folder, name))
+                saved = load(os.path.join(folder, name))
             except ReportError:
                 continue  # a child killed while writing: its report is lost, the rest stands
-            snap.meta["deadlocks"] = deadlocks
-            out.append(snap)
+            saved.snapshot.meta["deadlocks"] = [d.to_dict() for d in saved.deadlocks]
+            out.append(saved.snapshot)
         return out
 
     def _emit(self, text: str) -> None:
@@ -180,18 +185,12 @@ class Session:
 
     def report(self, live_stats: bool = True) -> Report:
         """Analyse what was recorded, with the project's suppressions and baseline applied."""
-        from .analysis import apply_policy
-
-        snap = self.snapshot(live_stats)
         children = self.child_snapshots() if not self.in_forked_child else []
-        if children:
-            from .snapshot import merge
-
-            snap = merge([snap, *children])
-        report = analyze(snap)
-        report.deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
-        report.alerts = list(self.alerts)
-        return apply_policy(report, self.suppressions, self.baseline)
+        deadlocks = list(self.deadlocks) + [d for c in children for d in c.meta.get("deadlocks", [])]
+        return build_report([self.snapshot(live_stats), *children],
+                            deadlocks=[Deadlock.from_dict(d) for d in deadlocks],
+                            alerts=[Alert.from_dict(a) for a in self.alerts],
+                            suppressions=self.suppressions, baseline=self.baseline)
 
     @property
     def potential_deadlocks(self) -> list:
@@ -200,18 +199,17 @@ class Session:
     def write_reports(self, report: Optional[Report] = None, stream: Optional[IO[str]] = None) -> Report:
         """Write the configured reports (text on stderr, JSON to a file) and return the analysis.
         A forked child writes no text (its parent reports), only its own files."""
-        from .renderers import jsonreport, text
-
         self._writing = True
         try:
-            return self._write_reports(report, stream, jsonreport, text)
+            return self._write_reports(report, stream)
         finally:
             self._writing = False
             if self._die_after_write is not None:
                 _die_of(self._die_after_write)
 
-    def _write_reports(self, report: Optional[Report], stream: Optional[IO[str]], jsonreport: Any,
-                       text: Any) -> Report:
+    def _write_reports(self, report: Optional[Report], stream: Optional[IO[str]]) -> Report:
+        from .renderers import text
+
         report = report or self.report()
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
@@ -231,22 +229,6 @@ class Session:
         return report
 
 
-def write_report_file(report: Report, fmt: str, path: str) -> None:
-    """Render ``report`` as ``fmt`` (json, html, dot) and write it to ``path``, atomically."""
-    if fmt == "json":
-        from .renderers.jsonreport import render
-    elif fmt == "html":
-        from .renderers.html import render
-    else:
-        from .renderers.dot import render
-    write_atomic(path, render(report))
-
-
-def write_report_files(report: Report, paths: dict[str, str]) -> None:
-    for fmt, path in paths.items():
-        write_report_file(report, fmt, path)
-
-
 # The folder where `python -m lockwatch` collects its child processes' reports.
 CHILDREN_PREFIX = "lockwatch-children-"
 
@@ -257,27 +239,6 @@ def _parent_reported(path: str) -> bool:
     tracker and forkserver exit after the parent): nobody would read theirs."""
     folder = os.path.dirname(path)
     return os.path.basename(folder).startswith(CHILDREN_PREFIX) and not os.path.isdir(folder)
-
-
-def write_atomic(path: str, content: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-    os.replace(tmp, path)
-
-
-def check_writable(path: str) -> Optional[str]:
-    """Why ``path`` cannot take a report, or None: checked before the program starts."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path):
-        return f"{path} is a directory"
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        return f"directory {parent} does not exist"
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        return f"{path} is not writable"
-    return None
 
 
 def load_policy(settings: Settings, project: Any) -> tuple[list[Any], Optional[dict[str, Any]]]:

@@ -12,6 +12,6 @@ def read_json(path: str, what: str, error: type[Exception]) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror or exc}")
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError:  # also UnicodeDecodeError: a binary file
-        raise error(f"{path} is not a {what} (not JSON)")
+        raise error(f"{path} is not a {what} (not JSON)") from None

@@ -137,7 +137,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     # test, so locks those imports create are instrumented.
     settings = Settings(early_config)
     for fmt, path in settings.knobs.report_paths.items():
-        from .control import check_writable
+        from .files import check_writable
 
         problem = check_writable(path)
         if problem:
@@ -316,10 +316,10 @@ class LockwatchPlugin:
         data = getattr(node, "workeroutput", {}).get("lockwatch")
         if not data:
             return
-        from .renderers.jsonreport import ReportError, snapshot_from
+        from .model import ReportError, SavedReport
 
         try:
-            self.worker_snapshots.append(snapshot_from(data, "a pytest-xdist worker's report"))
+            self.worker_snapshots.append(SavedReport.from_dict(data, "a pytest-xdist worker's report").snapshot)
         except ReportError:
             return
         self.worker_acknowledged.update(node.workeroutput.get("lockwatch_acknowledged", []))
@@ -327,31 +327,29 @@ class LockwatchPlugin:
     # -- end of run ---------------------------------------------------------------------------
     def final_report(self) -> Any:
         if self.final is None:
-            from .analysis import analyze, apply_policy
-            from .snapshot import merge
+            from .analysis import build_report
+            from .model import Alert, Deadlock
 
             own = [self.session.snapshot()] if self.session is not None else []
-            snaps = own + self.worker_snapshots
-            report = analyze(merge(snaps) if len(snaps) != 1 else snaps[0])
-            if self.session is not None:
-                report.deadlocks, report.alerts = list(self.session.deadlocks), list(self.session.alerts)
-            self.final = apply_policy(report, *self.settings.policy)
+            suppressions, baseline = self.settings.policy
+            self.final = build_report(
+                own + self.worker_snapshots, suppressions=suppressions, baseline=baseline,
+                deadlocks=[Deadlock.from_dict(d) for d in (self.session.deadlocks if self.session else [])],
+                alerts=[Alert.from_dict(a) for a in (self.session.alerts if self.session else [])])
         return self.final
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         report = self.final_report()
         if self.is_worker:
-            from .renderers.jsonreport import to_dict
-
             # pytest-xdist gives a worker's config a workeroutput dict sent to the controller.
             output: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
-            output["lockwatch"] = to_dict(report)
+            output["lockwatch"] = report.to_dict()
             output["lockwatch_acknowledged"] = sorted(self.acknowledged)
             return
         paths = self.settings.knobs.report_paths
         if paths:
-            from .control import write_report_files
+            from .files import write_report_files
 
             write_report_files(report, paths)
         acknowledged = self.acknowledged | self.worker_acknowledged

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import click
 
-from .analysis import Report, analyze, apply_policy, canonical_rotation
-from .jsonfile import read_json
-from .renderers.jsonreport import ReportError, snapshot_from
-from .snapshot import Snapshot, merge
+from . import renderers
+from .analysis import build_report
+from .files import check_writable, write_atomic
+from .model import Report, ReportError, load
+from .renderers import FORMATS
 
 EXIT_USAGE = 2
-FORMATS = ("text", "json", "html", "dot", "graphml")
 
 HELP = """Re-render saved lockwatch reports, or merge several into one.
 
@@ -48,93 +47,13 @@ not a lockwatch report or of a newer version than this lockwatch reads.
 """
 
 
-@dataclass
-class Saved:
-    """What a saved report holds besides its snapshot: the watchdog's findings, and the marks
-    its run's suppressions and baseline put on its cycles (kept when it is re-rendered)."""
-
-    snapshot: Snapshot
-    deadlocks: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    suppressed: dict[str, str] = field(default_factory=dict)  # fingerprint or cycle id -> reason
-    known: set[str] = field(default_factory=set)  # fingerprints or cycle ids in the baseline
-    baseline_gone: list[dict[str, Any]] = field(default_factory=list)
-
-
-def read(path: str) -> Saved:
-    """A saved report (jsonreport.load, plus what it leaves out). Raises ReportError (one line)."""
-    data = read_json(path, "lockwatch report", ReportError)
-    saved = Saved(snapshot_from(data, path))
-    lists = {key: data.get(key) or [] for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone")}
-    for key, value in lists.items():
-        if not isinstance(value, list):
-            raise ReportError(f"{path} is a damaged lockwatch report ({key} is not a list)")
-    saved.deadlocks, saved.alerts = lists["deadlocks"], lists["alerts"]
-    saved.baseline_gone = [e for e in lists["baseline_gone"] if isinstance(e, dict)]
-    for p in lists["potential_deadlocks"]:
-        if not isinstance(p, dict):
-            continue
-        ids = [str(p["fingerprint"])] if p.get("fingerprint") else []
-        locks = p.get("locks")
-        if isinstance(locks, list) and all(isinstance(lk, dict) and lk.get("key") for lk in locks):
-            ids.append(_cycle_id([str(lk["key"]) for lk in locks]))
-        for ident in ids:
-            if p.get("suppressed") is not None:
-                saved.suppressed[ident] = str(p["suppressed"])
-            if p.get("known"):
-                saved.known.add(ident)
-    return saved
-
-
-def _cycle_id(keys: list[str]) -> str:
-    # Fingerprints are made from paths relative to the working directory or sys.path, so a report
-    # re-rendered elsewhere gets other ones: the cycle's own lock keys identify it too.
-    return "keys:" + "\n".join(canonical_rotation(keys))
-
-
 def combine(paths: Sequence[str]) -> Report:
     """One report from saved ones: the same findings for one file; for several, the findings of
     the union of their lock-order graphs (merged by creation site), and their real deadlocks and
-    alerts one after the other."""
-    loaded = [read(p) for p in paths]
-    snap = loaded[0].snapshot if len(loaded) == 1 else merge([s.snapshot for s in loaded])
-    report = analyze(snap)
-    report.deadlocks = [d for s in loaded for d in s.deadlocks]
-    report.alerts = [a for s in loaded for a in s.alerts]
-    for p in report.potential_deadlocks:
-        ids = (p.fingerprint, _cycle_id([lk.key for lk in p.locks]))
-        for s in loaded:
-            for ident in ids:
-                if ident in s.suppressed and getattr(p, "suppressed", None) is None:
-                    p.suppressed = s.suppressed[ident]
-                if ident in s.known:
-                    p.known = True
-    seen = {p.fingerprint for p in report.potential_deadlocks}
-    gone: dict[str, dict[str, Any]] = {}
-    for s in loaded:
-        for entry in s.baseline_gone:
-            if entry.get("fingerprint") not in seen:
-                gone.setdefault(str(entry.get("fingerprint")), entry)
-    report.baseline_gone = list(gone.values())
-    return apply_policy(report)  # sorts again: suppressed and known ones after the rest
-
-
-def render(report: Report, fmt: str, top: int = 5) -> str:
-    if fmt == "text":
-        from .renderers import text
-
-        return text.render(report, top=top)
-    if fmt == "json":
-        from .renderers import jsonreport
-
-        return jsonreport.render(report)
-    if fmt == "html":
-        from .renderers import html
-
-        return html.render(report)
-    from .renderers import dot
-
-    return dot.render(report) if fmt == "dot" else dot.graphml(report)
+    alerts one after the other. Raises ReportError (one line) for a file it cannot use."""
+    loaded = [load(p) for p in paths]
+    return build_report([s.snapshot for s in loaded], deadlocks=[d for s in loaded for d in s.deadlocks],
+                        alerts=[a for s in loaded for a in s.alerts], saved=loaded)
 
 
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"],
@@ -147,14 +66,12 @@ def render(report: Report, fmt: str, top: int = 5) -> str:
 @click.option("--top", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Rows in each contention table of the text report.")
 def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> int:
-    from .control import check_writable, write_atomic
-
     if output:
         problem = check_writable(output)
         if problem:
             raise click.BadParameter(problem, param_hint="-o/--output")
     report = combine(files)
-    content = render(report, fmt, top)
+    content = renderers.render(report, fmt, top=top)
     if output:
         write_atomic(output, content)
         found = report.potential_deadlocks

@@ -11,13 +11,21 @@ from typing import Any, Callable, Optional
 from . import recorder as _rec
 from . import stacks
 from .errors import DeadlockError
+from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo
+from .renderers.incidents import render_alert, render_deadlock, summarize
 from .settings import EXIT_DEADLOCK, POLICIES
 
+__all__ = ["EXIT_DEADLOCK", "POLICIES", "Watchdog", "exit_now"]
 
-def _lock_info(lock: Any) -> dict[str, Any]:
+
+def _lock_info(lock: Any) -> LockInfo:
     site = lock._site
-    return {"name": _rec.lock_name(lock) or site.display_name(), "kind": site.kind,
-            "site": site.location}
+    return LockInfo(name=_rec.lock_name(lock) or site.display_name(), kind=site.kind, site=site.location)
+
+
+def _held_lock(lock: Any) -> HeldLock:
+    info = _lock_info(lock)
+    return HeldLock(name=info.name, kind=info.kind, site=info.site, taken_at=_taken_at(lock))
 
 
 def _taken_at(lock: Any) -> Optional[str]:
@@ -229,13 +237,13 @@ class Watchdog:
         for ident in cycle:
             lock, t0, _timed = waiting[ident]
             held = _rec.threads.get(ident, [])
-            threads.append({
-                "name": names.get(ident, f"thread-{ident}"), "ident": ident,
-                "waiting_for": _lock_info(lock), "waiting_s": round((now - t0) / 1e9, 3),
-                "blocked_by": names.get(blocked_by[ident], f"thread-{blocked_by[ident]}"),
-                "holds": [dict(_lock_info(h), taken_at=_taken_at(h)) for h in list(held)],
-                "stack": stacks.capture(frames.get(ident), limit=32),
-            })
+            threads.append(DeadlockThread(
+                name=names.get(ident, f"thread-{ident}"), ident=ident,
+                waiting_for=_lock_info(lock), waiting_s=round((now - t0) / 1e9, 3),
+                blocked_by=names.get(blocked_by[ident], f"thread-{blocked_by[ident]}"),
+                holds=[_held_lock(h) for h in list(held)],
+                stack=stacks.capture(frames.get(ident), limit=32),
+            ))
         victim = None
         if self.policy == "raise":
             main = threading.main_thread().ident
@@ -246,12 +254,13 @@ class Watchdog:
             # The main thread if it can be chosen (its error is the most visible: a pytest test
             # fails with it), else the thread that started waiting last.
             victim = main if main in pool else max(pool, key=lambda i: waiting[i][1])
-        data = {"threads": threads, "timeout_s": self.timeout, "policy": self.policy,
-                "victim": names.get(victim) if victim is not None else None,
-                "detected_at": time.time()}
-        text = render_deadlock(data)
+        deadlock = Deadlock(threads=threads, timeout_s=self.timeout, policy=self.policy,
+                            victim=names.get(victim) if victim is not None else None,
+                            detected_at=time.time())
+        data = deadlock.to_dict()  # plain data for the session and DeadlockError.report
+        text = render_deadlock(deadlock)
         if victim is not None:
-            _rec.victims[victim] = DeadlockError(summarize(data), data)
+            _rec.victims[victim] = DeadlockError(summarize(deadlock), data)
         self.on_deadlock(data, text)
         return data
 
@@ -267,13 +276,12 @@ class Watchdog:
                 frames = frames or sys._current_frames()
                 held = _holder_list(lock)
                 holder = by_list.get(id(held)) if held is not None else None
-                data = {"kind": "long-wait", "lock": _lock_info(lock),
-                        "seconds": round((now - t0) / 1e9, 3),
-                        "thread": names.get(ident, f"thread-{ident}"),
-                        "stack": stacks.capture(frames.get(ident), limit=32),
-                        "holder": names.get(holder) if holder is not None else None,
-                        "holder_stack": stacks.capture(frames.get(holder), limit=32) if holder else []}
-                self.on_alert(data, render_alert(data))
+                alert = Alert(kind="long-wait", lock=_lock_info(lock), seconds=round((now - t0) / 1e9, 3),
+                              thread=names.get(ident, f"thread-{ident}"),
+                              stack=stacks.capture(frames.get(ident), limit=32),
+                              holder=names.get(holder) if holder is not None else None,
+                              holder_stack=stacks.capture(frames.get(holder), limit=32) if holder else [])
+                self.on_alert(alert.to_dict(), render_alert(alert))
         if self.warn_hold:
             limit = int(self.warn_hold * 1e9)
             for ident, held in list(_rec.threads.items()):
@@ -286,11 +294,10 @@ class Watchdog:
                         continue
                     self.alerted.add(key)
                     frames = frames or sys._current_frames()
-                    data = {"kind": "long-hold", "lock": _lock_info(lock),
-                            "seconds": round((now - t) / 1e9, 3),
-                            "thread": names.get(ident, f"thread-{ident}"), "taken_at": _taken_at(lock),
-                            "stack": stacks.capture(frames.get(ident), limit=32)}
-                    self.on_alert(data, render_alert(data))
+                    alert = Alert(kind="long-hold", lock=_lock_info(lock), seconds=round((now - t) / 1e9, 3),
+                                  thread=names.get(ident, f"thread-{ident}"), taken_at=_taken_at(lock),
+                                  stack=stacks.capture(frames.get(ident), limit=32))
+                    self.on_alert(alert.to_dict(), render_alert(alert))
 
 
 def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
@@ -307,78 +314,6 @@ def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
             out.append(path[pos[node]:])
         done.update(path)
     return out
-
-
-def waits_for_itself(threads: list) -> bool:
-    """A reported deadlock's threads are one thread waiting for a lock it holds itself."""
-    return len(threads) == 1 and isinstance(threads[0], dict) \
-        and threads[0].get("blocked_by") == threads[0].get("name")
-
-
-def summarize(data: dict[str, Any]) -> str:
-    """One line: who waits for what held by whom, around the cycle."""
-    parts = [f"thread {t['name']!r} waits for {t['waiting_for']['name']}"
-             + (", which it holds itself" if t["blocked_by"] == t["name"] else f" held by {t['blocked_by']!r}")
-             for t in data["threads"]]
-    return "deadlock detected by lockwatch: " + "; ".join(parts)
-
-
-def render_deadlock(data: dict[str, Any]) -> str:
-    """PostgreSQL-style: who waits for what, blocked by whom, holding what, where. Only the
-    report contract's keys (threads: name, stack) are required: saved reports may come from
-    elsewhere."""
-    threads = data.get("threads", [])
-    timeout = data.get("timeout_s")
-    over = f" more than {timeout:g} s" if timeout is not None else ""
-    if waits_for_itself(threads):
-        head = (f"thread {threads[0].get('name', '?')!r} has waited{over} for a lock it holds itself,"
-                " and no other thread can release it")
-    else:
-        head = f"{len(threads)} threads have waited{over} for each other"
-    lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {head}"]
-    for t in threads:
-        w = t.get("waiting_for")
-        line = f"  thread {t.get('name', '?')!r}"
-        if w:
-            line += f" waits for {w.get('name')} ({w.get('kind')}, created at {stacks.short_path(w.get('site', '?'))})"
-        if t.get("waiting_s") is not None:
-            line += f" since {t['waiting_s']:.1f} s"
-        if t.get("blocked_by"):
-            line += f", blocked by thread {t['blocked_by']!r}"
-        lines.append(line)
-        for h in t.get("holds", []):
-            where = f", taken at {stacks.short_path(h['taken_at'])}" if h.get("taken_at") else ""
-            lines.append(f"    holds {h.get('name')} ({h.get('kind')}, created at "
-                         f"{stacks.short_path(h.get('site', '?'))}{where})")
-        lines.append("    stack:")
-        frames = t.get("stack") or []
-        lines.extend(f"      {stacks.short_path(f)}" for f in frames) if frames else lines.append("      (unknown)")
-    policy = data.get("policy")
-    if policy == "raise" and data.get("victim"):
-        lines.append(f"  lockwatch.DeadlockError is raised in thread {data['victim']!r} to break the cycle")
-    elif policy == "exit":
-        lines.append(f"  the process ends now with status {EXIT_DEADLOCK}")
-    elif policy == "report":
-        lines.append("  the threads keep waiting (policy: report)")
-    lines.append("=" * 78)
-    return "\n".join(lines) + "\n"
-
-
-def render_alert(data: dict[str, Any]) -> str:
-    lock = data["lock"]
-    what = f"{lock['name']} ({lock['kind']}, created at {stacks.short_path(lock['site'])})"
-    if data["kind"] == "long-hold":
-        head = (f"lockwatch: {what} has been held for {data['seconds']:.1f} s by thread "
-                f"{data['thread']!r} (still held; taken at {stacks.short_path(data.get('taken_at') or '?')})")
-        stack = data["stack"]
-    else:
-        head = (f"lockwatch: thread {data['thread']!r} has waited {data['seconds']:.1f} s for {what}"
-                + (f", held by thread {data['holder']!r}" if data.get("holder") else ""))
-        stack = data["stack"]
-    lines = [head, "  stack:"] + [f"    {stacks.short_path(f)}" for f in stack]
-    if data.get("holder_stack"):
-        lines += ["  holder's stack:"] + [f"    {stacks.short_path(f)}" for f in data["holder_stack"]]
-    return "\n".join(lines) + "\n"
 
 
 def exit_now(status: int = EXIT_DEADLOCK) -> None:

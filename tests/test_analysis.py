@@ -9,7 +9,7 @@ import pytest
 
 from lockwatch import analysis
 from lockwatch.analysis import analyze, canonical_rotation, fingerprint
-from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot
+from lockwatch.model import EdgeRecord, LockStats, Snapshot
 
 # Files outside the working directory and sys.path: fingerprints use their base names.
 SRC = "/srv/lockwatch-fixture/app"

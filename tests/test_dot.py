@@ -13,8 +13,8 @@ import networkx as nx
 import pytest
 
 from lockwatch.analysis import Report, analyze
-from lockwatch.renderers import dot
-from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot
+from lockwatch.model import EdgeRecord, LockStats, Snapshot
+from lockwatch.renderers import dot, graphml
 from lockwatch.stacks import short_path
 from lwsupport import load_report_fixture as load_fixture
 
@@ -211,7 +211,7 @@ def test_cli_writes_the_dot_report(tmp_path: Path) -> None:
 
 
 def test_graphml_parses_with_string_attributes(report: Report) -> None:
-    g = nx.parse_graphml(dot.graphml(report))
+    g = nx.parse_graphml(graphml.render(report))
     assert isinstance(g, nx.DiGraph)
     snap = report.snapshot
     assert set(g.nodes) == {s.key for s in snap.locks}
@@ -234,7 +234,7 @@ def test_graphml_parses_with_string_attributes(report: Report) -> None:
 
 
 def test_graphml_of_empty_and_huge_reports() -> None:
-    assert nx.parse_graphml(dot.graphml(fx.empty_report())).number_of_nodes() == 0
-    g = nx.parse_graphml(dot.graphml(analyze(fx.huge_snapshot())))
+    assert nx.parse_graphml(graphml.render(fx.empty_report())).number_of_nodes() == 0
+    g = nx.parse_graphml(graphml.render(analyze(fx.huge_snapshot())))
     assert (g.number_of_nodes(), g.number_of_edges()) == (1_000, 3_000)
     assert sum(1 for _a, _b, d in g.edges(data=True) if d["in_cycle"] == "true") == 60

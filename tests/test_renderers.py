@@ -11,9 +11,12 @@ import pytest
 
 from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
+from lockwatch.model import Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot, Timing, load
 from lockwatch.renderers import jsonreport, text
-from lockwatch.renderers.jsonreport import ReportError, load, snapshot_from, to_dict
-from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, Timing
+
+
+def snapshot_from(data: Any) -> Snapshot:
+    return SavedReport.from_dict(data).snapshot
 
 # Outside the working directory: the text report shows these paths in full.
 SRC = "/srv/lockwatch-fixture/shop"
@@ -164,23 +167,25 @@ def test_json_round_trips_to_an_equal_analysis(report: Report) -> None:
     assert [p.fingerprint for p in again.potential_deadlocks] == [
         p.fingerprint for p in report.potential_deadlocks]
     assert [p.scope for p in again.potential_deadlocks] == [p.scope for p in report.potential_deadlocks]
-    assert to_dict(again)["potential_deadlocks"] == data["potential_deadlocks"]
+    assert again.to_dict()["potential_deadlocks"] == data["potential_deadlocks"]
 
 
 def test_load_reads_a_written_report(tmp_path: Path) -> None:
     rep = analyze(fixture_snapshot())
-    rep.deadlocks = [CONTRACT_DEADLOCK]
+    rep.deadlocks = [Deadlock.from_dict(CONTRACT_DEADLOCK)]
     path = tmp_path / "report.json"
     path.write_text(jsonreport.render(rep))
-    assert_follows_contract(json.loads(path.read_text()))
-    snap, deadlocks = load(str(path))
-    assert snap == rep.snapshot
-    assert deadlocks == [CONTRACT_DEADLOCK]
+    data = json.loads(path.read_text())
+    assert_follows_contract(data)
+    assert data["deadlocks"] == [CONTRACT_DEADLOCK]  # written back with only the keys it had
+    saved = load(str(path))
+    assert saved.snapshot == rep.snapshot
+    assert [d.to_dict() for d in saved.deadlocks] == [CONTRACT_DEADLOCK]
 
 
 def test_text_renders_a_deadlock_with_only_the_contract_keys() -> None:
     rep = analyze(fixture_snapshot())
-    rep.deadlocks = [CONTRACT_DEADLOCK]
+    rep.deadlocks = [Deadlock.from_dict(CONTRACT_DEADLOCK)]
     out = text.render(rep)
     assert "'worker-1'" in out and "'restocker'" in out
     assert "cart.py:61 in _reserve" in out

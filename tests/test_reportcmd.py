@@ -14,7 +14,7 @@ import pytest
 from lockwatch import reportcmd
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import jsonreport, text
-from lockwatch.renderers.jsonreport import load
+from lockwatch.model import VERSION, load
 from lwsupport import child_env as env, load_report_fixture as load_fixture, lockwatch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_output_that_cannot_be_written(capsys: Any, shop_json: Path, tmp_path: P
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Files that `lockwatch report` must refuse, with a word of the message each gets."""
     report = json.loads(jsonreport.render(fx.shop_report()))
-    newer = dict(report, version=jsonreport.VERSION + 1)
+    newer = dict(report, version=VERSION + 1)
     damaged = json.loads(json.dumps(report))
     del damaged["locks"][0]["site"]
     files: dict[str, tuple[Path, Any, str]] = {
@@ -151,7 +151,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "other-json": (tmp_path / "coverage.json", json.dumps({"format": "coverage", "version": 1}),
                        "not a lockwatch report"),
         "list": (tmp_path / "list.json", "[1, 2]", "not a lockwatch report"),
-        "newer": (tmp_path / "future.json", json.dumps(newer), f"version {jsonreport.VERSION + 1}"),
+        "newer": (tmp_path / "future.json", json.dumps(newer), f"version {VERSION + 1}"),
         "damaged": (tmp_path / "damaged.json", json.dumps(damaged), "damaged"),
     }
     out = {}
@@ -203,9 +203,9 @@ def test_help_explains_with_examples(capsys: Any) -> None:
 
 
 def test_combine_of_one_file_equals_analysis_of_its_snapshot(shop_json: Path) -> None:
-    snap, deadlocks = load(str(shop_json))
+    saved = load(str(shop_json))
     ours: Report = reportcmd.combine([str(shop_json)])
-    fresh = analyze(snap)
+    fresh = analyze(saved.snapshot)
     assert sorted(p.fingerprint for p in ours.potential_deadlocks) == sorted(
         p.fingerprint for p in fresh.potential_deadlocks)
-    assert ours.deadlocks == deadlocks
+    assert ours.deadlocks == saved.deadlocks

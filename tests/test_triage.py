@@ -16,7 +16,8 @@ import pytest
 
 from lockwatch.analysis import analyze
 from lockwatch.renderers import text
-from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, is_stdlib
+from lockwatch.model import EdgeRecord, LockStats, Snapshot
+from lockwatch.snapshot import is_stdlib
 from lwsupport import child_env as env
 
 pytestmark = pytest.mark.timeout(180)

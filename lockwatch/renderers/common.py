@@ -1,7 +1,27 @@
-"""Formatting shared by the renderers."""
+"""Formatting and wording shared by the renderers: durations, cycle titles, labels and sentences."""
 from __future__ import annotations
 
-from ..analysis import PotentialDeadlock
+from ..model import PotentialDeadlock
+
+# Triage labels (lockwatch.model.SEVERITY) as the text report words them.
+LABELS = {"deadlock": "deadlock risk", "single-thread": "single-thread inversion",
+          "semaphore": "through a semaphore", "timed": "timed (stall, not hang)",
+          "guarded": "guarded by a gate lock"}
+
+# The same labels as the HTML page's badges words them, with the badge's class.
+BADGES = {"deadlock": ("deadlock risk", "risk"), "single-thread": ("single-thread inversion", "risk"),
+          "semaphore": ("through a semaphore", "warn"), "timed": ("timed: stall, not hang", "mild"),
+          "guarded": ("guarded by a gate lock", "mild")}
+
+# What a cycle's scope means, one sentence for each.
+SCOPE_TEXT = {
+    "instance": "These lock objects were taken in opposite orders. If the threads that did so run at "
+                "the same time, each can hold one lock and wait forever for the next.",
+    "site": "Locks created at these sites were taken in opposite orders (not necessarily the same "
+            "objects: lock classes, as in lockdep). If two of them meet, they can deadlock.",
+}
+
+KNOWN_REASON = "known: in the CI baseline, so it does not fail a run"
 
 
 def fmt_ns(ns: float) -> str:

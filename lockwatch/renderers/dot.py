@@ -1,14 +1,14 @@
-"""The site-level lock-order graph as Graphviz DOT (cycles in red) and as GraphML (via networkx)."""
+"""The site-level lock-order graph as Graphviz DOT, cycles in red."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from ..analysis import Report
-from ..snapshot import EdgeRecord
+from ..model import EdgeRecord, Report
 from ..stacks import short_path
 from .common import plural
 
+EXTENSION = ".dot"
 CYCLE_COLOR = "#c6372c"
 
 
@@ -24,7 +24,7 @@ def _attrs(**attrs: Any) -> str:
     return "[" + ", ".join(f"{k}={quote(v)}" for k, v in attrs.items() if v is not None) + "]"
 
 
-def _cycles(report: Report) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[int]]]:
+def cycle_numbers(report: Report) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[int]]]:
     """The numbers (1-based, as in the text report) of the potential deadlocks each site-level
     edge and each site belongs to."""
     edges: dict[tuple[str, str], list[int]] = {}
@@ -39,7 +39,7 @@ def _cycles(report: Report) -> tuple[dict[tuple[str, str], list[int]], dict[str,
     return edges, nodes
 
 
-def _site_graph(report: Report) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], EdgeRecord]]:
+def site_graph(report: Report) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], EdgeRecord]]:
     """Every site (with what is known of it) and every site-level edge, including the edges of
     cycles whose sites a merged report knows only by key."""
     nodes: dict[str, dict[str, Any]] = {}
@@ -64,9 +64,9 @@ def _site_graph(report: Report) -> tuple[dict[str, dict[str, Any]], dict[tuple[s
     return nodes, edges
 
 
-def render(report: Report) -> str:
-    nodes, edges = _site_graph(report)
-    cyc_edges, cyc_nodes = _cycles(report)
+def render(report: Report, **options: Any) -> str:
+    nodes, edges = site_graph(report)
+    cyc_edges, cyc_nodes = cycle_numbers(report)
     ids = {key: f"n{i}" for i, key in enumerate(nodes)}
     found = report.potential_deadlocks
     out = [
@@ -111,36 +111,3 @@ def render(report: Report) -> str:
 def _comment(text: str) -> str:
     # A // comment ends at the line's end: a newline in a key must not end it early.
     return re.sub(r"[\r\n]+", " ", text)
-
-
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _s(value: Any) -> str:
-    """A GraphML attribute value: a string, without the characters XML 1.0 cannot hold."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        value = "\n".join(map(str, value))
-    return _XML_BAD.sub("?", str(value))
-
-
-def graphml(report: Report) -> str:
-    """The same graph in GraphML (yEd, Gephi, Cytoscape, networkx), every attribute a string."""
-    import networkx as nx
-
-    nodes, edges = _site_graph(report)
-    cyc_edges, cyc_nodes = _cycles(report)
-    g = nx.DiGraph(name="lockwatch lock-order graph")
-    for key, info in nodes.items():
-        g.add_node(_s(key), **{k: _s(v) for k, v in info.items()},
-                   in_cycle=_s(key in cyc_nodes),
-                   cycles=_s(",".join(map(str, cyc_nodes.get(key, [])))))
-    for (src, dst), e in edges.items():
-        marks = cyc_edges.get((src, dst), [])
-        g.add_edge(_s(src), _s(dst), thread=_s(e.thread), count=_s(e.count), timed=_s(e.timed),
-                   context=_s(e.context), held_stack=_s(e.held_stack), acquire_stack=_s(e.acquire_stack),
-                   in_cycle=_s(bool(marks)), cycles=_s(",".join(map(str, marks))))
-    return "\n".join(nx.generate_graphml(g)) + "\n"

@@ -1,17 +1,15 @@
 """The text report, in the spirit of lockdep's "possible circular locking dependency"."""
 from __future__ import annotations
 
-from ..analysis import SEVERITY, PotentialDeadlock, Report
-from ..snapshot import LockStats
+from typing import Any, Sequence
+
+from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..stacks import short_path
-from .common import cycle_title, fmt_ns, plural
+from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural
+from .incidents import render_alert, render_deadlock
 
+EXTENSION = ".txt"
 RULE = "=" * 78
-
-
-LABELS = {"deadlock": "deadlock risk", "single-thread": "single-thread inversion",
-          "semaphore": "through a semaphore", "timed": "timed (stall, not hang)",
-          "guarded": "guarded by a gate lock"}
 
 
 def _summary(report: Report) -> list[str]:
@@ -19,7 +17,7 @@ def _summary(report: Report) -> list[str]:
     mine = [p for p in found if p.origin == "user" and p.suppressed is None]
     out = []
     if mine:
-        counts = {}
+        counts: dict[str, int] = {}
         for p in mine:
             counts[p.triage] = counts.get(p.triage, 0) + 1
         parts = [f"{n} {LABELS[t]}" for t, n in sorted(counts.items(), key=lambda kv: SEVERITY.index(kv[0]))]
@@ -44,7 +42,7 @@ def _summary(report: Report) -> list[str]:
     return out
 
 
-def render(report: Report, top: int = 5) -> str:
+def render(report: Report, top: int = 5, **options: Any) -> str:
     snap = report.snapshot
     found = report.potential_deadlocks
     out: list[str] = [RULE]
@@ -56,13 +54,9 @@ def render(report: Report, top: int = 5) -> str:
                f"{plural(len(snap.site_edges), 'lock-order edge')} between sites")
     out.append(RULE)
     if report.deadlocks:
-        from ..watchdog import render_deadlock
-
         out.append(f"{plural(len(report.deadlocks), 'real deadlock')} happened during the run:")
         out.extend(render_deadlock(d).rstrip("\n") for d in report.deadlocks)
     if report.alerts:
-        from ..watchdog import render_alert
-
         out.append(f"{plural(len(report.alerts), 'long hold/wait alert')}:")
         out.extend(render_alert(a).rstrip("\n") for a in report.alerts)
         out.append("")
@@ -91,7 +85,7 @@ def render(report: Report, top: int = 5) -> str:
         out.append(f"{plural(len(report.baseline_gone), 'cycle')} in the baseline no longer seen "
                    "(fixed, or not exercised by this run; remove from the baseline once fixed):")
         for entry in report.baseline_gone:
-            out.append(f"  {entry['fingerprint']}  " + "; ".join(entry.get("locks", [])))
+            out.append(f"  {entry.fingerprint}  " + "; ".join(entry.locks))
         out.append("")
     out.extend(_contention(report, top))
     if snap.internal_errors:
@@ -100,27 +94,31 @@ def render(report: Report, top: int = 5) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def render_violations(violations: list) -> str:
+def render_violations(violations: Sequence[Violation]) -> str:
     """Just the declared-order violations (for a failing test's message)."""
     return "".join("\n".join(_violation(v)) + "\n" for v in violations)
 
 
-def _violation(v: dict) -> list[str]:
-    held, acq = v["held"], v["acquired"]
-    what = ("the declared order " + " -> ".join(v["declared"]) if v["kind"] == "declared-order"
-            else f"the order key of their site ({v['declared'][0]} is held, {v['declared'][1]} is taken)")
-    ctx = f", during {v['context']}" if v.get("context") else ""
-    out = [f"Lock order violation: thread {v['thread']!r} took {acq['name']} while holding "
-           f"{held['name']}, against {what}{ctx}",
-           f"    {held['name']} ({held['kind']}, created at {short_path(held['site'])}) was taken at:"]
-    out.extend(_stack(v.get("held_stack", [])))
-    out.append(f"    then {acq['name']} ({acq['kind']}, created at {short_path(acq['site'])}) was taken at:")
-    out.extend(_stack(v.get("acquire_stack", [])))
+def _violation(v: Violation) -> list[str]:
+    held, acq = v.held, v.acquired
+    what = ("the declared order " + " -> ".join(v.declared) if v.kind == "declared-order"
+            else f"the order key of their site ({_nth(v.declared, 0)} is held, {_nth(v.declared, 1)} is taken)")
+    ctx = f", during {v.context}" if v.context else ""
+    out = [f"Lock order violation: thread {v.thread!r} took {acq.name} while holding "
+           f"{held.name}, against {what}{ctx}",
+           f"    {held.name} ({held.kind}, created at {short_path(held.site or '?')}) was taken at:"]
+    out.extend(_stack(v.held_stack))
+    out.append(f"    then {acq.name} ({acq.kind}, created at {short_path(acq.site or '?')}) was taken at:")
+    out.extend(_stack(v.acquire_stack))
     out.extend(["", RULE])
     return out
 
 
-def render_cycles(found: list[PotentialDeadlock]) -> str:
+def _nth(items: Sequence[str], i: int) -> str:
+    return items[i] if i < len(items) else "?"
+
+
+def render_cycles(found: Sequence[PotentialDeadlock]) -> str:
     """Just the potential deadlocks (for a failing test's message)."""
     out: list[str] = []
     for i, p in enumerate(found, 1):
@@ -128,20 +126,12 @@ def render_cycles(found: list[PotentialDeadlock]) -> str:
     return "\n".join(out).rstrip("=\n") + "\n"
 
 
-def _scope_text(p: PotentialDeadlock) -> str:
-    if p.scope == "instance":
-        return ("These lock objects were taken in opposite orders. If the threads that did so run "
-                "at the same time, each can hold one lock and wait forever for the next.")
-    return ("Locks created at these sites were taken in opposite orders (not necessarily the "
-            "same objects: lock classes, as in lockdep). If two of them meet, they can deadlock.")
-
-
 def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
     known = "   (known: in the baseline)" if p.known else ""
     out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}   [{LABELS[p.triage]}]",
            f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
            + (f"   ({p.occurrences} cycles through these sites)" if p.occurrences > 1 else "") + known,
-           "  " + _scope_text(p)]
+           "  " + SCOPE_TEXT["instance" if p.scope == "instance" else "site"]]
     out.extend(f"  {reason}" for reason in p.reasons)
     out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)

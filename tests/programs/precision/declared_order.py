@@ -19,7 +19,7 @@ with lockwatch.watching() as session:
             with payments_lock:
                 with orders_lock:  # against the declared order
                     # Right after this one acquisition, before orders -> payments was ever taken.
-                    out["violations_inside"] = session.report().violations
+                    out["violations_inside"] = [v.to_dict() for v in session.report().violations]
                     out["cycles_inside"] = len(session.report().potential_deadlocks)
 
         t = threading.Thread(target=refund, name="refunder")
@@ -45,7 +45,7 @@ with lockwatch.watching() as session:
                     src.balance -= amount
                     dst.balance += amount
                     if "violations_inside" not in out:
-                        out["violations_inside"] = session.report().violations
+                        out["violations_inside"] = [v.to_dict() for v in session.report().violations]
 
         pairs = [(2, 1), (3, 1), (1, 3), (3, 2)] if scenario == "key-right" else [(2, 1)]
         workers = [threading.Thread(target=lambda a=a, b=b: [transfer(accounts[a], accounts[b], 1) for _ in range(200)],
@@ -78,6 +78,6 @@ with lockwatch.watching() as session:
         except ValueError as exc:
             out["key_error"] = str(exc)
 
-    out["violations"] = session.report().violations
+    out["violations"] = [v.to_dict() for v in session.report().violations]
 
 print(json.dumps(out))

@@ -1,0 +1,700 @@
+"""The plain data of a run and the JSON report contract (format "lockwatch-report"), both ways."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, NoReturn, Optional, Sequence, TypeVar
+
+from . import histogram
+from .errors import UserError
+from .jsonfile import read_json
+
+FORMAT = "lockwatch-report"
+VERSION = 1
+
+# Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
+# bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
+SEVERITY = ("deadlock", "single-thread", "semaphore", "timed", "guarded")
+FAILING = {"deadlock", "single-thread", "semaphore"}
+
+
+class ReportError(UserError):
+    """A file that is not a lockwatch report this version can read (one line for the user)."""
+
+
+# -- reading untrusted JSON ----------------------------------------------------------------------
+
+T = TypeVar("T")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", dict: "an object"}
+
+
+class _Reader:
+    """Checked access to one JSON object of a report: a wrong type or a missing key is a
+    ReportError naming the file and the field (``where``, e.g. ``deadlocks[0].threads[1]``)."""
+
+    def __init__(self, data: Any, where: str, source: str) -> None:
+        self.source = source
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail(f"{where} is not an object")
+        self.data: dict[str, Any] = data
+
+    def fail(self, problem: str) -> NoReturn:
+        raise ReportError(f"{self.source} is a damaged lockwatch report ({problem})")
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def _check(self, key: str, value: Any, kind: type) -> Any:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+              else isinstance(value, int) and not isinstance(value, bool) if kind is int
+              else isinstance(value, kind))
+        if not ok:
+            self.fail(f"{self.path(key)} is not {_TYPE_NAMES[kind]}")
+        return value
+
+    def req(self, key: str, kind: type) -> Any:
+        if key not in self.data:
+            self.fail(f"{self.path(key)} is missing")
+        return self._check(key, self.data[key], kind)
+
+    def opt(self, key: str, kind: type, default: Any = None) -> Any:
+        value = self.data.get(key)
+        return default if value is None else self._check(key, value, kind)
+
+    def strings(self, key: str, required: bool = False) -> list[str]:
+        items = self.req(key, list) if required else self.opt(key, list, [])
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                self.fail(f"{self.path(key)}[{i}] is not a string")
+        return list(items)
+
+    def items(self, key: str, read: Callable[[Any, str, str], T]) -> list[T]:
+        return [read(item, f"{self.path(key)}[{i}]", self.source)
+                for i, item in enumerate(self.opt(key, list, []))]
+
+    def record(self, key: str, read: Callable[[Any, str, str], T]) -> Optional[T]:
+        value = self.data.get(key)
+        return None if value is None else read(value, self.path(key), self.source)
+
+    def keys(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The keys of ``names`` the object has, in its order."""
+        return tuple(k for k in self.data if k in names)
+
+
+def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> dict[str, Any]:
+    """The (key, value) pairs of a record as JSON; for a record read from a report, only the keys
+    it had there and in that order (a report from elsewhere is written back as it was read)."""
+    if keys is None:
+        return dict(values)
+    by_key = dict(values)
+    return {k: by_key[k] for k in keys}
+
+
+# -- what the recorder saw -----------------------------------------------------------------------
+
+@dataclass
+class Timing:
+    """A duration distribution: exact count, total and max; percentiles from the histogram."""
+
+    count: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+    buckets: list[int] = field(default_factory=histogram.new_counts)
+
+    @property
+    def mean_ns(self) -> float:
+        return self.total_ns / self.count if self.count else 0.0
+
+    def percentile_ns(self, q: float) -> int:
+        return histogram.percentile(self.buckets, q, self.max_ns)
+
+    def merge(self, other: Timing) -> None:
+        self.count += other.count
+        self.total_ns += other.total_ns
+        self.max_ns = max(self.max_ns, other.max_ns)
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+
+    def to_dict(self) -> dict[str, Any]:
+        # Durations in seconds; the histogram as sparse [bucket, count] pairs so reports can merge.
+        s = 1e-9
+        return {
+            "count": self.count, "total": self.total_ns * s, "mean": self.mean_ns * s, "max": self.max_ns * s,
+            "p50": self.percentile_ns(0.5) * s, "p90": self.percentile_ns(0.9) * s,
+            "p99": self.percentile_ns(0.99) * s, "histogram": histogram.to_sparse(self.buckets),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> Timing:
+        r = _Reader(data, where, source)
+        sparse = r.opt("histogram", list, [])
+        for i, pair in enumerate(sparse):
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+                r.fail(f"{r.path('histogram')}[{i}] is not a [bucket, count] pair")
+        try:
+            buckets = histogram.from_sparse(sparse)
+        except (IndexError, ValueError, TypeError):
+            r.fail(f"{r.path('histogram')} has a bucket out of range")
+        return cls(r.opt("count", int, 0), round(r.opt("total", float, 0) * 1e9),
+                   round(r.opt("max", float, 0) * 1e9), buckets)
+
+
+@dataclass
+class LockStats:
+    """One creation site (a lock class, in lockdep's terms) and the totals of all its instances."""
+
+    key: str  # "<file>:<line>:<kind>", unique within a report
+    name: str
+    kind: str
+    filename: str
+    line: int
+    function: str
+    named: bool = False  # name given with lockwatch.name(), not derived from the source line
+    signal: bool = False  # a semaphore released by other threads than the acquirer: not a lock
+    value: int = 0  # for semaphores: the largest initial value (permits)
+    stdlib: bool = False  # created by the standard library
+    stable_file: str = ""  # the file, machine-independent (stacks.stable_path), for fingerprints
+    instances: int = 0
+    acquisitions: int = 0
+    contended: int = 0
+    failed: int = 0
+    hold: Timing = field(default_factory=Timing)
+    wait: Timing = field(default_factory=Timing)
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "site": self.site, "key": self.key, "function": self.function,
+            "named": self.named, "signal": self.signal, "value": self.value, "stdlib": self.stdlib,
+            "stable_file": self.stable_file,
+            "instances": self.instances, "acquisitions": self.acquisitions,
+            "contended": self.contended, "failed": self.failed, "hold": self.hold.to_dict(),
+            "wait": self.wait.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> LockStats:
+        r = _Reader(data, where, source)
+        site, kind = r.req("site", str), r.req("kind", str)
+        filename, _, line = site.rpartition(":")
+        if not line.isdigit():
+            r.fail(f"{r.path('site')} is not <file>:<line>")
+        return cls(
+            key=r.opt("key", str) or f"{site}:{kind}", name=r.req("name", str), kind=kind,
+            filename=filename, line=int(line), function=r.opt("function", str, ""),
+            named=bool(r.opt("named", bool, False)), signal=bool(r.opt("signal", bool, False)),
+            value=r.opt("value", int, 0), stdlib=bool(r.opt("stdlib", bool, False)),
+            stable_file=r.opt("stable_file", str, ""), instances=r.opt("instances", int, 0),
+            acquisitions=r.opt("acquisitions", int, 0), contended=r.opt("contended", int, 0),
+            failed=r.opt("failed", int, 0),
+            hold=r.record("hold", Timing.from_dict) or Timing(),
+            wait=r.record("wait", Timing.from_dict) or Timing())
+
+
+@dataclass
+class EdgeRecord:
+    """Lock-order edge src -> dst: ``thread`` held src (taken at ``held_stack``) and blocked to
+    take dst (at ``acquire_stack``). ``src``/``dst`` are LockStats keys; the instance serials
+    are set for instance edges."""
+
+    src: str
+    dst: str
+    thread: str
+    held_stack: list[str]
+    acquire_stack: list[str]
+    count: int = 1
+    timed: bool = False
+    context: Optional[str] = None  # e.g. the pytest node id during which it was first seen
+    src_instance: Optional[int] = None
+    dst_instance: Optional[int] = None
+    src_name: Optional[str] = None  # per-instance names given with lockwatch.name()
+    dst_name: Optional[str] = None
+    # Other locks held every time the edge was taken: their keys, and (parallel) instance serials.
+    gates: list[str] = field(default_factory=list)
+    gate_instances: list[int] = field(default_factory=list)
+    thread_id: str = ""  # "<pid>:<ident>" of the first thread that took the edge
+    multi: bool = False  # taken by more than one thread
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"src": self.src, "dst": self.dst, "thread": self.thread, "held_stack": list(self.held_stack),
+                "acquire_stack": list(self.acquire_stack), "count": self.count, "timed": self.timed,
+                "context": self.context, "src_instance": self.src_instance, "dst_instance": self.dst_instance,
+                "src_name": self.src_name, "dst_name": self.dst_name, "gates": list(self.gates),
+                "gate_instances": list(self.gate_instances), "thread_id": self.thread_id, "multi": self.multi}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> EdgeRecord:
+        r = _Reader(data, where, source)
+        gate_instances = r.opt("gate_instances", list, [])
+        for i, g in enumerate(gate_instances):
+            if not isinstance(g, int) or isinstance(g, bool):
+                r.fail(f"{r.path('gate_instances')}[{i}] is not an integer")
+        return cls(
+            src=r.req("src", str), dst=r.req("dst", str), thread=r.req("thread", str),
+            held_stack=r.strings("held_stack", required=True),
+            acquire_stack=r.strings("acquire_stack", required=True),
+            count=r.opt("count", int, 1), timed=r.opt("timed", bool, False), context=r.opt("context", str),
+            src_instance=r.opt("src_instance", int), dst_instance=r.opt("dst_instance", int),
+            src_name=r.opt("src_name", str), dst_name=r.opt("dst_name", str),
+            gates=r.strings("gates"), gate_instances=list(gate_instances),
+            thread_id=r.opt("thread_id", str, ""), multi=r.opt("multi", bool, False))
+
+
+# -- what the watchdog and the declared orders saw -----------------------------------------------
+
+@dataclass
+class LockInfo:
+    """A lock as a real deadlock, an alert or a violation names it."""
+
+    name: Optional[str] = None
+    kind: Optional[str] = None
+    site: Optional[str] = None  # "<file>:<line>" where it was created
+    keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "kind", "site")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _written([(k, getattr(self, k)) for k in self.FIELDS], self.keys)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> LockInfo:
+        r = _Reader(data, where, source)
+        return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class HeldLock(LockInfo):
+    """A lock a deadlocked thread holds, and where its holder took it (a frame)."""
+
+    taken_at: Optional[str] = None
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "kind", "site", "taken_at")
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> HeldLock:
+        r = _Reader(data, where, source)
+        return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class DeadlockThread:
+    """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract."""
+
+    name: str
+    stack: list[str]
+    ident: Optional[int] = None
+    waiting_for: Optional[LockInfo] = None
+    waiting_s: Optional[float] = None
+    blocked_by: Optional[str] = None  # the thread holding what this one waits for
+    holds: list[HeldLock] = field(default_factory=list)
+    keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ident", "waiting_for", "waiting_s", "blocked_by", "holds", "stack")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _written([("name", self.name), ("ident", self.ident),
+                         ("waiting_for", self.waiting_for.to_dict() if self.waiting_for else None),
+                         ("waiting_s", self.waiting_s), ("blocked_by", self.blocked_by),
+                         ("holds", [h.to_dict() for h in self.holds]), ("stack", list(self.stack))],
+                        self.keys)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> DeadlockThread:
+        r = _Reader(data, where, source)
+        return cls(r.req("name", str), r.strings("stack", required=True), r.opt("ident", int),
+                   r.record("waiting_for", LockInfo.from_dict), r.opt("waiting_s", float),
+                   r.opt("blocked_by", str), r.items("holds", HeldLock.from_dict), keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class Deadlock:
+    """A real deadlock the watchdog saw: a cycle of threads, each waiting for a lock the next holds."""
+
+    threads: list[DeadlockThread]
+    timeout_s: Optional[float] = None
+    policy: Optional[str] = None  # "exit", "raise" or "report"
+    victim: Optional[str] = None  # the thread that got the DeadlockError ("raise")
+    detected_at: Optional[float] = None  # time.time()
+    keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("threads", "timeout_s", "policy", "victim", "detected_at")
+
+    @property
+    def waits_for_itself(self) -> bool:
+        """One thread waiting for a lock it holds itself."""
+        return len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
+
+    def to_dict(self) -> dict[str, Any]:
+        return _written([("threads", [t.to_dict() for t in self.threads]), ("timeout_s", self.timeout_s),
+                         ("policy", self.policy), ("victim", self.victim), ("detected_at", self.detected_at)],
+                        self.keys)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "deadlock", source: str = "report") -> Deadlock:
+        r = _Reader(data, where, source)
+        return cls(r.items("threads", DeadlockThread.from_dict), r.opt("timeout_s", float),
+                   r.opt("policy", str), r.opt("victim", str), r.opt("detected_at", float),
+                   keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class Alert:
+    """A lock held (``kind`` "long-hold") or waited for ("long-wait") longer than its threshold."""
+
+    kind: str
+    lock: LockInfo
+    seconds: float
+    thread: str
+    stack: list[str]
+    taken_at: Optional[str] = None  # long-hold: where the lock was taken
+    holder: Optional[str] = None  # long-wait: the thread holding the lock
+    holder_stack: list[str] = field(default_factory=list)
+    keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("kind", "lock", "seconds", "thread", "taken_at", "stack", "holder",
+                                         "holder_stack")
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = self.keys
+        if keys is None:
+            keys = (("kind", "lock", "seconds", "thread", "taken_at", "stack") if self.kind == "long-hold"
+                    else ("kind", "lock", "seconds", "thread", "stack", "holder", "holder_stack"))
+        return _written([("kind", self.kind), ("lock", self.lock.to_dict()), ("seconds", self.seconds),
+                         ("thread", self.thread), ("taken_at", self.taken_at), ("stack", list(self.stack)),
+                         ("holder", self.holder), ("holder_stack", list(self.holder_stack))], keys)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "alert", source: str = "report") -> Alert:
+        r = _Reader(data, where, source)
+        return cls(r.req("kind", str), r.record("lock", LockInfo.from_dict) or LockInfo(),
+                   r.req("seconds", float), r.req("thread", str), r.strings("stack"),
+                   r.opt("taken_at", str), r.opt("holder", str), r.strings("holder_stack"),
+                   keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class Violation:
+    """Two locks taken against a declared order (lockwatch.order) or their site's order key."""
+
+    kind: str  # "declared-order" or "order-key"
+    declared: list[str]
+    held: LockInfo
+    acquired: LockInfo
+    thread: str
+    held_stack: list[str] = field(default_factory=list)
+    acquire_stack: list[str] = field(default_factory=list)
+    context: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "declared": list(self.declared), "held": self.held.to_dict(),
+                "acquired": self.acquired.to_dict(), "thread": self.thread,
+                "held_stack": list(self.held_stack), "acquire_stack": list(self.acquire_stack),
+                "context": self.context}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "violation", source: str = "report") -> Violation:
+        r = _Reader(data, where, source)
+        held = r.record("held", LockInfo.from_dict)
+        acquired = r.record("acquired", LockInfo.from_dict)
+        if held is None or acquired is None:
+            r.fail(f"{r.path('held' if held is None else 'acquired')} is missing")
+        return cls(r.req("kind", str), r.strings("declared", required=True), held, acquired,
+                   r.req("thread", str), r.strings("held_stack"), r.strings("acquire_stack"),
+                   r.opt("context", str))
+
+
+@dataclass
+class BaselineEntry:
+    """A cycle of the CI baseline (see baseline.py), as a report lists those no longer seen."""
+
+    fingerprint: str
+    locks: list[str] = field(default_factory=list)
+    scope: Optional[str] = None
+    triage: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "scope": self.scope, "triage": self.triage,
+                "locks": list(self.locks)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "baseline", source: str = "baseline") -> BaselineEntry:
+        r = _Reader(data, where, source)
+        return cls(r.req("fingerprint", str), r.strings("locks"), r.opt("scope", str), r.opt("triage", str))
+
+
+@dataclass
+class Snapshot:
+    locks: list[LockStats] = field(default_factory=list)
+    site_edges: list[EdgeRecord] = field(default_factory=list)
+    instance_edges: list[EdgeRecord] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    internal_errors: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)  # declared-order violations
+
+    def lock(self, key: str) -> Optional[LockStats]:
+        for s in self.locks:
+            if s.key == key:
+                return s
+        return None
+
+
+def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
+    """One snapshot from several (processes, test workers, runs). Locks are matched by creation
+    site; site edges are united (the first record of an edge is kept, counts add up). Instance
+    serials are per process, so each snapshot's instance edges stay among themselves: they are
+    renumbered apart, and inversions across processes are found at site scope."""
+    out = Snapshot(meta={"merged": len(snapshots), "sources": [s.meta for s in snapshots]})
+    locks: dict[str, LockStats] = {}
+    edges: dict[tuple[str, str], EdgeRecord] = {}
+    offset = 0
+    for snap in snapshots:
+        for st in snap.locks:
+            have = locks.get(st.key)
+            if have is None:
+                locks[st.key] = LockStats(**{**st.__dict__, "hold": Timing(**st.hold.__dict__),
+                                             "wait": Timing(**st.wait.__dict__)})
+                continue
+            have.instances += st.instances
+            have.acquisitions += st.acquisitions
+            have.contended += st.contended
+            have.failed += st.failed
+            have.signal = have.signal or st.signal
+            have.named = have.named or st.named
+            have.hold.merge(st.hold)
+            have.wait.merge(st.wait)
+        top = max([i for e in snap.instance_edges for i in (e.src_instance or 0, e.dst_instance or 0)]
+                  + [g for e in snap.site_edges for g in e.gate_instances] + [0])
+        for e in snap.site_edges:
+            have_e = edges.get((e.src, e.dst))
+            if have_e is None:
+                moved = EdgeRecord(**e.__dict__)
+                moved.gate_instances = [g + offset for g in e.gate_instances]
+                edges[(e.src, e.dst)] = moved
+            else:
+                have_e.count += e.count
+                have_e.timed = have_e.timed and e.timed
+                have_e.multi = have_e.multi or e.multi or have_e.thread_id != e.thread_id
+                # a gate counts only if held every time: keep the ones both records have
+                theirs = {(k, g + offset) for k, g in zip(e.gates, e.gate_instances)}
+                kept = [(k, g) for k, g in zip(have_e.gates, have_e.gate_instances) if (k, g) in theirs]
+                have_e.gates = [k for k, _g in kept]
+                have_e.gate_instances = [g for _k, g in kept]
+        for e in snap.instance_edges:
+            moved = EdgeRecord(**e.__dict__)
+            if e.src_instance is not None and e.dst_instance is not None:
+                moved.src_instance = e.src_instance + offset
+                moved.dst_instance = e.dst_instance + offset
+            moved.gate_instances = [g + offset for g in e.gate_instances]
+            out.instance_edges.append(moved)
+        offset += top + 1
+        out.internal_errors.extend(snap.internal_errors)
+        out.violations.extend(snap.violations)
+    out.locks = list(locks.values())
+    out.site_edges = list(edges.values())
+    return out
+
+
+# -- the findings ---------------------------------------------------------------------------------
+
+@dataclass
+class LockRef:
+    key: str
+    name: str
+    kind: str
+    filename: str
+    line: int
+    instance: Optional[int] = None
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.line}"
+
+
+@dataclass
+class PotentialDeadlock:
+    """A cycle of the lock-order graph. ``edges[i]`` goes from ``locks[i]`` to ``locks[i+1]``
+    (the last back to the first). ``scope`` is "instance" when these very lock objects were taken
+    in both orders, "site" when only locks created at these sites were (lockdep's lock classes)."""
+
+    scope: str
+    locks: list[LockRef]
+    edges: list[EdgeRecord]
+    fingerprint: str
+    occurrences: int = 1  # instance cycles through the same sites (e.g. many account pairs)
+    triage: str = "deadlock"  # deadlock | single-thread | semaphore | timed | guarded
+    reasons: list[str] = field(default_factory=list)  # why, one sentence per label that applies
+    gate: Optional[str] = None  # for "guarded": the lock held around every edge
+    origin: str = "user"  # "stdlib": every lock of the cycle was created by the standard library
+    suppressed: Optional[str] = None  # the reason, when a suppression matched
+    known: bool = False  # in the CI baseline
+
+    @property
+    def threads(self) -> list[str]:
+        return sorted({e.thread for e in self.edges})
+
+    @property
+    def fails(self) -> bool:
+        """Whether this finding fails a run (--fail-on-cycle, the pytest plugin): a risk of a
+        real hang in the user's own code, not suppressed and not already in the baseline."""
+        return (self.triage in FAILING and self.origin == "user" and self.suppressed is None
+                and not self.known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope, "fingerprint": self.fingerprint, "occurrences": self.occurrences,
+            "triage": self.triage, "reasons": self.reasons, "gate": self.gate, "origin": self.origin,
+            "suppressed": self.suppressed, "known": self.known, "fails": self.fails,
+            "locks": [{"name": lk.name, "kind": lk.kind, "site": lk.site, "key": lk.key,
+                       "instance": lk.instance} for lk in self.locks],
+            "edges": [e.to_dict() for e in self.edges],
+        }
+
+
+@dataclass
+class Report:
+    snapshot: Snapshot
+    potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
+    deadlocks: list[Deadlock] = field(default_factory=list)  # seen by the watchdog
+    alerts: list[Alert] = field(default_factory=list)  # long holds and waits
+    cycles_not_listed: int = 0
+    baseline_gone: list[BaselineEntry] = field(default_factory=list)  # in the baseline, not seen
+
+    @property
+    def failing(self) -> list[PotentialDeadlock]:
+        return [p for p in self.potential_deadlocks if p.fails]
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.snapshot.violations
+
+    def most_contended(self, n: int = 5) -> list[LockStats]:
+        rows = [s for s in self.snapshot.locks if s.contended]
+        rows.sort(key=lambda s: (s.wait.total_ns, s.contended), reverse=True)
+        return rows[:n]
+
+    def longest_held(self, n: int = 5) -> list[LockStats]:
+        rows = [s for s in self.snapshot.locks if s.hold.count and not s.signal]
+        rows.sort(key=lambda s: (s.hold.max_ns, s.hold.total_ns), reverse=True)
+        return rows[:n]
+
+    def to_dict(self) -> dict[str, Any]:
+        snap = self.snapshot
+        in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "meta": snap.meta,
+            "potential_deadlocks": [p.to_dict() for p in self.potential_deadlocks],
+            "deadlocks": [d.to_dict() for d in self.deadlocks],
+            "alerts": [a.to_dict() for a in self.alerts],
+            "order_violations": [v.to_dict() for v in snap.violations],
+            "baseline_gone": [b.to_dict() for b in self.baseline_gone],
+            # Locks that were used (modules create many they never take in a given run).
+            "locks": [s.to_dict() for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph],
+            # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
+            "lock_order": [e.to_dict() for e in snap.site_edges],
+            "instance_edges": [e.to_dict() for e in snap.instance_edges],
+            "internal_errors": snap.internal_errors,
+        }
+
+
+def canonical_rotation(seq: list[Any]) -> list[Any]:
+    if not seq:
+        return seq
+    best = min(range(len(seq)), key=lambda i: seq[i:] + seq[:i])
+    return seq[best:] + seq[:best]
+
+
+def cycle_id(keys: Sequence[str]) -> str:
+    """A cycle identified by its locks' keys. Fingerprints are made from paths relative to the
+    working directory or sys.path, so a report re-rendered elsewhere gets other ones."""
+    return "keys:" + "\n".join(canonical_rotation(list(keys)))
+
+
+# -- a saved report -------------------------------------------------------------------------------
+
+@dataclass
+class SavedReport:
+    """A report read back: its snapshot, the watchdog's findings, and the marks its run's
+    suppressions and baseline put on its cycles (kept when it is re-rendered or merged)."""
+
+    snapshot: Snapshot
+    deadlocks: list[Deadlock] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: dict[str, str] = field(default_factory=dict)  # fingerprint or cycle id -> reason
+    known: set[str] = field(default_factory=set)  # fingerprints or cycle ids in the baseline
+    baseline_gone: list[BaselineEntry] = field(default_factory=list)
+    # (scope, cycle id) -> the fingerprint the recording process gave the cycle
+    fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "report") -> SavedReport:
+        """Raises ReportError (one line naming ``source`` and the field) for anything that is not
+        a lockwatch report of a version this one reads."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ReportError(f"{source} is not a lockwatch report")
+        version = data.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise ReportError(f"{source} is a lockwatch report of version {version}; "
+                              f"this lockwatch reads version {VERSION} and older")
+        r = _Reader(data, "", source)
+        for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone"):
+            if data.get(key) is not None and not isinstance(data[key], list):
+                r.fail(f"{key} is not a list")
+        snap = Snapshot(locks=r.items("locks", LockStats.from_dict),
+                        site_edges=r.items("lock_order", EdgeRecord.from_dict),
+                        instance_edges=r.items("instance_edges", EdgeRecord.from_dict),
+                        meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
+                        violations=r.items("order_violations", Violation.from_dict))
+        saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
+                    baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)
+                                   for i, e in enumerate(data.get("baseline_gone") or [])
+                                   if isinstance(e, dict)])
+        for p in data.get("potential_deadlocks") or []:
+            # Only the marks are read back: the cycles themselves are found again by analysis.
+            if not isinstance(p, dict):
+                continue
+            ids = [str(p["fingerprint"])] if p.get("fingerprint") else []
+            locks = p.get("locks")
+            if isinstance(locks, list) and all(isinstance(lk, dict) and lk.get("key") for lk in locks):
+                ids.append(cycle_id([str(lk["key"]) for lk in locks]))
+                if isinstance(p.get("scope"), str) and isinstance(p.get("fingerprint"), str):
+                    saved.fingerprints.setdefault((p["scope"], ids[-1]), p["fingerprint"])
+            for ident in ids:
+                if p.get("suppressed") is not None:
+                    saved.suppressed[ident] = str(p["suppressed"])
+                if p.get("known"):
+                    saved.known.add(ident)
+        return saved
+
+
+def loads(text: str, source: str = "report") -> SavedReport:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ReportError(f"{source} is not a lockwatch report (not JSON)") from None
+    return SavedReport.from_dict(data, source)
+
+
+def load(path: str) -> SavedReport:
+    """Read a saved report. Raises ReportError (one line) when it cannot be used."""
+    return SavedReport.from_dict(read_json(path, "lockwatch report", ReportError), path)
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def save(path: str, report: Report) -> None:
+    """Write ``report`` as JSON, atomically."""
+    from .files import write_atomic
+
+    write_atomic(path, dumps(report))
