@@ -109,7 +109,7 @@ def test_golden_report_has_every_kind_of_finding() -> None:
 @pytest.mark.parametrize("fmt", renderers.FORMATS)
 def test_saved_report_renders_as_the_report_it_was_saved_from(fmt: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from lockwatch import reportcmd
+    from lockwatch.cli import report as reportcmd
 
     saved = tmp_path / "report.json"
     text = golden("json").read_text(encoding="utf-8")

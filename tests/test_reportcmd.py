@@ -11,7 +11,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from lockwatch import reportcmd
+from lockwatch import cli
+from lockwatch.cli import report as reportcmd
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import jsonreport, text
 from lockwatch.model import VERSION, load
@@ -28,7 +29,7 @@ fx = load_fixture()
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """`lockwatch report ARGV...` in this process, as lockwatch.cli.main dispatches it."""
-    status = reportcmd.main(list(argv), prog_name=PROG)
+    status = cli.main(["report", *argv], prog_name="lockwatch")
     out, err = capsys.readouterr()
     return status, out, err
 

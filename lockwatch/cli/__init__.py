@@ -21,11 +21,11 @@ def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> 
     # `lockwatch report FILE.json`: the offline commands (a script literally called `report` runs
     # as ./report). They import neither the runtime nor the program runner.
     if raw[:1] == ["report"]:
-        from ..reportcmd import command as report_command
+        from .report import command as report_command
 
         return run_click(report_command, raw[1:], f"{prog_name} report")
     if raw[:1] == ["baseline"]:
-        from ..baselinecmd import command as baseline_command
+        from .baseline import command as baseline_command
 
         return run_click(baseline_command, raw[1:], f"{prog_name} baseline")
     from .run import command, split_attached_module

@@ -1,18 +1,17 @@
 """`lockwatch report`: re-render a saved JSON report in another format, or merge several into one."""
 from __future__ import annotations
 
-import sys
 from typing import Optional, Sequence
 
 import click
 
-from . import renderers
-from .analysis import build_report
-from .files import check_writable, write_atomic
-from .model import Report, ReportError, load
-from .renderers import FORMATS
-
-EXIT_USAGE = 2
+from .. import renderers
+from ..analysis import build_report
+from ..files import check_writable, write_atomic
+from ..model import Report, load
+from ..renderers import FORMATS
+from ..settings import DEFAULT_TOP, FIELD_BY_KEY
+from .run import SettingType
 
 HELP = """Re-render saved lockwatch reports, or merge several into one.
 
@@ -63,7 +62,7 @@ def combine(paths: Sequence[str]) -> Report:
               help="Output format.")
 @click.option("-o", "--output", metavar="PATH", type=click.Path(dir_okay=False),
               help="Write the output to PATH instead of stdout.")
-@click.option("--top", type=click.IntRange(0, 1000), default=5, show_default=True,
+@click.option("--top", type=SettingType(FIELD_BY_KEY["top"], "INTEGER"), default=DEFAULT_TOP, show_default=True,
               help="Rows in each contention table of the text report.")
 def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> int:
     if output:
@@ -80,27 +79,3 @@ def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> 
     else:
         click.echo(content, nl=False)
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch report") -> int:
-    """`lockwatch report ...`, called by lockwatch.cli.main; returns the exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
-    except click.UsageError as exc:
-        # One line the user can act on, never a usage dump or a traceback (as lockwatch.cli).
-        hint = f" (see '{prog_name} --help')" if not isinstance(exc, click.BadParameter) else ""
-        click.echo(f"{prog_name}: error: {exc.format_message()}{hint}", err=True)
-        return EXIT_USAGE
-    except ReportError as exc:
-        click.echo(f"{prog_name}: error: {exc}", err=True)
-        return EXIT_USAGE
-    except OSError as exc:  # the output vanished between the check and the write
-        click.echo(f"{prog_name}: error: cannot write {exc.filename or 'the output'}: "
-                   f"{exc.strerror or exc}", err=True)
-        return EXIT_USAGE
-    except click.exceptions.Abort:
-        return 130
-    except click.exceptions.Exit as exc:  # --help
-        return exc.exit_code
-    return int(result or 0)

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
 import click
 
-from .analysis import FAILING, build_report
-from .baseline import render
-from .files import check_writable, write_atomic
-from .model import ReportError, SavedReport, cycle_id, load
+from ..analysis import FAILING, build_report
+from ..baseline import render
+from ..files import check_writable, write_atomic
+from ..model import SavedReport, cycle_id, load
 
 HELP = """Write the potential deadlocks found in saved JSON reports (`python -m lockwatch --json`,
 `pytest --lockwatch-json`) as a baseline: with `--baseline FILE` (or `baseline = "FILE"` in
@@ -30,10 +30,7 @@ def command(reports: Sequence[str], output: str) -> int:
     loaded: list[SavedReport] = []
     recorded: dict[tuple[str, str], str] = {}
     for path in reports:
-        try:
-            loaded.append(load(path))
-        except ReportError as exc:
-            raise click.UsageError(str(exc)) from None
+        loaded.append(load(path))  # a ReportError is the CLI's one-line error
         for key, fp in loaded[-1].fingerprints.items():
             recorded.setdefault(key, fp)
     report = build_report([s.snapshot for s in loaded])
@@ -54,14 +51,3 @@ def command(reports: Sequence[str], output: str) -> int:
         write_atomic(output, text)
         click.echo(f"lockwatch: wrote a baseline of {len(cycles)} potential deadlock(s) to {output}", err=True)
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch baseline") -> int:
-    try:
-        return int(command.main(args=list(sys.argv[1:] if argv is None else argv),
-                                prog_name=prog_name, standalone_mode=False) or 0)
-    except click.UsageError as exc:
-        click.echo(f"{prog_name}: error: {exc.format_message()}", err=True)
-        return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
