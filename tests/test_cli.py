@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from lwsupport import child_env as env
-from lwsupport import default_sigint
+from support import child_env as env
+from support import default_sigint
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,7 +20,7 @@ from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import html
 from lockwatch.stacks import short_path
-from lwsupport import load_report_fixture as load_fixture
+from support import load_report_fixture as load_fixture
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lwsupport import child_env as env
+from support import child_env as env
 
 pytestmark = pytest.mark.timeout(180)
 

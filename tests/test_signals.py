@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from lwsupport import default_sigint
+from support import default_sigint
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]

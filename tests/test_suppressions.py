@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lwsupport import lockwatch
+from support import lockwatch
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -17,7 +17,7 @@ import pytest
 from lockwatch.analysis import analyze
 from lockwatch.renderers import text
 from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, is_stdlib
-from lwsupport import child_env as env
+from support import child_env as env
 
 pytestmark = pytest.mark.timeout(180)
 
