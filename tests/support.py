@@ -2,23 +2,38 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
+from typing import Any, Optional, Sequence, Union
+
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TESTS = Path(__file__).resolve().parent
+PROGRAMS = TESTS / "programs"  # programs the tests run (in subprocesses, or imported)
+FIXTURES = TESTS / "fixtures"  # data: saved reports and sample projects
+TIMEOUT = 120  # seconds for one child process: one still running then is hung, and the test fails
 
 
-def child_env() -> dict[str, str]:
+# -- child processes ------------------------------------------------------------------------------
+
+def child_env(tmp: Optional[Path] = None, **extra: str) -> dict[str, str]:
     """The environment for a child Python: this one without LOCKWATCH* settings (the child runs
-    lockwatch only as the test says), with this checkout importable and no .pyc files written."""
+    lockwatch only as the test says), with this checkout importable, no .pyc files written, and
+    ``extra``. ``tmp`` (created) becomes TMPDIR, where `python -m lockwatch` makes its children's
+    folder."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
     e.pop("PYTHONSAFEPATH", None)
     e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
+    if tmp is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        e["TMPDIR"] = str(tmp)
+    e.update(extra)
     return e
 
 
@@ -28,11 +43,56 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m lockwatch ARGV...` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "lockwatch", *argv], cwd=cwd, env=child_env(),
-                          capture_output=True, text=True, timeout=120)
+def python(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
+           interpreter: Optional[Sequence[str]] = None,
+           timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`python ARGV...` in a subprocess (``interpreter`` instead of this Python, ``env`` instead of
+    child_env()); a run still going after ``timeout`` seconds is a hang and fails the test."""
+    cmd = [*(interpreter or [sys.executable]), *argv]
+    try:
+        return subprocess.run(cmd, cwd=cwd, env=child_env() if env is None else env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{cmd} did not end within {timeout}s (a hang): stderr={exc.stderr!r}")
 
+
+def lockwatch(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
+              timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """`python -m lockwatch ARGV...` in a subprocess, as python() runs it."""
+    return python("-m", "lockwatch", *argv, cwd=cwd, env=env, timeout=timeout)
+
+
+def report_of(path: Path) -> dict[str, Any]:
+    """The JSON report written at ``path``."""
+    return json.loads(path.read_text())
+
+
+# -- line numbers from the source -----------------------------------------------------------------
+
+def line_in(text: str, needle: str, where: object = "the text") -> int:
+    """The number of the only line of ``text`` that contains ``needle``: expected line numbers
+    come from the source, never hard-coded."""
+    found = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
+    assert len(found) == 1, f"{needle!r} is on lines {found} of {where}, expected exactly one"
+    return found[0]
+
+
+def line_of(path: Union[Path, str], needle: str) -> int:
+    """The number of the only line of the file ``path`` that contains ``needle``."""
+    return line_in(Path(path).read_text(encoding="utf-8"), needle, path)
+
+
+def marker_line(path: Union[Path, str], tag: str) -> int:
+    """The line of ``path`` that carries the comment ``# <tag>`` (exactly one)."""
+    return line_of(path, f"# <{tag}>")
+
+
+def frame(fn: FunctionType, line: int) -> str:
+    """A stack entry as lockwatch writes it for ``line`` of ``fn``: "<file>:<line> in <function>"."""
+    return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
+
+
+# -- the report fixture ---------------------------------------------------------------------------
 
 def load_report_fixture() -> ModuleType:
     """tests/fixtures/report_shop/fixture.py, shared by the HTML, DOT and report command tests

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import pytest
 from support import child_env as env
-from support import default_sigint
+from support import default_sigint, line_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,13 +48,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
-
-
-def line_of(path: Path, text: str) -> int:
-    """The number of the only line of ``path`` that contains ``text``."""
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
-    assert len(found) == 1, (path, text, found)
-    return found[0]
 
 
 def report_part(stderr: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support import child_env as env
+from support import line_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,12 +26,6 @@ def scenario(name: str) -> dict[str, Any]:
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return json.loads(result.stdout)
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
 
 
 def frame(path: Path, needle: str, function: str) -> str:

@@ -18,18 +18,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from support import line_of
 
 pytestmark = pytest.mark.timeout(300)
 
 PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
 SHARED = PROGRAMS / "shared_locks.py"
 TIMEOUT = 240  # seconds for one program run: a hang fails the test, it never waits forever
-
-
-def line_of(path: Path, text: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
-    assert len(found) == 1, (path, text, found)
-    return found[0]
 
 
 LOCK_A = f"{SHARED}:{line_of(SHARED, 'lock_a = threading.Lock()')}"

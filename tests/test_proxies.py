@@ -14,6 +14,7 @@ import pytest
 
 import lockwatch
 from lockwatch import proxies
+from support import marker_line
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
@@ -159,21 +160,14 @@ def test_threading_internal_locks_stay_out(threads):
     snap = session.snapshot()
     assert [s for s in snap.locks if s.filename == threading.__file__] == []
     got = sorted((s.line, s.kind) for s in snap.locks)
-    assert got == sorted([(line_of_here("internal:sem"), "Semaphore"),
-                          (line_of_here("internal:bsem"), "BoundedSemaphore"),
-                          (line_of_here("internal:cond"), "Condition")]), got
+    assert got == sorted([(marker_line(HERE, "internal:sem"), "Semaphore"),
+                          (marker_line(HERE, "internal:bsem"), "BoundedSemaphore"),
+                          (marker_line(HERE, "internal:cond"), "Condition")]), got
     # Their internals are threading's own objects, unpatched.
     assert type(event._cond) is proxies.OrigCondition
     assert type(sem._cond) is proxies.OrigCondition
     assert type(sem._cond._lock) is type(_thread.allocate_lock())
     assert type(barrier._cond) is proxies.OrigCondition
-
-
-def line_of_here(tag):
-    with open(HERE, encoding="utf-8") as f:
-        hits = [i for i, text in enumerate(f.read().splitlines(), 1) if f"# <{tag}>" in text]
-    assert len(hits) == 1, tag
-    return hits[0]
 
 
 # --- isinstance and subclassing -------------------------------------------------------------
@@ -268,9 +262,9 @@ def test_subclassing_condition_and_semaphores_while_patched(threads):
                      (bsem, threading.BoundedSemaphore), (bsem, threading.Semaphore)):
         assert isinstance(obj, cls)  # the real classes, after disable
     snap = session.snapshot()
-    assert site(snap, line_of_here("sub:cond")).acquisitions >= 2
-    assert site(snap, line_of_here("sub:sem"), "Semaphore").acquisitions == 2
-    assert site(snap, line_of_here("sub:bsem"), "BoundedSemaphore").acquisitions == 1
+    assert site(snap, marker_line(HERE, "sub:cond")).acquisitions >= 2
+    assert site(snap, marker_line(HERE, "sub:sem"), "Semaphore").acquisitions == 2
+    assert site(snap, marker_line(HERE, "sub:bsem"), "BoundedSemaphore").acquisitions == 1
 
 
 # --- Condition ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import lockwatch
+from support import line_of, lockwatch
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,12 +25,6 @@ def write(path: Path, content: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(content).lstrip("\n"))
     return path
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
 
 
 def run_json(project: Path, *argv: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:

@@ -18,6 +18,7 @@ from lockwatch.analysis import analyze
 from lockwatch.renderers import text
 from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, is_stdlib
 from support import child_env as env
+from support import line_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,12 +54,6 @@ def lock_names(p: dict[str, Any]) -> set[str]:
 
 def edge_threads(p: dict[str, Any]) -> set[str]:
     return {e["thread"] for e in p["edges"]}
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
 
 
 # -- one test per label --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from support import line_in
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -73,12 +74,6 @@ def run(tmp_path: Path, source: str, *options: str, cli: bool = True, timeout: f
     seconds = time.monotonic() - t0
     report = json.loads(out.read_text()) if out.exists() else None
     return Result(proc.returncode, proc.stdout, proc.stderr, report, seconds, source)
-
-
-def line_of(source: str, needle: str) -> int:
-    found = [no for no, text in enumerate(source.splitlines(), 1) if needle in text]
-    assert len(found) == 1, f"{needle!r} is on lines {found} of the program, expected exactly one"
-    return found[0]
 
 
 def live_part(stderr: str) -> str:
@@ -343,23 +338,23 @@ def check_deadlock(d: dict[str, Any], shape: Shape, source: str, policy: str) ->
     by_name = {t["name"]: t for t in d["threads"]}
     assert len(by_name) == len(d["threads"]), d["threads"]
     assert set(by_name) == set(shape.cycle), d["threads"]
-    wait_line = line_of(source, "with lock:  # blocks here")
+    wait_line = line_in(source, "with lock:  # blocks here")
     for name, (waits, holds) in shape.cycle.items():
         t = by_name[name]
         w = t["waiting_for"]
         assert (w["name"], w["kind"]) == (waits, shape.kinds[waits]), t
-        assert w["site"].endswith(f"prog.py:{line_of(source, f'{waits} = threading.')}"), t
+        assert w["site"].endswith(f"prog.py:{line_in(source, f'{waits} = threading.')}"), t
         assert t["blocked_by"] == shape.holder_of(waits), t
         assert t["waiting_s"] >= TIMEOUT - 0.02, t
         assert [h["name"] for h in t["holds"]] == list(holds), t  # re-entry is one hold
         for h in t["holds"]:
             assert h["kind"] == shape.kinds[h["name"]], h
-            assert h["site"].endswith(f"prog.py:{line_of(source, h['name'] + ' = threading.')}"), h
+            assert h["site"].endswith(f"prog.py:{line_in(source, h['name'] + ' = threading.')}"), h
             marker = shape.taken.get((name, h["name"]))
             if marker is not None:
                 function = "<module>" if name == "MainThread" else r"\w+"
                 assert h["taken_at"] is not None and re.search(
-                    rf"prog\.py:{line_of(source, marker)} in {function}$", h["taken_at"]), h
+                    rf"prog\.py:{line_in(source, marker)} in {function}$", h["taken_at"]), h
         assert t["stack"], t
         assert t["stack"][-1].endswith(f"prog.py:{wait_line} in attempt"), t["stack"]
     if policy == "raise":
@@ -379,7 +374,7 @@ def check_deadlock_text(text: str, shape: Shape, source: str) -> None:
     assert f"{len(shape.cycle)} threads have waited more than {TIMEOUT:g} s" in head
     for name, (waits, holds) in shape.cycle.items():
         pattern = (rf"^  thread '{name}' waits for {waits} \({shape.kinds[waits]}, created at "
-                   rf"prog\.py:{line_of(source, waits + ' = threading.')}\) since \d+\.\d s, "
+                   rf"prog\.py:{line_in(source, waits + ' = threading.')}\) since \d+\.\d s, "
                    rf"blocked by thread '{shape.holder_of(waits)}'$")
         starts = [i for i, ln in enumerate(lines) if re.match(pattern, ln)]
         assert len(starts) == 1, f"no line matching {pattern!r} in:\n{text}"
@@ -392,11 +387,11 @@ def check_deadlock_text(text: str, shape: Shape, source: str) -> None:
         assert len(held_lines) == len(holds), block
         for h, ln in zip(holds, held_lines):
             assert ln.startswith(f"    holds {h} ({shape.kinds[h]}, created at "
-                                 f"prog.py:{line_of(source, h + ' = threading.')}"), ln
+                                 f"prog.py:{line_in(source, h + ' = threading.')}"), ln
             marker = shape.taken.get((name, h))
             if marker is not None:
-                assert f", taken at prog.py:{line_of(source, marker)} in " in ln, ln
-        wait_line = line_of(source, "with lock:  # blocks here")
+                assert f", taken at prog.py:{line_in(source, marker)} in " in ln, ln
+        wait_line = line_in(source, "with lock:  # blocks here")
         assert f"      prog.py:{wait_line} in attempt" in block, block
 
 
@@ -464,7 +459,7 @@ def test_condition_hold_is_taken_at_the_with_line(tmp_path):
     [holder] = [t for t in d["threads"] if t["name"] == "holder"]
     [cond] = holder["holds"]
     assert cond["name"] == "cond"
-    assert cond["taken_at"].endswith(f"prog.py:{line_of(source, '# holder takes cond')} in holder")
+    assert cond["taken_at"].endswith(f"prog.py:{line_in(source, '# holder takes cond')} in holder")
 
 
 @pytest.mark.parametrize("make_cond", ["threading.Condition()", "threading.Condition(threading.Lock())"])
@@ -1102,17 +1097,17 @@ def test_warn_hold_alerts_once_with_the_holders_stack(tmp_path):
     [alert] = r.report["alerts"]
     assert alert["kind"] == "long-hold"
     assert alert["lock"]["name"] == "big_lock" and alert["lock"]["kind"] == "Lock"
-    assert alert["lock"]["site"].endswith(f"prog.py:{line_of(src, 'big_lock = threading.Lock()')}")
+    assert alert["lock"]["site"].endswith(f"prog.py:{line_in(src, 'big_lock = threading.Lock()')}")
     assert 0.3 <= alert["seconds"] < 1.0, alert
     assert alert["thread"] == "holder"
-    assert alert["taken_at"].endswith(f"prog.py:{line_of(src, '# holder takes big_lock')} in hold_it")
-    assert alert["stack"][-1].endswith(f"prog.py:{line_of(src, '# holder still holds big_lock')} in hold_it"), alert
+    assert alert["taken_at"].endswith(f"prog.py:{line_in(src, '# holder takes big_lock')} in hold_it")
+    assert alert["stack"][-1].endswith(f"prog.py:{line_in(src, '# holder still holds big_lock')} in hold_it"), alert
     live = live_part(r.stderr)
     assert live.count("has been held for") == 1, r.stderr
     assert re.search(r"^lockwatch: big_lock \(Lock, created at prog\.py:\d+\) has been held for "
                      r"\d+\.\d s by thread 'holder' \(still held; taken at prog\.py:\d+ in hold_it\)$",
                      live, re.M), live
-    assert f"    prog.py:{line_of(src, '# holder still holds big_lock')} in hold_it" in live
+    assert f"    prog.py:{line_in(src, '# holder still holds big_lock')} in hold_it" in live
     assert live.index("has been held for") < live.index("HOLDER RELEASED"), live  # while it happened
     assert "waited" not in live and "DEADLOCK" not in r.stderr
 
@@ -1163,11 +1158,11 @@ def test_warn_wait_alerts_once_naming_the_holder(tmp_path):
     [alert] = r.report["alerts"]
     assert alert["kind"] == "long-wait"
     assert alert["lock"]["name"] == "busy_lock"
-    assert alert["lock"]["site"].endswith(f"prog.py:{line_of(src, 'busy_lock = threading.Lock()')}")
+    assert alert["lock"]["site"].endswith(f"prog.py:{line_in(src, 'busy_lock = threading.Lock()')}")
     assert alert["thread"] == "waiter" and alert["holder"] == "holder", alert
     assert 0.3 <= alert["seconds"] < 1.0, alert
-    assert alert["stack"][-1].endswith(f"prog.py:{line_of(src, '# waiter waits here')} in waiter"), alert
-    assert alert["holder_stack"][-1].endswith(f"prog.py:{line_of(src, '# holder sleeps with busy_lock')} in holder"), alert
+    assert alert["stack"][-1].endswith(f"prog.py:{line_in(src, '# waiter waits here')} in waiter"), alert
+    assert alert["holder_stack"][-1].endswith(f"prog.py:{line_in(src, '# holder sleeps with busy_lock')} in holder"), alert
     live = live_part(r.stderr)
     assert live.count("has waited") == 1, r.stderr
     assert re.search(r"^lockwatch: thread 'waiter' has waited \d+\.\d s for busy_lock \(Lock, created at "
@@ -1365,7 +1360,7 @@ def test_a_lock_taken_again_by_its_only_thread_is_a_deadlock(tmp_path):
     [t] = d["threads"]
     assert (t["name"], t["blocked_by"], t["waiting_for"]["name"]) == ("MainThread", "MainThread", "lock")
     assert [h["name"] for h in t["holds"]] == ["lock"]
-    assert t["stack"][-1].endswith(f":{line_of(r.source, '# taken again by its holder')} in helper")
+    assert t["stack"][-1].endswith(f":{line_in(r.source, '# taken again by its holder')} in helper")
 
 
 def test_under_raise_the_thread_gets_the_error_and_the_program_goes_on(tmp_path):
