@@ -8,17 +8,15 @@ inversion take the locks of one shared module (shared_locks.py), so their creati
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import line_of
+from support import child_env, line_of, python
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,30 +29,13 @@ LOCK_A = f"{SHARED}:{line_of(SHARED, 'lock_a = threading.Lock()')}"
 LOCK_B = f"{SHARED}:{line_of(SHARED, 'lock_b = threading.Lock()')}"
 
 
-def clean_env(tmp: Optional[Path] = None, **extra: str) -> dict[str, str]:
-    """The test's environment without any LOCKWATCH setting, plus ``extra``. ``tmp`` becomes
-    TMPDIR (where `python -m lockwatch` makes its children's folder)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.pop("PYTHONSAFEPATH", None)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    if tmp is not None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(tmp)
-    env.update(extra)
-    return env
-
-
 def run(argv: list[str], env: dict[str, str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([sys.executable, *argv], env=env, cwd=cwd or PROGRAMS,
-                              capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{argv} did not end within {TIMEOUT}s (a hang): stderr={exc.stderr!r}")
+    return python(*argv, cwd=cwd or PROGRAMS, env=env, timeout=TIMEOUT)
 
 
 def hook(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """`LOCKWATCH=1 python ARGV...`, nothing else changed."""
-    return run(list(argv), clean_env(LOCKWATCH="1", **extra))
+    return run(list(argv), child_env(LOCKWATCH="1", **extra))
 
 
 def stdout_value(result: subprocess.CompletedProcess[str], key: str) -> str:
@@ -123,7 +104,7 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
     assert reports_in(result.stderr) == 2
 
     merged = run(["-m", "lockwatch", "report", str(reports / f"r-{parent}.json"),
-                  str(reports / f"r-{child}.json"), "--format", "json"], clean_env())
+                  str(reports / f"r-{child}.json"), "--format", "json"], child_env())
     assert merged.returncode == 0, merged.stderr
     [found] = json.loads(merged.stdout)["potential_deadlocks"]
     assert found["scope"] == "site"
@@ -133,7 +114,7 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
 @pytest.mark.parametrize("setting", [None, "0", "", "off", "false"])
 def test_without_lockwatch_nothing_happens(setting: Optional[str]) -> None:
     extra = {} if setting is None else {"LOCKWATCH": setting}
-    result = run(["abba.py"], clean_env(**extra))
+    result = run(["abba.py"], child_env(**extra))
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lockwatch imported") == "False"  # not even imported
     assert stdout_value(result, "lockwatch modules") == "[]"
@@ -173,7 +154,7 @@ def test_the_hook_switches_on_whichever_module_first_imports_threading(first: st
 
 
 def test_isolated_mode_is_left_alone() -> None:
-    result = run(["-I", str(PROGRAMS / "abba.py")], clean_env(LOCKWATCH="1"))
+    result = run(["-I", str(PROGRAMS / "abba.py")], child_env(LOCKWATCH="1"))
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lock type") == "_thread.lock"
     modules = stdout_value(result, "lockwatch modules")
@@ -227,7 +208,7 @@ def test_an_inversion_split_between_parent_and_child_is_found(tmp_path: Path, sh
         pytest.skip("no forkserver start method here")
     out = tmp_path / "report.json"
     tmp = short_tmp
-    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / argv[0]), *argv[1:]], clean_env(tmp))
+    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / argv[0]), *argv[1:]], child_env(tmp))
     assert result.returncode == 0, result.stderr
     parent, child = int(stdout_value(result, "parent pid")), int(stdout_value(result, "child pid"))
     # One report, the parent's, with the children's merged in; nothing else on stderr (children
@@ -259,7 +240,7 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
     out = tmp_path / "report.json"
     tmp = tmp_path / "tmp"
     result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / "parent_fork.py"), "_exit"],
-                 clean_env(tmp))
+                 child_env(tmp))
     assert result.returncode == 0, result.stderr
     stdout_value(result, "child pid")  # the child ran its half ...
     parent = int(stdout_value(result, "parent pid"))
@@ -276,7 +257,7 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
 
 def test_a_usage_error_leaves_no_children_folder(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
-    result = run(["-m", "lockwatch", "-m", "no_such_module_for_lockwatch"], clean_env(tmp))
+    result = run(["-m", "lockwatch", "-m", "no_such_module_for_lockwatch"], child_env(tmp))
     assert result.returncode == 2
     assert children_folders(tmp) == []
 
@@ -383,6 +364,6 @@ def test_a_snapshot_imports_nothing(tmp_path: Path) -> None:
         "session.snapshot()\n"
         "print(sorted(set(sys.modules) - before))\n"
     )
-    result = run(["-c", code], clean_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"), cwd=tmp_path)
+    result = run(["-c", code], child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n", result.stdout

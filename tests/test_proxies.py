@@ -4,7 +4,6 @@ disable. The graph rules themselves are in test_recorder.py."""
 from __future__ import annotations
 
 import _thread
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ import pytest
 
 import lockwatch
 from lockwatch import proxies
-from support import marker_line
+from support import child_env, marker_line
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
@@ -121,9 +120,7 @@ def test_import_lockwatch_alone_patches_nothing(tmp_path):
         assert lockwatch.current_session() is None
         print("untouched")
     """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(lockwatch.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ import threading
 import tracemalloc
 
 import pytest
+from support import child_env
 
 import lockwatch
 from lockwatch import recorder as lw_recorder
@@ -1132,9 +1133,7 @@ _FINALIZER_STRESS = textwrap.dedent("""
 def test_finalizers_running_while_the_recorder_is_busy_do_not_deadlock(tmp_path):
     script = tmp_path / "finalizer_stress.py"
     script.write_text(_FINALIZER_STRESS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(lockwatch.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                           text=True, timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import child_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,8 +41,7 @@ LOOP_LOCKS = ["l_lock", "l_rlock", "l_timed", "l_sem", "l_bsem", "l_cond", "fres
 
 def run_scenario(mode: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     out = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp_path))
+    env = child_env(tmp_path)
     argv = [sys.executable, "-m", "lockwatch", "-q", "--json", str(out), str(PROGRAM), mode]
     try:
         result = subprocess.run(argv, env=env, cwd=PROGRAM.parent, capture_output=True, text=True,
@@ -108,8 +108,7 @@ def test_program_code_inside_lockwatchs_bookkeeping_waiting_for_another_thread(t
     a lock (or a Condition) thread A holds; A then fails a try-lock, which lockwatch counts under
     the mutex. B gives the mutex up while it waits, so both finish."""
     program = PROGRAM.parent / "mutex_hook_deadlock.py"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp_path))
+    env = child_env(tmp_path)
     out = tmp_path / "report.json"
     try:
         result = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--json", str(out),

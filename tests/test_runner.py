@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
+from support import python
 
 from lockwatch.runner import NoSource, ProgramRunner
 
 pytestmark = pytest.mark.timeout(120)
 
-PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 
 # Runs `python -c DRIVER [-m] target args...` the way the lockwatch CLI will.  Like a console
 # script, the driver starts with its own directory (not the cwd) as sys.path[0].
@@ -79,11 +78,7 @@ PROBE = textwrap.dedent(
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=PROJECT_ROOT, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONSAFEPATH", None)
-    return subprocess.run(
-        [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
+    return python(*argv, cwd=cwd, timeout=60)
 
 
 def run_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

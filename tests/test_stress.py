@@ -11,13 +11,13 @@ counts after every round and prints one JSON line per round.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import child_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,8 +36,7 @@ MAX_BLOCK_GROWTH = 5_000
 def stress(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("stress")
     out = tmp / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp))
+    env = child_env(tmp)
     argv = [sys.executable, "-m", "lockwatch", "-q", "--json", str(out), str(PROGRAM),
             str(SEED), str(THREADS), str(OPS_PER_THREAD), str(ROUNDS)]
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import line_in
+from support import child_env, line_in
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,13 +49,6 @@ class Result:
         return f"exit status {self.returncode}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
 
 
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.pop("PYTHONSAFEPATH", None)
-    env.update(PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
-    return env
-
-
 def run(tmp_path: Path, source: str, *options: str, cli: bool = True, timeout: float = 60) -> Result:
     """Run ``source`` as prog.py in tmp_path: under `python -m lockwatch --json report.json
     OPTIONS prog.py` (cli) or as `python prog.py` (the program enables lockwatch itself)."""
@@ -69,7 +62,7 @@ def run(tmp_path: Path, source: str, *options: str, cli: bool = True, timeout: f
     else:
         cmd = [sys.executable, "prog.py", *options]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=tmp_path, env=child_env(), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), capture_output=True, text=True,
                           timeout=timeout)
     seconds = time.monotonic() - t0
     report = json.loads(out.read_text()) if out.exists() else None
@@ -940,7 +933,7 @@ def test_deadlocked_program_ends_by_itself_under_the_cli_defaults(tmp_path):
     (tmp_path / "prog.py").write_text(textwrap.dedent(source))
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "lockwatch", "--deadlock-timeout", str(TIMEOUT), "prog.py"],
-                          cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+                          cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), capture_output=True, text=True, timeout=60)
     seconds = time.monotonic() - t0
     assert proc.returncode == EXIT_DEADLOCK, (proc.stdout, proc.stderr)
     assert "FINISHED" not in proc.stdout
@@ -955,7 +948,7 @@ def test_deadlock_timeout_zero_switches_the_watchdog_off(tmp_path):
     """--deadlock-timeout 0: no watchdog, so the deadlocked program just hangs (we kill it)."""
     (tmp_path / "prog.py").write_text(TWO_THREADS.source())
     proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "--deadlock-timeout", "0", "prog.py"],
-                            cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         out, err = proc.communicate(timeout=3)
@@ -1207,7 +1200,7 @@ def test_cli_bad_watchdog_option_is_one_line_exit_2(tmp_path, option, value):
     never runs."""
     (tmp_path / "prog.py").write_text("print('RAN')\n")
     proc = subprocess.run([sys.executable, "-m", "lockwatch", option, value, "prog.py"], cwd=tmp_path,
-                          env=child_env(), capture_output=True, text=True, timeout=60)
+                          env=child_env(PYTHONUNBUFFERED="1"), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stdout == "", proc.stdout  # the program did not run
     err = proc.stderr.splitlines()
