@@ -92,6 +92,22 @@ def frame(fn: FunctionType, line: int) -> str:
     return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
 
 
+# -- what the recorder recorded ------------------------------------------------------------------
+
+def site(snap: Any, filename: str, line: int, kind: Optional[str] = None) -> Any:
+    """The LockStats of ``snap`` for the creation site at ``line`` of ``filename`` (of ``kind``)."""
+    found = [s for s in snap.locks if s.filename == filename and s.line == line
+             and (kind is None or s.kind == kind)]
+    assert len(found) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
+    return found[0]
+
+
+def instance_edges_of(snap: Any, lock_a: Any, lock_b: Any) -> list[Any]:
+    """The instance-scope edges of ``snap`` from the lock ``lock_a`` to the lock ``lock_b``."""
+    return [e for e in snap.instance_edges
+            if e.src_instance == lock_a._serial and e.dst_instance == lock_b._serial]
+
+
 # -- the report fixture ---------------------------------------------------------------------------
 
 def load_report_fixture() -> ModuleType:

@@ -13,28 +13,12 @@ import pytest
 
 import lockwatch
 from lockwatch import proxies
-from support import child_env, marker_line
+from support import child_env, frame, instance_edges_of, marker_line, site
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
 HERE = __file__
 FACTORIES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
-
-
-def frame(fn, line):
-    return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
-
-
-def site(snap, line, kind=None):
-    found = [s for s in snap.locks if s.filename == HERE and s.line == line
-             and (kind is None or s.kind == kind)]
-    assert len(found) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
-    return found[0]
-
-
-def instance_edges_of(snap, lock_a, lock_b):
-    return [e for e in snap.instance_edges
-            if e.src_instance == lock_a._serial and e.dst_instance == lock_b._serial]
 
 
 def serial_of(lock):
@@ -259,9 +243,9 @@ def test_subclassing_condition_and_semaphores_while_patched(threads):
                      (bsem, threading.BoundedSemaphore), (bsem, threading.Semaphore)):
         assert isinstance(obj, cls)  # the real classes, after disable
     snap = session.snapshot()
-    assert site(snap, marker_line(HERE, "sub:cond")).acquisitions >= 2
-    assert site(snap, marker_line(HERE, "sub:sem"), "Semaphore").acquisitions == 2
-    assert site(snap, marker_line(HERE, "sub:bsem"), "BoundedSemaphore").acquisitions == 1
+    assert site(snap, HERE, marker_line(HERE, "sub:cond")).acquisitions >= 2
+    assert site(snap, HERE, marker_line(HERE, "sub:sem"), "Semaphore").acquisitions == 2
+    assert site(snap, HERE, marker_line(HERE, "sub:bsem"), "BoundedSemaphore").acquisitions == 1
 
 
 # --- Condition ------------------------------------------------------------------------------
@@ -318,7 +302,7 @@ def test_condition_wait_releases_the_lock_and_retakes_it(threads, which, line_of
     assert e.acquire_stack[-1] == frame(waiter, line_of("wait:after"))
     assert [x for x in snap.instance_edges if x.dst_instance == after_exit._serial] == []
     kind = "Condition" if which == "default" else which
-    stats = site(snap, line_of(f"cond:{which}"), kind)
+    stats = site(snap, HERE, line_of(f"cond:{which}"), kind)
     # waiter: enter + re-take after wait; main: every `with cond:`
     assert stats.acquisitions == 2 + main_takes
     assert stats.hold.count == stats.acquisitions  # wait() ended a hold and started another

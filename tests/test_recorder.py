@@ -12,7 +12,7 @@ import threading
 import tracemalloc
 
 import pytest
-from support import child_env
+from support import child_env, frame, instance_edges_of, site
 
 import lockwatch
 from lockwatch import recorder as lw_recorder
@@ -23,28 +23,10 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")
 HERE = __file__
 
 
-def frame(fn, line):
-    """A stack entry as lockwatch writes it: "<file>:<line> in <function>"."""
-    return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
-
-
-def site(snap, line, kind=None):
-    """The LockStats of the creation site at ``line`` of this file."""
-    found = [s for s in snap.locks if s.filename == HERE and s.line == line
-             and (kind is None or s.kind == kind)]
-    assert len(found) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
-    return found[0]
-
-
 def edges(snap, src, dst, scope="instance"):
     """Edges from LockStats ``src`` to ``dst`` (instance or site scope)."""
     pool = snap.instance_edges if scope == "instance" else snap.site_edges
     return [e for e in pool if e.src == src.key and e.dst == dst.key]
-
-
-def instance_edges_of(snap, lock_a, lock_b):
-    return [e for e in snap.instance_edges
-            if e.src_instance == lock_a._serial and e.dst_instance == lock_b._serial]
 
 
 # --- AB/BA ----------------------------------------------------------------------------------
@@ -67,7 +49,7 @@ def test_ab_ba_in_two_threads_is_one_instance_cycle_with_both_stacks(threads, li
         threads.run(take_ba, name="taker-ba")
 
     snap = session.snapshot()
-    sa, sb = site(snap, line_of("make:a"), "Lock"), site(snap, line_of("make:b"), "Lock")
+    sa, sb = site(snap, HERE, line_of("make:a"), "Lock"), site(snap, HERE, line_of("make:b"), "Lock")
     assert (sa.name, sb.name) == ("lock_a", "lock_b")
 
     [ab] = edges(snap, sa, sb)
@@ -151,7 +133,7 @@ def test_edge_is_recorded_once_and_later_occurrences_only_count(threads, monkeyp
     assert e.count == 8
     assert e.thread == "first"  # the first occurrence's thread and stacks are kept
     assert e.acquire_stack[-1] == frame(nest, line_of("once:b"))
-    sa, sb = site(snap, line_of("once:make-a")), site(snap, line_of("once:make-b"))
+    sa, sb = site(snap, HERE, line_of("once:make-a")), site(snap, HERE, line_of("once:make-b"))
     [se] = edges(snap, sa, sb, scope="site")
     assert se.count == 8
     # Stacks were walked for the new edge only (the acquire stack once; the held stack is
@@ -255,7 +237,7 @@ def test_failed_trylock_counts_in_failed_and_adds_no_edge(threads, kind, line_of
 
     assert results == [False] * 4
     snap = session.snapshot()
-    stats = site(snap, line_of("try:target"), kind)
+    stats = site(snap, HERE, line_of("try:target"), kind)
     assert stats.failed == 4
     assert stats.acquisitions == 1  # the holder's
     assert snap.instance_edges == []
@@ -366,7 +348,7 @@ def test_rlock_reentry_adds_no_edge_and_no_hold(threads, line_of):
     assert e.count == 6
     assert e.held_stack[-1] == frame(work, line_of("re:outer"))
     assert instance_edges_of(snap, rlock, after) == []
-    stats = site(snap, line_of("re:make"), "RLock")
+    stats = site(snap, HERE, line_of("re:make"), "RLock")
     assert stats.acquisitions == 3  # outermost acquisitions
     assert stats.hold.count == 3  # one hold per outermost acquire/release pair
 
@@ -905,7 +887,7 @@ def test_hold_and_wait_counts_are_exact_when_threads_switch_at_any_bytecode(thre
             sys.setswitchinterval(interval)
         snap = session.snapshot()
     for line in (line_of("own"), line_of("shared")):
-        st = site(snap, line)
+        st = site(snap, HERE, line)
         assert st.acquisitions == 4 * rounds
         assert (st.hold.count, st.wait.count) == (4 * rounds, st.contended)
 
