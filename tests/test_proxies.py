@@ -1,6 +1,6 @@
 """The instrumented primitives with real threads: Condition, Semaphore, BoundedSemaphore, what the
 patched ``threading`` module hands out (and keeps raw), isinstance/subclassing, restore on
-disable. The graph rules themselves are in test_recorder.py."""
+disable. The graph rules themselves are in test_recorder_*.py."""
 from __future__ import annotations
 
 import _thread

@@ -1,5 +1,4 @@
-"""Alerts while the program runs: a lock held longer than --warn-hold, a wait longer than --warn-wait.
-"""
+"""Alerts while the program runs: a lock held longer than --warn-hold, a wait longer than --warn-wait."""
 from __future__ import annotations
 
 import re

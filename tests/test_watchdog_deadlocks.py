@@ -1,6 +1,5 @@
 """Real deadlocks the watchdog names: cycles of two and three threads, of RLocks, through a
-Condition, a Semaphore and the main thread, and a lock taken again by its only thread.
-"""
+Condition, a Semaphore and the main thread, and a lock taken again by its only thread."""
 from __future__ import annotations
 
 import json

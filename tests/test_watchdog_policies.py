@@ -1,7 +1,6 @@
 """The watchdog's policies: "exit" ends the process with status 87, "raise" breaks the cycle with
 a DeadlockError, "report" reports once and keeps waiting; when detection comes, no false alarms, the
-defaults, the pytest plugin, and bad policies rejected.
-"""
+defaults, the pytest plugin, and bad policies rejected."""
 from __future__ import annotations
 
 import json

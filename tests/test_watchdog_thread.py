@@ -1,6 +1,5 @@
 """The watchdog's own thread: started only by a contended wait, awake again after going idle, and
-timeouts that mean under it what they mean without it.
-"""
+timeouts that mean under it what they mean without it."""
 from __future__ import annotations
 
 import os
