@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import line_of
+from support import PROJECT_ROOT, line_of
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = PROJECT_ROOT / "examples"
 ABBA = EXAMPLES / "abba_inversion.py"
 
 
@@ -21,7 +20,7 @@ def run_example(name: str, tmp_path: Path, *options: str) -> tuple[subprocess.Co
     out = tmp_path / "report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "lockwatch", "--json", str(out), *options, str(EXAMPLES / name)],
-        capture_output=True, text=True, timeout=150, cwd=ROOT,
+        capture_output=True, text=True, timeout=150, cwd=PROJECT_ROOT,
     )
     report = json.loads(out.read_text()) if out.exists() else {}
     return proc, report

@@ -11,18 +11,17 @@ from typing import Any
 
 import pytest
 from support import child_env as env
-from support import line_of
+from support import PROGRAMS, line_of
 
 pytestmark = pytest.mark.timeout(180)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
-PROGRAM = PROGRAMS / "declared_order.py"
+PRECISION = PROGRAMS / "precision"
+PROGRAM = PRECISION / "declared_order.py"
 
 
 def scenario(name: str) -> dict[str, Any]:
     """Run declared_order.py SCENARIO with plain python (it records with lockwatch.watching())."""
-    result = subprocess.run([sys.executable, str(PROGRAM), name], cwd=PROGRAMS, env=env(),
+    result = subprocess.run([sys.executable, str(PROGRAM), name], cwd=PRECISION, env=env(),
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return json.loads(result.stdout)
@@ -105,7 +104,7 @@ def test_order_needs_two_locks() -> None:
 def test_violation_in_the_cli_report(tmp_path: Path) -> None:
     """order(orders, payments, audit): taking audit then orders is against it (transitively),
     though no cycle was ever closed."""
-    program = PROGRAMS / "declared_order_cli.py"
+    program = PRECISION / "declared_order_cli.py"
     out = tmp_path / "r.json"
     result = subprocess.run([sys.executable, "-m", "lockwatch", "--json", str(out), str(program)],
                             cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)

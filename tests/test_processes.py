@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import child_env, line_of, python
+from support import PROGRAMS, child_env, line_of, python
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
-SHARED = PROGRAMS / "shared_locks.py"
+PROCESSES = PROGRAMS / "processes"
+SHARED = PROCESSES / "shared_locks.py"
 TIMEOUT = 240  # seconds for one program run: a hang fails the test, it never waits forever
 
 
@@ -30,7 +30,7 @@ LOCK_B = f"{SHARED}:{line_of(SHARED, 'lock_b = threading.Lock()')}"
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess[str]:
-    return python(*argv, cwd=cwd or PROGRAMS, env=env, timeout=TIMEOUT)
+    return python(*argv, cwd=cwd or PROCESSES, env=env, timeout=TIMEOUT)
 
 
 def hook(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -154,7 +154,7 @@ def test_the_hook_switches_on_whichever_module_first_imports_threading(first: st
 
 
 def test_isolated_mode_is_left_alone() -> None:
-    result = run(["-I", str(PROGRAMS / "abba.py")], child_env(LOCKWATCH="1"))
+    result = run(["-I", str(PROCESSES / "abba.py")], child_env(LOCKWATCH="1"))
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lock type") == "_thread.lock"
     modules = stdout_value(result, "lockwatch modules")
@@ -208,7 +208,7 @@ def test_an_inversion_split_between_parent_and_child_is_found(tmp_path: Path, sh
         pytest.skip("no forkserver start method here")
     out = tmp_path / "report.json"
     tmp = short_tmp
-    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / argv[0]), *argv[1:]], child_env(tmp))
+    result = run(["-m", "lockwatch", "--json", str(out), str(PROCESSES / argv[0]), *argv[1:]], child_env(tmp))
     assert result.returncode == 0, result.stderr
     parent, child = int(stdout_value(result, "parent pid")), int(stdout_value(result, "child pid"))
     # One report, the parent's, with the children's merged in; nothing else on stderr (children
@@ -239,7 +239,7 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
     report is never written. The parent's part is still reported, the run ends normally."""
     out = tmp_path / "report.json"
     tmp = tmp_path / "tmp"
-    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / "parent_fork.py"), "_exit"],
+    result = run(["-m", "lockwatch", "--json", str(out), str(PROCESSES / "parent_fork.py"), "_exit"],
                  child_env(tmp))
     assert result.returncode == 0, result.stderr
     stdout_value(result, "child pid")  # the child ran its half ...
@@ -289,7 +289,7 @@ def test_a_forked_child_starts_clean_and_reports_only_what_it_did(tmp_path: Path
     assert sorted(p.name for p in reports.iterdir()) == sorted([f"r-{parent}.json", f"r-{child}.json"])
     parent_data = json.loads((reports / f"r-{parent}.json").read_text())
     child_data = json.loads((reports / f"r-{child}.json").read_text())
-    prog = PROGRAMS / "fork_state.py"
+    prog = PROCESSES / "fork_state.py"
 
     def stats(data: dict[str, Any], name: str) -> tuple[int, int]:
         site = f"{prog}:{line_of(prog, f'{name} = threading.')}" if name.startswith(("helper", "forking")) \

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import child_env
+from support import PROGRAMS, child_env
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAM = Path(__file__).resolve().parent / "programs" / "processes" / "reentrancy.py"
+PROGRAM = PROGRAMS / "processes" / "reentrancy.py"
 TIMEOUT = 240
 SITE_GROUPS = {"fresh_a": "fresh", "fresh_b": "fresh"}  # as in the program
 # The locks each scenario's hook takes (the main loop's are always taken).

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from support import child_env, default_sigint
+from support import PROGRAMS, child_env, default_sigint
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]
 
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
-PROGRAM = PROGRAMS / "signals_prog.py"
+PROCESSES = PROGRAMS / "processes"
+PROGRAM = PROCESSES / "signals_prog.py"
 TIMEOUT = 120  # seconds: a process that outlives this is hung, and the test fails
 REPORT = "lockwatch: 1 potential deadlock"
 MODES = ["cli", "hook"]
@@ -38,7 +38,7 @@ class Program:
     """signals_prog.py running; stdout is read line by line until a marker, then the rest."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> None:
-        self.proc = subprocess.Popen(argv, env=env, cwd=PROGRAMS, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, env=env, cwd=PROCESSES, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0,
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      preexec_fn=default_sigint)
@@ -80,7 +80,7 @@ def run_to_end(mode: str, tmp_path: Path, *args: str) -> tuple[subprocess.Comple
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, *args)
     try:
-        result = subprocess.run(argv, env=child_env(tmp_path / "tmp", **extra), cwd=PROGRAMS,
+        result = subprocess.run(argv, env=child_env(tmp_path / "tmp", **extra), cwd=PROCESSES,
                                 capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{argv} still running after {TIMEOUT}s: {exc.stderr!r}")

@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support import child_env
+from support import PROGRAMS, child_env
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAM = Path(__file__).resolve().parent / "programs" / "processes" / "stress.py"
+PROGRAM = PROGRAMS / "processes" / "stress.py"
 SEED, THREADS, OPS_PER_THREAD, ROUNDS = 20240611, 16, 4200, 3
 TIMEOUT = 240
 # From one round to the next (after the first, which warms every cache up): gc-tracked objects
