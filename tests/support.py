@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,47 @@ def lockwatch(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
 def report_of(path: Path) -> dict[str, Any]:
     """The JSON report written at ``path``."""
     return json.loads(path.read_text())
+
+
+# -- the JSON report contract ---------------------------------------------------------------------
+
+KINDS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"}
+FRAME = re.compile(r"^(?P<file>.+):(?P<line>\d+) in (?P<function>\S.*)$")  # a stack entry
+SITE = re.compile(r"^.+:\d+$")  # where a lock was created
+
+
+def assert_frames(stack: Any) -> None:
+    assert isinstance(stack, list)
+    for frame in stack:
+        assert isinstance(frame, str) and FRAME.match(frame), frame
+
+
+def assert_follows_contract(data: Any) -> None:
+    """DESIGN.md, "Report contract (JSON, version 1)"."""
+    assert data["format"] == "lockwatch-report"
+    assert data["version"] == 1
+    for p in data["potential_deadlocks"]:
+        assert p["scope"] in ("instance", "site")
+        assert len(p["locks"]) >= 2 and len(p["edges"]) == len(p["locks"])
+        for lk in p["locks"]:
+            assert isinstance(lk["name"], str) and lk["name"]
+            assert lk["kind"] in KINDS
+            assert isinstance(lk["site"], str) and SITE.match(lk["site"]), lk["site"]
+        for e in p["edges"]:
+            assert isinstance(e["thread"], str) and e["thread"]
+            assert_frames(e["held_stack"])
+            assert_frames(e["acquire_stack"])
+    assert isinstance(data["deadlocks"], list)
+    for d in data["deadlocks"]:
+        for t in d["threads"]:
+            assert isinstance(t["name"], str)
+            assert_frames(t["stack"])
+    for lk in data["locks"]:
+        assert isinstance(lk["name"], str) and lk["name"]
+        assert lk["kind"] in KINDS
+        assert isinstance(lk["site"], str) and SITE.match(lk["site"]), lk["site"]
+        assert isinstance(lk["acquisitions"], int) and isinstance(lk["contended"], int)
+        assert isinstance(lk["hold"], dict) and isinstance(lk["wait"], dict)
 
 
 # -- line numbers from the source -----------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import PROGRAMS, PROJECT_ROOT, default_sigint, line_of, lockwatch, python
+from support import (FRAME, KINDS, PROGRAMS, PROJECT_ROOT, assert_follows_contract, default_sigint, line_of,
+                     lockwatch, python)
 from support import child_env as env
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,8 +23,6 @@ CLI = PROGRAMS / "cli"
 PROBES = PROGRAMS / "probes"
 CONSOLE_SCRIPT = Path(sys.executable).parent / ("lockwatch.exe" if os.name == "nt" else "lockwatch")
 
-KINDS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"}
-FRAME = re.compile(r"^(?P<file>.+):(?P<line>\d+) in (?P<function>\S.*)$")
 EXIT_POTENTIAL_DEADLOCK = 86
 REPORT_HEADER = "lockwatch: "  # first line of the text report, after a rule
 
@@ -291,44 +290,10 @@ def test_locks_of_a_package_imported_by_dash_m_are_instrumented(tmp_path: Path) 
 # -- --json and the report contract -------------------------------------------------------------------
 
 
-def assert_frames(stack: Any) -> None:
-    assert isinstance(stack, list)
-    for frame in stack:
-        assert isinstance(frame, str) and FRAME.match(frame), frame
-
-
 def all_frames(data: Any) -> list[str]:
     """Every frame of every stack of every potential deadlock."""
     return [f for p in data["potential_deadlocks"] for e in p["edges"]
             for f in e["held_stack"] + e["acquire_stack"]]
-
-
-def assert_follows_contract(data: Any) -> None:
-    """DESIGN.md, "Report contract (JSON, version 1)"."""
-    assert data["format"] == "lockwatch-report"
-    assert data["version"] == 1
-    for p in data["potential_deadlocks"]:
-        assert p["scope"] in ("instance", "site")
-        assert len(p["locks"]) >= 2 and len(p["edges"]) == len(p["locks"])
-        for lk in p["locks"]:
-            assert isinstance(lk["name"], str) and lk["name"]
-            assert lk["kind"] in KINDS
-            assert re.match(r"^.+:\d+$", lk["site"]), lk["site"]
-        for e in p["edges"]:
-            assert isinstance(e["thread"], str) and e["thread"]
-            assert_frames(e["held_stack"])
-            assert_frames(e["acquire_stack"])
-    assert isinstance(data["deadlocks"], list)
-    for d in data["deadlocks"]:
-        for t in d["threads"]:
-            assert isinstance(t["name"], str)
-            assert_frames(t["stack"])
-    for lk in data["locks"]:
-        assert isinstance(lk["name"], str) and lk["name"]
-        assert lk["kind"] in KINDS
-        assert re.match(r"^.+:\d+$", lk["site"]), lk["site"]
-        assert isinstance(lk["acquisitions"], int) and isinstance(lk["contended"], int)
-        assert isinstance(lk["hold"], dict) and isinstance(lk["wait"], dict)
 
 
 def test_json_report_follows_the_contract(tmp_path: Path) -> None:
