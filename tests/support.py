@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any, Optional, Sequence, Union
@@ -66,6 +67,31 @@ def lockwatch(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
 def report_of(path: Path) -> dict[str, Any]:
     """The JSON report written at ``path``."""
     return json.loads(path.read_text())
+
+
+# -- sample projects ------------------------------------------------------------------------------
+
+# shop.py of the sample pytest projects (as pytester's makepyfile takes it: indented): checkout()
+# takes cart then stock, restock() stock then cart.
+SHOP = """
+    import threading
+
+    _cart_lock = threading.Lock()
+    _stock_lock = threading.Lock()
+
+
+    def checkout():
+        with _cart_lock:
+            with _stock_lock:  # cart -> stock
+                return "checked out"
+
+
+    def restock():
+        with _stock_lock:
+            with _cart_lock:  # stock -> cart
+                return "restocked"
+"""
+SHOP_PY = textwrap.dedent(SHOP).lstrip("\n")  # the file pytester writes
 
 
 # -- the JSON report contract ---------------------------------------------------------------------
@@ -132,6 +158,11 @@ def marker_line(path: Union[Path, str], tag: str) -> int:
 def frame(fn: FunctionType, line: int) -> str:
     """A stack entry as lockwatch writes it for ``line`` of ``fn``: "<file>:<line> in <function>"."""
     return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
+
+
+def frame_of(path: Union[Path, str], needle: str, function: str) -> str:
+    """The stack entry for the only line of ``path`` that contains ``needle``, in ``function``."""
+    return f"{path}:{line_of(path, needle)} in {function}"
 
 
 # -- what the recorder recorded ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from support import child_env as env
-from support import PROGRAMS, line_of
+from support import PROGRAMS, frame_of, line_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,10 +25,6 @@ def scenario(name: str) -> dict[str, Any]:
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return json.loads(result.stdout)
-
-
-def frame(path: Path, needle: str, function: str) -> str:
-    return f"{path}:{line_of(path, needle)} in {function}"
 
 
 def test_declared_order_violation_is_reported_at_the_first_acquisition() -> None:
@@ -45,8 +41,8 @@ def test_declared_order_violation_is_reported_at_the_first_acquisition() -> None
     assert v["held"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'payments_lock = threading.Lock()')}"
     assert v["acquired"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'orders_lock = threading.Lock()')}"
     # both stacks: where payments_lock was taken, then where orders_lock was
-    assert v["held_stack"] == [frame(PROGRAM, "with payments_lock:", "refund")]
-    assert v["acquire_stack"] == [frame(PROGRAM, "with orders_lock:  # against", "refund")]
+    assert v["held_stack"] == [frame_of(PROGRAM, "with payments_lock:", "refund")]
+    assert v["acquire_stack"] == [frame_of(PROGRAM, "with orders_lock:  # against", "refund")]
     assert out["violations"] == out["violations_inside"]  # reported once
 
 
@@ -59,8 +55,8 @@ def test_order_key_taken_against_increasing_keys_is_a_violation() -> None:
     site = f"{PROGRAM}:{line_of(PROGRAM, 'self.lock = lockwatch.order_key(')}"
     assert v["held"]["site"] == v["acquired"]["site"] == site
     # innermost last; the thread's callers (a lambda, a list comprehension) come before
-    assert v["held_stack"][-1] == frame(PROGRAM, "with first.lock:", "transfer")
-    assert v["acquire_stack"][-1] == frame(PROGRAM, "with second.lock:", "transfer")
+    assert v["held_stack"][-1] == frame_of(PROGRAM, "with first.lock:", "transfer")
+    assert v["acquire_stack"][-1] == frame_of(PROGRAM, "with second.lock:", "transfer")
     assert v["held_stack"][:-1] == v["acquire_stack"][:-1] != []
     # Reported once per site, however many transfers repeat it.
     assert out["violations"] == out["violations_inside"]
@@ -119,5 +115,5 @@ def test_violation_in_the_cli_report(tmp_path: Path) -> None:
     [v] = report["order_violations"]
     assert (v["kind"], v["thread"], v["held"]["name"], v["acquired"]["name"]) == (
         "declared-order", "audit", "audit_lock", "orders_lock")
-    assert v["held_stack"] == [frame(program, "with audit_lock:", "audit")]
-    assert v["acquire_stack"] == [frame(program, "with orders_lock:  # audit before", "audit")]
+    assert v["held_stack"] == [frame_of(program, "with audit_lock:", "audit")]
+    assert v["acquire_stack"] == [frame_of(program, "with orders_lock:  # audit before", "audit")]

@@ -3,30 +3,12 @@ pytest's threads."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
+from support import SHOP, SHOP_PY, line_in
 
 pytestmark = pytest.mark.timeout(300)
 
-SHOP = """
-    import threading
-
-    _cart_lock = threading.Lock()
-    _stock_lock = threading.Lock()
-
-
-    def checkout():
-        with _cart_lock:
-            with _stock_lock:  # cart -> stock
-                return "checked out"
-
-
-    def restock():
-        with _stock_lock:
-            with _cart_lock:  # stock -> cart
-                return "restocked"
-"""
 
 
 @pytest.fixture
@@ -53,14 +35,6 @@ def shop(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def line_in(source: str, needle: str) -> int:
-    # pytester writes the dedented source without its leading newline
-    for no, text in enumerate(textwrap.dedent(source).lstrip("\n").splitlines(), 1):
-        if needle in text:
-            return no
-    raise AssertionError(needle)
-
-
 def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None:
     result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -73,9 +47,10 @@ def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None
     # ... naming both tests and both stacks of each edge.
     assert "during test_cart.py::test_checkout" in failure
     assert "during test_stock.py::test_restock" in failure
-    assert f"shop.py:{line_in(SHOP, 'cart -> stock')} in checkout" in failure
-    assert f"shop.py:{line_in(SHOP, 'stock -> cart')} in restock" in failure
-    assert f"shop.py:{line_in(SHOP, 'with _cart_lock:')} in checkout" in failure
+    assert f"shop.py:{line_in(SHOP_PY, 'cart -> stock')} in checkout" in failure
+    assert f"shop.py:{line_in(SHOP_PY, 'stock -> cart')} in restock" in failure
+    # checkout's `with _cart_lock:` is its first line (restock has the same text, indented)
+    assert f"shop.py:{line_in(SHOP_PY, 'def checkout():') + 1} in checkout" in failure
     assert "test_cart.py:4 in test_checkout" in failure
     assert "_pytest" not in failure and "pluggy" not in failure  # stacks end at the test
     # The terminal summary has a lockwatch section with the cycle.
@@ -92,8 +67,8 @@ def test_with_xdist_the_controller_merges_workers(shop: pytest.Pytester) -> None
     assert "_cart_lock -> _stock_lock -> _cart_lock" in summary
     assert "during test_cart.py::test_checkout" in summary
     assert "during test_stock.py::test_restock" in summary
-    assert f"shop.py:{line_in(SHOP, 'cart -> stock')} in checkout" in summary
-    assert f"shop.py:{line_in(SHOP, 'stock -> cart')} in restock" in summary
+    assert f"shop.py:{line_in(SHOP_PY, 'cart -> stock')} in checkout" in summary
+    assert f"shop.py:{line_in(SHOP_PY, 'stock -> cart')} in restock" in summary
 
 
 def test_report_only_reports_without_failing(shop: pytest.Pytester) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import line_of, lockwatch
+from support import SHOP, line_of, lockwatch
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -252,24 +252,6 @@ def test_a_good_file_runs_the_program(tmp_path: Path) -> None:
 
 # -- the pytest plugin ------------------------------------------------------------------------------
 
-SHOP = """
-    import threading
-
-    _cart_lock = threading.Lock()
-    _stock_lock = threading.Lock()
-
-
-    def checkout():
-        with _cart_lock:
-            with _stock_lock:  # cart -> stock
-                return "checked out"
-
-
-    def restock():
-        with _stock_lock:
-            with _cart_lock:  # stock -> cart
-                return "restocked"
-"""
 
 
 @pytest.fixture
