@@ -59,9 +59,10 @@ def python(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
 
 
 def lockwatch(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
+              interpreter: Optional[Sequence[str]] = None,
               timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
     """`python -m lockwatch ARGV...` in a subprocess, as python() runs it."""
-    return python("-m", "lockwatch", *argv, cwd=cwd, env=env, timeout=timeout)
+    return python("-m", "lockwatch", *argv, cwd=cwd, env=env, interpreter=interpreter, timeout=timeout)
 
 
 def report_of(path: Path) -> dict[str, Any]:

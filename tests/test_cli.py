@@ -1,7 +1,6 @@
 """Tests for the command line (`python -m lockwatch` and the `lockwatch` script), in real subprocesses."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -13,7 +12,7 @@ from typing import Any, Optional
 
 import pytest
 from support import (FRAME, KINDS, PROGRAMS, PROJECT_ROOT, assert_follows_contract, default_sigint, line_of,
-                     lockwatch, python)
+                     lockwatch, python, report_of)
 from support import child_env as env
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,7 +76,7 @@ def test_options_before_the_module_are_lockwatchs_and_after_it_the_programs(tmp_
                        "--json", "theirs.json", "--top", "3", "-m", "x", cwd=PROBES)
     assert (actual.returncode, actual.stderr) == (0, "")
     assert actual.stdout == expected.stdout
-    assert json.loads(ours.read_text())["format"] == "lockwatch-report"
+    assert report_of(ours)["format"] == "lockwatch-report"
     assert not (PROBES / "theirs.json").exists()
 
 
@@ -178,7 +177,7 @@ def test_report_is_printed_however_the_program_ends(tmp_path: Path, how: str, st
     else:
         assert program_part == ""
     assert "lockwatch: 1 potential deadlock" in report
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert len(data["potential_deadlocks"]) == 1
 
 
@@ -262,7 +261,7 @@ def test_module_level_lock_of_an_imported_module_and_from_import(tmp_path: Path)
     out = tmp_path / "report.json"
     result = lockwatch("-q", "--json", str(out), "inversion.py", cwd=CLI)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
     helper_site = f"{CLI / 'lockhelper.py'}:{line_of(CLI / 'lockhelper.py', 'LOCK = threading.Lock()')}"
     mine_site = f"{CLI / 'inversion.py'}:{line_of(CLI / 'inversion.py', 'mine = Lock()')}"
@@ -281,7 +280,7 @@ def test_locks_of_a_package_imported_by_dash_m_are_instrumented(tmp_path: Path) 
     out = tmp_path / "report.json"
     result = lockwatch("-q", "--json", str(out), "-m", "lwpkg.inverted", cwd=CLI)
     assert (result.returncode, result.stdout) == (0, "module ran\n"), result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     (finding,) = data["potential_deadlocks"]
     init = CLI / "lwpkg" / "__init__.py"
     assert f"{init}:{line_of(init, 'PKG_LOCK = threading.Lock()')}" in {lk["site"] for lk in finding["locks"]}
@@ -300,7 +299,7 @@ def test_json_report_follows_the_contract(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     result = lockwatch("--json", str(out), "all_kinds.py", cwd=CLI)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
     script = CLI / "all_kinds.py"
     # the program's own locks (the standard library's, e.g. logging's, may be listed too)
@@ -327,7 +326,7 @@ def test_json_report_follows_the_contract(tmp_path: Path) -> None:
 def test_stacks_never_show_threading_internals(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     lockwatch("-q", "--json", str(out), "all_kinds.py", cwd=CLI)
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert {FRAME.match(f).group("file") for f in all_frames(data)} == {str(CLI / "all_kinds.py")}
 
 
@@ -335,7 +334,7 @@ def test_json_of_a_clean_program(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     result = lockwatch("-q", "--json", str(out), "clean.py", cwd=CLI)
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "clean ran\n")
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
     assert data["potential_deadlocks"] == [] and data["deadlocks"] == []
     assert sorted((lk["name"], lk["kind"], lk["acquisitions"]) for lk in data["locks"] if not lk["stdlib"]) == [
@@ -404,7 +403,7 @@ def test_json_into_a_directory_does_not_run_the_program(marker_program: Path) ->
 def test_json_to_a_fresh_file(marker_program: Path) -> None:
     result = lockwatch("-q", "--json", "r.json", "prog.py", cwd=marker_program)
     assert (result.returncode, result.stdout, result.stderr) == (0, "ran\n", "")
-    assert json.loads((marker_program / "r.json").read_text())["format"] == "lockwatch-report"
+    assert report_of(marker_program / "r.json")["format"] == "lockwatch-report"
     assert [p.name for p in marker_program.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -462,7 +461,7 @@ def test_console_script_reports_and_fails_on_cycle(console_script: Path, tmp_pat
     result = python("--fail-on-cycle", "--json", str(out), "inversion.py", cwd=CLI, interpreter=[str(console_script)])
     assert result.returncode == EXIT_POTENTIAL_DEADLOCK
     assert "lockwatch: 1 potential deadlock" in result.stderr
-    assert len(json.loads(out.read_text())["potential_deadlocks"]) == 1
+    assert len(report_of(out)["potential_deadlocks"]) == 1
 
 
 def test_console_script_bad_input(console_script: Path, tmp_path: Path) -> None:
@@ -493,9 +492,9 @@ def test_logging_imported_by_lockwatch_leaves_no_trace_in_the_report(tmp_path: P
     for name in ("plain", "logs"):
         result = lockwatch("--json", f"{name}.json", f"{name}.py", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    plain = json.loads((tmp_path / "plain.json").read_text())
+    plain = report_of(tmp_path / "plain.json")
     assert [lock["name"] for lock in plain["locks"]] == ["only"]
     assert plain["lock_order"] == []
-    logs = json.loads((tmp_path / "logs.json").read_text())
+    logs = report_of(tmp_path / "logs.json")
     logging_locks = [lock for lock in logs["locks"] if "logging" in lock["site"]]
     assert logging_locks and all(lock["acquisitions"] > 0 for lock in logging_locks)

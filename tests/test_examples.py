@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import PROJECT_ROOT, line_of
+from support import PROJECT_ROOT, line_of, lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -18,11 +16,8 @@ ABBA = EXAMPLES / "abba_inversion.py"
 
 def run_example(name: str, tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "lockwatch", "--json", str(out), *options, str(EXAMPLES / name)],
-        capture_output=True, text=True, timeout=150, cwd=PROJECT_ROOT,
-    )
-    report = json.loads(out.read_text()) if out.exists() else {}
+    proc = lockwatch("--json", str(out), *options, str(EXAMPLES / name), cwd=PROJECT_ROOT, timeout=150)
+    report = report_of(out) if out.exists() else {}
     return proc, report
 
 

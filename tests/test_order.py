@@ -4,14 +4,11 @@ has ever been seen. Real threads, in subprocesses (lockwatch.watching(), and the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import child_env as env
-from support import PROGRAMS, frame_of, line_of
+from support import PROGRAMS, frame_of, line_of, lockwatch, python, report_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -21,8 +18,7 @@ PROGRAM = PRECISION / "declared_order.py"
 
 def scenario(name: str) -> dict[str, Any]:
     """Run declared_order.py SCENARIO with plain python (it records with lockwatch.watching())."""
-    result = subprocess.run([sys.executable, str(PROGRAM), name], cwd=PRECISION, env=env(),
-                            capture_output=True, text=True, timeout=120)
+    result = python(str(PROGRAM), name, cwd=PRECISION)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return json.loads(result.stdout)
 
@@ -91,8 +87,7 @@ def test_order_needs_two_locks() -> None:
             "        lockwatch.order(a)\n"
             "    except ValueError as exc:\n"
             "        print('ValueError', exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True,
-                            timeout=120)
+    result = python("-c", code, cwd=PRECISION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ValueError ") and "two locks" in result.stdout
 
@@ -102,15 +97,14 @@ def test_violation_in_the_cli_report(tmp_path: Path) -> None:
     though no cycle was ever closed."""
     program = PRECISION / "declared_order_cli.py"
     out = tmp_path / "r.json"
-    result = subprocess.run([sys.executable, "-m", "lockwatch", "--json", str(out), str(program)],
-                            cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    result = lockwatch("--json", str(out), str(program), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "done\n"
     assert "lockwatch: no potential deadlocks found" in result.stderr
     assert "also: 1 declared lock order violation" in result.stderr
     assert ("Lock order violation: thread 'audit' took orders_lock while holding audit_lock, against "
             "the declared order orders_lock -> payments_lock -> audit_lock") in result.stderr
-    report = json.loads(out.read_text())
+    report = report_of(out)
     assert report["potential_deadlocks"] == []
     [v] = report["order_violations"]
     assert (v["kind"], v["thread"], v["held"]["name"], v["acquired"]["name"]) == (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import PROGRAMS, child_env, line_of, python
+from support import PROGRAMS, child_env, line_of, python, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -90,8 +90,8 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
     parent, child = int(stdout_value(result, "parent pid")), int(stdout_value(result, "child pid"))
     assert parent != child
     assert sorted(p.name for p in reports.iterdir()) == sorted([f"r-{parent}.json", f"r-{child}.json"])
-    parent_data = json.loads((reports / f"r-{parent}.json").read_text())
-    child_data = json.loads((reports / f"r-{child}.json").read_text())
+    parent_data = report_of(reports / f"r-{parent}.json")
+    child_data = report_of(reports / f"r-{child}.json")
     assert parent_data["meta"]["pid"] == parent and child_data["meta"]["pid"] == child
     assert (LOCK_A, LOCK_B) in edge_pairs(parent_data) and (LOCK_B, LOCK_A) not in edge_pairs(parent_data)
     assert (LOCK_B, LOCK_A) in edge_pairs(child_data) and (LOCK_A, LOCK_B) not in edge_pairs(child_data)
@@ -216,7 +216,7 @@ def test_an_inversion_split_between_parent_and_child_is_found(tmp_path: Path, sh
     assert reports_in(result.stderr) == 1, result.stderr
     assert result.stderr.startswith("=" * 78 + "\nlockwatch: 1 potential deadlock"), result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     [found] = data["potential_deadlocks"]
     assert found["scope"] == "site"  # instances are per process: the sites match
     assert {lock["site"] for lock in found["locks"]} == {LOCK_A, LOCK_B}
@@ -246,7 +246,7 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
     parent = int(stdout_value(result, "parent pid"))
     assert reports_in(result.stderr) == 1
     assert "lockwatch: no potential deadlocks found" in result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert data["potential_deadlocks"] == []
     assert (LOCK_A, LOCK_B) in edge_pairs(data)  # ... but only the parent's part is reported
     assert (LOCK_B, LOCK_A) not in edge_pairs(data)
@@ -287,8 +287,8 @@ def test_a_forked_child_starts_clean_and_reports_only_what_it_did(tmp_path: Path
     assert child_state["helper_lock_timed_acquire"] is False
 
     assert sorted(p.name for p in reports.iterdir()) == sorted([f"r-{parent}.json", f"r-{child}.json"])
-    parent_data = json.loads((reports / f"r-{parent}.json").read_text())
-    child_data = json.loads((reports / f"r-{child}.json").read_text())
+    parent_data = report_of(reports / f"r-{parent}.json")
+    child_data = report_of(reports / f"r-{child}.json")
     prog = PROCESSES / "fork_state.py"
 
     def stats(data: dict[str, Any], name: str) -> tuple[int, int]:
@@ -348,7 +348,7 @@ def test_forking_while_other_threads_are_inside_lockwatch(tmp_path: Path) -> Non
     written = sorted(p.name for p in reports.iterdir())
     assert written == sorted(f"r-{pid}.json" for pid in [*statuses, parent["pid"]])
     for path in reports.iterdir():
-        data = json.loads(path.read_text())
+        data = report_of(path)
         assert data["internal_errors"] == [], path
 
 

@@ -2,10 +2,9 @@
 pytest's threads."""
 from __future__ import annotations
 
-import json
 
 import pytest
-from support import SHOP, SHOP_PY, line_in
+from support import SHOP, SHOP_PY, line_in, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -218,7 +217,7 @@ def test_json_report_written_even_when_interrupted(shop: pytest.Pytester) -> Non
     out = shop.path / "report.json"
     result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", str(out), "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert data["format"] == "lockwatch-report"
     [found] = data["potential_deadlocks"]
     assert {e["context"] for e in found["edges"]} == {

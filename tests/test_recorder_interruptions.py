@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 import textwrap
 import threading
 
 import pytest
-from support import child_env, instance_edges_of
+from support import instance_edges_of, python
 
 import lockwatch
 from lockwatch import recorder as lw_recorder
@@ -243,8 +242,6 @@ _FINALIZER_STRESS = textwrap.dedent("""
 def test_finalizers_running_while_the_recorder_is_busy_do_not_deadlock(tmp_path):
     script = tmp_path / "finalizer_stress.py"
     script.write_text(_FINALIZER_STRESS)
-    env = child_env()
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=100)
+    proc = python(str(script), cwd=tmp_path, timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "finished True", proc.stdout + proc.stderr

@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import PROGRAMS, child_env
+from support import PROGRAMS, child_env, lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -41,17 +39,12 @@ LOOP_LOCKS = ["l_lock", "l_rlock", "l_timed", "l_sem", "l_bsem", "l_cond", "fres
 
 def run_scenario(mode: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     out = tmp_path / "report.json"
-    env = child_env(tmp_path)
-    argv = [sys.executable, "-m", "lockwatch", "-q", "--json", str(out), str(PROGRAM), mode]
-    try:
-        result = subprocess.run(argv, env=env, cwd=PROGRAM.parent, capture_output=True, text=True,
-                                timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{mode}: still running after {TIMEOUT}s (deadlocked?): {exc.stderr!r}")
+    result = lockwatch("-q", "--json", str(out), str(PROGRAM), mode, cwd=PROGRAM.parent,
+                       env=child_env(tmp_path), timeout=TIMEOUT)
     assert result.returncode == 0, f"{mode}: status {result.returncode}\n{result.stderr}"
     assert result.stderr == "", result.stderr  # no exception, no "Exception ignored in"
     *_, last = result.stdout.splitlines()
-    return json.loads(last), json.loads(out.read_text())
+    return json.loads(last), report_of(out)
 
 
 @pytest.mark.parametrize("mode", [
@@ -108,16 +101,11 @@ def test_program_code_inside_lockwatchs_bookkeeping_waiting_for_another_thread(t
     a lock (or a Condition) thread A holds; A then fails a try-lock, which lockwatch counts under
     the mutex. B gives the mutex up while it waits, so both finish."""
     program = PROGRAM.parent / "mutex_hook_deadlock.py"
-    env = child_env(tmp_path)
     out = tmp_path / "report.json"
-    try:
-        result = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--json", str(out),
-                                 str(program), mode], env=env, cwd=program.parent,
-                                capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{mode}: deadlocked (still running after 60 s): {exc.stdout!r}")
+    result = lockwatch("-q", "--json", str(out), str(program), mode, cwd=program.parent,
+                       env=child_env(tmp_path), timeout=60)
     assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
-    report = json.loads(out.read_text())
+    report = report_of(out)
     assert report["internal_errors"] == []
     by_name = {lock["name"]: lock for lock in report["locks"]}
     assert by_name["never_free"]["failed"] == 1  # A's try-lock, counted once

@@ -5,7 +5,6 @@ hook). Real processes, real signals. The program: tests/programs/processes/signa
 """
 from __future__ import annotations
 
-import json
 import select
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from support import PROGRAMS, child_env, default_sigint
+from support import PROGRAMS, child_env, default_sigint, report_of
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]
@@ -93,7 +92,7 @@ def assert_no_children_folder(tmp_path: Path) -> None:
 
 
 def assert_json_report(path: Path) -> None:
-    data = json.loads(path.read_text())
+    data = report_of(path)
     assert len(data["potential_deadlocks"]) == 1
     assert data["internal_errors"] == []
 

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from lockwatch.analysis import analyze
 from lockwatch.renderers import text
 from lockwatch.snapshot import EdgeRecord, LockStats, Snapshot, is_stdlib
-from support import child_env as env
+import support
 from support import line_of
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,9 +27,8 @@ EXIT_POTENTIAL_DEADLOCK = 86
 
 
 def lockwatch(*argv: str, cwd: Path = PROGRAMS) -> subprocess.CompletedProcess[str]:
-    """`python -m lockwatch ARGV...` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "lockwatch", *argv], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=120)
+    """`python -m lockwatch ARGV...` in a subprocess, in tests/programs/precision by default."""
+    return support.lockwatch(*argv, cwd=cwd)
 
 
 def run_program(tmp_path: Path, program: str, *args: str,

@@ -13,7 +13,7 @@ import time
 import pytest
 from scenarios import (EXIT_DEADLOCK, SLACK, TIMEOUT, TWO_THREADS, assert_no_deadlock, check_deadlock,
                        check_deadlock_text, live_part, run)
-from support import child_env
+from support import child_env, lockwatch
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -335,8 +335,8 @@ def test_deadlocked_program_ends_by_itself_under_the_cli_defaults(tmp_path):
     '''
     (tmp_path / "prog.py").write_text(textwrap.dedent(source))
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "lockwatch", "--deadlock-timeout", str(TIMEOUT), "prog.py"],
-                          cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), capture_output=True, text=True, timeout=60)
+    proc = lockwatch("--deadlock-timeout", str(TIMEOUT), "prog.py", cwd=tmp_path,
+                     env=child_env(PYTHONUNBUFFERED="1"), timeout=60)
     seconds = time.monotonic() - t0
     assert proc.returncode == EXIT_DEADLOCK, (proc.stdout, proc.stderr)
     assert "FINISHED" not in proc.stdout
@@ -480,8 +480,7 @@ def test_cli_bad_watchdog_option_is_one_line_exit_2(tmp_path, option, value):
     """`--on-deadlock bogus` (and bad watchdog numbers): one line on stderr, status 2, the program
     never runs."""
     (tmp_path / "prog.py").write_text("print('RAN')\n")
-    proc = subprocess.run([sys.executable, "-m", "lockwatch", option, value, "prog.py"], cwd=tmp_path,
-                          env=child_env(PYTHONUNBUFFERED="1"), capture_output=True, text=True, timeout=60)
+    proc = lockwatch(option, value, "prog.py", cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), timeout=60)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stdout == "", proc.stdout  # the program did not run
     err = proc.stderr.splitlines()
