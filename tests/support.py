@@ -103,9 +103,10 @@ SITE = re.compile(r"^.+:\d+$")  # where a lock was created
 
 
 def assert_frames(stack: Any) -> None:
+    """``stack`` is a list of entries "<file>:<line> in <function>"."""
     assert isinstance(stack, list)
-    for frame in stack:
-        assert isinstance(frame, str) and FRAME.match(frame), frame
+    for entry in stack:
+        assert isinstance(entry, str) and FRAME.match(entry), entry
 
 
 def assert_follows_contract(data: Any) -> None:
