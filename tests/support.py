@@ -65,6 +65,13 @@ def lockwatch(*argv: str, cwd: Path, env: Optional[dict[str, str]] = None,
     return python("-m", "lockwatch", *argv, cwd=cwd, env=env, interpreter=interpreter, timeout=timeout)
 
 
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` (dedented) to ``path``, making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
 def report_of(path: Path) -> dict[str, Any]:
     """The JSON report written at ``path``."""
     return json.loads(path.read_text())

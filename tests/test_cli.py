@@ -6,13 +6,12 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 from support import (FRAME, KINDS, PROGRAMS, PROJECT_ROOT, assert_follows_contract, default_sigint, line_of,
-                     lockwatch, python, report_of)
+                     lockwatch, python, report_of, write)
 from support import child_env as env
 
 pytestmark = pytest.mark.timeout(120)
@@ -24,12 +23,6 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / ("lockwatch.exe" if os.name == "n
 
 EXIT_POTENTIAL_DEADLOCK = 86
 REPORT_HEADER = "lockwatch: "  # first line of the text report, after a rule
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def report_part(stderr: str) -> str:

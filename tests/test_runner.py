@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import python
+from support import python, write
 
 from lockwatch.runner import NoSource, ProgramRunner
 
@@ -77,18 +77,14 @@ PROBE = textwrap.dedent(
 )
 
 
-def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return python(*argv, cwd=cwd, timeout=60)
-
-
 def run_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python [-m] target args...`"""
-    return _run(args, cwd)
+    return python(*args, cwd=cwd, timeout=60)
 
 
 def run_runner(args: list[str], cwd: Path, driver: str = DRIVER) -> subprocess.CompletedProcess[str]:
     """The same command line, but run by ProgramRunner inside another python program."""
-    return _run(["-c", driver, *args], cwd)
+    return python("-c", driver, *args, cwd=cwd, timeout=60)
 
 
 def lines(output: str) -> dict[str, str]:
@@ -99,12 +95,6 @@ def lines(output: str) -> dict[str, str]:
             if line.startswith(key + " "):
                 found.setdefault(key, line[len(key) + 1 :])
     return found
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 @pytest.fixture
