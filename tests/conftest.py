@@ -1,6 +1,7 @@
 """Shared fixtures: real threads against lockwatch, and a sample project for the pytest plugin."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any, Callable, Optional
@@ -8,6 +9,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 import lockwatch
+from support import marker_line
 
 JOIN_TIMEOUT = 60.0  # seconds: a thread still alive after this is a failure (a hang), never slow
 
@@ -88,20 +90,11 @@ def lockwatch_off():
         pytest.fail("the test left lockwatch enabled")
 
 
-@pytest.fixture
-def line_of(request):
+@pytest.fixture(name="line_of")
+def fixture_line_of(request: pytest.FixtureRequest) -> Callable[[str], int]:
     """``line_of("tag")``: the line of the test module carrying the comment ``# <tag>`` (exactly
     one): expected line numbers come from the source, never hard-coded."""
-    path = str(request.path)
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-
-    def find(tag: str) -> int:
-        hits = [i for i, text in enumerate(lines, 1) if f"# <{tag}>" in text]
-        assert len(hits) == 1, f"marker <{tag}> found {len(hits)} times in {path}"
-        return hits[0]
-
-    return find
+    return functools.partial(marker_line, request.path)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lwsupport import child_env as env
+from support import child_env as env
+from support import lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -21,18 +22,6 @@ PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
 EXIT_POTENTIAL_DEADLOCK = 86
 STOCK = frozenset({"inventory_lock", "orders_lock"})  # the inversion of warehouse v1
 MONEY = frozenset({"billing_lock", "ledger_lock"})  # the one v2 adds
-
-
-def run(argv: list[str], cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([python, *argv], cwd=cwd, env=env(), capture_output=True, text=True, timeout=120)
-
-
-def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run(["-m", "lockwatch", *argv], cwd)
-
-
-def report_of(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def by_locks(report: dict[str, Any]) -> dict[frozenset, dict[str, Any]]:
@@ -289,7 +278,7 @@ def fingerprint_in(project: Path, python: str = sys.executable,
     """Run fp_project/run.py from ``project`` (its own directory): the cycle's fingerprint and
     its lock sites."""
     out = project / "r.json"
-    result = run(["-m", "lockwatch", "-q", "--json", str(out), "run.py"], project, python)
+    result = lockwatch("-q", "--json", str(out), "run.py", cwd=project, interpreter=[python])
     assert (result.returncode, result.stdout, result.stderr) == (0, "total 12\n", "")
     [p] = report_of(out)["potential_deadlocks"]
     assert {lk["name"] for lk in p["locks"]} == names

@@ -1,60 +1,28 @@
 """Tests for the command line (`python -m lockwatch` and the `lockwatch` script), in real subprocesses."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from lwsupport import child_env as env
-from lwsupport import default_sigint
+from support import (FRAME, KINDS, PROGRAMS, PROJECT_ROOT, assert_follows_contract, default_sigint, line_of,
+                     lockwatch, python, report_of, write)
+from support import child_env as env
 
 pytestmark = pytest.mark.timeout(120)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = PROJECT_ROOT / "lockwatch"
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cli"
-PROBES = Path(__file__).resolve().parent / "probes"
+CLI = PROGRAMS / "cli"
+PROBES = PROGRAMS / "probes"
 CONSOLE_SCRIPT = Path(sys.executable).parent / ("lockwatch.exe" if os.name == "nt" else "lockwatch")
 
-KINDS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"}
-FRAME = re.compile(r"^(?P<file>.+):(?P<line>\d+) in (?P<function>\S.*)$")
 EXIT_POTENTIAL_DEADLOCK = 86
 REPORT_HEADER = "lockwatch: "  # first line of the text report, after a rule
-
-
-def run(argv: list[str], cwd: Path, exe: Optional[list[str]] = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*(exe or [sys.executable]), *argv], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=120)
-
-
-def python(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python ARGV...`"""
-    return run(list(argv), cwd)
-
-
-def lockwatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m lockwatch ARGV...`"""
-    return run(["-m", "lockwatch", *argv], cwd)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def line_of(path: Path, text: str) -> int:
-    """The number of the only line of ``path`` that contains ``text``."""
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
-    assert len(found) == 1, (path, text, found)
-    return found[0]
 
 
 def report_part(stderr: str) -> str:
@@ -101,7 +69,7 @@ def test_options_before_the_module_are_lockwatchs_and_after_it_the_programs(tmp_
                        "--json", "theirs.json", "--top", "3", "-m", "x", cwd=PROBES)
     assert (actual.returncode, actual.stderr) == (0, "")
     assert actual.stdout == expected.stdout
-    assert json.loads(ours.read_text())["format"] == "lockwatch-report"
+    assert report_of(ours)["format"] == "lockwatch-report"
     assert not (PROBES / "theirs.json").exists()
 
 
@@ -193,7 +161,7 @@ def test_uncaught_exception_in_a_module(tmp_path: Path) -> None:
 def test_report_is_printed_however_the_program_ends(tmp_path: Path, how: str, status: int,
                                                     message: Optional[str]) -> None:
     out = tmp_path / "report.json"
-    result = lockwatch("--json", str(out), "inversion.py", how, cwd=FIXTURES)
+    result = lockwatch("--json", str(out), "inversion.py", how, cwd=CLI)
     assert result.returncode == status, result.stderr
     assert result.stdout.startswith("program ran\n")
     program_part, report = result.stderr.split("=" * 78, 1)
@@ -202,12 +170,12 @@ def test_report_is_printed_however_the_program_ends(tmp_path: Path, how: str, st
     else:
         assert program_part == ""
     assert "lockwatch: 1 potential deadlock" in report
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert len(data["potential_deadlocks"]) == 1
 
 
 def test_ctrl_c_still_prints_the_report(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "inversion.py", "sleep"], cwd=FIXTURES,
+    proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "inversion.py", "sleep"], cwd=CLI,
                             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=default_sigint)
     try:
@@ -284,12 +252,12 @@ def test_the_report_waits_for_the_programs_threads(tmp_path: Path) -> None:
 
 def test_module_level_lock_of_an_imported_module_and_from_import(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = lockwatch("-q", "--json", str(out), "inversion.py", cwd=FIXTURES)
+    result = lockwatch("-q", "--json", str(out), "inversion.py", cwd=CLI)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
-    helper_site = f"{FIXTURES / 'lockhelper.py'}:{line_of(FIXTURES / 'lockhelper.py', 'LOCK = threading.Lock()')}"
-    mine_site = f"{FIXTURES / 'inversion.py'}:{line_of(FIXTURES / 'inversion.py', 'mine = Lock()')}"
+    helper_site = f"{CLI / 'lockhelper.py'}:{line_of(CLI / 'lockhelper.py', 'LOCK = threading.Lock()')}"
+    mine_site = f"{CLI / 'inversion.py'}:{line_of(CLI / 'inversion.py', 'mine = Lock()')}"
     (finding,) = data["potential_deadlocks"]
     assert finding["scope"] == "instance"
     assert {lk["site"] for lk in finding["locks"]} == {helper_site, mine_site}
@@ -298,26 +266,20 @@ def test_module_level_lock_of_an_imported_module_and_from_import(tmp_path: Path)
     for e in finding["edges"]:
         assert e["held_stack"] and e["acquire_stack"]
         for frame in e["held_stack"] + e["acquire_stack"]:
-            assert frame.startswith(f"{FIXTURES / 'inversion.py'}:"), frame
+            assert frame.startswith(f"{CLI / 'inversion.py'}:"), frame
 
 
 def test_locks_of_a_package_imported_by_dash_m_are_instrumented(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = lockwatch("-q", "--json", str(out), "-m", "lwpkg.inverted", cwd=FIXTURES)
+    result = lockwatch("-q", "--json", str(out), "-m", "lwpkg.inverted", cwd=CLI)
     assert (result.returncode, result.stdout) == (0, "module ran\n"), result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     (finding,) = data["potential_deadlocks"]
-    init = FIXTURES / "lwpkg" / "__init__.py"
+    init = CLI / "lwpkg" / "__init__.py"
     assert f"{init}:{line_of(init, 'PKG_LOCK = threading.Lock()')}" in {lk["site"] for lk in finding["locks"]}
 
 
 # -- --json and the report contract -------------------------------------------------------------------
-
-
-def assert_frames(stack: Any) -> None:
-    assert isinstance(stack, list)
-    for frame in stack:
-        assert isinstance(frame, str) and FRAME.match(frame), frame
 
 
 def all_frames(data: Any) -> list[str]:
@@ -326,41 +288,13 @@ def all_frames(data: Any) -> list[str]:
             for f in e["held_stack"] + e["acquire_stack"]]
 
 
-def assert_follows_contract(data: Any) -> None:
-    """DESIGN.md, "Report contract (JSON, version 1)"."""
-    assert data["format"] == "lockwatch-report"
-    assert data["version"] == 1
-    for p in data["potential_deadlocks"]:
-        assert p["scope"] in ("instance", "site")
-        assert len(p["locks"]) >= 2 and len(p["edges"]) == len(p["locks"])
-        for lk in p["locks"]:
-            assert isinstance(lk["name"], str) and lk["name"]
-            assert lk["kind"] in KINDS
-            assert re.match(r"^.+:\d+$", lk["site"]), lk["site"]
-        for e in p["edges"]:
-            assert isinstance(e["thread"], str) and e["thread"]
-            assert_frames(e["held_stack"])
-            assert_frames(e["acquire_stack"])
-    assert isinstance(data["deadlocks"], list)
-    for d in data["deadlocks"]:
-        for t in d["threads"]:
-            assert isinstance(t["name"], str)
-            assert_frames(t["stack"])
-    for lk in data["locks"]:
-        assert isinstance(lk["name"], str) and lk["name"]
-        assert lk["kind"] in KINDS
-        assert re.match(r"^.+:\d+$", lk["site"]), lk["site"]
-        assert isinstance(lk["acquisitions"], int) and isinstance(lk["contended"], int)
-        assert isinstance(lk["hold"], dict) and isinstance(lk["wait"], dict)
-
-
 def test_json_report_follows_the_contract(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = lockwatch("--json", str(out), "all_kinds.py", cwd=FIXTURES)
+    result = lockwatch("--json", str(out), "all_kinds.py", cwd=CLI)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
-    script = FIXTURES / "all_kinds.py"
+    script = CLI / "all_kinds.py"
     # the program's own locks (the standard library's, e.g. logging's, may be listed too)
     mine = [lk for lk in data["locks"] if not lk["stdlib"]]
     sites = {lk["kind"]: lk["site"] for lk in mine}
@@ -384,16 +318,16 @@ def test_json_report_follows_the_contract(tmp_path: Path) -> None:
 
 def test_stacks_never_show_threading_internals(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    lockwatch("-q", "--json", str(out), "all_kinds.py", cwd=FIXTURES)
-    data = json.loads(out.read_text())
-    assert {FRAME.match(f).group("file") for f in all_frames(data)} == {str(FIXTURES / "all_kinds.py")}
+    lockwatch("-q", "--json", str(out), "all_kinds.py", cwd=CLI)
+    data = report_of(out)
+    assert {FRAME.match(f).group("file") for f in all_frames(data)} == {str(CLI / "all_kinds.py")}
 
 
 def test_json_of_a_clean_program(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = lockwatch("-q", "--json", str(out), "clean.py", cwd=FIXTURES)
+    result = lockwatch("-q", "--json", str(out), "clean.py", cwd=CLI)
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "clean ran\n")
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert_follows_contract(data)
     assert data["potential_deadlocks"] == [] and data["deadlocks"] == []
     assert sorted((lk["name"], lk["kind"], lk["acquisitions"]) for lk in data["locks"] if not lk["stdlib"]) == [
@@ -413,13 +347,13 @@ def test_json_of_a_clean_program(tmp_path: Path) -> None:
     (["clean.py", "4"], 4),
 ])
 def test_fail_on_cycle(argv: list[str], status: int) -> None:
-    result = lockwatch("--fail-on-cycle", *argv, cwd=FIXTURES)
+    result = lockwatch("--fail-on-cycle", *argv, cwd=CLI)
     assert result.returncode == status, result.stderr
     assert (REPORT_HEADER in result.stderr) == ("-q" not in argv)
 
 
 def test_without_fail_on_cycle_an_inversion_exits_0() -> None:
-    assert lockwatch("-q", "inversion.py", cwd=FIXTURES).returncode == 0
+    assert lockwatch("-q", "inversion.py", cwd=CLI).returncode == 0
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -462,7 +396,7 @@ def test_json_into_a_directory_does_not_run_the_program(marker_program: Path) ->
 def test_json_to_a_fresh_file(marker_program: Path) -> None:
     result = lockwatch("-q", "--json", "r.json", "prog.py", cwd=marker_program)
     assert (result.returncode, result.stdout, result.stderr) == (0, "ran\n", "")
-    assert json.loads((marker_program / "r.json").read_text())["format"] == "lockwatch-report"
+    assert report_of(marker_program / "r.json")["format"] == "lockwatch-report"
     assert [p.name for p in marker_program.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -510,23 +444,23 @@ def console_script() -> Path:
 def test_console_script_runs_a_script_like_python(console_script: Path) -> None:
     for argv in (["cli_probe.py", "a", "b"], ["-m", "cli_probe_pkg.mod", "c"]):
         expected = python(*argv, cwd=PROBES)
-        actual = run(["-q", *argv], PROBES, exe=[str(console_script)])
+        actual = python("-q", *argv, cwd=PROBES, interpreter=[str(console_script)])
         assert (actual.returncode, actual.stderr) == (0, "")
         assert actual.stdout == expected.stdout
 
 
 def test_console_script_reports_and_fails_on_cycle(console_script: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = run(["--fail-on-cycle", "--json", str(out), "inversion.py"], FIXTURES, exe=[str(console_script)])
+    result = python("--fail-on-cycle", "--json", str(out), "inversion.py", cwd=CLI, interpreter=[str(console_script)])
     assert result.returncode == EXIT_POTENTIAL_DEADLOCK
     assert "lockwatch: 1 potential deadlock" in result.stderr
-    assert len(json.loads(out.read_text())["potential_deadlocks"]) == 1
+    assert len(report_of(out)["potential_deadlocks"]) == 1
 
 
 def test_console_script_bad_input(console_script: Path, tmp_path: Path) -> None:
-    result = run(["missing.py"], tmp_path, exe=[str(console_script)])
+    result = python("missing.py", cwd=tmp_path, interpreter=[str(console_script)])
     assert "No file to run" in assert_one_error_line(result, prog="lockwatch")
-    help_out = run(["--help"], tmp_path, exe=[str(console_script)])
+    help_out = python("--help", cwd=tmp_path, interpreter=[str(console_script)])
     assert help_out.returncode == 0 and help_out.stdout.startswith("Usage: lockwatch ")
 
 
@@ -551,9 +485,9 @@ def test_logging_imported_by_lockwatch_leaves_no_trace_in_the_report(tmp_path: P
     for name in ("plain", "logs"):
         result = lockwatch("--json", f"{name}.json", f"{name}.py", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    plain = json.loads((tmp_path / "plain.json").read_text())
+    plain = report_of(tmp_path / "plain.json")
     assert [lock["name"] for lock in plain["locks"]] == ["only"]
     assert plain["lock_order"] == []
-    logs = json.loads((tmp_path / "logs.json").read_text())
+    logs = report_of(tmp_path / "logs.json")
     logging_locks = [lock for lock in logs["locks"] if "logging" in lock["site"]]
     assert logging_locks and all(lock["acquisitions"] > 0 for lock in logging_locks)

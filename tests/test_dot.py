@@ -2,7 +2,6 @@
 lockwatch writes, no graphviz needed) and GraphML (parsed back with networkx)."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,9 +15,8 @@ from lockwatch.analysis import Report, analyze
 from lockwatch.model import EdgeRecord, LockStats, Snapshot
 from lockwatch.renderers import dot, graphml
 from lockwatch.stacks import short_path
-from lwsupport import load_report_fixture as load_fixture
+from support import child_env, load_report_fixture as load_fixture
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RED = dot.CYCLE_COLOR
 
@@ -195,8 +193,7 @@ def test_dot_of_a_huge_report() -> None:
 def test_cli_writes_the_dot_report(tmp_path: Path) -> None:
     """`python -m lockwatch --dot PATH` (Session.write_reports) renders through this module."""
     out = tmp_path / "lockorder.dot"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env = child_env()
     proc = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--dot", str(out),
                            str(FIXTURES / "report_merge" / "abba.py")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

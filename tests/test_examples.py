@@ -2,34 +2,23 @@
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import PROJECT_ROOT, line_of, lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
+EXAMPLES = PROJECT_ROOT / "examples"
+ABBA = EXAMPLES / "abba_inversion.py"
 
 
 def run_example(name: str, tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "report.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "lockwatch", "--json", str(out), *options, str(EXAMPLES / name)],
-        capture_output=True, text=True, timeout=150, cwd=ROOT,
-    )
-    report = json.loads(out.read_text()) if out.exists() else {}
+    proc = lockwatch("--json", str(out), *options, str(EXAMPLES / name), cwd=PROJECT_ROOT, timeout=150)
+    report = report_of(out) if out.exists() else {}
     return proc, report
-
-
-def line_of(name: str, needle: str) -> int:
-    for no, text in enumerate((EXAMPLES / name).read_text().splitlines(), 1):
-        if needle in text:
-            return no
-    raise AssertionError(f"{needle!r} not in {name}")
 
 
 def test_every_example_documents_its_command():
@@ -48,17 +37,18 @@ def test_abba_inversion(tmp_path):
     assert found["scope"] == "instance"
     assert {lk["name"] for lk in found["locks"]} == {"cache_lock", "stats_lock"}
     sites = {lk["name"]: lk["site"] for lk in found["locks"]}
-    assert sites["cache_lock"].endswith(f"abba_inversion.py:{line_of('abba_inversion.py', 'cache_lock = threading.Lock()')}")
-    assert sites["stats_lock"].endswith(f"abba_inversion.py:{line_of('abba_inversion.py', 'stats_lock = threading.Lock()')}")
+    assert sites["cache_lock"].endswith(f"abba_inversion.py:{line_of(ABBA, 'cache_lock = threading.Lock()')}")
+    assert sites["stats_lock"].endswith(f"abba_inversion.py:{line_of(ABBA, 'stats_lock = threading.Lock()')}")
     by_thread = {e["thread"]: e for e in found["edges"]}
     assert set(by_thread) == {"writer", "reporter"}
     w = by_thread["writer"]
-    assert w["held_stack"][-1].endswith(f":{line_of('abba_inversion.py', '    with cache_lock:')} in store")
-    assert w["acquire_stack"][-1].endswith(f":{line_of('abba_inversion.py', 'with stats_lock:  # cache_lock -> stats_lock')} in store")
+    # store's `with cache_lock:` is its first line (report_stats has the same text, indented)
+    assert w["held_stack"][-1].endswith(f":{line_of(ABBA, 'def store(key, value):') + 1} in store")
+    assert w["acquire_stack"][-1].endswith(f":{line_of(ABBA, 'with stats_lock:  # cache_lock -> stats_lock')} in store")
     # stderr names both locks with their creation lines and shows both stacks of each edge
     err = proc.stderr
     assert "potential deadlock" in err
-    assert f"abba_inversion.py:{line_of('abba_inversion.py', 'cache_lock = threading.Lock()')}" in err
+    assert f"abba_inversion.py:{line_of(ABBA, 'cache_lock = threading.Lock()')}" in err
     assert err.count("was taken at:") == 4
 
 
@@ -69,7 +59,7 @@ def test_bank_transfer_is_a_per_instance_inversion(tmp_path):
     assert found["scope"] == "instance"
     sites = {lk["site"] for lk in found["locks"]}
     assert len(sites) == 1 and next(iter(sites)).endswith(
-        f"bank_transfer.py:{line_of('bank_transfer.py', 'self.lock = threading.Lock()')}")
+        f"bank_transfer.py:{line_of(EXAMPLES / 'bank_transfer.py', 'self.lock = threading.Lock()')}")
     assert len({lk["instance"] for lk in found["locks"]}) == 2
     assert {e["thread"] for e in found["edges"]} == {"pay-bob", "refund-alice"}
 
@@ -79,7 +69,7 @@ def test_consistent_order_is_clean(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert report["potential_deadlocks"] == []
     account = [lk for lk in report["locks"] if lk["site"].endswith(
-        f"consistent_order.py:{line_of('consistent_order.py', 'self.lock = threading.Lock()')}")]
+        f"consistent_order.py:{line_of(EXAMPLES / 'consistent_order.py', 'self.lock = threading.Lock()')}")]
     assert account and account[0]["instances"] == 8
     # nested same-site instances were really recorded, just in a consistent order
     assert any(e["src"] == e["dst"] == account[0]["key"] for e in report["lock_order"])

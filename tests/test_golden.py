@@ -12,8 +12,8 @@ import pytest
 from lockwatch import renderers
 from lockwatch.analysis import Report, analyze, apply_policy
 from lockwatch.model import Alert, BaselineEntry, Deadlock, Violation
-from lwsupport import FIXTURES
-from lwsupport import load_report_fixture as load_fixture
+from support import FIXTURES
+from support import load_report_fixture as load_fixture
 
 fx = load_fixture()
 GOLDEN = FIXTURES / "report_golden"

@@ -20,9 +20,8 @@ from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import html
 from lockwatch.stacks import short_path
-from lwsupport import load_report_fixture as load_fixture
+from support import child_env, load_report_fixture as load_fixture
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -302,8 +301,7 @@ def test_cli_writes_the_html_report(tmp_path: Path) -> None:
     """`python -m lockwatch --html PATH` (Session.write_reports) renders through this module."""
     script = FIXTURES / "report_merge" / "abba.py"
     out = tmp_path / "report.html"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env = child_env()
     proc = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--html", str(out), str(script)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lockwatch.model import save
-from lwsupport import child_env
-from lwsupport import load_report_fixture as load_fixture
+from support import child_env
+from support import load_report_fixture as load_fixture
 
 RUNTIME = ["lockwatch.patching", "lockwatch.proxies", "lockwatch.recorder", "lockwatch.watchdog",
            "lockwatch.control", "lockwatch.primitives", "lockwatch.runner", "wrapt"]

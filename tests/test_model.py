@@ -10,7 +10,7 @@ import pytest
 
 from lockwatch.model import (Alert, Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot,
                              Violation, load, loads, merge, save)
-from lwsupport import load_report_fixture as load_fixture
+from support import load_report_fixture as load_fixture
 
 fx = load_fixture()
 

@@ -4,37 +4,23 @@ has ever been seen. Real threads, in subprocesses (lockwatch.watching(), and the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lwsupport import child_env as env
+from support import PROGRAMS, frame_of, line_of, lockwatch, python, report_of
 
 pytestmark = pytest.mark.timeout(180)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "precision"
-PROGRAM = PROGRAMS / "declared_order.py"
+PRECISION = PROGRAMS / "precision"
+PROGRAM = PRECISION / "declared_order.py"
 
 
 def scenario(name: str) -> dict[str, Any]:
     """Run declared_order.py SCENARIO with plain python (it records with lockwatch.watching())."""
-    result = subprocess.run([sys.executable, str(PROGRAM), name], cwd=PROGRAMS, env=env(),
-                            capture_output=True, text=True, timeout=120)
+    result = python(str(PROGRAM), name, cwd=PRECISION)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     return json.loads(result.stdout)
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
-
-
-def frame(path: Path, needle: str, function: str) -> str:
-    return f"{path}:{line_of(path, needle)} in {function}"
 
 
 def test_declared_order_violation_is_reported_at_the_first_acquisition() -> None:
@@ -51,8 +37,8 @@ def test_declared_order_violation_is_reported_at_the_first_acquisition() -> None
     assert v["held"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'payments_lock = threading.Lock()')}"
     assert v["acquired"]["site"] == f"{PROGRAM}:{line_of(PROGRAM, 'orders_lock = threading.Lock()')}"
     # both stacks: where payments_lock was taken, then where orders_lock was
-    assert v["held_stack"] == [frame(PROGRAM, "with payments_lock:", "refund")]
-    assert v["acquire_stack"] == [frame(PROGRAM, "with orders_lock:  # against", "refund")]
+    assert v["held_stack"] == [frame_of(PROGRAM, "with payments_lock:", "refund")]
+    assert v["acquire_stack"] == [frame_of(PROGRAM, "with orders_lock:  # against", "refund")]
     assert out["violations"] == out["violations_inside"]  # reported once
 
 
@@ -65,8 +51,8 @@ def test_order_key_taken_against_increasing_keys_is_a_violation() -> None:
     site = f"{PROGRAM}:{line_of(PROGRAM, 'self.lock = lockwatch.order_key(')}"
     assert v["held"]["site"] == v["acquired"]["site"] == site
     # innermost last; the thread's callers (a lambda, a list comprehension) come before
-    assert v["held_stack"][-1] == frame(PROGRAM, "with first.lock:", "transfer")
-    assert v["acquire_stack"][-1] == frame(PROGRAM, "with second.lock:", "transfer")
+    assert v["held_stack"][-1] == frame_of(PROGRAM, "with first.lock:", "transfer")
+    assert v["acquire_stack"][-1] == frame_of(PROGRAM, "with second.lock:", "transfer")
     assert v["held_stack"][:-1] == v["acquire_stack"][:-1] != []
     # Reported once per site, however many transfers repeat it.
     assert out["violations"] == out["violations_inside"]
@@ -101,8 +87,7 @@ def test_order_needs_two_locks() -> None:
             "        lockwatch.order(a)\n"
             "    except ValueError as exc:\n"
             "        print('ValueError', exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True,
-                            timeout=120)
+    result = python("-c", code, cwd=PRECISION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ValueError ") and "two locks" in result.stdout
 
@@ -110,20 +95,19 @@ def test_order_needs_two_locks() -> None:
 def test_violation_in_the_cli_report(tmp_path: Path) -> None:
     """order(orders, payments, audit): taking audit then orders is against it (transitively),
     though no cycle was ever closed."""
-    program = PROGRAMS / "declared_order_cli.py"
+    program = PRECISION / "declared_order_cli.py"
     out = tmp_path / "r.json"
-    result = subprocess.run([sys.executable, "-m", "lockwatch", "--json", str(out), str(program)],
-                            cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    result = lockwatch("--json", str(out), str(program), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "done\n"
     assert "lockwatch: no potential deadlocks found" in result.stderr
     assert "also: 1 declared lock order violation" in result.stderr
     assert ("Lock order violation: thread 'audit' took orders_lock while holding audit_lock, against "
             "the declared order orders_lock -> payments_lock -> audit_lock") in result.stderr
-    report = json.loads(out.read_text())
+    report = report_of(out)
     assert report["potential_deadlocks"] == []
     [v] = report["order_violations"]
     assert (v["kind"], v["thread"], v["held"]["name"], v["acquired"]["name"]) == (
         "declared-order", "audit", "audit_lock", "orders_lock")
-    assert v["held_stack"] == [frame(program, "with audit_lock:", "audit")]
-    assert v["acquire_stack"] == [frame(program, "with orders_lock:  # audit before", "audit")]
+    assert v["held_stack"] == [frame_of(program, "with audit_lock:", "audit")]
+    assert v["acquire_stack"] == [frame_of(program, "with orders_lock:  # audit before", "audit")]

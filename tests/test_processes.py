@@ -8,58 +8,34 @@ inversion take the locks of one shared module (shared_locks.py), so their creati
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from support import PROGRAMS, child_env, line_of, python, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
-SHARED = PROGRAMS / "shared_locks.py"
+PROCESSES = PROGRAMS / "processes"
+SHARED = PROCESSES / "shared_locks.py"
 TIMEOUT = 240  # seconds for one program run: a hang fails the test, it never waits forever
-
-
-def line_of(path: Path, text: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
-    assert len(found) == 1, (path, text, found)
-    return found[0]
 
 
 LOCK_A = f"{SHARED}:{line_of(SHARED, 'lock_a = threading.Lock()')}"
 LOCK_B = f"{SHARED}:{line_of(SHARED, 'lock_b = threading.Lock()')}"
 
 
-def clean_env(tmp: Optional[Path] = None, **extra: str) -> dict[str, str]:
-    """The test's environment without any LOCKWATCH setting, plus ``extra``. ``tmp`` becomes
-    TMPDIR (where `python -m lockwatch` makes its children's folder)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.pop("PYTHONSAFEPATH", None)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    if tmp is not None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(tmp)
-    env.update(extra)
-    return env
-
-
 def run(argv: list[str], env: dict[str, str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run([sys.executable, *argv], env=env, cwd=cwd or PROGRAMS,
-                              capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{argv} did not end within {TIMEOUT}s (a hang): stderr={exc.stderr!r}")
+    return python(*argv, cwd=cwd or PROCESSES, env=env, timeout=TIMEOUT)
 
 
 def hook(*argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """`LOCKWATCH=1 python ARGV...`, nothing else changed."""
-    return run(list(argv), clean_env(LOCKWATCH="1", **extra))
+    return run(list(argv), child_env(LOCKWATCH="1", **extra))
 
 
 def stdout_value(result: subprocess.CompletedProcess[str], key: str) -> str:
@@ -114,8 +90,8 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
     parent, child = int(stdout_value(result, "parent pid")), int(stdout_value(result, "child pid"))
     assert parent != child
     assert sorted(p.name for p in reports.iterdir()) == sorted([f"r-{parent}.json", f"r-{child}.json"])
-    parent_data = json.loads((reports / f"r-{parent}.json").read_text())
-    child_data = json.loads((reports / f"r-{child}.json").read_text())
+    parent_data = report_of(reports / f"r-{parent}.json")
+    child_data = report_of(reports / f"r-{child}.json")
     assert parent_data["meta"]["pid"] == parent and child_data["meta"]["pid"] == child
     assert (LOCK_A, LOCK_B) in edge_pairs(parent_data) and (LOCK_B, LOCK_A) not in edge_pairs(parent_data)
     assert (LOCK_B, LOCK_A) in edge_pairs(child_data) and (LOCK_A, LOCK_B) not in edge_pairs(child_data)
@@ -128,7 +104,7 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
     assert reports_in(result.stderr) == 2
 
     merged = run(["-m", "lockwatch", "report", str(reports / f"r-{parent}.json"),
-                  str(reports / f"r-{child}.json"), "--format", "json"], clean_env())
+                  str(reports / f"r-{child}.json"), "--format", "json"], child_env())
     assert merged.returncode == 0, merged.stderr
     [found] = json.loads(merged.stdout)["potential_deadlocks"]
     assert found["scope"] == "site"
@@ -138,7 +114,7 @@ def test_lockwatch_json_writes_one_report_per_process_named_with_its_pid(tmp_pat
 @pytest.mark.parametrize("setting", [None, "0", "", "off", "false"])
 def test_without_lockwatch_nothing_happens(setting: Optional[str]) -> None:
     extra = {} if setting is None else {"LOCKWATCH": setting}
-    result = run(["abba.py"], clean_env(**extra))
+    result = run(["abba.py"], child_env(**extra))
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lockwatch imported") == "False"  # not even imported
     assert stdout_value(result, "lockwatch modules") == "[]"
@@ -178,7 +154,7 @@ def test_the_hook_switches_on_whichever_module_first_imports_threading(first: st
 
 
 def test_isolated_mode_is_left_alone() -> None:
-    result = run(["-I", str(PROGRAMS / "abba.py")], clean_env(LOCKWATCH="1"))
+    result = run(["-I", str(PROCESSES / "abba.py")], child_env(LOCKWATCH="1"))
     assert result.returncode == 0, result.stderr
     assert stdout_value(result, "lock type") == "_thread.lock"
     modules = stdout_value(result, "lockwatch modules")
@@ -232,7 +208,7 @@ def test_an_inversion_split_between_parent_and_child_is_found(tmp_path: Path, sh
         pytest.skip("no forkserver start method here")
     out = tmp_path / "report.json"
     tmp = short_tmp
-    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / argv[0]), *argv[1:]], clean_env(tmp))
+    result = run(["-m", "lockwatch", "--json", str(out), str(PROCESSES / argv[0]), *argv[1:]], child_env(tmp))
     assert result.returncode == 0, result.stderr
     parent, child = int(stdout_value(result, "parent pid")), int(stdout_value(result, "child pid"))
     # One report, the parent's, with the children's merged in; nothing else on stderr (children
@@ -240,7 +216,7 @@ def test_an_inversion_split_between_parent_and_child_is_found(tmp_path: Path, sh
     assert reports_in(result.stderr) == 1, result.stderr
     assert result.stderr.startswith("=" * 78 + "\nlockwatch: 1 potential deadlock"), result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     [found] = data["potential_deadlocks"]
     assert found["scope"] == "site"  # instances are per process: the sites match
     assert {lock["site"] for lock in found["locks"]} == {LOCK_A, LOCK_B}
@@ -263,14 +239,14 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
     report is never written. The parent's part is still reported, the run ends normally."""
     out = tmp_path / "report.json"
     tmp = tmp_path / "tmp"
-    result = run(["-m", "lockwatch", "--json", str(out), str(PROGRAMS / "parent_fork.py"), "_exit"],
-                 clean_env(tmp))
+    result = run(["-m", "lockwatch", "--json", str(out), str(PROCESSES / "parent_fork.py"), "_exit"],
+                 child_env(tmp))
     assert result.returncode == 0, result.stderr
     stdout_value(result, "child pid")  # the child ran its half ...
     parent = int(stdout_value(result, "parent pid"))
     assert reports_in(result.stderr) == 1
     assert "lockwatch: no potential deadlocks found" in result.stderr
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert data["potential_deadlocks"] == []
     assert (LOCK_A, LOCK_B) in edge_pairs(data)  # ... but only the parent's part is reported
     assert (LOCK_B, LOCK_A) not in edge_pairs(data)
@@ -281,7 +257,7 @@ def test_a_child_ending_with_os_exit_loses_its_report_and_the_run_still_complete
 
 def test_a_usage_error_leaves_no_children_folder(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
-    result = run(["-m", "lockwatch", "-m", "no_such_module_for_lockwatch"], clean_env(tmp))
+    result = run(["-m", "lockwatch", "-m", "no_such_module_for_lockwatch"], child_env(tmp))
     assert result.returncode == 2
     assert children_folders(tmp) == []
 
@@ -311,9 +287,9 @@ def test_a_forked_child_starts_clean_and_reports_only_what_it_did(tmp_path: Path
     assert child_state["helper_lock_timed_acquire"] is False
 
     assert sorted(p.name for p in reports.iterdir()) == sorted([f"r-{parent}.json", f"r-{child}.json"])
-    parent_data = json.loads((reports / f"r-{parent}.json").read_text())
-    child_data = json.loads((reports / f"r-{child}.json").read_text())
-    prog = PROGRAMS / "fork_state.py"
+    parent_data = report_of(reports / f"r-{parent}.json")
+    child_data = report_of(reports / f"r-{child}.json")
+    prog = PROCESSES / "fork_state.py"
 
     def stats(data: dict[str, Any], name: str) -> tuple[int, int]:
         site = f"{prog}:{line_of(prog, f'{name} = threading.')}" if name.startswith(("helper", "forking")) \
@@ -372,7 +348,7 @@ def test_forking_while_other_threads_are_inside_lockwatch(tmp_path: Path) -> Non
     written = sorted(p.name for p in reports.iterdir())
     assert written == sorted(f"r-{pid}.json" for pid in [*statuses, parent["pid"]])
     for path in reports.iterdir():
-        data = json.loads(path.read_text())
+        data = report_of(path)
         assert data["internal_errors"] == [], path
 
 
@@ -388,6 +364,6 @@ def test_a_snapshot_imports_nothing(tmp_path: Path) -> None:
         "session.snapshot()\n"
         "print(sorted(set(sys.modules) - before))\n"
     )
-    result = run(["-c", code], clean_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"), cwd=tmp_path)
+    result = run(["-c", code], child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n", result.stdout

@@ -1,10 +1,9 @@
 """The instrumented primitives with real threads: Condition, Semaphore, BoundedSemaphore, what the
 patched ``threading`` module hands out (and keeps raw), isinstance/subclassing, restore on
-disable. The graph rules themselves are in test_recorder.py."""
+disable. The graph rules themselves are in test_recorder_*.py."""
 from __future__ import annotations
 
 import _thread
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,27 +13,12 @@ import pytest
 
 import lockwatch
 from lockwatch import proxies
+from support import child_env, frame, instance_edges_of, marker_line, site
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
 HERE = __file__
 FACTORIES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
-
-
-def frame(fn, line):
-    return f"{fn.__code__.co_filename}:{line} in {fn.__code__.co_name}"
-
-
-def site(snap, line, kind=None):
-    found = [s for s in snap.locks if s.filename == HERE and s.line == line
-             and (kind is None or s.kind == kind)]
-    assert len(found) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
-    return found[0]
-
-
-def instance_edges_of(snap, lock_a, lock_b):
-    return [e for e in snap.instance_edges
-            if e.src_instance == lock_a._serial and e.dst_instance == lock_b._serial]
 
 
 def serial_of(lock):
@@ -120,9 +104,7 @@ def test_import_lockwatch_alone_patches_nothing(tmp_path):
         assert lockwatch.current_session() is None
         print("untouched")
     """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(lockwatch.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", probe], env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -159,21 +141,14 @@ def test_threading_internal_locks_stay_out(threads):
     snap = session.snapshot()
     assert [s for s in snap.locks if s.filename == threading.__file__] == []
     got = sorted((s.line, s.kind) for s in snap.locks)
-    assert got == sorted([(line_of_here("internal:sem"), "Semaphore"),
-                          (line_of_here("internal:bsem"), "BoundedSemaphore"),
-                          (line_of_here("internal:cond"), "Condition")]), got
+    assert got == sorted([(marker_line(HERE, "internal:sem"), "Semaphore"),
+                          (marker_line(HERE, "internal:bsem"), "BoundedSemaphore"),
+                          (marker_line(HERE, "internal:cond"), "Condition")]), got
     # Their internals are threading's own objects, unpatched.
     assert type(event._cond) is proxies.OrigCondition
     assert type(sem._cond) is proxies.OrigCondition
     assert type(sem._cond._lock) is type(_thread.allocate_lock())
     assert type(barrier._cond) is proxies.OrigCondition
-
-
-def line_of_here(tag):
-    with open(HERE, encoding="utf-8") as f:
-        hits = [i for i, text in enumerate(f.read().splitlines(), 1) if f"# <{tag}>" in text]
-    assert len(hits) == 1, tag
-    return hits[0]
 
 
 # --- isinstance and subclassing -------------------------------------------------------------
@@ -268,9 +243,9 @@ def test_subclassing_condition_and_semaphores_while_patched(threads):
                      (bsem, threading.BoundedSemaphore), (bsem, threading.Semaphore)):
         assert isinstance(obj, cls)  # the real classes, after disable
     snap = session.snapshot()
-    assert site(snap, line_of_here("sub:cond")).acquisitions >= 2
-    assert site(snap, line_of_here("sub:sem"), "Semaphore").acquisitions == 2
-    assert site(snap, line_of_here("sub:bsem"), "BoundedSemaphore").acquisitions == 1
+    assert site(snap, HERE, marker_line(HERE, "sub:cond")).acquisitions >= 2
+    assert site(snap, HERE, marker_line(HERE, "sub:sem"), "Semaphore").acquisitions == 2
+    assert site(snap, HERE, marker_line(HERE, "sub:bsem"), "BoundedSemaphore").acquisitions == 1
 
 
 # --- Condition ------------------------------------------------------------------------------
@@ -327,7 +302,7 @@ def test_condition_wait_releases_the_lock_and_retakes_it(threads, which, line_of
     assert e.acquire_stack[-1] == frame(waiter, line_of("wait:after"))
     assert [x for x in snap.instance_edges if x.dst_instance == after_exit._serial] == []
     kind = "Condition" if which == "default" else which
-    stats = site(snap, line_of(f"cond:{which}"), kind)
+    stats = site(snap, HERE, line_of(f"cond:{which}"), kind)
     # waiter: enter + re-take after wait; main: every `with cond:`
     assert stats.acquisitions == 2 + main_takes
     assert stats.hold.count == stats.acquisitions  # wait() ended a hold and started another

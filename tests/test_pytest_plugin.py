@@ -2,31 +2,12 @@
 pytest's threads."""
 from __future__ import annotations
 
-import json
-import textwrap
 
 import pytest
+from support import SHOP, SHOP_PY, line_in, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
-SHOP = """
-    import threading
-
-    _cart_lock = threading.Lock()
-    _stock_lock = threading.Lock()
-
-
-    def checkout():
-        with _cart_lock:
-            with _stock_lock:  # cart -> stock
-                return "checked out"
-
-
-    def restock():
-        with _stock_lock:
-            with _cart_lock:  # stock -> cart
-                return "restocked"
-"""
 
 
 @pytest.fixture
@@ -53,16 +34,8 @@ def shop(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def line_in(source: str, needle: str) -> int:
-    # pytester writes the dedented source without its leading newline
-    for no, text in enumerate(textwrap.dedent(source).lstrip("\n").splitlines(), 1):
-        if needle in text:
-            return no
-    raise AssertionError(needle)
-
-
 def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
@@ -73,9 +46,10 @@ def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None
     # ... naming both tests and both stacks of each edge.
     assert "during test_cart.py::test_checkout" in failure
     assert "during test_stock.py::test_restock" in failure
-    assert f"shop.py:{line_in(SHOP, 'cart -> stock')} in checkout" in failure
-    assert f"shop.py:{line_in(SHOP, 'stock -> cart')} in restock" in failure
-    assert f"shop.py:{line_in(SHOP, 'with _cart_lock:')} in checkout" in failure
+    assert f"shop.py:{line_in(SHOP_PY, 'cart -> stock')} in checkout" in failure
+    assert f"shop.py:{line_in(SHOP_PY, 'stock -> cart')} in restock" in failure
+    # checkout's `with _cart_lock:` is its first line (restock has the same text, indented)
+    assert f"shop.py:{line_in(SHOP_PY, 'def checkout():') + 1} in checkout" in failure
     assert "test_cart.py:4 in test_checkout" in failure
     assert "_pytest" not in failure and "pluggy" not in failure  # stacks end at the test
     # The terminal summary has a lockwatch section with the cycle.
@@ -86,18 +60,18 @@ def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None
 
 def test_with_xdist_the_controller_merges_workers(shop: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
-    result = shop.runpytest_subprocess("--lockwatch", "-n", "2", "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch", "-n", "2", "-p", "no:randomly", timeout=120)
     assert result.ret != 0
     summary = result.stdout.str().split("== lockwatch ==", 1)[1]
     assert "_cart_lock -> _stock_lock -> _cart_lock" in summary
     assert "during test_cart.py::test_checkout" in summary
     assert "during test_stock.py::test_restock" in summary
-    assert f"shop.py:{line_in(SHOP, 'cart -> stock')} in checkout" in summary
-    assert f"shop.py:{line_in(SHOP, 'stock -> cart')} in restock" in summary
+    assert f"shop.py:{line_in(SHOP_PY, 'cart -> stock')} in checkout" in summary
+    assert f"shop.py:{line_in(SHOP_PY, 'stock -> cart')} in restock" in summary
 
 
 def test_report_only_reports_without_failing(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch-report-only")
+    result = shop.runpytest_subprocess("--lockwatch-report-only", timeout=120)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=3)
     summary = result.stdout.str().split("== lockwatch ==", 1)[1]
@@ -116,21 +90,21 @@ def test_without_the_option_nothing_is_patched(pytester: pytest.Pytester) -> Non
                 assert "lockwatch.patching" not in sys.modules
         """
     )
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_subprocess(timeout=120)
     result.assert_outcomes(passed=1)
     assert "lockwatch" not in result.stdout.str().split("passed", 1)[-1]
 
 
 def test_ini_setting_switches_it_on(shop: pytest.Pytester) -> None:
     shop.makeini("[pytest]\nlockwatch = true\n")
-    result = shop.runpytest_subprocess("-p", "no:randomly")
+    result = shop.runpytest_subprocess("-p", "no:randomly", timeout=120)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
 
 
 def test_bad_ini_value_is_a_usage_error(shop: pytest.Pytester) -> None:
     shop.makeini("[pytest]\nlockwatch = maybe\n")
-    result = shop.runpytest_subprocess()
+    result = shop.runpytest_subprocess(timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "lockwatch" in err and "'maybe'" in err and "tox.ini" in err
@@ -138,7 +112,7 @@ def test_bad_ini_value_is_a_usage_error(shop: pytest.Pytester) -> None:
 
 
 def test_bad_json_path_is_a_usage_error(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", "no/such/dir/r.json")
+    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", "no/such/dir/r.json", timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--lockwatch-json" in result.stderr.str()
 
@@ -154,7 +128,7 @@ def test_marker_switches_recording_off_for_one_test(shop: pytest.Pytester) -> No
                 assert restock() == "restocked"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch")
+    result = shop.runpytest_subprocess("--lockwatch", timeout=120)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
     assert "no potential deadlocks found" in result.stdout.str()
@@ -171,7 +145,7 @@ def test_marker_beats_command_line(shop: pytest.Pytester) -> None:
                 assert restock() == "restocked"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch-report-only", "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch-report-only", "-p", "no:randomly", timeout=120)
     result.assert_outcomes(passed=1, failed=1)
 
 
@@ -190,7 +164,7 @@ def test_marker_report_only_and_fixture(shop: pytest.Pytester) -> None:
                 assert found.scope == "instance"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=2)
 
@@ -205,7 +179,7 @@ def test_unknown_marker_argument_is_an_error(shop: pytest.Pytester) -> None:
                 pass
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch")
+    result = shop.runpytest_subprocess("--lockwatch", timeout=120)
     assert result.ret != 0
     assert "unknown @pytest.mark.lockwatch argument" in (result.stdout.str() + result.stderr.str())
 
@@ -229,7 +203,7 @@ def test_conftest_imports_are_instrumented(pytester: pytest.Pytester) -> None:
                 assert type(FROM_IMPORT).__module__ == "lockwatch.proxies"
         """
     )
-    result = pytester.runpytest_subprocess("--lockwatch")
+    result = pytester.runpytest_subprocess("--lockwatch", timeout=120)
     result.assert_outcomes(passed=1)
 
 
@@ -241,9 +215,9 @@ def test_json_report_written_even_when_interrupted(shop: pytest.Pytester) -> Non
         """
     )
     out = shop.path / "report.json"
-    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", str(out), "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", str(out), "-p", "no:randomly", timeout=120)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    data = json.loads(out.read_text())
+    data = report_of(out)
     assert data["format"] == "lockwatch-report"
     [found] = data["potential_deadlocks"]
     assert {e["context"] for e in found["edges"]} == {
@@ -264,13 +238,13 @@ def test_works_beside_pytest_timeout_and_an_erroring_test(shop: pytest.Pytester)
                 pass
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", "--timeout", "60", "-p", "no:randomly")
+    result = shop.runpytest_subprocess("--lockwatch", "--timeout", "60", "-p", "no:randomly", timeout=120)
     result.assert_outcomes(passed=2, failed=1, errors=1)
     assert "== lockwatch ==" in result.stdout.str()
 
 
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest_subprocess("--help", timeout=120)
     out = result.stdout.str()
     for option in ("--lockwatch", "--lockwatch-report-only", "--lockwatch-json"):
         assert option in out

@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import PROGRAMS, child_env, lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAM = Path(__file__).resolve().parent / "programs" / "processes" / "reentrancy.py"
+PROGRAM = PROGRAMS / "processes" / "reentrancy.py"
 TIMEOUT = 240
 SITE_GROUPS = {"fresh_a": "fresh", "fresh_b": "fresh"}  # as in the program
 # The locks each scenario's hook takes (the main loop's are always taken).
@@ -40,18 +39,12 @@ LOOP_LOCKS = ["l_lock", "l_rlock", "l_timed", "l_sem", "l_bsem", "l_cond", "fres
 
 def run_scenario(mode: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     out = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp_path))
-    argv = [sys.executable, "-m", "lockwatch", "-q", "--json", str(out), str(PROGRAM), mode]
-    try:
-        result = subprocess.run(argv, env=env, cwd=PROGRAM.parent, capture_output=True, text=True,
-                                timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{mode}: still running after {TIMEOUT}s (deadlocked?): {exc.stderr!r}")
+    result = lockwatch("-q", "--json", str(out), str(PROGRAM), mode, cwd=PROGRAM.parent,
+                       env=child_env(tmp_path), timeout=TIMEOUT)
     assert result.returncode == 0, f"{mode}: status {result.returncode}\n{result.stderr}"
     assert result.stderr == "", result.stderr  # no exception, no "Exception ignored in"
     *_, last = result.stdout.splitlines()
-    return json.loads(last), json.loads(out.read_text())
+    return json.loads(last), report_of(out)
 
 
 @pytest.mark.parametrize("mode", [
@@ -108,17 +101,11 @@ def test_program_code_inside_lockwatchs_bookkeeping_waiting_for_another_thread(t
     a lock (or a Condition) thread A holds; A then fails a try-lock, which lockwatch counts under
     the mutex. B gives the mutex up while it waits, so both finish."""
     program = PROGRAM.parent / "mutex_hook_deadlock.py"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp_path))
     out = tmp_path / "report.json"
-    try:
-        result = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--json", str(out),
-                                 str(program), mode], env=env, cwd=program.parent,
-                                capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{mode}: deadlocked (still running after 60 s): {exc.stdout!r}")
+    result = lockwatch("-q", "--json", str(out), str(program), mode, cwd=program.parent,
+                       env=child_env(tmp_path), timeout=60)
     assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
-    report = json.loads(out.read_text())
+    report = report_of(out)
     assert report["internal_errors"] == []
     by_name = {lock["name"]: lock for lock in report["locks"]}
     assert by_name["never_free"]["failed"] == 1  # A's try-lock, counted once

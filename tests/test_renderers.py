@@ -13,6 +13,7 @@ from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.model import Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot, Timing, load
 from lockwatch.renderers import jsonreport, text
+from support import assert_follows_contract
 
 
 def snapshot_from(data: Any) -> Snapshot:
@@ -20,8 +21,6 @@ def snapshot_from(data: Any) -> Snapshot:
 
 # Outside the working directory: the text report shows these paths in full.
 SRC = "/srv/lockwatch-fixture/shop"
-KINDS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"}
-FRAME = re.compile(r"^.+:\d+ in \S.*$")
 
 
 def timing(values: list[int]) -> Timing:
@@ -98,44 +97,6 @@ def test_fixture_report_has_what_the_tests_rely_on(report: Report) -> None:
 
 
 # -- the report contract ------------------------------------------------------------------------
-
-
-def assert_frames(stack: Any) -> None:
-    assert isinstance(stack, list)
-    for frame in stack:
-        assert isinstance(frame, str) and FRAME.match(frame), frame
-
-
-def assert_site(site: Any) -> None:
-    assert isinstance(site, str) and re.match(r"^.+:\d+$", site), site
-
-
-def assert_follows_contract(data: Any) -> None:
-    """DESIGN.md, "Report contract (JSON, version 1)"."""
-    assert data["format"] == "lockwatch-report"
-    assert data["version"] == 1
-    for p in data["potential_deadlocks"]:
-        assert p["scope"] in ("instance", "site")
-        assert len(p["locks"]) >= 2 and len(p["edges"]) == len(p["locks"])
-        for lk in p["locks"]:
-            assert isinstance(lk["name"], str) and lk["name"]
-            assert lk["kind"] in KINDS
-            assert_site(lk["site"])
-        for e in p["edges"]:
-            assert isinstance(e["thread"], str)
-            assert_frames(e["held_stack"])
-            assert_frames(e["acquire_stack"])
-    assert isinstance(data["deadlocks"], list)
-    for d in data["deadlocks"]:
-        for t in d["threads"]:
-            assert isinstance(t["name"], str)
-            assert_frames(t["stack"])
-    for lk in data["locks"]:
-        assert isinstance(lk["name"], str)
-        assert lk["kind"] in KINDS
-        assert_site(lk["site"])
-        assert isinstance(lk["acquisitions"], int) and isinstance(lk["contended"], int)
-        assert isinstance(lk["hold"], dict) and isinstance(lk["wait"], dict)
 
 
 # -- JSON -----------------------------------------------------------------------------------------

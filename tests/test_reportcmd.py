@@ -16,7 +16,7 @@ from lockwatch.cli import report as reportcmd
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import jsonreport, text
 from lockwatch.model import VERSION, load
-from lwsupport import child_env as env, load_report_fixture as load_fixture, lockwatch
+from support import child_env as env, load_report_fixture as load_fixture, lockwatch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

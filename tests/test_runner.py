@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
+from support import python, write
 
 from lockwatch.runner import NoSource, ProgramRunner
 
 pytestmark = pytest.mark.timeout(120)
 
-PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 
 # Runs `python -c DRIVER [-m] target args...` the way the lockwatch CLI will.  Like a console
 # script, the driver starts with its own directory (not the cwd) as sys.path[0].
@@ -78,22 +77,14 @@ PROBE = textwrap.dedent(
 )
 
 
-def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=PROJECT_ROOT, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONSAFEPATH", None)
-    return subprocess.run(
-        [sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 def run_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python [-m] target args...`"""
-    return _run(args, cwd)
+    return python(*args, cwd=cwd, timeout=60)
 
 
 def run_runner(args: list[str], cwd: Path, driver: str = DRIVER) -> subprocess.CompletedProcess[str]:
     """The same command line, but run by ProgramRunner inside another python program."""
-    return _run(["-c", driver, *args], cwd)
+    return python("-c", driver, *args, cwd=cwd, timeout=60)
 
 
 def lines(output: str) -> dict[str, str]:
@@ -104,12 +95,6 @@ def lines(output: str) -> dict[str, str]:
             if line.startswith(key + " "):
                 found.setdefault(key, line[len(key) + 1 :])
     return found
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 @pytest.fixture

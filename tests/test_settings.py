@@ -1,13 +1,12 @@
 """Settings: one validator per value, one default each, the environment both ways, every entry point alike."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from support import child_env, python
 
 import lockwatch
 from lockwatch import settings
@@ -21,13 +20,6 @@ from lockwatch.settings import (
     resolve,
     to_environ,
 )
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(extra)
-    return env
-
 
 # -- validators --------------------------------------------------------------------------------------
 
@@ -118,8 +110,7 @@ MESSAGE = f"{BAD!r} is not a number of seconds >= 0"  # TOML gives the number it
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=_clean_env(**env), capture_output=True,
-                          text=True, timeout=120)
+    return python(*args, cwd=cwd, env=child_env(**env))
 
 
 def test_same_bad_value_same_message_from_every_entry_point(tmp_path: Path, lockwatch_off: None) -> None:

@@ -5,8 +5,6 @@ hook). Real processes, real signals. The program: tests/programs/processes/signa
 """
 from __future__ import annotations
 
-import json
-import os
 import select
 import signal
 import subprocess
@@ -16,26 +14,16 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from lwsupport import default_sigint
+from support import PROGRAMS, child_env, default_sigint, report_of
 
 pytestmark = [pytest.mark.timeout(300),
               pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")]
 
-PROGRAMS = Path(__file__).resolve().parent / "programs" / "processes"
-PROGRAM = PROGRAMS / "signals_prog.py"
+PROCESSES = PROGRAMS / "processes"
+PROGRAM = PROCESSES / "signals_prog.py"
 TIMEOUT = 120  # seconds: a process that outlives this is hung, and the test fails
 REPORT = "lockwatch: 1 potential deadlock"
 MODES = ["cli", "hook"]
-
-
-def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.pop("PYTHONSAFEPATH", None)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    tmp.mkdir(parents=True, exist_ok=True)
-    env["TMPDIR"] = str(tmp)  # where `python -m lockwatch` makes its children's folder
-    env.update(extra)
-    return env
 
 
 def command(mode: str, json_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
@@ -49,7 +37,7 @@ class Program:
     """signals_prog.py running; stdout is read line by line until a marker, then the rest."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin: bool = False) -> None:
-        self.proc = subprocess.Popen(argv, env=env, cwd=PROGRAMS, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, env=env, cwd=PROCESSES, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0,
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      preexec_fn=default_sigint)
@@ -91,7 +79,7 @@ def run_to_end(mode: str, tmp_path: Path, *args: str) -> tuple[subprocess.Comple
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, *args)
     try:
-        result = subprocess.run(argv, env=clean_env(tmp_path / "tmp", **extra), cwd=PROGRAMS,
+        result = subprocess.run(argv, env=child_env(tmp_path / "tmp", **extra), cwd=PROCESSES,
                                 capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{argv} still running after {TIMEOUT}s: {exc.stderr!r}")
@@ -104,7 +92,7 @@ def assert_no_children_folder(tmp_path: Path) -> None:
 
 
 def assert_json_report(path: Path) -> None:
-    data = json.loads(path.read_text())
+    data = report_of(path)
     assert len(data["potential_deadlocks"]) == 1
     assert data["internal_errors"] == []
 
@@ -120,7 +108,7 @@ def test_sigterm_writes_the_report_and_the_process_still_dies_of_it(tmp_path: Pa
     unlocks in a tight loop (the handler then runs in the middle of lockwatch's own code)."""
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, doing)
-    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog = Program(argv, child_env(tmp_path / "tmp", **extra))
     prog.wait_for("ready")
     assert prog.lines[0] == "handler: lockwatch.control._install_sigterm.<locals>.on_sigterm"
     prog.proc.send_signal(signal.SIGTERM)
@@ -141,7 +129,7 @@ def test_the_programs_own_sigterm_handler_is_kept(tmp_path: Path, mode: str, whe
     not lockwatch's; the program then exits as it chose and the report is written at exit."""
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, when)
-    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog = Program(argv, child_env(tmp_path / "tmp", **extra))
     prog.wait_for("ready")
     assert prog.lines[0] == "handler: own"
     prog.proc.send_signal(signal.SIGTERM)
@@ -157,7 +145,7 @@ def test_the_programs_own_sigterm_handler_is_kept(tmp_path: Path, mode: str, whe
 def test_an_ignored_sigterm_stays_ignored(tmp_path: Path, mode: str) -> None:
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, "ignore")
-    prog = Program(argv, clean_env(tmp_path / "tmp", **extra), stdin=True)
+    prog = Program(argv, child_env(tmp_path / "tmp", **extra), stdin=True)
     prog.wait_for("ready")
     assert prog.lines[0] == "handler: SIG_IGN"
     prog.proc.send_signal(signal.SIGTERM)  # discarded by the kernel: nothing to wait for
@@ -178,7 +166,7 @@ def test_sigint_reports_and_exits_as_python_does(tmp_path: Path, mode: str) -> N
     lockwatch (writing the report must not turn it into a plain exit 1)."""
     out = tmp_path / "report.json"
     argv, extra = command(mode, out, "sleep")
-    prog = Program(argv, clean_env(tmp_path / "tmp", **extra))
+    prog = Program(argv, child_env(tmp_path / "tmp", **extra))
     prog.wait_for("ready")
     prog.proc.send_signal(signal.SIGINT)
     _out, err = prog.finish()
@@ -191,7 +179,7 @@ def test_sigint_reports_and_exits_as_python_does(tmp_path: Path, mode: str) -> N
 
 def test_sigint_without_lockwatch_kills_python_with_sigint(tmp_path: Path) -> None:
     """The reference for the hook's exit status above: the same program without lockwatch."""
-    prog = Program([sys.executable, str(PROGRAM), "sleep"], clean_env(tmp_path / "tmp"))
+    prog = Program([sys.executable, str(PROGRAM), "sleep"], child_env(tmp_path / "tmp"))
     prog.wait_for("ready")
     assert prog.lines[0] == "handler: SIG_DFL"
     prog.proc.send_signal(signal.SIGINT)

@@ -11,17 +11,14 @@ counts after every round and prints one JSON line per round.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support import PROGRAMS, child_env, lockwatch, report_of
 
 pytestmark = pytest.mark.timeout(300)
 
-PROGRAM = Path(__file__).resolve().parent / "programs" / "processes" / "stress.py"
+PROGRAM = PROGRAMS / "processes" / "stress.py"
 SEED, THREADS, OPS_PER_THREAD, ROUNDS = 20240611, 16, 4200, 3
 TIMEOUT = 240
 # From one round to the next (after the first, which warms every cache up): gc-tracked objects
@@ -36,20 +33,14 @@ MAX_BLOCK_GROWTH = 5_000
 def stress(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("stress")
     out = tmp / "report.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp))
-    argv = [sys.executable, "-m", "lockwatch", "-q", "--json", str(out), str(PROGRAM),
-            str(SEED), str(THREADS), str(OPS_PER_THREAD), str(ROUNDS)]
-    try:
-        result = subprocess.run(argv, env=env, cwd=PROGRAM.parent, capture_output=True, text=True,
-                                timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the stress run did not end within {TIMEOUT}s (a deadlock?): {exc.stderr!r}")
+    result = lockwatch("-q", "--json", str(out), str(PROGRAM), str(SEED), str(THREADS),
+                       str(OPS_PER_THREAD), str(ROUNDS), cwd=PROGRAM.parent, env=child_env(tmp),
+                       timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
     rounds = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["round"] for r in rounds] == list(range(1, ROUNDS + 1))
-    return rounds, json.loads(out.read_text())
+    return rounds, report_of(out)
 
 
 def test_the_run_did_enough_work(stress: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lwsupport import lockwatch
+from support import SHOP, line_of, lockwatch
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,12 +25,6 @@ def write(path: Path, content: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(content).lstrip("\n"))
     return path
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
 
 
 def run_json(project: Path, *argv: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -258,24 +252,6 @@ def test_a_good_file_runs_the_program(tmp_path: Path) -> None:
 
 # -- the pytest plugin ------------------------------------------------------------------------------
 
-SHOP = """
-    import threading
-
-    _cart_lock = threading.Lock()
-    _stock_lock = threading.Lock()
-
-
-    def checkout():
-        with _cart_lock:
-            with _stock_lock:  # cart -> stock
-                return "checked out"
-
-
-    def restock():
-        with _stock_lock:
-            with _cart_lock:  # stock -> cart
-                return "restocked"
-"""
 
 
 @pytest.fixture

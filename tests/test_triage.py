@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from lockwatch.analysis import analyze
 from lockwatch.renderers import text
 from lockwatch.model import EdgeRecord, LockStats, Snapshot
 from lockwatch.snapshot import is_stdlib
-from lwsupport import child_env as env
+import support
+from support import line_of
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,9 +28,8 @@ EXIT_POTENTIAL_DEADLOCK = 86
 
 
 def lockwatch(*argv: str, cwd: Path = PROGRAMS) -> subprocess.CompletedProcess[str]:
-    """`python -m lockwatch ARGV...` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "lockwatch", *argv], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=120)
+    """`python -m lockwatch ARGV...` in a subprocess, in tests/programs/precision by default."""
+    return support.lockwatch(*argv, cwd=cwd)
 
 
 def run_program(tmp_path: Path, program: str, *args: str,
@@ -54,12 +53,6 @@ def lock_names(p: dict[str, Any]) -> set[str]:
 
 def edge_threads(p: dict[str, Any]) -> set[str]:
     return {e["thread"] for e in p["edges"]}
-
-
-def line_of(path: Path, needle: str) -> int:
-    found = [n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line]
-    assert len(found) == 1, (path, needle, found)
-    return found[0]
 
 
 # -- one test per label --------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""The watchdog's own thread: started only by a contended wait, awake again after going idle, and
+timeouts that mean under it what they mean without it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from scenarios import EXIT_DEADLOCK, TIMEOUT, run
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_watchdog_thread_starts_at_the_first_contended_wait(tmp_path):
+    """Under the CLI (watchdog on by default) a program that never waits for a lock has no thread
+    but its own (the count os.fork() warns about on 3.12+); a wait longer than the watchdog's
+    polling interval starts its thread, which is not a threading.Thread (not in
+    threading.enumerate()), and which ends once no thread waits. `--warn-hold` (long holds need no waiter) starts it at once."""
+    source = '''
+    import os
+    import threading
+
+    def count():
+        return len(os.listdir("/proc/self/task")), threading.active_count()
+
+    lock = threading.Lock()
+    with lock:
+        pass
+    print("uncontended", *count())
+    lock.acquire()
+    t = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="waiter")
+    t.start()
+    while count()[0] < 3:  # main, waiter, watchdog
+        threading.Event().wait(0.01)
+    print("contended", *count())
+    lock.release()
+    t.join()
+    for _ in range(1000):  # the watchdog's thread ends within one interval of the last wait
+        if count()[0] == 1:
+            break
+        threading.Event().wait(0.01)
+    print("after", *count())
+    '''
+    r = run(tmp_path, source)
+    assert r.returncode == 0, r.explain()
+    assert r.lines("uncontended") == ["uncontended 1 1"], r.explain()
+    assert r.lines("contended") == ["contended 3 2"], r.explain()
+    assert r.lines("after") == ["after 1 1"], r.explain()  # no waiter left: the watchdog ended
+    r = run(tmp_path, "import os\nprint('threads', len(os.listdir('/proc/self/task')))\n", "--warn-hold", "5")
+    assert r.returncode == 0, r.explain()
+    assert r.lines("threads") == ["threads 2"], r.explain()
+
+
+def test_a_deadlock_after_the_watchdog_went_idle_is_still_detected(tmp_path):
+    """The watchdog's thread ends when no thread waits; a later deadlock starts it again."""
+    source = '''
+    import os
+    import threading
+
+    a, b = threading.Lock(), threading.Lock()
+    a.acquire()
+    t = threading.Thread(target=lambda: (a.acquire(), a.release()))
+    t.start()
+    while len(os.listdir("/proc/self/task")) < 3:
+        threading.Event().wait(0.01)
+    a.release()
+    t.join()
+    while len(os.listdir("/proc/self/task")) > 1:
+        threading.Event().wait(0.01)
+    print("idle", flush=True)
+    barrier = threading.Barrier(2)
+
+    def one(first, second):
+        with first:
+            barrier.wait()
+            with second:
+                pass
+
+    threading.Thread(target=one, args=(a, b), name="one", daemon=True).start()
+    one(b, a)
+    '''
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counts threads in /proc")
+    r = run(tmp_path, source, "--deadlock-timeout", str(TIMEOUT), timeout=120)
+    assert r.returncode == EXIT_DEADLOCK, r.explain()
+    assert r.lines("idle") == ["idle"], r.explain()
+    assert "DEADLOCK DETECTED: 2 threads" in r.stderr, r.explain()
+    assert r.report is not None and len(r.report["deadlocks"]) == 1, r.explain()
+
+
+def test_timeouts_under_the_watchdog_mean_what_they_mean_without_it(tmp_path):
+    """With the watchdog on, a contended wait goes through it: a Semaphore's timeout=-1 is a
+    timeout already over (False at once, as threading's own), a Lock's is no timeout, and a
+    timed wait longer than the watchdog's polling interval still ends at its timeout."""
+    source = '''
+    import threading
+    import time
+
+    sem = threading.Semaphore(0)
+    print("sem -1", sem.acquire(timeout=-1))
+    lock = threading.Lock()
+    lock.acquire()
+    threading.Timer(1.0, lock.release).start()
+    print("lock -1", lock.acquire(timeout=-1))
+    t0 = time.monotonic()
+    print("sem 0.8", sem.acquire(timeout=0.8), time.monotonic() - t0 >= 0.8)
+    t0 = time.monotonic()
+    print("lock 0.8", lock.acquire(timeout=0.8), time.monotonic() - t0 >= 0.8)
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", "0.4", timeout=120)  # polls every 0.1 s
+    assert r.returncode == 0, r.explain()
+    assert r.stdout.splitlines() == ["sem -1 False", "lock -1 True", "sem 0.8 False True",
+                                     "lock 0.8 False True"], r.explain()
