@@ -51,7 +51,9 @@ def _holder_list(lock: Any) -> Optional[list]:
 
 
 def _thread_names() -> dict[int, str]:
-    return {ident: t.name for ident, t in list(threading._active.items())}
+    # threading._active (ident -> Thread): enumerate() without its lock, which this may not take.
+    active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+    return {ident: t.name for ident, t in list(active.items())}
 
 
 class Watchdog:
@@ -75,7 +77,7 @@ class Watchdog:
         # within ~1/4 of the timeout after it, and a blocked thread wakes ~4 times per timeout.
         self.interval = max(0.02, min(1.0, shortest / 4))
         self.reported: set[frozenset] = set()
-        self.alerted: set[tuple] = set()
+        self.alerted: set[tuple[Any, ...]] = set()  # (kind, serial or thread, start) already reported
         # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
         # has another thread (see _deadlock).
         self.restoring: set[int] = set()
@@ -289,7 +291,7 @@ class Watchdog:
                     t = getattr(lock, "_t", None)
                     if not t or getattr(lock, "_held_in", None) is not held or now - t < limit:
                         continue
-                    key = ("hold", lock._serial, t)
+                    key = ("hold", lock._serial, t, None)
                     if key in self.alerted:
                         continue
                     self.alerted.add(key)
@@ -302,9 +304,11 @@ class Watchdog:
 
 def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:
     """Cycles of the wait-for graph (each waiting thread waits for exactly one holder)."""
-    out, done = [], set()
+    out: list[list[int]] = []
+    done: set[int] = set()
     for start in blocked_by:
-        path, pos = [], {}
+        path: list[int] = []
+        pos: dict[int, int] = {}
         node = start
         while node in blocked_by and node not in done and node not in pos:
             pos[node] = len(path)
