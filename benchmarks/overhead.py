@@ -448,9 +448,9 @@ def bench_memory(cfg: Config) -> list[Result]:
 
 def _qualified(t: type) -> str:
     # lockwatch's stand-ins for threading's classes say they are threading's (as the real ones
-    # do): _lw_tracked / _lw_original tell them apart.
-    if getattr(t, "_lw_tracked", False) or getattr(t, "_lw_original", None) is not None:
-        return f"lockwatch.proxies.{t.__qualname__}"
+    # do): _lw_original tells them apart.
+    if getattr(t, "_lw_original", None) is not None:
+        return f"lockwatch.primitives.{t.__qualname__}"
     return f"{t.__module__}.{t.__qualname__}"
 
 

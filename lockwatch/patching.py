@@ -6,15 +6,38 @@ import os
 import sys
 import threading
 import types
-from typing import Any
+from typing import Any, Optional
 
-from . import proxies
+from . import primitives, proxies
 from .stacks import is_internal, is_threading, wrapt_dir
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# wrapt is located without being imported: importing it imports concurrent.futures and logging,
-# whose module-level locks must be created instrumented (see install()).
+# Importing wrapt, and when.
+#
+# `import wrapt` (2.x) imports far more than wrapt: wrapt.synchronization imports asyncio, which
+# imports concurrent.futures, logging, socket, ssl and subprocess; wrapt.importer imports
+# importlib.metadata (email, zipfile, csv, pathlib...). Measured with `python -X importtime -c
+# "import wrapt"` (wrapt 2.5.2): 130-175 modules beyond a bare interpreter's on 3.9-3.13,
+# 63-87 ms (`import threading` alone: 7-19 ms). wrapt 1.14-1.17 imports only inspect, threading
+# and the like (31 ms). Importing less is not possible: `import wrapt.wrappers` (or any wrapt.*)
+# runs wrapt/__init__.py first, and wrapt 2's C extension, loaded on its own, imports
+# wrapt.exceptions, hence the package, and makes types of its own (multi-phase init) that the
+# real wrapt.FunctionWrapper is not.
+#
+# Hence an order, and the things that depend on it:
+# - lockwatch imports wrapt only when it switches on (install()), never at import: importing
+#   lockwatch patches nothing and imports nothing heavy;
+# - install() puts plain factories in place *before* importing wrapt, so that logging._lock,
+#   concurrent.futures.thread._global_shutdown_lock and the other module-level locks of what wrapt
+#   imports are instrumented (user code uses them later), then wraps the originals with wrapt;
+# - what those imports did with their locks is lockwatch's doing, not the program's: the session
+#   forgets it after the first install (session.py, recorder.forget_activity()), and the CLI
+#   shuts down a logging that only lockwatch imported (cli.py, _logging_shutdown_of_lockwatch);
+# - the LOCKWATCH=1 start-up hook waits for standard-library imports in progress before
+#   switching on, since wrapt's imports would import them again half-initialised (_startup.py);
+# - wrapt's directory is found without importing wrapt (stacks.wrapt_dir), so that its frames
+#   (its pure-Python fallback's __call__) count as internal.
 _WRAPT_DIR = wrapt_dir()
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 _getframe = sys._getframe
@@ -56,10 +79,10 @@ def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
     return _new_rlock(frame, True)
 
 
-_factory_classes: Any = None
+_factory_classes: Optional[tuple[type, type]] = None
 
 
-def _factory_types() -> Any:
+def _factory_types() -> tuple[type, type]:
     """wrapt FunctionWrappers whose isinstance() also accepts instrumented locks (on Python 3.13+
     ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true): one for
     a wrapped builtin or class (Lock), one for a wrapped Python function (RLock)."""
@@ -67,7 +90,9 @@ def _factory_types() -> Any:
     if _factory_classes is None:
         import wrapt
 
-        class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
+        class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt's C type is untyped here
+            _self_proxy_type: type  # what the factory makes: isinstance() accepts it too
+
             def __instancecheck__(self, obj: Any) -> bool:
                 wrapped = self.__wrapped__
                 if not isinstance(wrapped, type):
@@ -77,8 +102,8 @@ def _factory_types() -> Any:
         class FunctionFactory(Factory):
             # wrapt's call of a wrapper around a Python function first looks for the function's
             # __self__ (it may be a method bound already), which costs a caught AttributeError
-            # on every RLock() (~250 ns of ~1 us). threading.RLock is a plain function: do what
-            # the wrapper does, directly.
+            # on every RLock() (~300 ns of ~1.5 us, see install()). threading.RLock is a plain
+            # function: do what the wrapper does, directly.
             def __call__(self, *args: Any, **kwargs: Any) -> Any:
                 return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
 
@@ -86,6 +111,25 @@ def _factory_types() -> Any:
     return _factory_classes
 
 
+def _lock_wrapper(original: Any, proxy_type: type, wrapper: Any) -> Any:
+    """wrapt.wrap_object's factory for Lock and RLock: a FunctionWrapper around the original
+    factory, calling ``wrapper(wrapped, instance, args, kwargs)`` for each lock made."""
+    factory, function_factory = _factory_types()
+    cls = function_factory if isinstance(original, types.FunctionType) else factory
+    result = cls(original, wrapper)
+    result._self_proxy_type = proxy_type
+    return result
+
+
+def _stand_in(original: Any, cls: type) -> type:
+    """wrapt.wrap_object's factory for Condition, Semaphore and BoundedSemaphore: lockwatch's
+    subclass of the original (made when primitives was imported, before anything was patched).
+    They are classes that user code subclasses and checks with isinstance(): a subclass keeps
+    both working, and costs less per instance than a proxy."""
+    return cls
+
+
+_NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
 _originals: dict[str, Any] = {}
 
 
@@ -98,37 +142,43 @@ def install() -> None:
     ``from threading import Lock`` keeps the original: patch before such imports run."""
     if _originals:
         return
-    for name in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"):
+    for name in _NAMES:
         _originals[name] = getattr(threading, name)
     lock_real, rlock_real = _originals["Lock"], _originals["RLock"]
-    classes = {"Condition": proxies.Condition, "Semaphore": proxies.Semaphore,
-               "BoundedSemaphore": proxies.BoundedSemaphore}
-    # First plain factories, then import wrapt: the modules wrapt imports (concurrent.futures,
-    # logging) create their module-level locks now, and those must be instrumented too.
-    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[misc]
-    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[misc]
+    classes = {"Condition": primitives.Condition, "Semaphore": primitives.Semaphore,
+               "BoundedSemaphore": primitives.BoundedSemaphore}
+    # First plain factories, then import wrapt (see the comment at the top): the modules it imports
+    # create their module-level locks now, and those must be instrumented too.
+    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[assignment,misc]
+    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[assignment,misc]
     for name, cls in classes.items():
         setattr(threading, name, cls)
     import wrapt
 
-    factory, function_factory = _factory_types()
-    lock = factory(lock_real, _lock_factory)
-    lock._self_proxy_type = proxies.Lock
-    rlock = (function_factory if isinstance(rlock_real, types.FunctionType) else factory)(rlock_real, _rlock_factory)
-    rlock._self_proxy_type = proxies.RLock
-    for name, value in {"Lock": lock, "RLock": rlock, **classes}.items():
+    # Then the wrapt way: put each original back and wrap it; wrap_object hands it to the factory.
+    # Lock() and RLock() creation, median of 7 timeit runs on Python 3.11 with wrapt 2.5 (a machine
+    # shared with other jobs; raw 35 and 78 ns): the Lock wrapper called by wrapt's C __call__
+    # costs 1.0-1.1 us, ~300 ns over making the instance directly (0.72 us); for RLock the C
+    # __call__ costs 1.56 us, a Python __call__ on the FunctionWrapper subclass that skips the
+    # __self__ lookup 1.26 us (direct: 0.87 us). A plain FunctionWrapper (wrap_function_wrapper)
+    # would cost the same but fail isinstance(x, threading.Lock) on 3.13.
+    for name in _NAMES:
         setattr(threading, name, _originals[name])
-        wrapt.wrap_object(threading, name, lambda original, value=value: value)
-    copyreg.dispatch_table.setdefault(proxies.OrigCondition, _reduce_condition)
+    wrapt.wrap_object(threading, "Lock", _lock_wrapper, (proxies.Lock, _lock_factory))
+    wrapt.wrap_object(threading, "RLock", _lock_wrapper, (proxies.RLock, _rlock_factory))
+    for name, cls in classes.items():
+        wrapt.wrap_object(threading, name, _stand_in, (cls,))
+    copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
 
 
 def uninstall() -> None:
-    """Put the original factories back (idempotent). Locks already created stay instrumented."""
+    """Put the original factories back (idempotent). Locks already created stay instrumented.
+    (wrapt 2's unwrap_object would do this too; wrapt 1 has none, so lockwatch keeps them.)"""
     while _originals:
         name, original = _originals.popitem()
         setattr(threading, name, original)
-    if copyreg.dispatch_table.get(proxies.OrigCondition) is _reduce_condition:
-        del copyreg.dispatch_table[proxies.OrigCondition]
+    if copyreg.dispatch_table.get(primitives.OrigCondition) is _reduce_condition:
+        del copyreg.dispatch_table[primitives.OrigCondition]
 
 
 # A semaphore holds a real threading.Condition (threading makes it). Pickling one saves that
@@ -136,8 +186,8 @@ def uninstall() -> None:
 # fails first ("not the same object as threading.Condition") where the real pickling fails on the
 # Condition's lock. Reduced through a function of lockwatch's, it fails on the lock again;
 # copy.copy (which builds the copy from the same reduction) still works as with the real one.
-def _rebuild_condition(state: dict) -> Any:
-    cond = proxies.OrigCondition.__new__(proxies.OrigCondition)
+def _rebuild_condition(state: dict[str, Any]) -> Any:
+    cond = primitives.OrigCondition.__new__(primitives.OrigCondition)
     cond.__dict__.update(state)
     return cond
 

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import lockwatch
-from lockwatch import proxies
+from lockwatch import primitives
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
@@ -110,7 +110,8 @@ def test_import_lockwatch_alone_patches_nothing(tmp_path):
                  "Barrier", "Thread")
         before = {n: getattr(threading, n) for n in names}
         import lockwatch
-        import lockwatch.proxies, lockwatch.recorder, lockwatch.patching, lockwatch.session
+        import lockwatch.proxies, lockwatch.primitives, lockwatch.recorder, lockwatch.patching
+        import lockwatch.session
         changed = [n for n in names if getattr(threading, n) is not before[n]]
         assert not changed, changed
         assert type(threading.Lock()) is type(_thread.allocate_lock())
@@ -163,10 +164,10 @@ def test_threading_internal_locks_stay_out(threads):
                           (line_of_here("internal:bsem"), "BoundedSemaphore"),
                           (line_of_here("internal:cond"), "Condition")]), got
     # Their internals are threading's own objects, unpatched.
-    assert type(event._cond) is proxies.OrigCondition
-    assert type(sem._cond) is proxies.OrigCondition
+    assert type(event._cond) is primitives.OrigCondition
+    assert type(sem._cond) is primitives.OrigCondition
     assert type(sem._cond._lock) is type(_thread.allocate_lock())
-    assert type(barrier._cond) is proxies.OrigCondition
+    assert type(barrier._cond) is primitives.OrigCondition
 
 
 def line_of_here(tag):
