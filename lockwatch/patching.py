@@ -79,54 +79,44 @@ def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
     return _new_rlock(frame, True)
 
 
-_factory_classes: Optional[tuple[type, type]] = None
+_factory_classes: Optional[tuple[type[Any], type[Any], type[Any]]] = None
 
 
-def _factory_types() -> tuple[type, type]:
-    """wrapt FunctionWrappers whose isinstance() also accepts instrumented locks (on Python 3.13+
-    ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true): one for
-    a wrapped builtin or class (Lock), one for a wrapped Python function (RLock)."""
+def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
+    """The wrapt FunctionWrappers that stand in for threading.Lock and threading.RLock (defined on
+    first use: wrapt is imported late, see the top). Their isinstance() also accepts instrumented
+    locks: on Python 3.13+ ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)``
+    must stay true. Returns the Lock one, the RLock one, and the RLock one for an RLock that is a
+    Python function."""
     global _factory_classes
     if _factory_classes is None:
         import wrapt
 
-        class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]  # wrapt's C type is untyped here
-            _self_proxy_type: type  # what the factory makes: isinstance() accepts it too
+        class Factory(wrapt.FunctionWrapper):
+            _self_proxy_type: type[Any]  # what the factory makes: isinstance() accepts it too
 
             def __instancecheck__(self, obj: Any) -> bool:
                 wrapped = self.__wrapped__
                 if not isinstance(wrapped, type):
-                    return isinstance(obj, wrapped)  # a function: TypeError, as unpatched
+                    return isinstance(obj, wrapped)  # type: ignore[arg-type]  # a function: TypeError, as unpatched
                 return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
 
-        class FunctionFactory(Factory):
+        class LockFactory(Factory):
+            _self_proxy_type = proxies.Lock
+
+        class RLockFactory(Factory):
+            _self_proxy_type = proxies.RLock
+
+        class FunctionRLockFactory(RLockFactory):
             # wrapt's call of a wrapper around a Python function first looks for the function's
             # __self__ (it may be a method bound already), which costs a caught AttributeError
             # on every RLock() (~300 ns of ~1.5 us, see install()). threading.RLock is a plain
-            # function: do what the wrapper does, directly.
+            # function: do what the wrapper (_rlock_factory) does, directly.
             def __call__(self, *args: Any, **kwargs: Any) -> Any:
                 return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
 
-        _factory_classes = Factory, FunctionFactory
+        _factory_classes = LockFactory, RLockFactory, FunctionRLockFactory
     return _factory_classes
-
-
-def _lock_wrapper(original: Any, proxy_type: type, wrapper: Any) -> Any:
-    """wrapt.wrap_object's factory for Lock and RLock: a FunctionWrapper around the original
-    factory, calling ``wrapper(wrapped, instance, args, kwargs)`` for each lock made."""
-    factory, function_factory = _factory_types()
-    cls = function_factory if isinstance(original, types.FunctionType) else factory
-    result = cls(original, wrapper)
-    result._self_proxy_type = proxy_type
-    return result
-
-
-def _stand_in(original: Any, cls: type) -> type:
-    """wrapt.wrap_object's factory for Condition, Semaphore and BoundedSemaphore: lockwatch's
-    subclass of the original (made when primitives was imported, before anything was patched).
-    They are classes that user code subclasses and checks with isinstance(): a subclass keeps
-    both working, and costs less per instance than a proxy."""
-    return cls
 
 
 _NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
@@ -145,29 +135,33 @@ def install() -> None:
     for name in _NAMES:
         _originals[name] = getattr(threading, name)
     lock_real, rlock_real = _originals["Lock"], _originals["RLock"]
+    # Condition and the semaphores are replaced by subclasses of threading's classes, not wrapped:
+    # user code subclasses them and passes them to isinstance(), which a subclass keeps working
+    # (primitives._Mirror), and an instance costs less than a proxy would.
     classes = {"Condition": primitives.Condition, "Semaphore": primitives.Semaphore,
                "BoundedSemaphore": primitives.BoundedSemaphore}
-    # First plain factories, then import wrapt (see the comment at the top): the modules it imports
-    # create their module-level locks now, and those must be instrumented too.
-    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[assignment,misc]
-    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[assignment,misc]
+    # First plain factories, then import wrapt (see the top): the modules it imports create their
+    # module-level locks now, and those must be instrumented too.
+    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[assignment]
+    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[assignment]
     for name, cls in classes.items():
         setattr(threading, name, cls)
     import wrapt
 
-    # Then the wrapt way: put each original back and wrap it; wrap_object hands it to the factory.
+    # Then each original back, wrapped the wrapt way: wrap_object hands the original to the
+    # FunctionWrapper subclass, whose wrapper gets (wrapped, instance, args, kwargs) for every lock.
     # Lock() and RLock() creation, median of 7 timeit runs on Python 3.11 with wrapt 2.5 (a machine
     # shared with other jobs; raw 35 and 78 ns): the Lock wrapper called by wrapt's C __call__
     # costs 1.0-1.1 us, ~300 ns over making the instance directly (0.72 us); for RLock the C
     # __call__ costs 1.56 us, a Python __call__ on the FunctionWrapper subclass that skips the
     # __self__ lookup 1.26 us (direct: 0.87 us). A plain FunctionWrapper (wrap_function_wrapper)
     # would cost the same but fail isinstance(x, threading.Lock) on 3.13.
-    for name in _NAMES:
-        setattr(threading, name, _originals[name])
-    wrapt.wrap_object(threading, "Lock", _lock_wrapper, (proxies.Lock, _lock_factory))
-    wrapt.wrap_object(threading, "RLock", _lock_wrapper, (proxies.RLock, _rlock_factory))
-    for name, cls in classes.items():
-        wrapt.wrap_object(threading, name, _stand_in, (cls,))
+    lock_type, rlock_type, function_rlock_type = _factory_types()
+    threading.Lock, threading.RLock = lock_real, rlock_real
+    wrapt.wrap_object(threading, "Lock", lock_type, (_lock_factory,))
+    if isinstance(rlock_real, types.FunctionType):
+        rlock_type = function_rlock_type
+    wrapt.wrap_object(threading, "RLock", rlock_type, (_rlock_factory,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
 
 
