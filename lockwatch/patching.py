@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 import types
-from typing import Any, Optional
+from typing import Any
 
 from . import primitives, proxies
 from .stacks import is_internal, is_threading, wrapt_dir
@@ -79,7 +79,7 @@ def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
     return _new_rlock(frame, True)
 
 
-_factory_classes: Optional[tuple[type[Any], type[Any], type[Any]]] = None
+_factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
 
 
 def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:

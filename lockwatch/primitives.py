@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Optional
+from types import CodeType
+from typing import Any
 
 from . import recorder as _rec
 from .proxies import (
@@ -16,6 +17,7 @@ from .proxies import (
     _Tracked,
     _unhold,
 )
+from .recorder import Site
 from .recorder import now as _now
 from .stacks import first_outside
 
@@ -35,7 +37,7 @@ class _Hold:
 
     __slots__ = ("held", "t", "code", "lasti")
 
-    def __init__(self, held: Optional[list], t: int, code: Any, lasti: int) -> None:
+    def __init__(self, held: list | None, t: int, code: Any, lasti: int) -> None:
         self.held, self.t, self.code, self.lasti = held, t, code, lasti
 
 def _internal_caller(frame: Any) -> bool:
@@ -64,6 +66,7 @@ class Condition(OrigCondition, metaclass=_Mirror):
 
     _lw_original = OrigCondition
     __module__ = "threading"  # it stands in for threading.Condition (threading.__all__ checks this)
+    _lock: Any  # set by threading.Condition.__init__ (not in typeshed)
 
     def __new__(cls, lock: Any = None) -> Any:
         if cls is Condition and _internal_caller(_getframe(1)):
@@ -84,11 +87,12 @@ class Condition(OrigCondition, metaclass=_Mirror):
         result = lock.__enter__()
         if isinstance(lock, _Tracked) and getattr(lock, "_depth", 1) == 1:
             f = _getframe(1)
-            lock._at_code = f.f_code
-            lock._at_lasti = f.f_lasti
+            # (mypy: the slots are Lock's and RLock's, _Tracked's own are empty)
+            lock._at_code = f.f_code  # type: ignore[misc]
+            lock._at_lasti = f.f_lasti  # type: ignore[misc]
         return result
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         return _unmutexed(super().wait, timeout)  # wait_for() calls this
 
     wait.__doc__ = OrigCondition.wait.__doc__
@@ -104,11 +108,11 @@ class Condition(OrigCondition, metaclass=_Mirror):
         if isinstance(lock, _Tracked):
             f = first_outside(_getframe(1))
             if f is not None:
-                lock._at_code = f.f_code
-                lock._at_lasti = f.f_lasti
+                lock._at_code = f.f_code  # type: ignore[misc]  # Lock's slots, as in __enter__
+                lock._at_lasti = f.f_lasti  # type: ignore[misc]
 
 
-def _take_hold(sem: Any, mine: Optional[list]) -> Optional[_Hold]:
+def _take_hold(sem: Any, mine: list | None) -> _Hold | None:
     """Remove and return the hold a release ends: the releasing thread's own, else the oldest.
     Another thread's release may take the chosen one first (see recorder.mutex): choose again."""
     holders = sem._holders
@@ -142,6 +146,20 @@ class _SemaphoreMixin:
     _lw_kind = "Semaphore"
     _lw_tracked = True
 
+    # Set by _init(), as on a Lock (declared for type checkers), and by threading's classes.
+    _site: Site
+    _at_code: CodeType | None
+    _at_lasti: int
+    _n: int
+    _ncont: int
+    _nfail: int
+    _hold_tot: int
+    _hold_max: int
+    _wait_tot: int
+    _wait_max: int
+    _value: int  # threading.Semaphore's count
+    _initial_value: int  # threading.BoundedSemaphore's bound
+
     def __init__(self, value: int = 1) -> None:
         if self.__dict__.get("_lw_initing"):
             # threading.BoundedSemaphore.__init__ calls `Semaphore.__init__` through the module
@@ -154,11 +172,11 @@ class _SemaphoreMixin:
         _init(self, None, self._lw_kind, _getframe(1))
         # [held list, acquisition time, code, lasti] per acquisition: where each holder took it
         # (the instance's _at_code/_at_lasti are only the latest acquirer's, maybe another thread)
-        self._holders: list = []
+        self._holders: list[_Hold] = []
         if value > self._site.sem_value:
             self._site.sem_value = value
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if not blocking and timeout is not None:
             return super().acquire(blocking, timeout)  # type: ignore[misc]  # raises ValueError
         frame = _getframe(1)
@@ -233,7 +251,7 @@ class _SemaphoreMixin:
         # adjacent, so what it is goes in parentheses after the address.
         cls = "BoundedSemaphore" if isinstance(self, OrigBoundedSemaphore) else "Semaphore"
         extra = f"/{self._initial_value}" if cls == "BoundedSemaphore" else ""
-        return (f"<lockwatch.{cls} at {id(self):#x} ({self._describe()}):"
+        return (f"<lockwatch.{cls} at {id(self):#x} ({self._describe()}):"  # type: ignore[misc]  # _Tracked's
                 f" value={self._value}{extra}>")
 
     def __del__(self) -> None:
@@ -242,7 +260,7 @@ class _SemaphoreMixin:
         except Exception:
             pass
 
-    _describe = _Tracked._describe
+    _describe = _Tracked._describe  # it reads _ann and _site, which a semaphore has too
 
 
 class Semaphore(_SemaphoreMixin, OrigSemaphore, metaclass=_Mirror):

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import _thread
+import itertools
 import sys
 import threading
-from typing import Any, Optional
+from types import CodeType
+from typing import Any, overload
 
 from . import recorder as _rec
 from .recorder import now as _now
@@ -96,7 +98,13 @@ def _holds(held: list, serial: int) -> bool:
     return False
 
 
-def _wait(lock: Any, real: Any, timeout: float = -1) -> Optional[int]:
+@overload
+def _wait(lock: Any, real: Any) -> int: ...
+@overload
+def _wait(lock: Any, real: Any, timeout: float) -> int | None: ...
+
+
+def _wait(lock: Any, real: Any, timeout: float = -1) -> int | None:
     """The contended path: block on the real lock, then count the wait (while holding the lock,
     so the counters stay exact). Returns the acquisition time, or None on timeout."""
     t0 = _now()
@@ -186,6 +194,25 @@ class _Tracked:
     __slots__ = ()
     _lw_tracked = True  # recorder.after_fork_in_child finds instances by this
 
+    # The instance state, in the subclasses' __slots__ and set by _init() (declared for type checkers).
+    _real: Any  # the C lock: _thread.lock, or _thread.RLock whose private methods typeshed lacks
+    _serial: int
+    _site: _rec.Site
+    _in: dict[int, _rec.Edge] | None  # edges into this lock, by source serial
+    _held_in: list[Any] | tuple[()]  # the holder's held list; () (falsy) when not held
+    _t: int  # when the current hold began
+    _at_code: CodeType | None  # where the current hold was taken
+    _at_lasti: int
+    _n: int
+    _ncont: int
+    _nfail: int
+    _hold_tot: int
+    _hold_max: int
+    _wait_tot: int
+    _wait_max: int
+    _hh: list[itertools.count[int]]  # the site's hold histogram
+    _ann: dict[str, Any] | None
+
     def __del__(self) -> None:
         try:
             _rec.fold_instance(self)
@@ -208,7 +235,7 @@ class Lock(_Tracked):
 
     __slots__ = _SLOTS
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Lock":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Lock:
         # As the real type: before 3.13 `type(threading.Lock())()` raises TypeError; from 3.13
         # on threading.Lock is the class itself and can be called. lockwatch makes its own
         # instances with new_lock().
@@ -332,7 +359,7 @@ def new_lock(frame: Any, outside: bool = False) -> Lock:
     return lock
 
 
-def new_rlock(frame: Any, outside: bool = False) -> "RLock":
+def new_rlock(frame: Any, outside: bool = False) -> RLock:
     """An instrumented RLock created by the code running in ``frame`` (as RLock("RLock", frame),
     without the __init__ call)."""
     lock = _object_new(RLock)
@@ -363,6 +390,7 @@ def _acquire_slow(lock: Any, blocking: Any, timeout: Any, frame: Any) -> bool:
     (lockdep, TSan and Abseil agree). A timed acquire adds an edge marked as timed."""
     real = lock._real
     held = _held_list()
+    t: int | None  # None: timed out
     if not blocking:
         if not real.acquire(blocking, timeout):  # the real lock validates the arguments
             _failed(lock)
@@ -403,6 +431,7 @@ class RLock(_Tracked):
     are per thread), which saves a get_ident() call per acquisition."""
 
     __slots__ = _SLOTS[:-1] + ("_depth", "__weakref__")
+    _depth: int  # re-entry depth of the current hold
 
     def __init__(self, kind: str = "RLock", _frame: Any = None) -> None:
         _init(self, _real_rlock(), kind, _frame or _getframe(1))
