@@ -40,6 +40,7 @@ class _Hold:
     def __init__(self, held: list | None, t: int, code: Any, lasti: int) -> None:
         self.held, self.t, self.code, self.lasti = held, t, code, lasti
 
+
 def _internal_caller(frame: Any) -> bool:
     """Created by threading.py itself (an Event, a Thread's start-up, a Semaphore's or Barrier's
     condition): such locks stay raw and out of the graph."""

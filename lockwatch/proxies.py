@@ -145,7 +145,6 @@ def _failed(lock: Any) -> None:
         lock._nfail += 1
 
 
-
 def _unhold(held: list, lock: Any) -> None:
     """Remove ``lock`` from a held list when it is not on top: out-of-order release, or a hand-off
     release by another thread, which may be changing the same list right now. list.remove is one

@@ -9,8 +9,11 @@ from types import CodeType, FrameType
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _THREADING_FILE = threading.__file__
+
+
 def wrapt_dir() -> str:
-    """wrapt's directory, found without importing wrapt (importing it imports logging)."""
+    """wrapt's directory, found without importing wrapt (which imports asyncio and logging: see the
+    comment at the top of patching.py)."""
     import importlib.util
 
     try:
