@@ -8,8 +8,8 @@ Run from the project root (lockwatch importable)::
 Each candidate wraps the original factory and makes an instrumented lock for the calling frame;
 they differ in how the call gets there: wrapt's C ``__call__`` calling a wrapper with
 ``(wrapped, instance, args, kwargs)`` (through a plain ``wrapt.FunctionWrapper``, as
-``wrap_function_wrapper`` installs it, or through lockwatch's subclass of it), a Python
-``__call__`` on that subclass, or no wrapper at all (the floor: the instance alone, through one
+``wrap_function_wrapper`` installs it, or through a subclass of it), a Python ``__call__`` on a
+subclass, or no wrapper at all (the floor: the instance alone, through one
 lambda). Rounds alternate the order; each figure is the median over rounds of each round's best
 of 3 timeit runs. patching.install() cites these numbers.
 """
@@ -29,16 +29,19 @@ LOCK, RLOCK = threading.Lock, threading.RLock
 
 
 def candidates() -> dict[str, Callable[[], Any]]:
-    lock_type, rlock_type, function_rlock_type = patching._factory_types()
+    class_lock, class_rlock, function_rlock = patching._factory_types()
+    installed_lock = patching._wrapper_type(LOCK, class_lock)
     return {
         "raw Lock": LOCK,
-        "Lock: lockwatch's FunctionWrapper subclass (installed)": lock_type(LOCK, patching._lock_factory),
-        "Lock: plain wrapt.FunctionWrapper": wrapt.FunctionWrapper(LOCK, patching._lock_factory),
+        f"Lock: plain wrapt.FunctionWrapper{' (installed)' * (installed_lock is wrapt.FunctionWrapper)}":
+            wrapt.FunctionWrapper(LOCK, patching._lock_factory),
+        f"Lock: lockwatch's subclass{' (installed)' * (installed_lock is class_lock)}":
+            class_lock(LOCK, patching._lock_factory),
         "Lock: no wrapper (floor)": lambda: proxies.new_lock(sys._getframe(1), True),
         "raw RLock": RLOCK,
-        "RLock: subclass with a Python __call__ (installed)": function_rlock_type(RLOCK, patching._rlock_factory),
-        "RLock: subclass, wrapt's C __call__": rlock_type(RLOCK, patching._rlock_factory),
         "RLock: plain wrapt.FunctionWrapper": wrapt.FunctionWrapper(RLOCK, patching._rlock_factory),
+        "RLock: subclass, wrapt's C __call__": class_rlock(RLOCK, patching._rlock_factory),
+        "RLock: subclass with a Python __call__ (installed)": function_rlock(RLOCK, patching._rlock_factory),
         "RLock: no wrapper (floor)": lambda: proxies.new_rlock(sys._getframe(1), True),
     }
 

@@ -83,40 +83,50 @@ _factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
 
 
 def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
-    """The wrapt FunctionWrappers that stand in for threading.Lock and threading.RLock (defined on
-    first use: wrapt is imported late, see the top). Their isinstance() also accepts instrumented
-    locks: on Python 3.13+ ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)``
-    must stay true. Returns the Lock one, the RLock one, and the RLock one for an RLock that is a
-    Python function."""
+    """lockwatch's subclasses of wrapt.FunctionWrapper (defined on first use: wrapt is imported
+    late, see the top): for Lock and for RLock when the original is a class, whose isinstance()
+    also accepts instrumented locks (on Python 3.13+ ``threading.Lock`` is a class, and
+    ``isinstance(x, threading.Lock)`` must stay true); and for RLock when it is a Python function.
+    Each derives from FunctionWrapper directly: before 3.11, wrapt's C __call__ finds its module
+    state by walking the type's MRO, and each level of subclass costs ~120-250 ns per call."""
     global _factory_classes
     if _factory_classes is None:
         import wrapt
 
-        class Factory(wrapt.FunctionWrapper):
-            _self_proxy_type: type[Any]  # what the factory makes: isinstance() accepts it too
+        def instancecheck(self: Any, obj: Any) -> bool:
+            return isinstance(obj, self.__wrapped__) or isinstance(obj, self._self_proxy_type)
 
-            def __instancecheck__(self, obj: Any) -> bool:
-                wrapped = self.__wrapped__
-                if not isinstance(wrapped, type):
-                    return isinstance(obj, wrapped)  # type: ignore[arg-type]  # a function: TypeError, as unpatched
-                return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
+        class LockClassFactory(wrapt.FunctionWrapper):
+            _self_proxy_type = proxies.Lock  # what the factory makes: isinstance() accepts it too
+            __instancecheck__ = instancecheck
 
-        class LockFactory(Factory):
-            _self_proxy_type = proxies.Lock
-
-        class RLockFactory(Factory):
+        class RLockClassFactory(wrapt.FunctionWrapper):
             _self_proxy_type = proxies.RLock
+            __instancecheck__ = instancecheck
 
-        class FunctionRLockFactory(RLockFactory):
+        class RLockFunctionFactory(wrapt.FunctionWrapper):
             # wrapt's call of a wrapper around a Python function first looks for the function's
             # __self__ (it may be a method bound already), which costs a caught AttributeError
-            # on every RLock() (~300 ns of ~1.5 us, see install()). threading.RLock is a plain
-            # function: do what the wrapper (_rlock_factory) does, directly.
+            # on every RLock() (see install()). threading.RLock is a plain function: do what the
+            # wrapper (_rlock_factory) does, directly.
             def __call__(self, *args: Any, **kwargs: Any) -> Any:
                 return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
 
-        _factory_classes = LockFactory, RLockFactory, FunctionRLockFactory
+        _factory_classes = LockClassFactory, RLockClassFactory, RLockFunctionFactory
     return _factory_classes
+
+
+def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any] | None = None) -> type[Any]:
+    """The FunctionWrapper type that wraps ``original``: ``class_type`` for a class (3.13+ Lock),
+    ``function_type`` (if any) for a Python function, else wrapt's own, as wrap_function_wrapper
+    uses (a wrapped function or builtin fails isinstance() with the same TypeError as unpatched)."""
+    import wrapt
+
+    if isinstance(original, type):
+        return class_type
+    if function_type is not None and isinstance(original, types.FunctionType):
+        return function_type
+    return wrapt.FunctionWrapper
 
 
 _NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
@@ -148,20 +158,24 @@ def install() -> None:
         setattr(threading, name, cls)
     import wrapt
 
-    # Then each original back, wrapped the wrapt way: wrap_object hands the original to the
-    # FunctionWrapper subclass, whose wrapper gets (wrapped, instance, args, kwargs) for every lock.
-    # Lock() and RLock() creation, median of 7 timeit runs on Python 3.11 with wrapt 2.5 (a machine
-    # shared with other jobs; raw 35 and 78 ns): the Lock wrapper called by wrapt's C __call__
-    # costs 1.0-1.1 us, ~300 ns over making the instance directly (0.72 us); for RLock the C
-    # __call__ costs 1.56 us, a Python __call__ on the FunctionWrapper subclass that skips the
-    # __self__ lookup 1.26 us (direct: 0.87 us). A plain FunctionWrapper (wrap_function_wrapper)
-    # would cost the same but fail isinstance(x, threading.Lock) on 3.13.
-    lock_type, rlock_type, function_rlock_type = _factory_types()
+    # Then each original back, wrapped the wrapt way: wrap_object hands the original to a
+    # FunctionWrapper type, whose wrapper gets (wrapped, instance, args, kwargs) for every lock.
+    # Creation, ns per Lock()/RLock() (benchmarks/wrapt_constructs.py, wrapt 2.5.2, median of 9
+    # rounds on the project machine; raw Lock 37-55, raw RLock 86-114):
+    #                                 3.9     3.10    3.11    3.12    3.13
+    #   Lock, wrapt.FunctionWrapper   1,284   1,243     814     991     965
+    #   Lock, a subclass of it        1,521   1,459     844   1,022     969
+    #   Lock, no wrapper (floor)      1,102   1,019     647     748     765
+    #   RLock, wrapt's C __call__     1,727   1,770   1,349   1,614   1,548
+    #   RLock, a Python __call__      1,746   1,645     978   1,196   1,139
+    #   RLock, no wrapper (floor)     1,286   1,143     736     895     894
+    # Hence wrapt's own FunctionWrapper for a factory that is a builtin (a subclass costs ~230 ns
+    # more before 3.11), a subclass only where isinstance() needs it (a class: Lock on 3.13+), and
+    # a Python __call__ for the RLock function (it skips wrapt's __self__ lookup).
+    class_lock, class_rlock, function_rlock = _factory_types()
     threading.Lock, threading.RLock = lock_real, rlock_real
-    wrapt.wrap_object(threading, "Lock", lock_type, (_lock_factory,))
-    if isinstance(rlock_real, types.FunctionType):
-        rlock_type = function_rlock_type
-    wrapt.wrap_object(threading, "RLock", rlock_type, (_rlock_factory,))
+    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_factory,))
+    wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_factory,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
 
 
