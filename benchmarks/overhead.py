@@ -51,7 +51,7 @@ import timeit
 import traceback
 import tracemalloc
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 # The plain primitives, before lockwatch patches anything. Importing lockwatch patches nothing, but
 # take them first anyway so that the point is obvious.
@@ -97,7 +97,7 @@ class Result:
     unit: str  # of raw and lockwatch: "ns/op", "MB" or "B"
     raw: float
     lockwatch: float
-    ratio: Optional[float]  # median of per-round ratios (None for memory)
+    ratio: float | None  # median of per-round ratios (None for memory)
     target: str = ""
     status: str = ""  # "ok", "over target" or "" (no target)
     per_round_ratios: list[float] = field(default_factory=list)
@@ -109,8 +109,8 @@ def median_ratio(raw_ns: list[float], lw_ns: list[float]) -> float:
     return statistics.median(lw / raw for raw, lw in zip(raw_ns, lw_ns))
 
 
-def interleaved(measure_raw: Callable[[], Optional[float]],
-                measure_lw: Callable[[], Optional[float]],
+def interleaved(measure_raw: Callable[[], float | None],
+                measure_lw: Callable[[], float | None],
                 rounds: int, repeats: int = 1) -> tuple[list[float], list[float]]:
     """Each round measures both sides `repeats` times, alternating which goes first so that a drift
     does not always favour the same side, and keeps each side's minimum (load from other processes
@@ -152,14 +152,14 @@ def calibrated(timer: timeit.Timer, seconds: float) -> Callable[[], float]:
 
 
 def timeit_result(name: str, stmt: str, raw_globals: dict, lw_globals: dict, cfg: Config,
-                  target: Optional[float] = None, note: str = "") -> Result:
+                  target: float | None = None, note: str = "") -> Result:
     measure_raw = calibrated(timeit.Timer(stmt, globals=raw_globals), cfg.seconds_per_measurement)
     measure_lw = calibrated(timeit.Timer(stmt, globals=lw_globals), cfg.seconds_per_measurement)
     raw, lw = interleaved(measure_raw, measure_lw, cfg.rounds, cfg.repeats)
     return finish(name, raw, lw, target, note)
 
 
-def finish(name: str, raw: list[float], lw: list[float], target: Optional[float],
+def finish(name: str, raw: list[float], lw: list[float], target: float | None,
            note: str = "") -> Result:
     ratio = median_ratio(raw, lw)
     status = "" if target is None else ("ok" if ratio <= target else "over target")
@@ -309,7 +309,7 @@ def bench_workload(cfg: Config, size: int = 64, label: str = "") -> tuple[Result
             lockwatch.enable(report_at_exit=False)
         return elapsed / cfg.workload_items * 1e9
 
-    def lw_run() -> Optional[float]:
+    def lw_run() -> float | None:
         concurrent.futures.thread._global_shutdown_lock = threading.Lock()  # instrumented
         try:
             elapsed, seen["lockwatch"] = run_workload(cfg.workload_items, size=size)
@@ -448,9 +448,9 @@ def bench_memory(cfg: Config) -> list[Result]:
 
 def _qualified(t: type) -> str:
     # lockwatch's stand-ins for threading's classes say they are threading's (as the real ones
-    # do): _lw_tracked / _lw_original tell them apart.
-    if getattr(t, "_lw_tracked", False) or getattr(t, "_lw_original", None) is not None:
-        return f"lockwatch.proxies.{t.__qualname__}"
+    # do): _lw_original tells them apart.
+    if getattr(t, "_lw_original", None) is not None:
+        return f"lockwatch.primitives.{t.__qualname__}"
     return f"{t.__module__}.{t.__qualname__}"
 
 
@@ -481,7 +481,7 @@ def print_table(results: list[Result]) -> None:
             print("  ".join("-" * w for w in widths[:5]) + "  " + "-" * widths[5])
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shrink everything for a smoke run")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
@@ -563,7 +563,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "lockwatch": lockwatch.__version__,
             "quick": args.quick,
             "config": asdict(cfg),
-            "types": {k: {"raw": r, "lockwatch": l} for k, (r, l) in types.items()},
+            "types": {k: {"raw": r, "lockwatch": w} for k, (r, w) in types.items()},
             "results": [{k: (None if isinstance(v, float) and v != v else v)
                          for k, v in asdict(r).items()} for r in results],
         }

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from typing import IO, Any, Callable, Optional
 
-from . import patching, proxies, recorder, snapshot
+from . import patching, primitives, proxies, recorder, snapshot
 from .analysis import Report, build_report
 from .files import check_writable, write_atomic, write_report_file
 from .model import Alert, Deadlock
@@ -176,7 +176,7 @@ class Session:
 
     def snapshot(self, live_stats: bool = True) -> snapshot.Snapshot:
         return snapshot.take(recorder.state, recorder.mutex,
-                             (proxies.Lock, proxies.RLock, proxies._SemaphoreMixin), live_stats)
+                             (proxies.Lock, proxies.RLock, primitives._SemaphoreMixin), live_stats)
 
     @property
     def edges_version(self) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # Bucket of a duration d is (d*d).bit_length(): bucket i holds 2**((i-1)/2) <= d < 2**(i/2), a
 # factor of sqrt(2) wide, so a percentile read as the bucket's geometric midpoint is within 19% of

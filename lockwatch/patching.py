@@ -8,13 +8,36 @@ import threading
 import types
 from typing import Any
 
-from . import proxies
+from . import primitives, proxies
 from .stacks import is_internal, is_threading, wrapt_dir
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# wrapt is located without being imported: importing it imports concurrent.futures and logging,
-# whose module-level locks must be created instrumented (see install()).
+# Importing wrapt, and when.
+#
+# `import wrapt` (2.x) imports far more than wrapt: wrapt.synchronization imports asyncio, which
+# imports concurrent.futures, logging, socket, ssl and subprocess; wrapt.importer imports
+# importlib.metadata (email, zipfile, csv, pathlib...). Measured with `python -X importtime -c
+# "import wrapt"` (wrapt 2.5.2): 130-175 modules beyond a bare interpreter's on 3.9-3.13,
+# 63-87 ms (`import threading` alone: 7-19 ms). wrapt 1.14-1.17 imports only inspect, threading
+# and the like (31 ms). Importing less is not possible: `import wrapt.wrappers` (or any wrapt.*)
+# runs wrapt/__init__.py first, and wrapt 2's C extension, loaded on its own, imports
+# wrapt.exceptions, hence the package, and makes types of its own (multi-phase init) that the
+# real wrapt.FunctionWrapper is not.
+#
+# Hence an order, and the things that depend on it:
+# - lockwatch imports wrapt only when it switches on (install()), never at import: importing
+#   lockwatch patches nothing and imports nothing heavy;
+# - install() puts plain factories in place *before* importing wrapt, so that logging._lock,
+#   concurrent.futures.thread._global_shutdown_lock and the other module-level locks of what wrapt
+#   imports are instrumented (user code uses them later), then wraps the originals with wrapt;
+# - what those imports did with their locks is lockwatch's doing, not the program's: the session
+#   forgets it after the first install (session.py, recorder.forget_activity()), and the CLI
+#   shuts down a logging that only lockwatch imported (cli.py, _logging_shutdown_of_lockwatch);
+# - the LOCKWATCH=1 start-up hook waits for standard-library imports in progress before
+#   switching on, since wrapt's imports would import them again half-initialised (_startup.py);
+# - wrapt's directory is found without importing wrapt (stacks.wrapt_dir), so that its frames
+#   (its pure-Python fallback's __call__) count as internal.
 _WRAPT_DIR = wrapt_dir()
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 _getframe = sys._getframe
@@ -56,36 +79,57 @@ def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
     return _new_rlock(frame, True)
 
 
-_factory_classes: Any = None
+_factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
 
 
-def _factory_types() -> Any:
-    """wrapt FunctionWrappers whose isinstance() also accepts instrumented locks (on Python 3.13+
-    ``threading.Lock`` is a class, and ``isinstance(x, threading.Lock)`` must stay true): one for
-    a wrapped builtin or class (Lock), one for a wrapped Python function (RLock)."""
+def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
+    """lockwatch's subclasses of wrapt.FunctionWrapper (defined on first use: wrapt is imported
+    late, see the top): for Lock and for RLock when the original is a class, whose isinstance()
+    also accepts instrumented locks (on Python 3.13+ ``threading.Lock`` is a class, and
+    ``isinstance(x, threading.Lock)`` must stay true); and for RLock when it is a Python function.
+    Each derives from FunctionWrapper directly: before 3.11, wrapt's C __call__ finds its module
+    state by walking the type's MRO, and each level of subclass costs ~120-250 ns per call."""
     global _factory_classes
     if _factory_classes is None:
         import wrapt
 
-        class Factory(wrapt.FunctionWrapper):  # type: ignore[misc]
-            def __instancecheck__(self, obj: Any) -> bool:
-                wrapped = self.__wrapped__
-                if not isinstance(wrapped, type):
-                    return isinstance(obj, wrapped)  # a function: TypeError, as unpatched
-                return isinstance(obj, wrapped) or isinstance(obj, self._self_proxy_type)
+        def instancecheck(self: Any, obj: Any) -> bool:
+            return isinstance(obj, self.__wrapped__) or isinstance(obj, self._self_proxy_type)
 
-        class FunctionFactory(Factory):
+        class LockClassFactory(wrapt.FunctionWrapper):
+            _self_proxy_type = proxies.Lock  # what the factory makes: isinstance() accepts it too
+            __instancecheck__ = instancecheck
+
+        class RLockClassFactory(wrapt.FunctionWrapper):
+            _self_proxy_type = proxies.RLock
+            __instancecheck__ = instancecheck
+
+        class RLockFunctionFactory(wrapt.FunctionWrapper):
             # wrapt's call of a wrapper around a Python function first looks for the function's
             # __self__ (it may be a method bound already), which costs a caught AttributeError
-            # on every RLock() (~250 ns of ~1 us). threading.RLock is a plain function: do what
-            # the wrapper does, directly.
+            # on every RLock() (see install()). threading.RLock is a plain function: do what the
+            # wrapper (_rlock_factory) does, directly.
             def __call__(self, *args: Any, **kwargs: Any) -> Any:
                 return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
 
-        _factory_classes = Factory, FunctionFactory
+        _factory_classes = LockClassFactory, RLockClassFactory, RLockFunctionFactory
     return _factory_classes
 
 
+def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any] | None = None) -> type[Any]:
+    """The FunctionWrapper type that wraps ``original``: ``class_type`` for a class (3.13+ Lock),
+    ``function_type`` (if any) for a Python function, else wrapt's own, as wrap_function_wrapper
+    uses (a wrapped function or builtin fails isinstance() with the same TypeError as unpatched)."""
+    import wrapt
+
+    if isinstance(original, type):
+        return class_type
+    if function_type is not None and isinstance(original, types.FunctionType):
+        return function_type
+    return wrapt.FunctionWrapper
+
+
+_NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
 _originals: dict[str, Any] = {}
 
 
@@ -98,37 +142,51 @@ def install() -> None:
     ``from threading import Lock`` keeps the original: patch before such imports run."""
     if _originals:
         return
-    for name in ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore"):
+    for name in _NAMES:
         _originals[name] = getattr(threading, name)
     lock_real, rlock_real = _originals["Lock"], _originals["RLock"]
-    classes = {"Condition": proxies.Condition, "Semaphore": proxies.Semaphore,
-               "BoundedSemaphore": proxies.BoundedSemaphore}
-    # First plain factories, then import wrapt: the modules wrapt imports (concurrent.futures,
-    # logging) create their module-level locks now, and those must be instrumented too.
-    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[misc]
-    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[misc]
+    # Condition and the semaphores are replaced by subclasses of threading's classes, not wrapped:
+    # user code subclasses them and passes them to isinstance(), which a subclass keeps working
+    # (primitives._Mirror), and an instance costs less than a proxy would.
+    classes = {"Condition": primitives.Condition, "Semaphore": primitives.Semaphore,
+               "BoundedSemaphore": primitives.BoundedSemaphore}
+    # First plain factories, then import wrapt (see the top): the modules it imports create their
+    # module-level locks now, and those must be instrumented too.
+    threading.Lock = lambda *a, **k: _make("Lock", lock_real, a, k, _getframe(1))  # type: ignore[assignment]
+    threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[assignment]
     for name, cls in classes.items():
         setattr(threading, name, cls)
     import wrapt
 
-    factory, function_factory = _factory_types()
-    lock = factory(lock_real, _lock_factory)
-    lock._self_proxy_type = proxies.Lock
-    rlock = (function_factory if isinstance(rlock_real, types.FunctionType) else factory)(rlock_real, _rlock_factory)
-    rlock._self_proxy_type = proxies.RLock
-    for name, value in {"Lock": lock, "RLock": rlock, **classes}.items():
-        setattr(threading, name, _originals[name])
-        wrapt.wrap_object(threading, name, lambda original, value=value: value)
-    copyreg.dispatch_table.setdefault(proxies.OrigCondition, _reduce_condition)
+    # Then each original back, wrapped the wrapt way: wrap_object hands the original to a
+    # FunctionWrapper type, whose wrapper gets (wrapped, instance, args, kwargs) for every lock.
+    # Creation, ns per Lock()/RLock() (benchmarks/wrapt_constructs.py, wrapt 2.5.2, median of 9
+    # rounds on the project machine; raw Lock 37-55, raw RLock 86-114):
+    #                                 3.9     3.10    3.11    3.12    3.13
+    #   Lock, wrapt.FunctionWrapper   1,284   1,243     814     991     965
+    #   Lock, a subclass of it        1,521   1,459     844   1,022     969
+    #   Lock, no wrapper (floor)      1,102   1,019     647     748     765
+    #   RLock, wrapt's C __call__     1,727   1,770   1,349   1,614   1,548
+    #   RLock, a Python __call__      1,746   1,645     978   1,196   1,139
+    #   RLock, no wrapper (floor)     1,286   1,143     736     895     894
+    # Hence wrapt's own FunctionWrapper for a factory that is a builtin (a subclass costs ~230 ns
+    # more before 3.11), a subclass only where isinstance() needs it (a class: Lock on 3.13+), and
+    # a Python __call__ for the RLock function (it skips wrapt's __self__ lookup).
+    class_lock, class_rlock, function_rlock = _factory_types()
+    threading.Lock, threading.RLock = lock_real, rlock_real
+    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_factory,))
+    wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_factory,))
+    copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
 
 
 def uninstall() -> None:
-    """Put the original factories back (idempotent). Locks already created stay instrumented."""
+    """Put the original factories back (idempotent). Locks already created stay instrumented.
+    (wrapt 2's unwrap_object would do this too; wrapt 1 has none, so lockwatch keeps them.)"""
     while _originals:
         name, original = _originals.popitem()
         setattr(threading, name, original)
-    if copyreg.dispatch_table.get(proxies.OrigCondition) is _reduce_condition:
-        del copyreg.dispatch_table[proxies.OrigCondition]
+    if copyreg.dispatch_table.get(primitives.OrigCondition) is _reduce_condition:
+        del copyreg.dispatch_table[primitives.OrigCondition]
 
 
 # A semaphore holds a real threading.Condition (threading makes it). Pickling one saves that
@@ -136,8 +194,8 @@ def uninstall() -> None:
 # fails first ("not the same object as threading.Condition") where the real pickling fails on the
 # Condition's lock. Reduced through a function of lockwatch's, it fails on the lock again;
 # copy.copy (which builds the copy from the same reduction) still works as with the real one.
-def _rebuild_condition(state: dict) -> Any:
-    cond = proxies.OrigCondition.__new__(proxies.OrigCondition)
+def _rebuild_condition(state: dict[str, Any]) -> Any:
+    cond = primitives.OrigCondition.__new__(primitives.OrigCondition)
     cond.__dict__.update(state)
     return cond
 

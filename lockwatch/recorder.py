@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 from . import histogram, stacks
 
@@ -24,7 +24,7 @@ from . import histogram, stacks
 #   every section is written as steps that each leave the state consistent (dict.setdefault,
 #   list.remove by identity, a counter for site indexes, one-line max updates, copies before
 #   iterating), never as a check and an update that program code could come between.
-mutex = _thread.RLock()
+mutex: Any = _thread.RLock()  # Any: typeshed lacks the _is_owned/_release_save/_acquire_restore used below
 now = time.perf_counter_ns
 get_ident = _thread.get_ident
 
@@ -66,7 +66,7 @@ class Site:
         self.function = function
         self.kind = kind
         self.name = stacks.derived_name(filename, line)
-        self.explicit_name: Optional[str] = None
+        self.explicit_name: str | None = None
         self.made = itertools.count()  # next() per instance made: atomic, no lock needed
         self.acquisitions = 0
         self.contended = 0
@@ -104,9 +104,9 @@ class Edge:
     )
 
     def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
-                 src_name: Optional[str], dst_name: Optional[str], thread: str,
+                 src_name: str | None, dst_name: str | None, thread: str,
                  held_stack: list[str], acquire_stack: list[str], timed: bool,
-                 context: Optional[str], gates: tuple) -> None:
+                 context: str | None, gates: tuple) -> None:
         self.src_serial = src_serial
         self.dst_serial = dst_serial
         self.src_site = src_site
@@ -121,7 +121,7 @@ class Edge:
         self.context = context
         self.gates = gates  # (serial, site) of the other locks held every time so far
         self.thread_id = f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
-        self.held_ref: Optional[list] = None  # the first thread's held list (lists are per thread)
+        self.held_ref: list | None = None  # the first thread's held list (lists are per thread)
         self.multi = False  # taken by more than one thread
 
 
@@ -133,7 +133,7 @@ class State:
         self.sites: dict[tuple, Site] = {}  # (file, line, kind) -> Site, in creation order
         self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
-        self.edge_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # locks with incoming edges
+        self.edge_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # locks with incoming edges
         self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
@@ -152,7 +152,7 @@ threads: dict[int, list] = {}
 waiting: dict[int, tuple] = {}
 victims: dict[int, BaseException] = {}
 watch: Any = None  # the running Watchdog, if any (looked up only on the contended path)
-context: Optional[str] = None  # label of what is running (the pytest plugin sets the test id)
+context: str | None = None  # label of what is running (the pytest plugin sets the test id)
 recording = True  # edges are recorded only while a session is enabled
 
 
@@ -245,13 +245,13 @@ def thread_start() -> list:
 
 def thread_name() -> str:
     ident = get_ident()
-    t = threading._active.get(ident)  # never creates a _DummyThread (which would take locks)
+    t = threading._active.get(ident)  # type: ignore[attr-defined]  # never creates a _DummyThread (which would take locks)
     if t is not None:
         return t.name
     return f"thread-{ident}"
 
 
-def lock_name(lock: Any) -> Optional[str]:
+def lock_name(lock: Any) -> str | None:
     """The name given to this instance with lockwatch.name(), if any."""
     ann = lock._ann
     return ann.get("name") if ann else None

@@ -6,12 +6,14 @@ import os
 import re
 import threading
 from types import CodeType, FrameType
-from typing import Optional
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _THREADING_FILE = threading.__file__
+
+
 def wrapt_dir() -> str:
-    """wrapt's directory, found without importing wrapt (importing it imports logging)."""
+    """wrapt's directory, found without importing wrapt (which imports asyncio and logging: see the
+    comment at the top of patching.py)."""
     import importlib.util
 
     try:
@@ -49,7 +51,7 @@ def is_threading(filename: str) -> bool:
     return filename == _THREADING_FILE
 
 
-def first_outside(frame: Optional[FrameType]) -> Optional[FrameType]:
+def first_outside(frame: FrameType | None) -> FrameType | None:
     """The innermost frame from ``frame`` outwards that is not lockwatch's, threading's or wrapt's."""
     while frame is not None and is_internal(frame.f_code.co_filename):
         frame = frame.f_back
@@ -109,7 +111,7 @@ def _is_stop(filename: str) -> bool:
     return r
 
 
-def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
+def capture(frame: FrameType | None, limit: int = MAX_FRAMES) -> list[str]:
     """The stack from ``frame`` outwards, internal frames dropped, innermost last."""
     out: list[str] = []
     while frame is not None and len(out) < limit:
@@ -123,7 +125,7 @@ def capture(frame: Optional[FrameType], limit: int = MAX_FRAMES) -> list[str]:
     return out
 
 
-def capture_taken_at(code: Optional[CodeType], lasti: int, current: Optional[FrameType],
+def capture_taken_at(code: CodeType | None, lasti: int, current: FrameType | None,
                      limit: int = MAX_FRAMES) -> list[str]:
     """The stack of an earlier acquisition made at ``code``/``lasti`` by this thread.
 
@@ -147,7 +149,8 @@ def capture_taken_at(code: Optional[CodeType], lasti: int, current: Optional[Fra
 # `self._cart_lock = threading.Lock()`, `lock_a: Lock = Lock()`, `locks[k] = RLock()`
 _ASSIGN = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\s*(?::[^=]+)?=(?!=)")
 _KEYWORD = re.compile(r"\b([A-Za-z_]\w*)\s*=\s*(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(")
-_DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(""")
+_DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*"""
+                       r"""(?:[\w.]+\.)?(?:Lock|RLock|Condition|Semaphore|BoundedSemaphore)\s*\(""")
 
 
 # `a, b = Lock(), Lock()`: which target is this lock's is not on the line (no name is better
@@ -155,7 +158,7 @@ _DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*(?:[\w.]+\.)?(?:Lock|RLo
 _TUPLE_TARGETS = re.compile(r"^\s*[A-Za-z_][\w.]*\s*,[\w.,\s]*=(?!=)")
 
 
-def derived_name(filename: str, line: int) -> Optional[str]:
+def derived_name(filename: str, line: int) -> str | None:
     """The variable or attribute a lock is assigned to on its creation line, if it says."""
     text = linecache.getline(filename, line)
     if not text or _TUPLE_TARGETS.match(text):
@@ -181,8 +184,8 @@ def short_path(filename: str) -> str:
 
 
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
-_root_cache: dict[str, Optional[str]] = {}
-_install_dirs: Optional[list[str]] = None
+_root_cache: dict[str, str | None] = {}
+_install_dirs: list[str] | None = None
 
 
 def _installed_roots() -> list[str]:
@@ -202,7 +205,7 @@ def _installed_roots() -> list[str]:
     return _install_dirs
 
 
-def _project_root(directory: str) -> Optional[str]:
+def _project_root(directory: str) -> str | None:
     if directory in _root_cache:
         return _root_cache[directory]
     d, seen = directory, []

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import lockwatch
-from lockwatch import proxies
+from lockwatch import primitives, proxies
 from support import child_env, frame, instance_edges_of, marker_line, site
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
@@ -94,7 +94,8 @@ def test_import_lockwatch_alone_patches_nothing(tmp_path):
                  "Barrier", "Thread")
         before = {n: getattr(threading, n) for n in names}
         import lockwatch
-        import lockwatch.proxies, lockwatch.recorder, lockwatch.patching, lockwatch.control
+        import lockwatch.proxies, lockwatch.primitives, lockwatch.recorder, lockwatch.patching
+        import lockwatch.control
         changed = [n for n in names if getattr(threading, n) is not before[n]]
         assert not changed, changed
         assert type(threading.Lock()) is type(_thread.allocate_lock())
@@ -145,10 +146,10 @@ def test_threading_internal_locks_stay_out(threads):
                           (marker_line(HERE, "internal:bsem"), "BoundedSemaphore"),
                           (marker_line(HERE, "internal:cond"), "Condition")]), got
     # Their internals are threading's own objects, unpatched.
-    assert type(event._cond) is proxies.OrigCondition
-    assert type(sem._cond) is proxies.OrigCondition
+    assert type(event._cond) is primitives.OrigCondition
+    assert type(sem._cond) is primitives.OrigCondition
     assert type(sem._cond._lock) is type(_thread.allocate_lock())
-    assert type(barrier._cond) is proxies.OrigCondition
+    assert type(barrier._cond) is primitives.OrigCondition
 
 
 # --- isinstance and subclassing -------------------------------------------------------------

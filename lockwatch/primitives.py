@@ -1,0 +1,283 @@
+"""Instrumented Condition, Semaphore and BoundedSemaphore: subclasses of threading's own classes."""
+from __future__ import annotations
+
+import sys
+import threading
+from types import CodeType
+from typing import Any
+
+from . import recorder as _rec
+from .proxies import (
+    Lock,
+    RLock,
+    _before,
+    _failed,
+    _held_list,
+    _init,
+    _Tracked,
+    _unhold,
+)
+from .recorder import Site
+from .recorder import now as _now
+from .stacks import first_outside
+
+# The originals, captured at import: lockwatch is imported before it patches anything.
+OrigCondition = threading.Condition
+OrigSemaphore = threading.Semaphore
+OrigBoundedSemaphore = threading.BoundedSemaphore
+
+_getframe = sys._getframe
+_tls = _rec.tls
+_unmutexed = _rec.waiting_without_mutex
+
+
+class _Hold:
+    """One acquisition of a semaphore: who holds it (the thread's held list; None for a signal),
+    since when and where. Compared by identity: list.remove() takes exactly this one."""
+
+    __slots__ = ("held", "t", "code", "lasti")
+
+    def __init__(self, held: list | None, t: int, code: Any, lasti: int) -> None:
+        self.held, self.t, self.code, self.lasti = held, t, code, lasti
+
+
+def _internal_caller(frame: Any) -> bool:
+    """Created by threading.py itself (an Event, a Thread's start-up, a Semaphore's or Barrier's
+    condition): such locks stay raw and out of the graph."""
+    return frame is not None and frame.f_code.co_filename == threading.__file__
+
+
+class _Mirror(type):
+    """Metaclass of the instrumented Condition/Semaphore classes: instances of the original class
+    (made before lockwatch was on, or by threading.py itself) still pass isinstance/issubclass
+    against the patched name, as they did before."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        orig = cls.__dict__.get("_lw_original")
+        return type.__instancecheck__(cls, obj) or (orig is not None and isinstance(obj, orig))
+
+    def __subclasscheck__(cls, sub: Any) -> bool:
+        orig = cls.__dict__.get("_lw_original")
+        return type.__subclasscheck__(cls, sub) or (orig is not None and issubclass(sub, orig))
+
+
+class Condition(OrigCondition, metaclass=_Mirror):
+    """An instrumented ``threading.Condition``: its lock records; waiting and notifying are the
+    real Condition's own code, which calls the lock's _release_save/_acquire_restore."""
+
+    _lw_original = OrigCondition
+    __module__ = "threading"  # it stands in for threading.Condition (threading.__all__ checks this)
+    _lock: Any  # set by threading.Condition.__init__ (not in typeshed)
+
+    def __new__(cls, lock: Any = None) -> Any:
+        if cls is Condition and _internal_caller(_getframe(1)):
+            return OrigCondition(lock)
+        return super().__new__(cls)
+
+    def __init__(self, lock: Any = None) -> None:
+        if lock is None:
+            lock = RLock("Condition", _getframe(1))
+        super().__init__(lock)
+        if isinstance(lock, Lock):
+            self._is_owned = lock._is_owned
+
+    def __enter__(self) -> bool:
+        # threading.Condition.__enter__ would call the lock's __enter__ from threading.py, and the
+        # lock would record threading.py as the place it was taken: record the caller's frame.
+        lock = self._lock
+        result = lock.__enter__()
+        if isinstance(lock, _Tracked) and getattr(lock, "_depth", 1) == 1:
+            f = _getframe(1)
+            # (mypy: the slots are Lock's and RLock's, _Tracked's own are empty)
+            lock._at_code = f.f_code  # type: ignore[misc]
+            lock._at_lasti = f.f_lasti  # type: ignore[misc]
+        return result
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return _unmutexed(super().wait, timeout)  # wait_for() calls this
+
+    wait.__doc__ = OrigCondition.wait.__doc__
+
+    def _acquire_restore(self, x: Any) -> None:
+        # wait() re-takes a plain Lock through threading.Condition._acquire_restore, i.e. from
+        # threading.py: the lock would record threading.py as where it was taken, and every edge
+        # out of it after a wait() had a held_stack inside threading.py. Record the frame that
+        # called wait()/wait_for() instead. (An RLock brings its own _acquire_restore, which
+        # Condition.__init__ installs on the instance, so this runs for plain Locks only.)
+        lock = self._lock
+        lock.acquire()
+        if isinstance(lock, _Tracked):
+            f = first_outside(_getframe(1))
+            if f is not None:
+                lock._at_code = f.f_code  # type: ignore[misc]  # Lock's slots, as in __enter__
+                lock._at_lasti = f.f_lasti  # type: ignore[misc]
+
+
+def _take_hold(sem: Any, mine: list | None) -> _Hold | None:
+    """Remove and return the hold a release ends: the releasing thread's own, else the oldest.
+    Another thread's release may take the chosen one first (see recorder.mutex): choose again."""
+    holders = sem._holders
+    while holders:
+        pick = None
+        for hold in holders:
+            if hold.held is mine:
+                pick = hold
+                break
+        if pick is None:
+            # Released by a thread that did not acquire it: a signal, not a lock. Its "holds"
+            # are not lock holds, and analysis ignores the edges out of it.
+            sem._site.signal = True
+            try:
+                pick = holders[0]
+            except IndexError:
+                return None
+        try:
+            holders.remove(pick)
+        except ValueError:
+            continue
+        return pick
+    return None
+
+
+class _SemaphoreMixin:
+    """Recording for a counted resource without an owner: any thread may release, so holders are
+    kept per acquisition and a release ends the releasing thread's own hold if it has one, else the
+    oldest. Counters are guarded by lockwatch's own mutex (there is no single holder)."""
+
+    _lw_kind = "Semaphore"
+    _lw_tracked = True
+
+    # Set by _init(), as on a Lock (declared for type checkers), and by threading's classes.
+    _site: Site
+    _at_code: CodeType | None
+    _at_lasti: int
+    _n: int
+    _ncont: int
+    _nfail: int
+    _hold_tot: int
+    _hold_max: int
+    _wait_tot: int
+    _wait_max: int
+    _value: int  # threading.Semaphore's count
+    _initial_value: int  # threading.BoundedSemaphore's bound
+
+    def __init__(self, value: int = 1) -> None:
+        if self.__dict__.get("_lw_initing"):
+            # threading.BoundedSemaphore.__init__ calls `Semaphore.__init__` through the module
+            # global, which is this class while patched: give it the original's.
+            OrigSemaphore.__init__(self, value)  # type: ignore[arg-type]
+            return
+        self._lw_initing = True
+        super().__init__(value)  # type: ignore[call-arg]
+        del self._lw_initing
+        _init(self, None, self._lw_kind, _getframe(1))
+        # [held list, acquisition time, code, lasti] per acquisition: where each holder took it
+        # (the instance's _at_code/_at_lasti are only the latest acquirer's, maybe another thread)
+        self._holders: list[_Hold] = []
+        if value > self._site.sem_value:
+            self._site.sem_value = value
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not blocking and timeout is not None:
+            return super().acquire(blocking, timeout)  # type: ignore[misc]  # raises ValueError
+        frame = _getframe(1)
+        held = _held_list()
+        if blocking and held and (timeout is None or timeout > 0):  # timeout<=0 cannot wait
+            _before(self, held, timeout is not None)
+        sup = super().acquire  # type: ignore[misc]
+        if sup(False):
+            t = _now()
+            waited = None
+        elif not blocking:
+            _failed(self)
+            return False
+        else:
+            t0 = _now()
+            watch = _rec.watch
+            if watch is None:
+                ok = _unmutexed(sup, True, timeout)
+            else:
+                ok = _unmutexed(watch.blocking_acquire, self, sup, timeout, t0)
+            if not ok:
+                _failed(self)
+                return False
+            t = _now()
+            waited = t - t0
+        signal = self._site.signal
+        # A signal (released by other threads than its acquirers, e.g. a thread pool's idle
+        # semaphore): acquiring it is not holding a lock. Timed, but not held.
+        hold = _Hold(None if signal else held, t, frame.f_code, frame.f_lasti)
+        with _rec.mutex:
+            if waited is not None:
+                self._ncont += 1
+                self._wait_tot += waited
+                if waited > self._wait_max: self._wait_max = waited  # noqa: E701  (see recorder.mutex)
+                next(self._site.wait_hist[(waited * waited).bit_length()])
+            self._n += 1
+            self._holders.append(hold)
+        if signal:
+            return True
+        self._at_code = frame.f_code
+        self._at_lasti = frame.f_lasti
+        held.append(self)
+        return True
+
+    __enter__ = acquire
+
+    def release(self, n: int = 1) -> None:
+        super().release(n)  # type: ignore[misc]  # validates n and the bound first
+        t = _now()
+        mine = getattr(_tls, "held", None)
+        ended = []
+        with _rec.mutex:
+            for _ in range(n):
+                hold = _take_hold(self, mine)
+                if hold is None:
+                    break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
+                d = t - hold.t
+                self._hold_tot += d
+                if d > self._hold_max: self._hold_max = d  # noqa: E701  (see recorder.mutex)
+                next(self._site.hold_hist[(d * d).bit_length()])
+                ended.append(hold.held)
+        for held in ended:
+            if held is not None:
+                _unhold(held, self)
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        # The real repr's shape (`<threading.Semaphore at 0x..: value=N>`, which CPython's
+        # lock_tests match with `<\w+\.Semaphore at .*: value=3>`): "Semaphore at" must stay
+        # adjacent, so what it is goes in parentheses after the address.
+        cls = "BoundedSemaphore" if isinstance(self, OrigBoundedSemaphore) else "Semaphore"
+        extra = f"/{self._initial_value}" if cls == "BoundedSemaphore" else ""
+        return (f"<lockwatch.{cls} at {id(self):#x} ({self._describe()}):"  # type: ignore[misc]  # _Tracked's
+                f" value={self._value}{extra}>")
+
+    def __del__(self) -> None:
+        try:
+            _rec.fold_instance(self)
+        except Exception:
+            pass
+
+    _describe = _Tracked._describe  # it reads _ann and _site, which a semaphore has too
+
+
+class Semaphore(_SemaphoreMixin, OrigSemaphore, metaclass=_Mirror):
+    """An instrumented ``threading.Semaphore``."""
+
+    _lw_original = OrigSemaphore
+    __module__ = "threading"  # it stands in for threading.Semaphore (threading.__all__ checks this)
+
+
+class BoundedSemaphore(_SemaphoreMixin, OrigBoundedSemaphore, metaclass=_Mirror):
+    """An instrumented ``threading.BoundedSemaphore``."""
+
+    _lw_original = OrigBoundedSemaphore
+    __module__ = "threading"  # it stands in for threading.BoundedSemaphore (threading.__all__ checks this)
+
+    _lw_kind = "BoundedSemaphore"
+
+
+TRACKED_TYPES = (Lock, RLock, Semaphore, BoundedSemaphore)
