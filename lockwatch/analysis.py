@@ -3,11 +3,27 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Optional
 
-from .model import (FAILING, SEVERITY, Alert, BaselineEntry, Deadlock, EdgeRecord, LockRef, LockStats,
-                    PotentialDeadlock, Report, SavedReport, Snapshot, canonical_rotation, cycle_id, merge)
+from .model import (
+    FAILING,
+    SEVERITY,
+    Alert,
+    BaselineEntry,
+    Deadlock,
+    EdgeRecord,
+    LockRef,
+    LockStats,
+    PotentialDeadlock,
+    Report,
+    SavedReport,
+    Snapshot,
+    canonical_rotation,
+    cycle_id,
+    merge,
+)
 from .stacks import stable_path
 
 __all__ = ["FAILING", "SEVERITY", "LockRef", "PotentialDeadlock", "Report", "analyze", "apply_policy",

@@ -10,7 +10,7 @@ from typing import IO, Any, Callable, Optional
 
 from . import patching, primitives, proxies, recorder, snapshot
 from .analysis import Report, build_report
-from .files import check_writable, write_atomic, write_report_file
+from .files import check_writable, write_report_file
 from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, NoReturn, Optional, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
 from .errors import UserError

@@ -1,7 +1,8 @@
 """`lockwatch report`: re-render a saved JSON report in another format, or merge several into one."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import click
 

@@ -1,7 +1,8 @@
 """The text report, in the spirit of lockdep's "possible circular locking dependency"."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..stacks import short_path

@@ -7,8 +7,20 @@ from typing import Any
 from ...model import Report
 from ..common import fmt_ns, plural
 from .layout import Graph
-from .sections import (CHART_LIMIT, FOCUS_LIMIT, OVERVIEW_LIMIT, baseline_section, charts_section, cycles_section,
-                       deadlocks_section, graph_section, headline_cycles, locks_section, summary, violations_section)
+from .sections import (
+    CHART_LIMIT,
+    FOCUS_LIMIT,
+    OVERVIEW_LIMIT,
+    baseline_section,
+    charts_section,
+    cycles_section,
+    deadlocks_section,
+    graph_section,
+    headline_cycles,
+    locks_section,
+    summary,
+    violations_section,
+)
 from .svg import esc
 
 __all__ = ["CHART_LIMIT", "EXTENSION", "FOCUS_LIMIT", "OVERVIEW_LIMIT", "fmt_ns", "render"]
@@ -16,7 +28,7 @@ __all__ = ["CHART_LIMIT", "EXTENSION", "FOCUS_LIMIT", "OVERVIEW_LIMIT", "fmt_ns"
 EXTENSION = ".html"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resource(name: str) -> str:
     """A file of this package (report.css, report.js), inlined into every page."""
     from importlib.resources import files

@@ -4,7 +4,8 @@ from __future__ import annotations
 import html
 import linecache
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from ... import histogram
 from ...model import LockStats
