@@ -7,9 +7,9 @@ import threading
 from typing import Any, Callable, Optional
 
 import pytest
+from support import marker_line
 
 import lockwatch
-from support import marker_line
 
 JOIN_TIMEOUT = 60.0  # seconds: a thread still alive after this is a failure (a hang), never slow
 
@@ -31,7 +31,7 @@ class Worker:
         except BaseException as exc:  # handed to join()
             self.error = exc
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.thread.start()
         return self
 

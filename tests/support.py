@@ -9,9 +9,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from types import FunctionType, ModuleType
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import pytest
 

@@ -325,7 +325,7 @@ def _other_interpreters() -> list[str]:
     probe = ("import sys, wrapt, networkx, click\n"
              "if sys.version_info < (3, 11): import tomli\n"
              "print('%d.%d' % sys.version_info[:2])")
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = "{}.{}".format(*sys.version_info[:2])
     found, versions = [], set()
     for exe in candidates:
         if not os.path.exists(exe):

@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from support import (FRAME, KINDS, PROGRAMS, PROJECT_ROOT, assert_follows_contract, default_sigint, line_of,
-                     lockwatch, python, report_of, write)
+from support import (
+    FRAME,
+    KINDS,
+    PROGRAMS,
+    PROJECT_ROOT,
+    assert_follows_contract,
+    default_sigint,
+    line_of,
+    lockwatch,
+    python,
+    report_of,
+    write,
+)
 from support import child_env as env
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from support import child_env
+from support import load_report_fixture as load_fixture
 
 from lockwatch.analysis import Report, analyze
 from lockwatch.model import EdgeRecord, LockStats, Snapshot
 from lockwatch.renderers import dot, graphml
 from lockwatch.stacks import short_path
-from support import child_env, load_report_fixture as load_fixture
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RED = dot.CYCLE_COLOR

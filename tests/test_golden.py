@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import pytest
+from support import FIXTURES
+from support import load_report_fixture as load_fixture
 
 from lockwatch import renderers
 from lockwatch.analysis import Report, analyze, apply_policy
 from lockwatch.model import Alert, BaselineEntry, Deadlock, Violation
-from support import FIXTURES
-from support import load_report_fixture as load_fixture
 
 fx = load_fixture()
 GOLDEN = FIXTURES / "report_golden"

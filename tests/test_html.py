@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from support import child_env
+from support import load_report_fixture as load_fixture
 
 from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.renderers import html
 from lockwatch.stacks import short_path
-from support import child_env, load_report_fixture as load_fixture
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -214,7 +215,8 @@ def test_lock_table_has_every_lock_and_sortable_columns(report: Report, page: st
     assert table
     rows = re.findall(r'<tr id="lock-(\d+)">(.*?)</tr>', table.group(0), re.S)
     assert sorted(int(i) for i, _ in rows) == list(range(len(report.snapshot.locks)))
-    heads = re.findall(r'<th data-sort="(num|text)" aria-sort="none"><button type="button">(.*?)</button>', table.group(0))
+    heads = re.findall(r'<th data-sort="(num|text)" aria-sort="none"><button type="button">(.*?)</button>',
+                       table.group(0))
     assert [h for _, h in heads] == ["lock", "kind", "created at", "instances", "acquired", "contended", "failed",
                                      "wait p50", "wait p90", "wait p99", "wait max",
                                      "hold p50", "hold p90", "hold p99", "hold max"]

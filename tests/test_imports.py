@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from lockwatch.model import save
 from support import child_env
 from support import load_report_fixture as load_fixture
+
+from lockwatch.model import save
 
 RUNTIME = ["lockwatch.patching", "lockwatch.proxies", "lockwatch.recorder", "lockwatch.watchdog",
            "lockwatch.control", "lockwatch.primitives", "lockwatch.runner", "wrapt"]

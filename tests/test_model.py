@@ -7,10 +7,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
-from lockwatch.model import (Alert, Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot,
-                             Violation, load, loads, merge, save)
 from support import load_report_fixture as load_fixture
+
+from lockwatch.model import (
+    Alert,
+    Deadlock,
+    EdgeRecord,
+    LockStats,
+    ReportError,
+    SavedReport,
+    Snapshot,
+    Violation,
+    load,
+    loads,
+    merge,
+    save,
+)
 
 fx = load_fixture()
 

@@ -10,10 +10,10 @@ import textwrap
 import threading
 
 import pytest
+from support import child_env, frame, instance_edges_of, marker_line, site
 
 import lockwatch
-from lockwatch import primitives, proxies
-from support import child_env, frame, instance_edges_of, marker_line, site
+from lockwatch import primitives
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 

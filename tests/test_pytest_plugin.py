@@ -2,7 +2,6 @@
 pytest's threads."""
 from __future__ import annotations
 
-
 import pytest
 from support import SHOP, SHOP_PY, line_in, report_of
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import assert_follows_contract
 
 from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
 from lockwatch.model import Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot, Timing, load
 from lockwatch.renderers import jsonreport, text
-from support import assert_follows_contract
 
 
 def snapshot_from(data: Any) -> Snapshot:

@@ -10,13 +10,15 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from support import child_env as env
+from support import load_report_fixture as load_fixture
+from support import lockwatch
 
 from lockwatch import cli
-from lockwatch.cli import report as reportcmd
 from lockwatch.analysis import Report, analyze
-from lockwatch.renderers import jsonreport, text
+from lockwatch.cli import report as reportcmd
 from lockwatch.model import VERSION, load
-from support import child_env as env, load_report_fixture as load_fixture, lockwatch
+from lockwatch.renderers import jsonreport, text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

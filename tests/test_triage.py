@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from lockwatch.analysis import analyze
-from lockwatch.renderers import text
-from lockwatch.model import EdgeRecord, LockStats, Snapshot
-from lockwatch.snapshot import is_stdlib
 import support
 from support import line_of
+
+from lockwatch.analysis import analyze
+from lockwatch.model import EdgeRecord, LockStats, Snapshot
+from lockwatch.renderers import text
+from lockwatch.snapshot import is_stdlib
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -122,7 +122,8 @@ def test_warn_wait_alerts_once_naming_the_holder(tmp_path):
     assert alert["thread"] == "waiter" and alert["holder"] == "holder", alert
     assert 0.3 <= alert["seconds"] < 1.0, alert
     assert alert["stack"][-1].endswith(f"prog.py:{line_in(src, '# waiter waits here')} in waiter"), alert
-    assert alert["holder_stack"][-1].endswith(f"prog.py:{line_in(src, '# holder sleeps with busy_lock')} in holder"), alert
+    holder_line = line_in(src, "# holder sleeps with busy_lock")
+    assert alert["holder_stack"][-1].endswith(f"prog.py:{holder_line} in holder"), alert
     live = live_part(r.stderr)
     assert live.count("has waited") == 1, r.stderr
     assert re.search(r"^lockwatch: thread 'waiter' has waited \d+\.\d s for busy_lock \(Lock, created at "

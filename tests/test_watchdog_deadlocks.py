@@ -6,8 +6,19 @@ import json
 import re
 
 import pytest
-from scenarios import (CONDITION, ENABLE_RAISE, EXIT_DEADLOCK, SHAPES, SLACK, TIMEOUT, Shape,
-                       assert_no_deadlock, check_deadlock, check_deadlock_text, run)
+from scenarios import (
+    CONDITION,
+    ENABLE_RAISE,
+    EXIT_DEADLOCK,
+    SHAPES,
+    SLACK,
+    TIMEOUT,
+    Shape,
+    assert_no_deadlock,
+    check_deadlock,
+    check_deadlock_text,
+    run,
+)
 from support import line_in
 
 pytestmark = pytest.mark.timeout(300)
@@ -272,7 +283,8 @@ def test_a_lock_taken_again_by_its_only_thread_is_a_deadlock(tmp_path):
     With no other thread to release it, that is reported once the timeout passes (exit: 87)."""
     r = run(tmp_path, self_deadlock(), "--deadlock-timeout", str(TIMEOUT), timeout=120)
     assert r.returncode == EXIT_DEADLOCK, r.explain()
-    assert "DEADLOCK DETECTED: thread 'MainThread' has waited more than 0.5 s for a lock it holds itself" in r.stderr, r.explain()
+    says = "DEADLOCK DETECTED: thread 'MainThread' has waited more than 0.5 s for a lock it holds itself"
+    assert says in r.stderr, r.explain()
     [d] = r.report["deadlocks"]
     [t] = d["threads"]
     assert (t["name"], t["blocked_by"], t["waiting_for"]["name"]) == ("MainThread", "MainThread", "lock")

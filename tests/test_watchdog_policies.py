@@ -11,8 +11,17 @@ import textwrap
 import time
 
 import pytest
-from scenarios import (EXIT_DEADLOCK, SLACK, TIMEOUT, TWO_THREADS, assert_no_deadlock, check_deadlock,
-                       check_deadlock_text, live_part, run)
+from scenarios import (
+    EXIT_DEADLOCK,
+    SLACK,
+    TIMEOUT,
+    TWO_THREADS,
+    assert_no_deadlock,
+    check_deadlock,
+    check_deadlock_text,
+    live_part,
+    run,
+)
 from support import child_env, lockwatch
 
 pytestmark = pytest.mark.timeout(300)
@@ -351,8 +360,8 @@ def test_deadlock_timeout_zero_switches_the_watchdog_off(tmp_path):
     """--deadlock-timeout 0: no watchdog, so the deadlocked program just hangs (we kill it)."""
     (tmp_path / "prog.py").write_text(TWO_THREADS.source())
     proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "--deadlock-timeout", "0", "prog.py"],
-                            cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            cwd=tmp_path, env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=3)
     except subprocess.TimeoutExpired:
@@ -467,8 +476,8 @@ def test_enable_rejects_a_bad_policy_and_patches_nothing(tmp_path):
     r = run(tmp_path, source, cli=False)
     assert r.returncode == 0, r.explain()
     lines = r.stdout.splitlines()
-    assert [ln.split(" |")[0] for ln in lines[:4]] == [
-        "ValueError on_deadlock", "ValueError deadlock_timeout", "ValueError warn_hold", "ValueError warn_wait"], r.stdout
+    assert [ln.split(" |")[0] for ln in lines[:4]] == ["ValueError on_deadlock", "ValueError deadlock_timeout",
+                                                       "ValueError warn_hold", "ValueError warn_wait"], r.stdout
     assert "'bogus'" in lines[0] and "exit" in lines[0] and "raise" in lines[0] and "report" in lines[0]
     assert lines[4] == "unpatched True True"
 

@@ -15,7 +15,8 @@ def test_watchdog_thread_starts_at_the_first_contended_wait(tmp_path):
     """Under the CLI (watchdog on by default) a program that never waits for a lock has no thread
     but its own (the count os.fork() warns about on 3.12+); a wait longer than the watchdog's
     polling interval starts its thread, which is not a threading.Thread (not in
-    threading.enumerate()), and which ends once no thread waits. `--warn-hold` (long holds need no waiter) starts it at once."""
+    threading.enumerate()), and which ends once no thread waits. `--warn-hold` (long holds need no
+    waiter) starts it at once."""
     source = '''
     import os
     import threading
