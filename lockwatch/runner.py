@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import UserError
+from .settings import EXIT_INTERRUPTED
 
 
 class NoSource(UserError):
@@ -79,7 +80,7 @@ class ProgramRunner:
                 try:
                     _wait_for_threads(threads_before)
                 except KeyboardInterrupt:  # Ctrl-C while waiting: stop waiting, like an interrupted run
-                    status = 130
+                    status = EXIT_INTERRUPTED
         finally:
             sys.argv = old_argv  # (sys.path is restored by _path0_set_to)
             if old_main is None:
@@ -221,7 +222,7 @@ def _exit_status(exc: BaseException) -> int:
             print(code, file=stderr)  # python prints a non-int exit code and exits with 1
         return 1
     _print_exception(exc)
-    return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
 
 
 def _print_exception(exc: BaseException) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
+from ..settings import DEFAULT_TOP
 from ..stacks import short_path
 from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural
 from .incidents import render_alert, render_deadlock
@@ -43,7 +44,7 @@ def _summary(report: Report) -> list[str]:
     return out
 
 
-def render(report: Report, top: int = 5, **options: Any) -> str:
+def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
     snap = report.snapshot
     found = report.potential_deadlocks
     out: list[str] = [RULE]
