@@ -204,3 +204,34 @@ def load_report_fixture() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+# -- hand-built report data --------------------------------------------------------------------------
+
+
+def timing(values: list[int]) -> Any:
+    """A model.Timing of these durations (ns), histogram included."""
+    from lockwatch import histogram
+    from lockwatch.model import Timing
+
+    t = Timing(count=len(values), total_ns=sum(values), max_ns=max(values, default=0))
+    for v in values:
+        t.buckets[histogram.bucket_of(v)] += 1
+    return t
+
+
+def lock_stats(name: str, kind: str, filename: str, line: int, **counters: Any) -> Any:
+    """A model.LockStats for a lock created at filename:line."""
+    from lockwatch.model import LockStats
+
+    return LockStats(key=f"{filename}:{line}:{kind}", name=name, kind=kind, filename=filename,
+                     line=line, function="__init__", **counters)
+
+
+def edge_record(src: Any, dst: Any, thread: str, held: list[str], acquire: list[str],
+                si: Any = None, di: Any = None, **kw: Any) -> Any:
+    """A model.EdgeRecord from ``src`` to ``dst`` (LockStats), instances ``si``/``di``."""
+    from lockwatch.model import EdgeRecord
+
+    return EdgeRecord(src=src.key, dst=dst.key, thread=thread, held_stack=held, acquire_stack=acquire,
+                      src_instance=si, dst_instance=di, **kw)

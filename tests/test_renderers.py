@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import assert_follows_contract
+from support import assert_follows_contract, timing
+from support import edge_record as edge
+from support import lock_stats as lock
 
-from lockwatch import histogram
 from lockwatch.analysis import Report, analyze
-from lockwatch.model import Deadlock, EdgeRecord, LockStats, ReportError, SavedReport, Snapshot, Timing, load
+from lockwatch.model import Deadlock, ReportError, SavedReport, Snapshot, load
 from lockwatch.renderers import jsonreport, text
 
 
@@ -23,22 +24,6 @@ def snapshot_from(data: Any) -> Snapshot:
 SRC = "/srv/lockwatch-fixture/shop"
 
 
-def timing(values: list[int]) -> Timing:
-    t = Timing(count=len(values), total_ns=sum(values), max_ns=max(values, default=0))
-    for v in values:
-        t.buckets[histogram.bucket_of(v)] += 1
-    return t
-
-
-def lock(name: str, kind: str, filename: str, line: int, **counters: Any) -> LockStats:
-    return LockStats(key=f"{filename}:{line}:{kind}", name=name, kind=kind, filename=filename,
-                     line=line, function="__init__", **counters)
-
-
-def edge(src: LockStats, dst: LockStats, thread: str, held: list[str], acquire: list[str],
-         si: Any = None, di: Any = None, **kw: Any) -> EdgeRecord:
-    return EdgeRecord(src=src.key, dst=dst.key, thread=thread, held_stack=held, acquire_stack=acquire,
-                      src_instance=si, dst_instance=di, **kw)
 
 
 def fixture_snapshot() -> Snapshot:
