@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import sys
 import threading
 import time
@@ -50,6 +51,18 @@ def _holder_list(lock: Any) -> Optional[list]:
     return None
 
 
+def _block_signals() -> Optional[set[Any]]:
+    """Block every signal in this thread; the previous mask, or None where signals have no masks."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+
+
+def _restore_signals(previous: Optional[set[Any]]) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _thread_names() -> dict[int, str]:
     # threading._active (ident -> Thread): enumerate() without its lock, which this may not take.
     active: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
@@ -85,6 +98,7 @@ class Watchdog:
         self._bell.acquire()
         self._stopping = False
         self._ident: Optional[int] = None  # the watchdog thread's, once started
+        self.native_id: Optional[int] = None  # its kernel thread id (for /proc), once running
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
         self._armed = False
         self._starting = _thread.allocate_lock()
@@ -147,10 +161,17 @@ class Watchdog:
         with self._starting:
             if self._ident is not None or not self._armed:
                 return
+            # The thread starts with every signal blocked (it inherits the mask of the thread that
+            # starts it, restored right after): the kernel hands a process-directed signal to any
+            # thread that does not block it, and one taken by this thread would not interrupt the
+            # main thread's sleep or wait, so a SIGTERM or Ctrl-C could go unanswered until then.
+            blocked = _block_signals()
             try:
                 self._ident = _thread.start_new_thread(self._run, ())
             except RuntimeError:  # at interpreter shutdown no thread can start: waits stay plain
                 return
+            finally:
+                _restore_signals(blocked)
 
     def stop(self) -> None:
         self._armed = False
@@ -170,6 +191,7 @@ class Watchdog:
             pass  # rung already
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         with self._done:
             while True:
                 self._bell.acquire(True, self.interval)  # a ring, or the next poll

@@ -3,9 +3,11 @@ timeouts that mean under it what they mean without it."""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import pytest
 from scenarios import EXIT_DEADLOCK, TIMEOUT, run
+from support import python
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -112,3 +114,37 @@ def test_timeouts_under_the_watchdog_mean_what_they_mean_without_it(tmp_path):
     assert r.returncode == 0, r.explain()
     assert r.stdout.splitlines() == ["sem -1 False", "lock -1 True", "sem 0.8 False True",
                                      "lock 0.8 False True"], r.explain()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the thread's signal mask in /proc")
+def test_watchdog_thread_takes_no_signal_of_the_program(tmp_path):
+    """The kernel hands a process-directed signal (SIGTERM, Ctrl-C's SIGINT) to any thread that
+    does not block it: one handed to lockwatch's thread would not interrupt the main thread's
+    sleep or wait. The watchdog's thread blocks them all, and the thread that started it keeps
+    its own mask."""
+    source = '''
+    import signal, threading, time
+    import lockwatch
+
+    session = lockwatch.enable(deadlock_timeout=5, report_at_exit=False)
+    lock = threading.Lock()
+    lock.acquire()
+    waiter = threading.Thread(target=lambda: (lock.acquire(), lock.release()), name="waiter")
+    waiter.start()
+    deadline = time.monotonic() + 60
+    while session._watchdog.native_id is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    def blocked(tid):
+        with open(f"/proc/self/task/{tid}/status") as f:
+            mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+        return [s.name for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1,
+                                 signal.SIGALRM, signal.SIGCHLD) if mask >> (s - 1) & 1]
+    print("watchdog", *blocked(session._watchdog.native_id))
+    print("main", *blocked(threading.get_native_id()), "end")
+    lock.release()
+    waiter.join()
+    '''
+    (tmp_path / "prog.py").write_text(textwrap.dedent(source))
+    r = python("prog.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["watchdog SIGINT SIGTERM SIGHUP SIGUSR1 SIGALRM SIGCHLD", "main end"]
