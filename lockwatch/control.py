@@ -221,6 +221,10 @@ class Session:
             except (OSError, ValueError):  # stderr closed by the program
                 pass
         failed: Optional[ReportWriteError] = None
+        if self.settings.report_paths:
+            from . import sources
+
+            sources.embed(report)  # read here, from the program's files: never by a reader of the report
         for fmt, path in self.settings.report_paths.items():
             path = self.path(path)
             try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, NoReturn, Optional, Sequence, TypeVar
 
@@ -438,6 +439,9 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # declared-order violations
+    # file -> line -> its text, as the recording process read it (sources.embed): what reports
+    # show of the source, so that nobody reads a file because a report names it
+    source_lines: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def lock(self, key: str) -> Optional[LockStats]:
         for s in self.locks:
@@ -497,6 +501,10 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
         offset += top + 1
         out.internal_errors.extend(snap.internal_errors)
         out.violations.extend(snap.violations)
+        for filename, lines in snap.source_lines.items():
+            mine = out.source_lines.setdefault(filename, {})
+            for line, text in lines.items():
+                mine.setdefault(line, text)
     out.locks = list(locks.values())
     out.site_edges = list(edges.values())
     return out
@@ -603,6 +611,9 @@ class Report:
             "lock_order": [e.to_dict() for e in snap.site_edges],
             "instance_edges": [e.to_dict() for e in snap.instance_edges],
             "internal_errors": snap.internal_errors,
+            **({"source_lines": {f: {str(n): t for n, t in sorted(lines.items())}
+                                 for f, lines in sorted(snap.source_lines.items())}}
+               if snap.source_lines else {}),
         }
 
 
@@ -653,7 +664,8 @@ class SavedReport:
                         site_edges=r.items("lock_order", EdgeRecord.from_dict),
                         instance_edges=r.items("instance_edges", EdgeRecord.from_dict),
                         meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
-                        violations=r.items("order_violations", Violation.from_dict))
+                        violations=r.items("order_violations", Violation.from_dict),
+                        source_lines=_source_lines(r))
         saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
                     baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)
                                    for i, e in enumerate(data.get("baseline_gone") or [])
@@ -674,6 +686,24 @@ class SavedReport:
                 if p.get("known"):
                     saved.known.add(ident)
         return saved
+
+
+def _source_lines(r: _Reader) -> dict[str, dict[int, str]]:
+    """The "source_lines" of a report: {file: {line: text}}."""
+    out: dict[str, dict[int, str]] = {}
+    for filename, lines in r.opt("source_lines", dict, {}).items():
+        where = f"source_lines[{json.dumps(filename)[:60]}]"
+        if not isinstance(lines, dict):
+            r.fail(f"{where} is not an object")
+        mine = out[filename] = {}
+        for line, text in lines.items():
+            if not (_LINE_NUMBER.match(line) and isinstance(text, str)):
+                r.fail(f"{where} is not an object of line numbers and strings")
+            mine[int(line)] = text
+    return out
+
+
+_LINE_NUMBER = re.compile(r"[1-9][0-9]{0,8}\Z")
 
 
 def loads(text: str, source: str = "report") -> SavedReport:

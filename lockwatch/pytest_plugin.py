@@ -350,7 +350,10 @@ class LockwatchPlugin:
             return
         paths = self.settings.knobs.report_paths
         if paths:
+            from . import sources
             from .files import ReportWriteError, write_report_files
+
+            sources.embed(report)
 
             try:
                 write_report_files(report, paths)
