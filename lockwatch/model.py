@@ -26,6 +26,11 @@ class ReportError(UserError):
 # -- reading untrusted JSON ----------------------------------------------------------------------
 
 T = TypeVar("T")
+# Every number in a report is a count, a serial, an identifier or a duration (or a time) in
+# seconds: never negative, never beyond these (NaN, Infinity and 10**400 are damage, not data).
+MAX_INT = 2**63 - 1
+MAX_SECONDS = 1e15
+MAX_DEPTH = 32  # of "meta", the one free-form object
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list", dict: "an object"}
 
@@ -56,6 +61,10 @@ class _Reader:
               else isinstance(value, kind))
         if not ok:
             self.fail(f"{self.path(key)} is not {_TYPE_NAMES[kind]}")
+        if kind is int and not 0 <= value <= MAX_INT:
+            self.fail(f"{self.path(key)} is out of range (0 to {MAX_INT})")
+        if kind is float and not 0 <= value <= MAX_SECONDS:  # also NaN
+            self.fail(f"{self.path(key)} is out of range (0 to {MAX_SECONDS:g})")
         return value
 
     def req(self, key: str, kind: type) -> Any:
@@ -135,12 +144,11 @@ class Timing:
         sparse = r.opt("histogram", list, [])
         for i, pair in enumerate(sparse):
             if not (isinstance(pair, list) and len(pair) == 2
-                    and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+                    and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_INT for x in pair)):
                 r.fail(f"{r.path('histogram')}[{i}] is not a [bucket, count] pair")
-        try:
-            buckets = histogram.from_sparse(sparse)
-        except (IndexError, ValueError, TypeError):
-            r.fail(f"{r.path('histogram')} has a bucket out of range")
+            if pair[0] >= histogram.NBUCKETS:
+                r.fail(f"{r.path('histogram')} has a bucket out of range")
+        buckets = histogram.from_sparse(sparse)
         return cls(r.opt("count", int, 0), round(r.opt("total", float, 0) * 1e9),
                    round(r.opt("max", float, 0) * 1e9), buckets)
 
@@ -186,7 +194,7 @@ class LockStats:
         r = _Reader(data, where, source)
         site, kind = r.req("site", str), r.req("kind", str)
         filename, _, line = site.rpartition(":")
-        if not line.isdigit():
+        if not _SITE_LINE.match(line):
             r.fail(f"{r.path('site')} is not <file>:<line>")
         return cls(
             key=r.opt("key", str) or f"{site}:{kind}", name=r.req("name", str), kind=kind,
@@ -653,10 +661,15 @@ class SavedReport:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ReportError(f"{source} is not a lockwatch report")
         version = data.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise ReportError(f"{source} is a lockwatch report of version {version}; "
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ReportError(f"{source} is a damaged lockwatch report (version is not a positive integer)")
+        if version > VERSION:
+            shown = f"version {version}" if version < 10**6 else "a newer version"
+            raise ReportError(f"{source} is a lockwatch report of {shown}; "
                               f"this lockwatch reads version {VERSION} and older")
         r = _Reader(data, "", source)
+        if not _depth(data.get("meta"), MAX_DEPTH):
+            r.fail(f"meta nests deeper than {MAX_DEPTH}")
         for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone"):
             if data.get(key) is not None and not isinstance(data[key], list):
                 r.fail(f"{key} is not a list")
@@ -674,15 +687,16 @@ class SavedReport:
             # Only the marks are read back: the cycles themselves are found again by analysis.
             if not isinstance(p, dict):
                 continue
-            ids = [str(p["fingerprint"])] if p.get("fingerprint") else []
+            ids = [p["fingerprint"]] if isinstance(p.get("fingerprint"), str) and p["fingerprint"] else []
             locks = p.get("locks")
-            if isinstance(locks, list) and all(isinstance(lk, dict) and lk.get("key") for lk in locks):
-                ids.append(cycle_id([str(lk["key"]) for lk in locks]))
+            if isinstance(locks, list) and all(isinstance(lk, dict) and isinstance(lk.get("key"), str)
+                                               and lk["key"] for lk in locks):
+                ids.append(cycle_id([lk["key"] for lk in locks]))
                 if isinstance(p.get("scope"), str) and isinstance(p.get("fingerprint"), str):
                     saved.fingerprints.setdefault((p["scope"], ids[-1]), p["fingerprint"])
             for ident in ids:
-                if p.get("suppressed") is not None:
-                    saved.suppressed[ident] = str(p["suppressed"])
+                if isinstance(p.get("suppressed"), str):
+                    saved.suppressed[ident] = p["suppressed"]
                 if p.get("known"):
                     saved.known.add(ident)
         return saved
@@ -704,6 +718,18 @@ def _source_lines(r: _Reader) -> dict[str, dict[int, str]]:
 
 
 _LINE_NUMBER = re.compile(r"[1-9][0-9]{0,8}\Z")
+_SITE_LINE = re.compile(r"[0-9]{1,9}\Z")
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests no deeper than ``limit``."""
+    if limit < 0:
+        return False
+    if isinstance(value, dict):
+        return all(_depth(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth(v, limit - 1) for v in value)
+    return True
 
 
 def loads(text: str, source: str = "report") -> SavedReport:
@@ -711,6 +737,8 @@ def loads(text: str, source: str = "report") -> SavedReport:
         data = json.loads(text)
     except ValueError:
         raise ReportError(f"{source} is not a lockwatch report (not JSON)") from None
+    except RecursionError:
+        raise ReportError(f"{source} is not a lockwatch report (JSON nested too deeply)") from None
     return SavedReport.from_dict(data, source)
 
 

@@ -414,13 +414,14 @@ def summary(report: Report, g: Graph) -> str:
     meta = snap.meta or {}
     facts = []
     if meta.get("merged"):
-        facts.append(f"merged from {meta['merged']} reports")
+        facts.append(f"merged from {esc(meta['merged'])} reports")
     if meta.get("argv"):
         argv = meta["argv"]
-        facts.append("program: <code>" + esc(" ".join(map(str, argv)) if isinstance(argv, list) else argv) + "</code>")
+        facts.append("program: <code>" + esc(" ".join(map(str, argv)) if isinstance(argv, list) else argv)
+                     + "</code>")
     if meta.get("python"):
         facts.append(f"Python {esc(meta['python'])}")
-    if isinstance(meta.get("duration_s"), (int, float)):
+    if isinstance(meta.get("duration_s"), (int, float)) and 0 <= meta["duration_s"] <= 1e15:
         facts.append(f"ran {meta['duration_s']:.2f} s")
     if meta.get("pid"):
         facts.append(f"pid {esc(meta['pid'])}")
