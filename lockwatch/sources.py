@@ -5,7 +5,8 @@ import linecache
 import os
 import re
 import stat
-from typing import Callable, Iterable, Optional
+from collections.abc import Iterable
+from typing import Callable, Optional
 
 from .model import Report
 
@@ -99,14 +100,21 @@ def _program_lines(filename: str) -> Optional[list[str]]:
     entry = linecache.cache.get(filename)
     if entry is not None and len(entry) == 4:  # (size, mtime, lines, fullname); 1-tuples are lazy
         return list(entry[2])
-    return read_lines(os.path.realpath(filename))
+    try:
+        real = os.path.realpath(filename)
+    except (OSError, ValueError):
+        return None
+    return read_lines(real)
 
 
 def _project_lines(filename: str, base: str) -> Optional[list[str]]:
     if not filename.endswith(SOURCE_SUFFIXES):
         return None
-    real = os.path.realpath(os.path.join(base, filename))
-    if os.path.commonpath([real, base]) != base or real == base:
+    try:
+        real = os.path.realpath(os.path.join(base, filename))
+        if os.path.commonpath([real, base]) != base or real == base:
+            return None
+    except (OSError, ValueError):  # a NUL byte, a lone surrogate: no file has that name
         return None
     return read_lines(real)
 

@@ -83,4 +83,4 @@ def visible(value: T) -> T:
             out = copy.copy(value)
             for name, new in changed.items():
                 setattr(out, name, new)
-    return out  # type: ignore[no-any-return]
+    return out

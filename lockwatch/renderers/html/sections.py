@@ -1,7 +1,6 @@
 """The sections of the HTML report: summary, real deadlocks, graph, cycles, violations, locks, charts."""
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from ... import histogram
@@ -284,6 +283,7 @@ def _num(v: float, text: str) -> str:
 
 
 def locks_section(report: Report, g: Graph) -> str:
+    lines = report.snapshot.source_lines
     locks = report.snapshot.locks
     out = ['<section id="locks"><h2>Locks <span class="count">' + str(len(locks)) + "</span></h2>"]
     if not locks:
@@ -313,7 +313,7 @@ def locks_section(report: Report, g: Graph) -> str:
         cells = [f'<td class="name" data-v="{esc(s.name)}">{esc(s.name)}{mark}'
                  + (' <span class="badge">signal</span>' if s.signal else "") + "</td>",
                  f"<td>{esc(s.kind)}</td>",
-                 f'<td class="mono" data-v="{esc(s.site)}" title="{esc(source_line(report.snapshot.source_lines, s.filename, s.line))}">'
+                 f'<td class="mono" data-v="{esc(s.site)}" title="{esc(source_line(lines, s.filename, s.line))}">'
                  f"{esc(short_path(s.filename))}:{s.line}</td>",
                  _num(s.instances, str(s.instances)), _num(s.acquisitions, str(s.acquisitions)),
                  _num(s.contended, f"{s.contended}{pct}"), _num(s.failed, str(s.failed))]

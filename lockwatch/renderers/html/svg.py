@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from ... import histogram
 from ...model import LockStats
@@ -11,7 +11,7 @@ from ...stacks import short_path
 from ..common import fmt_ns, plural
 from .layout import NODE_H, Graph, Layout
 
-SourceLines = Dict[str, Dict[int, str]]  # Snapshot.source_lines
+SourceLines = dict[str, dict[int, str]]  # Snapshot.source_lines
 
 
 def esc(value: Any) -> str:
