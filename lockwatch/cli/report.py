@@ -41,8 +41,10 @@ Examples:
   lockwatch report run.json --format dot | dot -Tsvg -o lockorder.svg
 
 \b
-Exit status: 0 after writing the output; 2 for a bad option, or a file that is missing, not JSON,
-not a lockwatch report or of a newer version than this lockwatch reads.
+Exit status: 0 after writing the output; 2 for a bad option, an output that cannot be written, or
+a file that is missing, not JSON, not a lockwatch report, damaged, or of a newer version than this
+lockwatch reads. A report is untrusted input: no file is read because it names one (source lines
+come with the report, or from the .py files under the working directory).
 """
 
 
