@@ -311,3 +311,42 @@ def test_reports_written_by_lockwatch_stay_readable() -> None:
     text = (FIXTURES / "report_golden" / "report.json").read_text(encoding="utf-8")
     saved = loads(text.replace("$FIXTURE", str(PROJECT_ROOT)))
     assert saved.snapshot.locks and saved.snapshot.source_lines
+
+
+def test_randomly_damaged_reports_never_end_in_a_traceback(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Seeded: any value of the golden report replaced by a value of another shape, or removed."""
+    import random
+
+    rng = random.Random(12)
+    values = [None, True, -1, 0, 2**63, HUGE, NAN, INF, -1e308, "", "x:1", "\x1b[2J", "9" * 5000,
+              [], [[]], {}, {"a": [1]}, [1, "a", None]]
+
+    def places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [path] if path else []
+        items = (value.items() if isinstance(value, dict)
+                 else enumerate(value[:2]) if isinstance(value, list) else [])
+        for k, v in items:
+            out.extend(places(v, (*path, k)))
+        return out
+
+    every = [p for p in places(GOLDEN) if p[0] != "source_lines" or len(p) < 3]
+    path = tmp_path / "report.json"
+    for n, where in enumerate(rng.sample(every, 150)):
+        data = copy.deepcopy(GOLDEN)
+        target: Any = data
+        for k in where[:-1]:
+            target = target[k]
+        if isinstance(target, dict) and rng.random() < 0.3:
+            del target[where[-1]]
+        else:
+            target[where[-1]] = rng.choice(values)
+        path.write_text(json.dumps(data))
+        fmt = FORMATS[n % len(FORMATS)]
+        status = cli.main(["report", str(path), "--format", fmt], prog_name="lockwatch")
+        out, err = capsys.readouterr()
+        assert status in (0, 2), (where, fmt, err)
+        if status == 2:
+            assert err.startswith("lockwatch report: error: ") and err.count("\n") == 1, (where, err)
+        else:
+            assert err == "" and out, (where, fmt)
