@@ -214,11 +214,54 @@ def _report_at_exit() -> None:
         # that build dataclasses). Code exec'd from a string that raises KeyboardInterrupt sets
         # the flag again.
         interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+        failed = getattr(sys, "last_value", None) is not None  # the status is 1 (or SIGINT's) already
         try:
-            session.write_reports()
+            if not session.write_reports_or_warn() and not failed:
+                _fail_exit_status()
         finally:
             if interrupted:
                 try:
                     exec("raise KeyboardInterrupt")
                 except KeyboardInterrupt:
                     pass
+
+
+class _FailsFinalFlush:
+    """sys.stderr, except that the interpreter's own flush of it after the exit handlers fails
+    once: CPython then exits with status 120 (Py_FinalizeEx's "could not flush the standard
+    streams", 3.6+; a failing stderr flush prints nothing). An exit handler cannot set the exit
+    status otherwise: SystemExit raised in one is ignored, and os._exit would skip the handlers
+    registered before it and the interpreter's finalization (unclosed files' buffers)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._stream.closed)
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        import sys
+
+        self._stream.flush()
+        try:
+            sys._getframe(1)  # called by Python code: an exit handler, a finalizer
+        except ValueError:  # called by the interpreter itself, with no Python frame left
+            if self._armed:
+                self._armed = False
+                raise OSError("lockwatch: a report could not be written") from None
+
+
+def _fail_exit_status() -> None:
+    """Make the process exit with a non-zero status (120), once the exit handlers have run."""
+    import sys
+
+    if sys.stderr is not None and not isinstance(sys.stderr, _FailsFinalFlush):
+        sys.stderr = _FailsFinalFlush(sys.stderr)

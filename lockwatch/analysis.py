@@ -49,7 +49,9 @@ def stable_site(stats: Optional[LockStats], key: str) -> str:
 def fingerprint(site_ids: Sequence[str]) -> str:
     """Stable id of a cycle: the same whichever lock the cycle is read from."""
     rot = canonical_rotation(list(site_ids))
-    return hashlib.sha1("\n".join(rot).encode()).hexdigest()[:12]
+    # surrogatepass: a path with undecodable bytes (or a report's lone surrogate) has a
+    # fingerprint too; every other string encodes as before.
+    return hashlib.sha1("\n".join(rot).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _cycles(graph: Any, cap: int) -> tuple[list[list[Any]], int]:

@@ -22,9 +22,12 @@ def read(path: str) -> dict[str, BaselineEntry]:
     data = read_json(path, "lockwatch baseline", BaselineError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BaselineError(f"{path} is not a lockwatch baseline (write one with `lockwatch baseline`)")
-    if not isinstance(data.get("version"), int) or data["version"] > VERSION:
-        raise BaselineError(f"{path} is a lockwatch baseline of version {data.get('version')}; "
-                            f"this lockwatch reads version {VERSION}")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BaselineError(f"{path} is a damaged lockwatch baseline (version is not a positive integer)")
+    if version > VERSION:
+        shown = f"version {version}" if version < 10**6 else "a newer version"
+        raise BaselineError(f"{path} is a lockwatch baseline of {shown}; this lockwatch reads version {VERSION}")
     cycles = data.get("cycles", [])
     if not isinstance(cycles, list):
         raise BaselineError(f"{path} is a damaged lockwatch baseline (cycles is not a list)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
 import sys
@@ -10,7 +11,7 @@ from typing import IO, Any, Callable, Optional
 
 from . import patching, primitives, proxies, recorder, snapshot
 from .analysis import Report, build_report
-from .files import check_writable, write_report_file
+from .files import ReportWriteError, check_writable, write_report_file
 from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
@@ -166,7 +167,7 @@ class Session:
             from .watchdog import exit_now
 
             try:
-                (self.finish or self.write_reports)()
+                self.write_reports_or_warn()
             finally:
                 exit_now(EXIT_DEADLOCK)
 
@@ -219,14 +220,32 @@ class Session:
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass
+        failed: Optional[ReportWriteError] = None
+        if self.settings.report_paths:
+            from . import sources
+
+            sources.embed(report)  # read here, from the program's files: never by a reader of the report
         for fmt, path in self.settings.report_paths.items():
             path = self.path(path)
             try:
                 write_report_file(report, fmt, path)
-            except FileNotFoundError:
-                if not _parent_reported(path):
-                    raise
+            except ReportWriteError as exc:
+                if exc.errno != errno.ENOENT or not _parent_reported(path):
+                    failed = failed or exc  # the other formats are still written
+        if failed is not None:
+            raise failed
         return report
+
+    def write_reports_or_warn(self) -> bool:
+        """write_reports() where nobody can catch its error (at exit, in a signal handler, in a
+        multiprocessing finalizer): a report that cannot be written is one line on stderr.
+        Returns whether every report was written."""
+        try:
+            (self.finish or self.write_reports)()
+        except ReportWriteError as exc:
+            _warn(str(exc))
+            return False
+        return True
 
 
 # The folder where `python -m lockwatch` collects its child processes' reports.
@@ -280,7 +299,7 @@ if hasattr(os, "register_at_fork"):
 def _register_mp_finalizer(session: Session) -> None:
     import multiprocessing.util as mp_util
 
-    mp_util.Finalize(None, session.finish or session.write_reports, exitpriority=-100)
+    mp_util.Finalize(None, session.write_reports_or_warn, exitpriority=-100)
 
 
 def _install_sigterm(session: Session) -> None:
@@ -305,7 +324,7 @@ def _install_sigterm(session: Session) -> None:
             session._die_after_write = signum
             return
         try:
-            (session.finish or session.write_reports)()
+            session.write_reports_or_warn()
         finally:
             _die_of(signum)
 
@@ -375,14 +394,14 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         session.report_as_child()
         try:
             session.write_reports()
-        except OSError as exc:
-            _warn(f"cannot write the report of process {os.getpid()}: {exc}")
+        except ReportWriteError as exc:
+            _warn(f"process {os.getpid()}: {exc}")
         return status
     session.stop()
     try:
         report = session.write_reports()
-    except OSError as exc:
-        _warn(f"cannot write the report: {exc}")
+    except ReportWriteError as exc:
+        _warn(str(exc))
         return status or EXIT_USAGE
     finally:
         shutil.rmtree(children, ignore_errors=True)

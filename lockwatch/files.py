@@ -1,19 +1,101 @@
 """Writing report files: checked before a run starts, written so that no reader sees half of one."""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import TYPE_CHECKING, Optional
+
+from .errors import UserError
 
 if TYPE_CHECKING:
     from .model import Report
 
+# Flags of the temporary file: created here and now (O_EXCL: never an existing file, and never
+# through a symlink planted at its name), not a controlling terminal, not inherited by children.
+_CREATE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+           | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0))
+_TRIES = 100
+
+
+class ReportWriteError(UserError):
+    """A report file that could not be written: one line naming the path and the reason."""
+
+    def __init__(self, path: str, reason: str, errno: Optional[int] = None) -> None:
+        super().__init__(f"cannot write the report to {path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.errno = errno
+
 
 def write_atomic(path: str, content: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-    os.replace(tmp, path)
+    """Write ``content`` to ``path`` so that a reader sees the old file or the whole new one.
+
+    A regular file (or a new one) is written to a temporary file of an unpredictable name in the
+    same folder, created with O_EXCL (so nobody can plant a symlink there for us to follow), then
+    renamed over ``path``; on any failure (a full disk, a folder removed meanwhile) the temporary
+    file is removed and ``path`` is left as it was. A ``path`` that exists and is not a regular
+    file (/dev/stdout, /dev/null, a FIFO) is written into, never replaced. The new file's mode is
+    the old one's, or 0666 less the umask as open() would make it (mkstemp's 0600 would not be).
+    Raises ReportWriteError (one line)."""
+    data = content.encode("utf-8", "backslashreplace")
+    try:
+        try:
+            st: Optional[os.stat_result] = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+            _write_into(path, data)
+            return
+        _replace(path, data, None if st is None else stat.S_IMODE(st.st_mode))
+    except OSError as exc:
+        raise ReportWriteError(path, exc.strerror or str(exc), exc.errno) from None
+
+
+def _write_into(path: str, data: bytes) -> None:
+    """Write into an existing file that is not a regular one (a device, a pipe)."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _replace(path: str, data: bytes, mode: Optional[int]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    for _ in range(_TRIES):
+        tmp = os.path.join(folder, f".{base}.{os.urandom(8).hex()}.tmp")
+        try:
+            fd = os.open(tmp, _CREATE, 0o666)  # the umask applies, as for open(path, "w")
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no unused temporary file name", folder)
+    try:
+        try:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def check_writable(path: str) -> Optional[str]:
@@ -21,6 +103,8 @@ def check_writable(path: str) -> Optional[str]:
     path = os.path.abspath(path)
     if os.path.isdir(path):
         return f"{path} is a directory"
+    if os.path.exists(path) and not os.path.isfile(path):  # a device or a pipe: written into
+        return None if os.access(path, os.W_OK) else f"{path} is not writable"
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         return f"directory {parent} does not exist"
@@ -30,13 +114,21 @@ def check_writable(path: str) -> Optional[str]:
 
 
 def write_report_file(report: Report, fmt: str, path: str) -> None:
-    """Render ``report`` as ``fmt`` (a renderers.FORMATS name) and write it to ``path``, atomically."""
+    """Render ``report`` as ``fmt`` (a renderers.FORMATS name) and write it to ``path``, atomically.
+    Raises ReportWriteError."""
     from . import renderers
 
     write_atomic(path, renderers.render(report, fmt))
 
 
 def write_report_files(report: Report, paths: dict[str, str]) -> None:
-    """Each format's file, by format name."""
+    """Each format's file, by format name: all that can be written are; then the first
+    ReportWriteError, if any."""
+    failed: Optional[ReportWriteError] = None
     for fmt, path in paths.items():
-        write_report_file(report, fmt, path)
+        try:
+            write_report_file(report, fmt, path)
+        except ReportWriteError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed

@@ -15,3 +15,5 @@ def read_json(path: str, what: str, error: type[Exception]) -> Any:
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError:  # also UnicodeDecodeError: a binary file
         raise error(f"{path} is not a {what} (not JSON)") from None
+    except RecursionError:  # [[[[...]]]]: json's C parser counts the depth against the recursion limit
+        raise error(f"{path} is not a {what} (JSON nested too deeply)") from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
@@ -26,6 +27,11 @@ class ReportError(UserError):
 # -- reading untrusted JSON ----------------------------------------------------------------------
 
 T = TypeVar("T")
+# Every number in a report is a count, a serial, an identifier or a duration (or a time) in
+# seconds: never negative, never beyond these (NaN, Infinity and 10**400 are damage, not data).
+MAX_INT = 2**63 - 1
+MAX_SECONDS = 1e15
+MAX_DEPTH = 32  # of "meta", the one free-form object
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list", dict: "an object"}
 
@@ -56,6 +62,10 @@ class _Reader:
               else isinstance(value, kind))
         if not ok:
             self.fail(f"{self.path(key)} is not {_TYPE_NAMES[kind]}")
+        if kind is int and not 0 <= value <= MAX_INT:
+            self.fail(f"{self.path(key)} is out of range (0 to {MAX_INT})")
+        if kind is float and not 0 <= value <= MAX_SECONDS:  # also NaN
+            self.fail(f"{self.path(key)} is out of range (0 to {MAX_SECONDS:g})")
         return value
 
     def req(self, key: str, kind: type) -> Any:
@@ -135,12 +145,11 @@ class Timing:
         sparse = r.opt("histogram", list, [])
         for i, pair in enumerate(sparse):
             if not (isinstance(pair, list) and len(pair) == 2
-                    and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+                    and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_INT for x in pair)):
                 r.fail(f"{r.path('histogram')}[{i}] is not a [bucket, count] pair")
-        try:
-            buckets = histogram.from_sparse(sparse)
-        except (IndexError, ValueError, TypeError):
-            r.fail(f"{r.path('histogram')} has a bucket out of range")
+            if pair[0] >= histogram.NBUCKETS:
+                r.fail(f"{r.path('histogram')} has a bucket out of range")
+        buckets = histogram.from_sparse(sparse)
         return cls(r.opt("count", int, 0), round(r.opt("total", float, 0) * 1e9),
                    round(r.opt("max", float, 0) * 1e9), buckets)
 
@@ -186,7 +195,7 @@ class LockStats:
         r = _Reader(data, where, source)
         site, kind = r.req("site", str), r.req("kind", str)
         filename, _, line = site.rpartition(":")
-        if not line.isdigit():
+        if not _SITE_LINE.match(line):
             r.fail(f"{r.path('site')} is not <file>:<line>")
         return cls(
             key=r.opt("key", str) or f"{site}:{kind}", name=r.req("name", str), kind=kind,
@@ -439,6 +448,9 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # declared-order violations
+    # file -> line -> its text, as the recording process read it (sources.embed): what reports
+    # show of the source, so that nobody reads a file because a report names it
+    source_lines: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def lock(self, key: str) -> Optional[LockStats]:
         for s in self.locks:
@@ -498,6 +510,10 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
         offset += top + 1
         out.internal_errors.extend(snap.internal_errors)
         out.violations.extend(snap.violations)
+        for filename, lines in snap.source_lines.items():
+            mine = out.source_lines.setdefault(filename, {})
+            for line, text in lines.items():
+                mine.setdefault(line, text)
     out.locks = list(locks.values())
     out.site_edges = list(edges.values())
     return out
@@ -604,6 +620,9 @@ class Report:
             "lock_order": [e.to_dict() for e in snap.site_edges],
             "instance_edges": [e.to_dict() for e in snap.instance_edges],
             "internal_errors": snap.internal_errors,
+            **({"source_lines": {f: {str(n): t for n, t in sorted(lines.items())}
+                                 for f, lines in sorted(snap.source_lines.items())}}
+               if snap.source_lines else {}),
         }
 
 
@@ -643,10 +662,15 @@ class SavedReport:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ReportError(f"{source} is not a lockwatch report")
         version = data.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise ReportError(f"{source} is a lockwatch report of version {version}; "
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ReportError(f"{source} is a damaged lockwatch report (version is not a positive integer)")
+        if version > VERSION:
+            shown = f"version {version}" if version < 10**6 else "a newer version"
+            raise ReportError(f"{source} is a lockwatch report of {shown}; "
                               f"this lockwatch reads version {VERSION} and older")
         r = _Reader(data, "", source)
+        if not _depth(data.get("meta"), MAX_DEPTH):
+            r.fail(f"meta nests deeper than {MAX_DEPTH}")
         for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone"):
             if data.get(key) is not None and not isinstance(data[key], list):
                 r.fail(f"{key} is not a list")
@@ -654,7 +678,8 @@ class SavedReport:
                         site_edges=r.items("lock_order", EdgeRecord.from_dict),
                         instance_edges=r.items("instance_edges", EdgeRecord.from_dict),
                         meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
-                        violations=r.items("order_violations", Violation.from_dict))
+                        violations=r.items("order_violations", Violation.from_dict),
+                        source_lines=_source_lines(r))
         saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
                     baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)
                                    for i, e in enumerate(data.get("baseline_gone") or [])
@@ -663,18 +688,49 @@ class SavedReport:
             # Only the marks are read back: the cycles themselves are found again by analysis.
             if not isinstance(p, dict):
                 continue
-            ids = [str(p["fingerprint"])] if p.get("fingerprint") else []
+            ids = [p["fingerprint"]] if isinstance(p.get("fingerprint"), str) and p["fingerprint"] else []
             locks = p.get("locks")
-            if isinstance(locks, list) and all(isinstance(lk, dict) and lk.get("key") for lk in locks):
-                ids.append(cycle_id([str(lk["key"]) for lk in locks]))
+            if isinstance(locks, list) and all(isinstance(lk, dict) and isinstance(lk.get("key"), str)
+                                               and lk["key"] for lk in locks):
+                ids.append(cycle_id([lk["key"] for lk in locks]))
                 if isinstance(p.get("scope"), str) and isinstance(p.get("fingerprint"), str):
                     saved.fingerprints.setdefault((p["scope"], ids[-1]), p["fingerprint"])
             for ident in ids:
-                if p.get("suppressed") is not None:
-                    saved.suppressed[ident] = str(p["suppressed"])
+                if isinstance(p.get("suppressed"), str):
+                    saved.suppressed[ident] = p["suppressed"]
                 if p.get("known"):
                     saved.known.add(ident)
         return saved
+
+
+def _source_lines(r: _Reader) -> dict[str, dict[int, str]]:
+    """The "source_lines" of a report: {file: {line: text}}."""
+    out: dict[str, dict[int, str]] = {}
+    for filename, lines in r.opt("source_lines", dict, {}).items():
+        where = f"source_lines[{json.dumps(filename)[:60]}]"
+        if not isinstance(lines, dict):
+            r.fail(f"{where} is not an object")
+        mine = out[filename] = {}
+        for line, text in lines.items():
+            if not (_LINE_NUMBER.match(line) and isinstance(text, str)):
+                r.fail(f"{where} is not an object of line numbers and strings")
+            mine[int(line)] = text
+    return out
+
+
+_LINE_NUMBER = re.compile(r"[1-9][0-9]{0,8}\Z")
+_SITE_LINE = re.compile(r"[0-9]{1,9}\Z")
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests no deeper than ``limit``."""
+    if limit < 0:
+        return False
+    if isinstance(value, dict):
+        return all(_depth(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth(v, limit - 1) for v in value)
+    return True
 
 
 def loads(text: str, source: str = "report") -> SavedReport:
@@ -682,6 +738,8 @@ def loads(text: str, source: str = "report") -> SavedReport:
         data = json.loads(text)
     except ValueError:
         raise ReportError(f"{source} is not a lockwatch report (not JSON)") from None
+    except RecursionError:
+        raise ReportError(f"{source} is not a lockwatch report (JSON nested too deeply)") from None
     return SavedReport.from_dict(data, source)
 
 

@@ -195,6 +195,7 @@ class LockwatchPlugin:
         self.worker_snapshots: list[Any] = []
         self.worker_acknowledged: set[str] = set()
         self.final: Any = None
+        self.write_error: Optional[str] = None  # a report file that could not be written
         self.is_controller = _is_xdist_controller(config)
 
     @property
@@ -349,9 +350,20 @@ class LockwatchPlugin:
             return
         paths = self.settings.knobs.report_paths
         if paths:
-            from .files import write_report_files
+            from . import sources
+            from .files import ReportWriteError, write_report_files
 
-            write_report_files(report, paths)
+            sources.embed(report)
+
+            try:
+                write_report_files(report, paths)
+            except ReportWriteError as exc:
+                # One line in the summary and a failed run, not an INTERNALERROR traceback.
+                self.write_error = f"lockwatch: {exc}"
+                if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+                if self.config.pluginmanager.getplugin("terminalreporter") is None:
+                    sys.stderr.write(self.write_error + "\n")
         acknowledged = self.acknowledged | self.worker_acknowledged
         failing = [p for p in report.failing if p.fingerprint not in acknowledged]
         violations = len(report.violations) > self.acknowledged_violations
@@ -366,6 +378,9 @@ class LockwatchPlugin:
         report = self.final_report()
         terminalreporter.write_sep("=", "lockwatch")
         terminalreporter.write(text.render(report, top=self.settings.knobs.top))
+        if self.write_error is not None:
+            terminalreporter.write_line(self.write_error, red=True, bold=True)
+            return
         for fmt, path in self.settings.knobs.report_paths.items():
             terminalreporter.write_line(f"lockwatch: {fmt.upper()} report written to {path}")
 

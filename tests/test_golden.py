@@ -12,7 +12,7 @@ import pytest
 from support import FIXTURES
 from support import load_report_fixture as load_fixture
 
-from lockwatch import renderers
+from lockwatch import renderers, sources
 from lockwatch.analysis import Report, analyze, apply_policy
 from lockwatch.model import Alert, BaselineEntry, Deadlock, Violation
 
@@ -68,6 +68,7 @@ def golden_report() -> Report:
     apply_policy(rep, (), {GONE["fingerprint"]: BaselineEntry.from_dict(GONE)})
     rep.deadlocks = [Deadlock.from_dict(d) for d in (fx.watchdog_deadlock(), fx.CONTRACT_DEADLOCK)]
     rep.alerts = [Alert.from_dict(a) for a in fx.ALERTS]
+    sources.embed(rep)  # as the recording process does when it writes the report
     return rep
 
 

@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from ..errors import UserError
+from ..escapes import printable
 from ..settings import EXIT_INTERRUPTED, EXIT_USAGE
 
 SUBCOMMANDS = ("report", "baseline")
@@ -53,7 +54,8 @@ def run_click(command: click.Command, argv: list[str], prog_name: str) -> int:
 
 
 def _error(prog_name: str, message: str) -> int:
-    click.echo(f"{prog_name}: error: {message}", err=True)
+    # One line, whatever a path or a report put in the message (a newline, a terminal escape).
+    click.echo(f"{prog_name}: error: {printable(message)}", err=True)
     return EXIT_USAGE
 
 

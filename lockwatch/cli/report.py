@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .. import renderers
+from .. import renderers, sources
 from ..analysis import build_report
 from ..files import check_writable, write_atomic
 from ..model import Report, load
@@ -42,8 +42,10 @@ Examples:
   lockwatch report run.json --format dot | dot -Tsvg -o lockorder.svg
 
 \b
-Exit status: 0 after writing the output; 2 for a bad option, or a file that is missing, not JSON,
-not a lockwatch report or of a newer version than this lockwatch reads.
+Exit status: 0 after writing the output; 2 for a bad option, an output that cannot be written, or
+a file that is missing, not JSON, not a lockwatch report, damaged, or of a newer version than this
+lockwatch reads. A report is untrusted input: no file is read because it names one (source lines
+come with the report, or from the .py files under the working directory).
 """
 
 
@@ -52,8 +54,11 @@ def combine(paths: Sequence[str]) -> Report:
     the union of their lock-order graphs (merged by creation site), and their real deadlocks and
     alerts one after the other. Raises ReportError (one line) for a file it cannot use."""
     loaded = [load(p) for p in paths]
-    return build_report([s.snapshot for s in loaded], deadlocks=[d for s in loaded for d in s.deadlocks],
-                        alerts=[a for s in loaded for a in s.alerts], saved=loaded)
+    report = build_report([s.snapshot for s in loaded], deadlocks=[d for s in loaded for d in s.deadlocks],
+                          alerts=[a for s in loaded for a in s.alerts], saved=loaded)
+    # Source lines come with the report; those it lacks, only from the project's own Python files.
+    sources.from_project(report)
+    return report
 
 
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"],

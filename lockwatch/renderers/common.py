@@ -1,7 +1,14 @@
 """Formatting and wording shared by the renderers: durations, cycle titles, labels and sentences."""
 from __future__ import annotations
 
+import copy
+import dataclasses
+from typing import Any, TypeVar
+
+from ..escapes import printable
 from ..model import PotentialDeadlock
+
+T = TypeVar("T")
 
 # Triage labels (lockwatch.model.SEVERITY) as the text report words them.
 LABELS = {"deadlock": "deadlock risk", "single-thread": "single-thread inversion",
@@ -40,5 +47,40 @@ def cycle_title(p: PotentialDeadlock) -> str:
     return " -> ".join(names + names[:1])
 
 
+def quoted(name: Any) -> str:
+    """A thread's name in single quotes (repr would double the backslash of an escape)."""
+    return f"'{name}'" if isinstance(name, str) else repr(name)
+
+
 def plural(n: int, word: str, many: str = "") -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def visible(value: T) -> T:
+    """``value`` (a report, a finding, any of the model's data) with every string in it made
+    printable (escapes.printable): what a renderer for people shows of names, threads, paths and
+    functions that the program, or whoever wrote a report, chose. Unchanged parts are shared,
+    not copied."""
+    out: Any = value
+    if isinstance(value, str):
+        out = printable(value)
+    elif isinstance(value, (list, tuple)):
+        items = [visible(v) for v in value]
+        if any(a is not b for a, b in zip(items, value)):
+            out = type(value)(items)
+    elif isinstance(value, dict):
+        pairs = [(visible(k), visible(v)) for k, v in value.items()]
+        if any(k2 is not k or v2 is not v for (k2, v2), (k, v) in zip(pairs, value.items())):
+            out = dict(pairs)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changed = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            new = visible(old)
+            if new is not old:
+                changed[f.name] = new
+        if changed:
+            out = copy.copy(value)
+            for name, new in changed.items():
+                setattr(out, name, new)
+    return out

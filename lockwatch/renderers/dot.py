@@ -6,7 +6,7 @@ from typing import Any
 
 from ..model import EdgeRecord, Report
 from ..stacks import short_path
-from .common import plural
+from .common import plural, visible
 
 EXTENSION = ".dot"
 CYCLE_COLOR = "#c6372c"
@@ -65,6 +65,7 @@ def site_graph(report: Report) -> tuple[dict[str, dict[str, Any]], dict[tuple[st
 
 
 def render(report: Report, **options: Any) -> str:
+    report = visible(report)  # control characters and bidirectional overrides as escapes
     nodes, edges = site_graph(report)
     cyc_edges, cyc_nodes = cycle_numbers(report)
     ids = {key: f"n{i}" for i, key in enumerate(nodes)}

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from ..model import Report
+from .common import visible
 from .dot import cycle_numbers, site_graph
 
 EXTENSION = ".graphml"
@@ -27,6 +28,7 @@ def render(report: Report, **options: Any) -> str:
     """The same graph in GraphML (yEd, Gephi, Cytoscape, networkx), every attribute a string."""
     import networkx as nx
 
+    report = visible(report)  # control characters and bidirectional overrides as escapes
     nodes, edges = site_graph(report)
     cyc_edges, cyc_nodes = cycle_numbers(report)
     g = nx.DiGraph(name="lockwatch lock-order graph")

@@ -7,7 +7,7 @@ from typing import Any
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..settings import DEFAULT_TOP
 from ..stacks import short_path
-from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural
+from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural, quoted, visible
 from .incidents import render_alert, render_deadlock
 
 EXTENSION = ".txt"
@@ -45,6 +45,7 @@ def _summary(report: Report) -> list[str]:
 
 
 def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
+    report = visible(report)  # names, threads, paths: control characters shown as escapes
     snap = report.snapshot
     found = report.potential_deadlocks
     out: list[str] = [RULE]
@@ -98,6 +99,7 @@ def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
 
 def render_violations(violations: Sequence[Violation]) -> str:
     """Just the declared-order violations (for a failing test's message)."""
+    violations = visible(violations)
     return "".join("\n".join(_violation(v)) + "\n" for v in violations)
 
 
@@ -106,7 +108,7 @@ def _violation(v: Violation) -> list[str]:
     what = ("the declared order " + " -> ".join(v.declared) if v.kind == "declared-order"
             else f"the order key of their site ({_nth(v.declared, 0)} is held, {_nth(v.declared, 1)} is taken)")
     ctx = f", during {v.context}" if v.context else ""
-    out = [f"Lock order violation: thread {v.thread!r} took {acq.name} while holding "
+    out = [f"Lock order violation: thread {quoted(v.thread)} took {acq.name} while holding "
            f"{held.name}, against {what}{ctx}",
            f"    {held.name} ({held.kind}, created at {short_path(held.site or '?')}) was taken at:"]
     out.extend(_stack(v.held_stack))
@@ -122,6 +124,7 @@ def _nth(items: Sequence[str], i: int) -> str:
 
 def render_cycles(found: Sequence[PotentialDeadlock]) -> str:
     """Just the potential deadlocks (for a failing test's message)."""
+    found = visible(found)
     out: list[str] = []
     for i, p in enumerate(found, 1):
         out.extend(_deadlock(i, len(found), p))
@@ -146,7 +149,7 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
         extra = ", timed acquire (can stall, not hang)" if e.timed else ""
         ctx = f", during {e.context}" if e.context else ""
-        out.append(f"  {a.name} -> {b.name}: thread {e.thread!r} held {a.name} and waited for "
+        out.append(f"  {a.name} -> {b.name}: thread {quoted(e.thread)} held {a.name} and waited for "
                    f"{b.name} ({plural(e.count, 'time')}{extra}{ctx})")
         out.append(f"    {a.name} was taken at:")
         out.extend(_stack(e.held_stack))

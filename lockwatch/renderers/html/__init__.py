@@ -5,7 +5,7 @@ import functools
 from typing import Any
 
 from ...model import Report
-from ..common import fmt_ns, plural
+from ..common import fmt_ns, plural, visible
 from .layout import Graph
 from .sections import (
     CHART_LIMIT,
@@ -38,6 +38,9 @@ def resource(name: str) -> str:
 
 def render(report: Report, **options: Any) -> str:
     """The whole report as one HTML page that needs nothing else: no network, no files."""
+    # Markup is escaped where it is written; control characters and bidirectional overrides
+    # (which html.escape leaves alone, and which reorder what a reader sees) become escapes here.
+    report = visible(report)
     g = Graph(report)
     found = headline_cycles(report)
     if report.deadlocks:

@@ -58,6 +58,7 @@ class Graph:
 
     def __init__(self, report: Report) -> None:
         snap = report.snapshot
+        self.source_lines = snap.source_lines
         self.nodes: dict[str, Node] = {}
         self.edges: dict[tuple[str, str], EdgeRecord] = {}
         self.succ: dict[str, set[str]] = {}

@@ -1,15 +1,15 @@
 """The sections of the HTML report: summary, real deadlocks, graph, cycles, violations, locks, charts."""
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from ... import histogram
 from ...model import LockInfo, PotentialDeadlock, Report, Timing
+from ...sources import parse_frame
 from ...stacks import short_path
 from ..common import BADGES, KNOWN_REASON, SCOPE_TEXT, cycle_title, fmt_ns, plural
 from .layout import Graph, clip, focus_layout, full_keys, layered_layout, overview_keys, short_site
-from .svg import chart, esc, graph_svg, source_line
+from .svg import SourceLines, chart, esc, graph_svg, source_line
 
 # The default graph view draws the cycles and their neighbourhood, never more than this many
 # locks: a graph of hundreds of locks drawn whole is a hairball (the whole one is a click away).
@@ -23,7 +23,6 @@ FULL_EDGE_LIMIT = 6000
 TABLE_LIMIT = 2000
 # Timing charts for this many locks (those that spent the most time waiting and holding).
 CHART_LIMIT = 24
-FRAME_RE = re.compile(r"^(?P<file>.*):(?P<line>\d+) in (?P<func>.*)$")
 
 
 def graph_section(g: Graph, report: Report) -> str:
@@ -78,15 +77,15 @@ def graph_section(g: Graph, report: Report) -> str:
     return "\n".join(out)
 
 
-def _stack_html(frames: Sequence[str]) -> str:
+def _stack_html(frames: Sequence[str], lines: SourceLines) -> str:
     if not frames:
         return '<p class="muted">(stack not recorded)</p>'
     items = []
     for f in frames:
-        m = FRAME_RE.match(f)
-        if m:
-            file, line, func = m.group("file"), int(m.group("line")), m.group("func")
-            src = source_line(file, line)
+        parsed = parse_frame(f)
+        if parsed:
+            file, line, func = parsed
+            src = source_line(lines, file, line)
             items.append(f'<li><span class="frame"><span class="where">{esc(short_path(file))}:{line}</span> '
                          f'in <span class="func">{esc(func)}</span></span>'
                          + (f'<code class="src">{esc(src)}</code>' if src else "") + "</li>")
@@ -113,7 +112,7 @@ def _badges(p: PotentialDeadlock) -> str:
 NO_SOURCE = "<span class=muted>(source not readable here)</span>"
 
 
-def _cycle_panel(n: int, p: PotentialDeadlock) -> str:
+def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines) -> str:
     soft = "" if p.fails else " soft"  # timed, guarded, suppressed, known: cannot fail a run
     out = [f'<details class="cycle{soft}" id="cycle-{n}"><summary>'
            f'<span class="num">{n}</span> <span class="title">{esc(cycle_title(p).replace(" -> ", " → "))}</span> '
@@ -133,7 +132,7 @@ def _cycle_panel(n: int, p: PotentialDeadlock) -> str:
            "<th>lock</th><th>kind</th><th>created at</th><th>source</th></tr></thead><tbody>"]
     for lk in p.locks:
         inst = f' <span class="muted small">instance #{lk.instance}</span>' if lk.instance is not None else ""
-        src = source_line(lk.filename, lk.line)
+        src = source_line(lines, lk.filename, lk.line)
         out.append(f'<tr><td class="name">{esc(lk.name)}{inst}</td><td>{esc(lk.kind)}</td>'
                    f'<td class="mono">{esc(short_path(lk.filename))}:{lk.line}</td>'
                    f'<td>{f"<code class=src>{esc(src)}</code>" if src else NO_SOURCE}</td></tr>')
@@ -150,8 +149,8 @@ def _cycle_panel(n: int, p: PotentialDeadlock) -> str:
         out.append(f'<div class="edge-detail"><p><b>{esc(a.name)} → {esc(b.name)}</b>: thread '
                    f'<code>{esc(e.thread)}</code> held {esc(a.name)} and waited for {esc(b.name)} '
                    f'({", ".join(facts)})</p><div class="stacks">'
-                   f'<div><h5>{esc(a.name)} was taken at</h5>{_stack_html(e.held_stack)}</div>'
-                   f'<div><h5>then {esc(b.name)} was taken at</h5>{_stack_html(e.acquire_stack)}</div>'
+                   f'<div><h5>{esc(a.name)} was taken at</h5>{_stack_html(e.held_stack, lines)}</div>'
+                   f'<div><h5>then {esc(b.name)} was taken at</h5>{_stack_html(e.acquire_stack, lines)}</div>'
                    "</div></div>")
     out.append("</div></details>")
     return "\n".join(out)
@@ -167,7 +166,7 @@ def cycles_section(report: Report) -> str:
            'show the inversion that hangs another. Open one for its locks and stacks. '
            '<button type="button" class="linkish" id="open-all">open all</button> · '
            '<button type="button" class="linkish" id="close-all">close all</button></p>']
-    out.extend(_cycle_panel(n, p) for n, p in enumerate(found, 1))
+    out.extend(_cycle_panel(n, p, report.snapshot.source_lines) for n, p in enumerate(found, 1))
     if report.cycles_not_listed:
         out.append(f'<p class="muted">{report.cycles_not_listed} strongly connected group(s) have more '
                    "cycles than are listed; the shortest are shown.</p>")
@@ -176,6 +175,7 @@ def cycles_section(report: Report) -> str:
 
 
 def violations_section(report: Report) -> str:
+    lines = report.snapshot.source_lines
     found = report.violations
     if not found:
         return ""
@@ -194,9 +194,9 @@ def violations_section(report: Report) -> str:
         out.append(f'<div class="card alert"><p>thread <code>{esc(v.thread)}</code> took '
                    f'{_lock_desc(acq)} while holding {_lock_desc(held)}, against {esc(what)}{ctx}</p>'
                    f'<div class="stacks"><div><h5>{esc(_name(held))} was taken at</h5>'
-                   f'{_stack_html(v.held_stack)}</div>'
+                   f'{_stack_html(v.held_stack, lines)}</div>'
                    f'<div><h5>then {esc(_name(acq))} was taken at</h5>'
-                   f'{_stack_html(v.acquire_stack)}</div></div></div>')
+                   f'{_stack_html(v.acquire_stack, lines)}</div></div></div>')
     out.append("</section>")
     return "\n".join(out)
 
@@ -223,6 +223,7 @@ def _lock_desc(lock: LockInfo) -> str:
 
 
 def deadlocks_section(report: Report) -> str:
+    lines = report.snapshot.source_lines
     if not report.deadlocks and not report.alerts:
         return ""
     out = ['<section id="real"><h2>What really happened</h2>']
@@ -253,7 +254,7 @@ def deadlocks_section(report: Report) -> str:
             out.append(f'<div class="thread"><p>{line}</p>'
                        + (f'<ul class="holds">{holds}</ul>' if holds else "")
                        + f'<details><summary>stack ({plural(len(stack), "frame")})</summary>'
-                       f'{_stack_html(stack)}</details></div>')
+                       f'{_stack_html(stack, lines)}</details></div>')
         out.append("</div>")
     if report.alerts:
         out.append(f"<h3>{plural(len(report.alerts), 'long hold/wait alert')}</h3>")
@@ -269,8 +270,8 @@ def deadlocks_section(report: Report) -> str:
                     f'{_lock_desc(a.lock)}'
                     + (f', held by thread <code>{esc(a.holder)}</code>' if a.holder else ""))
         out.append(f'<div class="card alert"><p><span class="badge">{esc(a.kind)}</span> {head}</p>'
-                   f'<details><summary>stack</summary>{_stack_html(a.stack)}</details>'
-                   + (f'<details><summary>holder\'s stack</summary>{_stack_html(a.holder_stack)}</details>'
+                   f'<details><summary>stack</summary>{_stack_html(a.stack, lines)}</details>'
+                   + (f'<details><summary>holder\'s stack</summary>{_stack_html(a.holder_stack, lines)}</details>'
                       if a.holder_stack else "")
                    + "</div>")
     out.append("</section>")
@@ -282,6 +283,7 @@ def _num(v: float, text: str) -> str:
 
 
 def locks_section(report: Report, g: Graph) -> str:
+    lines = report.snapshot.source_lines
     locks = report.snapshot.locks
     out = ['<section id="locks"><h2>Locks <span class="count">' + str(len(locks)) + "</span></h2>"]
     if not locks:
@@ -311,7 +313,7 @@ def locks_section(report: Report, g: Graph) -> str:
         cells = [f'<td class="name" data-v="{esc(s.name)}">{esc(s.name)}{mark}'
                  + (' <span class="badge">signal</span>' if s.signal else "") + "</td>",
                  f"<td>{esc(s.kind)}</td>",
-                 f'<td class="mono" data-v="{esc(s.site)}" title="{esc(source_line(s.filename, s.line))}">'
+                 f'<td class="mono" data-v="{esc(s.site)}" title="{esc(source_line(lines, s.filename, s.line))}">'
                  f"{esc(short_path(s.filename))}:{s.line}</td>",
                  _num(s.instances, str(s.instances)), _num(s.acquisitions, str(s.acquisitions)),
                  _num(s.contended, f"{s.contended}{pct}"), _num(s.failed, str(s.failed))]
@@ -412,13 +414,14 @@ def summary(report: Report, g: Graph) -> str:
     meta = snap.meta or {}
     facts = []
     if meta.get("merged"):
-        facts.append(f"merged from {meta['merged']} reports")
+        facts.append(f"merged from {esc(meta['merged'])} reports")
     if meta.get("argv"):
         argv = meta["argv"]
-        facts.append("program: <code>" + esc(" ".join(map(str, argv)) if isinstance(argv, list) else argv) + "</code>")
+        facts.append("program: <code>" + esc(" ".join(map(str, argv)) if isinstance(argv, list) else argv)
+                     + "</code>")
     if meta.get("python"):
         facts.append(f"Python {esc(meta['python'])}")
-    if isinstance(meta.get("duration_s"), (int, float)):
+    if isinstance(meta.get("duration_s"), (int, float)) and 0 <= meta["duration_s"] <= 1e15:
         facts.append(f"ran {meta['duration_s']:.2f} s")
     if meta.get("pid"):
         facts.append(f"pid {esc(meta['pid'])}")

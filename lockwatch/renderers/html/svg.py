@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import linecache
 import math
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -13,19 +12,16 @@ from ...stacks import short_path
 from ..common import fmt_ns, plural
 from .layout import NODE_H, Graph, Layout
 
+SourceLines = dict[str, dict[int, str]]  # Snapshot.source_lines
+
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def source_line(filename: str, line: int) -> str:
-    """The text of a source line, when the file is readable here (else "")."""
-    if not filename or line <= 0 or filename.startswith("<"):
-        return ""
-    try:
-        return linecache.getline(filename, line).strip()
-    except Exception:  # an unreadable or undecodable file is not the report's problem
-        return ""
+def source_line(lines: SourceLines, filename: str, line: int) -> str:
+    """The text of a source line as the report holds it (else ""): never read from a file here."""
+    return lines.get(filename, {}).get(line, "")
 
 
 def fmt(v: float) -> str:
@@ -112,7 +108,7 @@ def graph_svg(g: Graph, keys: Sequence[str], layout: Layout, ident: str, scale_t
         nw = node.width
         s = node.stats
         tips = [f"{node.name} ({node.kind})", f"created at {short_path(node.filename)}:{node.line}"]
-        src = source_line(node.filename, node.line)
+        src = source_line(g.source_lines, node.filename, node.line)
         if src:
             tips.append(src)
         if s is not None:
