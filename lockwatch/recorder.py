@@ -233,13 +233,81 @@ def _fold_into(site: Site, lock: Any) -> None:
     if lock._wait_max > site.wait_max: site.wait_max = lock._wait_max  # noqa: E701
 
 
+# Releases made by other threads than the holder, by id() of the holder's held list: the list is
+# changed only by its own thread, which applies these at its next nested acquisition or
+# out-of-order release (drain). Changed under the mutex only, so a reader sees a list and its
+# pending releases consistently (holding()).
+pending: dict[int, list] = {}
+
+
+def hand_off(held: list, lock: Any) -> None:
+    """``lock``'s hold in another thread's ``held`` list ended (a Lock released by another
+    thread, a semaphore's hold ended by another thread's release): tell the owner."""
+    with mutex:
+        pending.setdefault(id(held), []).append(lock)
+
+
+def drain(held: list) -> None:
+    """Apply the releases handed to this thread (``held`` is its own list)."""
+    with mutex:
+        locks = pending.pop(id(held), None)
+        for lock in locks or ():
+            _reconcile(held, lock)
+
+
+def _reconcile(held: list, lock: Any, owner: Any = None) -> None:
+    """Make ``lock``'s entries in ``held`` match what the lock itself records: a Lock or RLock is
+    in its holder's list once; a semaphore once per hold of that thread. Extra entries are the
+    oldest (stale holds are older than any hold taken since), so those go."""
+    at = [i for i, h in enumerate(held) if h is lock]
+    for i in reversed(at[:max(0, len(at) - _holds_in(lock, held if owner is None else owner))]):
+        del held[i]
+
+
+def _holds_in(lock: Any, held: list) -> int:
+    holders = getattr(lock, "_holders", None)  # a semaphore: one _Hold per acquisition
+    if holders is not None:
+        return sum(1 for h in list(holders) if h.held is held)
+    return 1 if lock._held_in is held else 0
+
+
+def holding(held: list) -> list:
+    """What the thread owning ``held`` holds, read from any thread: a copy (one C call) less the
+    releases handed to it and not yet applied. Never index another thread's list."""
+    with mutex:
+        out = list(held)
+        for lock in list(pending.get(id(held), ())):
+            _reconcile(out, lock, held)
+        return out
+
+
+class _ThreadEnd:
+    """Kept in a thread's local storage: when the thread ends its storage goes, and this drops the
+    thread's entries from the per-thread tables (they are bounded by the live threads)."""
+
+    __slots__ = ("ident", "held")
+
+    def __init__(self, ident: int, held: list) -> None:
+        self.ident, self.held = ident, held
+
+    def __del__(self) -> None:
+        try:
+            if threads.get(self.ident) is self.held:
+                threads.pop(self.ident, None)
+            pending.pop(id(self.held), None)
+        except Exception:  # interpreter shutdown
+            pass
+
+
 def thread_start() -> list:
     """First lock event of a thread: give it a held list."""
     held: list = []
+    ident = get_ident()
     tls.held = held
     tls.serial = next(_thread_serials)  # unique per thread of this process (idents are reused)
     tls.busy = False
-    threads[get_ident()] = held
+    tls.end = _ThreadEnd(ident, held)
+    threads[ident] = held
     return held
 
 
@@ -413,6 +481,11 @@ def after_fork_in_child() -> None:
     ident = get_ident()
     mine = threads.get(ident)
     threads.clear()
+    held = getattr(tls, "held", None)
+    mine_pending = pending.get(id(held)) if held is not None else None
+    pending.clear()
+    if mine_pending:
+        pending[id(held)] = mine_pending
     waiting.clear()
     victims.clear()
     if mine is not None:
