@@ -316,6 +316,7 @@ class Lock(_Tracked):
         except AttributeError:
             return _release_slow(self, t)
         held.pop()
+        self._held_in = ()  # exact: a stale entry of this lock is told from a hold by it
         d = t - self._t
         self._hold_tot += d  # counters change before the real release: the lock guards them
         if d > self._hold_max:
@@ -337,6 +338,7 @@ class Lock(_Tracked):
         except AttributeError:
             return _release_slow(self, t)
         held.pop()
+        self._held_in = ()
         d = t - self._t
         self._hold_tot += d
         if d > self._hold_max:
