@@ -27,12 +27,14 @@ _site_for = _rec.site_for
 _next_serial = _rec.next_serial
 _pending = _rec.pending  # releases handed to their holders' threads, by id() of the held list
 _drain = _rec.drain
+_live = _rec.live
+_weakref = _rec.weakref_ref
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
 # acquire/release costs one more Python call each. So the hot methods are written out twice.
 _SLOTS = (
-    "_real", "_serial", "_site", "_in", "_held_in", "_t", "_at_code", "_at_lasti",
+    "_real", "_serial", "_site", "_in", "_out", "_held_in", "_t", "_at_code", "_at_lasti",
     "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh", "_ann",
     "__weakref__",
 )
@@ -180,6 +182,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._real = real
     lock._serial = _next_serial()
     lock._in = None
+    lock._out = None
     lock._held_in = ()  # falsy: not held
     lock._t = 0
     lock._at_code = None
@@ -192,6 +195,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     # whose maker did not survive fork(); an instance with _site has every other attribute.
     lock._site = site
     next(site.made)  # one more instance made here (atomic: no lock needed)
+    _live[lock._serial] = _weakref(lock)  # what fork and snapshots visit: no heap walk
 
 
 def _valid_timeout(timeout: Any) -> bool:
@@ -200,13 +204,14 @@ def _valid_timeout(timeout: Any) -> bool:
 
 class _Tracked:
     __slots__ = ()
-    _lw_tracked = True  # recorder.after_fork_in_child finds instances by this
+    _lw_tracked = True  # an instrument (recorder.live registers each instance)
 
     # The instance state, in the subclasses' __slots__ and set by _init() (declared for type checkers).
     _real: Any  # the C lock: _thread.lock, or _thread.RLock whose private methods typeshed lacks
     _serial: int
     _site: _rec.Site
     _in: dict[int, _rec.Edge] | None  # edges into this lock, by source serial
+    _out: set[int] | None  # serials of the locks with an edge from this one (edges die with either end)
     _held_in: list[Any] | tuple[()]  # the holder's held list; () (falsy) when not held
     _t: int  # when the current hold began
     _at_code: CodeType | None  # where the current hold was taken
