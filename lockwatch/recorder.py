@@ -276,6 +276,8 @@ def _fold_edge(e: Edge) -> None:
     if len(entry) == 2:
         entry.append([set(entry[0].gates), True, False, {entry[0].thread_id}])
     folded = entry[2]
+    if not folded[0] and not folded[1] and folded[2]:
+        return  # nothing left to learn (as_completed() drops thousands of pairs of two sites)
     folded[0] &= set(e.gates)
     folded[1] = folded[1] and e.timed
     folded[2] = folded[2] or e.multi
