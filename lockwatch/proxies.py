@@ -191,11 +191,10 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
-    # Last: heap walks (snapshot, fork) find instances still being made by another thread, or
-    # whose maker did not survive fork(); an instance with _site has every other attribute.
     lock._site = site
     next(site.made)  # one more instance made here (atomic: no lock needed)
-    _live[lock._serial] = _weakref(lock)  # what fork and snapshots visit: no heap walk
+    # Last: what fork and snapshots visit (no heap walk); an instance registered is complete.
+    _live[lock._serial] = _weakref(lock)
 
 
 def _valid_timeout(timeout: Any) -> bool:

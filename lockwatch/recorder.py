@@ -147,7 +147,7 @@ class State:
 
 
 state = State()
-# Per-thread registry for the watchdog: ident -> held list (filled once per thread), ident ->
+# Per-thread registry for the watchdog: ident -> held list (of the live threads), ident ->
 # (lock, since, timed) while blocked on the contended path, ident -> exception to raise there.
 threads: dict[int, list] = {}
 waiting: dict[int, tuple] = {}

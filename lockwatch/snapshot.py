@@ -59,8 +59,8 @@ def _site_edge(entry: list) -> EdgeRecord:
 
 def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snapshot:
     """Copy the recorder's state into plain data. Live instances' counters are summed in; their
-    sites already hold the totals of instances that died. ``live_stats=False`` skips the heap
-    walk that finds live instances: the lock-order graph is complete, the counters are not."""
+    sites already hold the totals of instances that died. ``live_stats=False`` skips visiting
+    the live instances: the lock-order graph is complete, the counters are not."""
     live = _live_instances(bases) if live_stats else []
     with mutex:
         stats: dict[int, LockStats] = {}
