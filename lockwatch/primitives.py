@@ -113,29 +113,33 @@ class Condition(OrigCondition, metaclass=_Mirror):
                 lock._at_lasti = f.f_lasti  # type: ignore[misc]
 
 
-def _take_hold(sem: Any, mine: list | None) -> _Hold | None:
-    """Remove and return the hold a release ends: the releasing thread's own, else the oldest.
-    Another thread's release may take the chosen one first (see recorder.mutex): choose again."""
+def _take_hold(sem: Any, mine: list | None, foreign: dict[int, list]) -> _Hold | None:
+    """Remove and return the hold a release ends: the releasing thread's own, else the oldest
+    (called under the mutex). A release by a thread that holds none of it makes the semaphore a
+    signal: every hold of it is then held by nobody (their threads' held lists are added to
+    ``foreign``, to be told); a release with no hold to end at all (released before the
+    acquire that takes the unit was recorded) is a credit the next acquisition uses up.
+    Program code may run in the middle (see recorder.mutex): the loops work on copies."""
     holders = sem._holders
-    while holders:
-        pick = None
-        for hold in holders:
+    if mine is not None:
+        for hold in list(holders):
             if hold.held is mine:
-                pick = hold
-                break
-        if pick is None:
-            # Released by a thread that did not acquire it: a signal, not a lock. Its "holds"
-            # are not lock holds, and analysis ignores the edges out of it.
-            sem._site.signal = True
-            try:
-                pick = holders[0]
-            except IndexError:
-                return None
+                try:
+                    holders.remove(hold)
+                except ValueError:
+                    continue
+                return hold
+    sem._site.signal = True  # a signal, not a lock: analysis ignores the edges out of it
+    for hold in list(holders):
+        if hold.held is not None:
+            foreign[id(hold.held)] = hold.held
+            hold.held = None
+    while holders:
         try:
-            holders.remove(pick)
-        except ValueError:
-            continue
-        return pick
+            return holders.pop(0)
+        except IndexError:
+            break
+    sem._credit += 1
     return None
 
 
@@ -174,8 +178,13 @@ class _SemaphoreMixin:
         # [held list, acquisition time, code, lasti] per acquisition: where each holder took it
         # (the instance's _at_code/_at_lasti are only the latest acquirer's, maybe another thread)
         self._holders: list[_Hold] = []
+        self._credit = 0  # releases recorded before the acquisitions that take their units
         if value > self._site.sem_value:
             self._site.sem_value = value
+        if value == 0:
+            # Made with no unit: every unit is released before it is taken, by design a signal
+            # (queue.SimpleQueue's, a thread pool's idle semaphore), never a lock anyone holds.
+            self._site.signal = True
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         if not blocking and timeout is not None:
@@ -203,10 +212,6 @@ class _SemaphoreMixin:
                 return False
             t = _now()
             waited = t - t0
-        signal = self._site.signal
-        # A signal (released by other threads than its acquirers, e.g. a thread pool's idle
-        # semaphore): acquiring it is not holding a lock. Timed, but not held.
-        hold = _Hold(None if signal else held, t, frame.f_code, frame.f_lasti)
         with _rec.mutex:
             if waited is not None:
                 self._ncont += 1
@@ -214,7 +219,15 @@ class _SemaphoreMixin:
                 if waited > self._wait_max: self._wait_max = waited  # noqa: E701  (see recorder.mutex)
                 next(self._site.wait_hist[(waited * waited).bit_length()])
             self._n += 1
-            self._holders.append(hold)
+            if self._credit:
+                # Its release was recorded first (another thread's): a signal; the hold is over.
+                self._credit -= 1
+                self._site.signal = True
+                return True
+            # A signal (released by other threads than its acquirers, e.g. a thread pool's idle
+            # semaphore): acquiring it is not holding a lock. Timed, but not held.
+            signal = self._site.signal
+            self._holders.append(_Hold(None if signal else held, t, frame.f_code, frame.f_lasti))
         if signal:
             return True
         self._at_code = frame.f_code
@@ -228,20 +241,23 @@ class _SemaphoreMixin:
         super().release(n)  # type: ignore[misc]  # validates n and the bound first
         t = _now()
         mine = getattr(_tls, "held", None)
-        ended = []
+        ended = 0
+        foreign: dict[int, list] = {}
         with _rec.mutex:
             for _ in range(n):
-                hold = _take_hold(self, mine)
+                hold = _take_hold(self, mine, foreign)
                 if hold is None:
-                    break  # released more than was acquired through lockwatch (a plain Semaphore allows it)
+                    continue  # released before its acquisition was recorded: a credit
                 d = t - hold.t
                 self._hold_tot += d
                 if d > self._hold_max: self._hold_max = d  # noqa: E701  (see recorder.mutex)
                 next(self._site.hold_hist[(d * d).bit_length()])
-                ended.append(hold.held)
-        for held in ended:
-            if held is not None:
-                _unhold(held, self)
+                if hold.held is not None:  # this thread's own
+                    ended += 1
+        for _ in range(ended):
+            _unhold(mine, self)  # type: ignore[arg-type]  # own holds: mine is a list
+        for held in foreign.values():  # other threads' lists: their own threads apply it
+            _rec.hand_off(held, self)
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         self.release()

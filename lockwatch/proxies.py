@@ -25,19 +25,27 @@ _thread_start = _rec.thread_start
 _unmutexed = _rec.waiting_without_mutex
 _site_for = _rec.site_for
 _next_serial = _rec.next_serial
+_pending = _rec.pending  # releases handed to their holders' threads, by id() of the held list
+_drain = _rec.drain
+_live = _rec.live
+_weakref = _rec.weakref_ref
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
 # acquire/release costs one more Python call each. So the hot methods are written out twice.
 _SLOTS = (
-    "_real", "_serial", "_site", "_in", "_held_in", "_t", "_at_code", "_at_lasti",
+    "_real", "_serial", "_site", "_in", "_out", "_held_in", "_t", "_at_code", "_at_lasti",
     "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh", "_ann",
     "__weakref__",
 )
 
 
 def _before(lock: Any, held: list, timed: bool) -> None:
-    """A thread holding ``held`` is about to block on ``lock``: count or record each edge."""
+    """A thread holding ``held`` (its own list) is about to block on ``lock``: count or record
+    each edge, after applying the releases other threads handed to it (the nested path only:
+    with nothing held there is nothing stale to draw an edge from)."""
+    if _pending and id(held) in _pending:
+        _drain(held)
     ins = lock._in
     for h in (held if len(held) <= _SAME_SITE_SOURCES else _sources(lock, held)):
         if h is lock:
@@ -146,15 +154,18 @@ def _failed(lock: Any) -> None:
 
 
 def _unhold(held: list, lock: Any) -> None:
-    """Remove ``lock`` from a held list when it is not on top: out-of-order release, or a hand-off
-    release by another thread, which may be changing the same list right now. list.remove is one
-    C call (atomic under the GIL; our locks compare by identity). free-threading: needs a
-    per-list lock or a per-thread queue of releases. Absent (after fork, after
-    _at_fork_reinit) is fine."""
-    try:
-        held.remove(lock)
-    except ValueError:
-        pass
+    """Remove ``lock`` from the calling thread's own held list when it is not on top (an
+    out-of-order release): its latest entry, by identity (older ones are stale holds whose
+    releases were handed over and are not applied yet). Absent (after fork, after
+    _at_fork_reinit) is fine. Another thread's list is never changed here: see _rec.hand_off."""
+    for i in range(len(held) - 1, -1, -1):
+        if held[i] is lock:
+            del held[i]
+            return
+
+
+def _own_list() -> Any:
+    return getattr(_tls, "held", None)
 
 
 def _held_list() -> list:
@@ -171,6 +182,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._real = real
     lock._serial = _next_serial()
     lock._in = None
+    lock._out = None
     lock._held_in = ()  # falsy: not held
     lock._t = 0
     lock._at_code = None
@@ -179,10 +191,10 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
-    # Last: heap walks (snapshot, fork) find instances still being made by another thread, or
-    # whose maker did not survive fork(); an instance with _site has every other attribute.
     lock._site = site
     next(site.made)  # one more instance made here (atomic: no lock needed)
+    # Last: what fork and snapshots visit (no heap walk); an instance registered is complete.
+    _live[lock._serial] = _weakref(lock)
 
 
 def _valid_timeout(timeout: Any) -> bool:
@@ -191,13 +203,14 @@ def _valid_timeout(timeout: Any) -> bool:
 
 class _Tracked:
     __slots__ = ()
-    _lw_tracked = True  # recorder.after_fork_in_child finds instances by this
+    _lw_tracked = True  # an instrument (recorder.live registers each instance)
 
     # The instance state, in the subclasses' __slots__ and set by _init() (declared for type checkers).
     _real: Any  # the C lock: _thread.lock, or _thread.RLock whose private methods typeshed lacks
     _serial: int
     _site: _rec.Site
     _in: dict[int, _rec.Edge] | None  # edges into this lock, by source serial
+    _out: set[int] | None  # serials of the locks with an edge from this one (edges die with either end)
     _held_in: list[Any] | tuple[()]  # the holder's held list; () (falsy) when not held
     _t: int  # when the current hold began
     _at_code: CodeType | None  # where the current hold was taken
@@ -299,7 +312,15 @@ class Lock(_Tracked):
         held = self._held_in
         if not held or held[-1] is not self:
             return _release_slow(self, t)
+        # Only the holder pops its own list: another thread's check-then-pop could pop a lock the
+        # holder took meanwhile (held lists are changed by their own thread only). ~25 ns.
+        try:
+            if held is not _tls.held:
+                return _release_slow(self, t)
+        except AttributeError:
+            return _release_slow(self, t)
         held.pop()
+        self._held_in = ()  # exact: a stale entry of this lock is told from a hold by it
         d = t - self._t
         self._hold_tot += d  # counters change before the real release: the lock guards them
         if d > self._hold_max:
@@ -315,7 +336,13 @@ class Lock(_Tracked):
         held = self._held_in
         if not held or held[-1] is not self:
             return _release_slow(self, t)
+        try:
+            if held is not _tls.held:
+                return _release_slow(self, t)
+        except AttributeError:
+            return _release_slow(self, t)
         held.pop()
+        self._held_in = ()
         d = t - self._t
         self._hold_tot += d
         if d > self._hold_max:
@@ -378,9 +405,14 @@ def _release_slow(lock: Any, t: int) -> None:
     if d > lock._hold_max:
         lock._hold_max = d
     lock._held_in = ()
-    lock._real.release()
     if held:
-        _unhold(held, lock)
+        if held is _own_list():
+            _unhold(held, lock)
+        else:
+            # Handed to the holder before the real release: whatever the holder does after the
+            # lock is free (take it again, take another) finds the release pending.
+            _rec.hand_off(held, lock)
+    lock._real.release()
     next(lock._hh[(d * d).bit_length()])
 
 

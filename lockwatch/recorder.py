@@ -134,7 +134,8 @@ class State:
         self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
         self.edge_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # locks with incoming edges
-        self.site_edges: dict[tuple[Site, Site], list] = {}  # (src, dst site) -> [first Edge, pairs]
+        # (src, dst site) -> [first Edge, pairs, (folded: [gates, timed, multi, thread ids])]
+        self.site_edges: dict[tuple[Site, Site], list] = {}
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
@@ -146,7 +147,7 @@ class State:
 
 
 state = State()
-# Per-thread registry for the watchdog: ident -> held list (filled once per thread), ident ->
+# Per-thread registry for the watchdog: ident -> held list (of the live threads), ident ->
 # (lock, since, timed) while blocked on the contended path, ident -> exception to raise there.
 threads: dict[int, list] = {}
 waiting: dict[int, tuple] = {}
@@ -178,6 +179,22 @@ def waiting_without_mutex(wait: Any, *args: Any) -> Any:
 
 
 next_serial = _serials.__next__  # a lock's serial number
+
+# Every live instance, by serial: what fork resets and snapshots sum up, found without walking the
+# heap (gc.get_objects() took over a second per fork with a 354 MB heap). An instance removes
+# itself when it dies (fold_instance, from its __del__).
+live: dict[int, Any] = {}
+weakref_ref = weakref.ref
+
+
+def live_instances() -> list:
+    """The instruments alive now (a copy: instances come and go meanwhile)."""
+    out = []
+    for ref in list(live.values()):
+        o = ref()
+        if o is not None:
+            out.append(o)
+    return out
 
 
 MAX_SITE_CACHE = 100_000
@@ -214,12 +231,58 @@ def _site_at(filename: str, line: int, function: str, kind: str) -> Site:
 
 
 def fold_instance(lock: Any) -> None:
-    """Move a dying instance's statistics into its site (called from the proxy's __del__).
-    Live instances are found at snapshot time (gc.get_objects), so there is no per-instance
-    registry to grow: memory stays flat however many locks come and go."""
+    """Move a dying instance's statistics into its site, and drop its instance edges (both ways,
+    folded into their site edge) and its registry entry: what a lock leaves behind is bounded by
+    its sites, however many locks come and go (called from the instance's __del__)."""
+    live.pop(lock._serial, None)
+    if lock._in or lock._out:
+        _drop_edges(lock)
     if lock._n or lock._nfail:
         with mutex:
             _fold_into(lock._site, lock)
+
+
+def _drop_edges(lock: Any) -> None:
+    """A long-lived lock taken after (or before) many short-lived ones kept one edge per dead
+    one for ever (200,000 requests: 86 MB). Each edge lives in its destination's ``_in``, and
+    its source lists the destination in ``_out``: whichever end dies first removes it."""
+    serial = lock._serial
+    with mutex:
+        out, lock._out = lock._out, None
+        for d in list(out or ()):
+            ref = live.get(d)
+            dst = ref() if ref is not None else None
+            ins = dst._in if dst is not None else None
+            if ins:
+                e = ins.pop(serial, None)
+                if e is not None:
+                    _fold_edge(e)
+        ins, lock._in = lock._in, None
+        for s, e in list((ins or {}).items()):
+            ref = live.get(s)
+            src = ref() if ref is not None else None
+            if src is not None and src._out:
+                src._out.discard(serial)
+            _fold_edge(e)
+
+
+def _fold_edge(e: Edge) -> None:
+    """What a dead instance edge told about its site pair: a gate counts only if it was held on
+    every edge, the pair is timed only if every edge was, and taken by several threads if any
+    edge was or their threads differ (snapshot applies it to the site edge)."""
+    entry = state.site_edges.get((e.src_site, e.dst_site))
+    if entry is None or entry[0] is e:
+        return  # an earlier session's, or the site edge itself (it stays)
+    if len(entry) == 2:
+        entry.append([set(entry[0].gates), True, False, {entry[0].thread_id}])
+    folded = entry[2]
+    if not folded[0] and not folded[1] and folded[2]:
+        return  # nothing left to learn (as_completed() drops thousands of pairs of two sites)
+    folded[0] &= set(e.gates)
+    folded[1] = folded[1] and e.timed
+    folded[2] = folded[2] or e.multi
+    if len(folded[3]) < 2:
+        folded[3].add(e.thread_id)
 
 
 def _fold_into(site: Site, lock: Any) -> None:
@@ -233,13 +296,81 @@ def _fold_into(site: Site, lock: Any) -> None:
     if lock._wait_max > site.wait_max: site.wait_max = lock._wait_max  # noqa: E701
 
 
+# Releases made by other threads than the holder, by id() of the holder's held list: the list is
+# changed only by its own thread, which applies these at its next nested acquisition or
+# out-of-order release (drain). Changed under the mutex only, so a reader sees a list and its
+# pending releases consistently (holding()).
+pending: dict[int, list] = {}
+
+
+def hand_off(held: list, lock: Any) -> None:
+    """``lock``'s hold in another thread's ``held`` list ended (a Lock released by another
+    thread, a semaphore's hold ended by another thread's release): tell the owner."""
+    with mutex:
+        pending.setdefault(id(held), []).append(lock)
+
+
+def drain(held: list) -> None:
+    """Apply the releases handed to this thread (``held`` is its own list)."""
+    with mutex:
+        locks = pending.pop(id(held), None)
+        for lock in locks or ():
+            _reconcile(held, lock)
+
+
+def _reconcile(held: list, lock: Any, owner: Any = None) -> None:
+    """Make ``lock``'s entries in ``held`` match what the lock itself records: a Lock or RLock is
+    in its holder's list once; a semaphore once per hold of that thread. Extra entries are the
+    oldest (stale holds are older than any hold taken since), so those go."""
+    at = [i for i, h in enumerate(held) if h is lock]
+    for i in reversed(at[:max(0, len(at) - _holds_in(lock, held if owner is None else owner))]):
+        del held[i]
+
+
+def _holds_in(lock: Any, held: list) -> int:
+    holders = getattr(lock, "_holders", None)  # a semaphore: one _Hold per acquisition
+    if holders is not None:
+        return sum(1 for h in list(holders) if h.held is held)
+    return 1 if lock._held_in is held else 0
+
+
+def holding(held: list) -> list:
+    """What the thread owning ``held`` holds, read from any thread: a copy (one C call) less the
+    releases handed to it and not yet applied. Never index another thread's list."""
+    with mutex:
+        out = list(held)
+        for lock in list(pending.get(id(held), ())):
+            _reconcile(out, lock, held)
+        return out
+
+
+class _ThreadEnd:
+    """Kept in a thread's local storage: when the thread ends its storage goes, and this drops the
+    thread's entries from the per-thread tables (they are bounded by the live threads)."""
+
+    __slots__ = ("ident", "held")
+
+    def __init__(self, ident: int, held: list) -> None:
+        self.ident, self.held = ident, held
+
+    def __del__(self) -> None:
+        try:
+            if threads.get(self.ident) is self.held:
+                threads.pop(self.ident, None)
+            pending.pop(id(self.held), None)
+        except Exception:  # interpreter shutdown
+            pass
+
+
 def thread_start() -> list:
     """First lock event of a thread: give it a held list."""
     held: list = []
+    ident = get_ident()
     tls.held = held
     tls.serial = next(_thread_serials)  # unique per thread of this process (idents are reused)
     tls.busy = False
-    threads[get_ident()] = held
+    tls.end = _ThreadEnd(ident, held)
+    threads[ident] = held
     return held
 
 
@@ -343,6 +474,8 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
         if first is not e:  # another thread recorded it meanwhile
             first.count += 1
             return
+        if src._out is None: src._out = set()  # noqa: E701  (one line: nothing comes between)
+        src._out.add(dst._serial)
         st.edges_version += 1
         # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
         # Site from an earlier State) shared keys with this session's sites, and its edge
@@ -413,6 +546,11 @@ def after_fork_in_child() -> None:
     ident = get_ident()
     mine = threads.get(ident)
     threads.clear()
+    held = getattr(tls, "held", None)
+    mine_pending = pending.get(id(held)) if held is not None else None
+    pending.clear()
+    if mine_pending:
+        pending[id(held)] = mine_pending
     waiting.clear()
     victims.clear()
     if mine is not None:
@@ -441,16 +579,11 @@ def forget_activity() -> None:
             site.hold_hist[:] = histogram.new_counters()  # in place: live locks point at these lists
             site.wait_hist[:] = histogram.new_counters()
             site.made = itertools.count()
-        import gc
-
-        for o in gc.get_objects():  # the instances' own counters and edges
-            # Without _site: still being made when fork() ran, by a thread the child does not
-            # have. Nothing will finish it or hand it out; it is not counted.
-            if getattr(type(o), "_lw_tracked", False) and hasattr(o, "_site"):
-                o._n = o._ncont = o._nfail = 0
-                o._hold_tot = o._hold_max = o._wait_tot = o._wait_max = 0
-                o._in = None
-                next(o._site.made)
+        for o in live_instances():  # the instances' own counters and edges (registered when made)
+            o._n = o._ncont = o._nfail = 0
+            o._hold_tot = o._hold_max = o._wait_tot = o._wait_max = 0
+            o._in = o._out = None
+            next(o._site.made)
 
 
 if hasattr(os, "register_at_fork"):

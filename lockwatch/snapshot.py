@@ -1,7 +1,6 @@
 """Taking a snapshot: the recorder's state copied into the plain data of lockwatch.model."""
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import sysconfig
@@ -35,23 +34,33 @@ def _edge(e: Any, instance: bool) -> EdgeRecord:
 
 
 def _live_instances(bases: tuple) -> list:
-    # One MRO test per type, not per object: the heap may hold millions of objects.
-    verdict: dict[type, bool] = {}
-    out = []
-    for o in gc.get_objects():
-        t = type(o)
-        ok = verdict.get(t)
-        if ok is None:
-            ok = verdict[t] = any(b in t.__mro__ for b in bases)
-        if ok:
-            out.append(o)
-    return out
+    # The recorder's registry of live instances: no walk of the heap, which may hold millions of
+    # objects (and, in a forked child, would dirty its copy-on-write pages).
+    from .recorder import live_instances
+
+    return [o for o in live_instances() if isinstance(o, bases)]
+
+
+def _site_edge(entry: list) -> EdgeRecord:
+    """The site edge: its first instance edge, amended with what the dead instance edges of the
+    same site pair told (recorder._fold_edge) as analysis amends it with the live ones."""
+    rec = _edge(entry[0], False)
+    if len(entry) < 3:
+        return rec
+    gates, timed, multi, thread_ids = entry[2]
+    serials = {serial for serial, _site in gates}
+    keep = [i for i, serial in enumerate(rec.gate_instances) if serial in serials]
+    rec.gates = [rec.gates[i] for i in keep]
+    rec.gate_instances = [rec.gate_instances[i] for i in keep]
+    rec.timed = rec.timed and timed
+    rec.multi = rec.multi or multi or len(thread_ids) > 1
+    return rec
 
 
 def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snapshot:
     """Copy the recorder's state into plain data. Live instances' counters are summed in; their
-    sites already hold the totals of instances that died. ``live_stats=False`` skips the heap
-    walk that finds live instances: the lock-order graph is complete, the counters are not."""
+    sites already hold the totals of instances that died. ``live_stats=False`` skips visiting
+    the live instances: the lock-order graph is complete, the counters are not."""
     live = _live_instances(bases) if live_stats else []
     with mutex:
         stats: dict[int, LockStats] = {}
@@ -87,12 +96,12 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             st.hold.count = sum(st.hold.buckets)
             st.wait.count = sum(st.wait.buckets)
         site_edge_list = list(state.site_edges.values())
-        in_graph = {site_key(s) for first, _pairs in site_edge_list for s in (first.src_site, first.dst_site)}
+        in_graph = {site_key(s) for entry in site_edge_list for s in (entry[0].src_site, entry[0].dst_site)}
         # Only the locks that were used: modules create many they never take in a given run.
         for index in [i for i, st in stats.items()
                       if not (st.acquisitions or st.failed or st.key in in_graph)]:
             del stats[index]
-        site_edges = [_edge(first, False) for first, _pairs in site_edge_list]
+        site_edges = [_site_edge(entry) for entry in site_edge_list]
         seen: set[tuple[int, int]] = set()
         instance_edges = []
         for owner in list(state.edge_owners):

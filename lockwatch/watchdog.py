@@ -265,7 +265,7 @@ class Watchdog:
                 name=names.get(ident, f"thread-{ident}"), ident=ident,
                 waiting_for=_lock_info(lock), waiting_s=round((now - t0) / 1e9, 3),
                 blocked_by=names.get(blocked_by[ident], f"thread-{blocked_by[ident]}"),
-                holds=[_held_lock(h) for h in list(held)],
+                holds=[_held_lock(h) for h in _rec.holding(held)],
                 stack=stacks.capture(frames.get(ident), limit=32),
             ))
         victim = None
@@ -309,7 +309,7 @@ class Watchdog:
         if self.warn_hold:
             limit = int(self.warn_hold * 1e9)
             for ident, held in list(_rec.threads.items()):
-                for lock in list(held):
+                for lock in _rec.holding(held):  # a copy: never index another thread's list
                     t = getattr(lock, "_t", None)
                     if not t or getattr(lock, "_held_in", None) is not held or now - t < limit:
                         continue
