@@ -59,18 +59,21 @@ class Site:
         "index", "filename", "line", "function", "kind", "_name", "explicit_name",
         "made", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "signal", "sem_value", "epoch", "position", "siblings", "__weakref__",
+        "signal", "sem_value", "epoch", "position", "column", "siblings", "__weakref__",
     )
 
     def __init__(self, index: int, filename: str, line: int, function: str, kind: str,
-                 epoch: int = 0, position: int = 0, siblings: list[Site] | None = None) -> None:
+                 epoch: int = 0, position: tuple[int, int | None] = (0, None),
+                 siblings: list[Site] | None = None) -> None:
         self.index = index
         self.epoch = epoch
         self.filename = filename
         self.line = line
         self.function = function
         self.kind = kind
-        self.position = position  # column (3.11+) or index of the creating call in its line
+        # The creating call's place in its line (its column on 3.11+, else its index among the
+        # calls of the line), and its column when known.
+        self.position, self.column = position
         self.siblings = siblings if siblings is not None else [self]  # the sites of this line
         self._name: tuple[int, str | None] | None = None  # (siblings seen, derived name)
         self.explicit_name: str | None = None
@@ -121,8 +124,7 @@ class Site:
         name = None
         if len(siblings) > 1:
             ordered = sorted(siblings, key=lambda s: s.position)
-            column = self.position if sys.version_info >= (3, 11) else None
-            name = stacks.role_name(self.filename, self.line, column, ordered.index(self), len(ordered))
+            name = stacks.role_name(self.filename, self.line, self.column, ordered.index(self), len(ordered))
         if name is None and len(self._same_kind()) < 2:
             name = stacks.derived_name(self.filename, self.line)  # one such call: the line's name
         self._name = (len(siblings), name)
@@ -245,8 +247,9 @@ def site_for(frame: Any, kind: str) -> Site:
     return site
 
 
-def _site_at(filename: str, line: int, function: str, kind: str, position: int = 0) -> Site:
-    key = (filename, line, kind, position)
+def _site_at(filename: str, line: int, function: str, kind: str,
+             position: tuple[int, int | None] = (0, None)) -> Site:
+    key = (filename, line, kind, position[0])
     st = state
     site = st.sites.get(key)
     if site is None:

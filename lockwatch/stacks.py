@@ -201,19 +201,20 @@ def _line_ranges(code: CodeType) -> Iterator[tuple[int, int, int | None]]:
         yield start, end, line
 
 
-def call_position(code: CodeType, lasti: int, line: int) -> int:
-    """Where in its line the call at bytecode offset ``lasti`` is: its column (3.11+), else the
-    number of calls of ``line`` before it in ``code``. Equal for every run of one call."""
+def call_position(code: CodeType, lasti: int, line: int) -> tuple[int, int | None]:
+    """Where in its line the call at bytecode offset ``lasti`` is, as (position, column): its
+    column twice (3.11+), else the number of calls of ``line`` before it in ``code`` and None.
+    The same for every run of one call; calls of a line are in source order by position."""
     if sys.version_info >= (3, 11) and lasti >= 0:
         pos = next(itertools.islice(code.co_positions(), lasti // 2, None), None)  # one per code unit
         if pos is not None and pos[0] == line and pos[2] is not None:
-            return pos[2]
+            return pos[2], pos[2]
     raw = code.co_code
     n = 0
     for start, end, ln in _line_ranges(code):
         if ln == line and start < lasti:
             n += sum(1 for off in range(start, min(end, lasti), 2) if raw[off] in _CALL_OPS)
-    return n
+    return n, None
 
 
 def role_name(filename: str, line: int, column: int | None, index: int, count: int) -> str | None:
