@@ -54,18 +54,83 @@ def fingerprint(site_ids: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(rot).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-def _cycles(graph: Any, cap: int) -> tuple[list[list[Any]], int]:
+class _Graph:
+    """A directed graph as plain dicts, nodes and successors in insertion order (as a networkx
+    DiGraph keeps them). networkx is imported only to list the cycles of a strongly connected
+    component, when there is one: a run with no edges, or an acyclic graph, never imports it (a
+    child process of `python -m lockwatch` spent ~0.1-0.15 s importing it for nothing)."""
+
+    def __init__(self) -> None:
+        self.adj: dict[Any, dict[Any, None]] = {}
+
+    def add_edge(self, u: Any, v: Any) -> None:
+        self.adj.setdefault(u, {})[v] = None
+        self.adj.setdefault(v, {})
+
+    def successors(self, u: Any) -> Iterable[Any]:
+        return self.adj.get(u, {})
+
+    def has_edge(self, u: Any, v: Any) -> bool:
+        return v in self.adj.get(u, {})
+
+    def components(self) -> Iterator[set[Any]]:
+        """Strongly connected components, in the order networkx's strongly_connected_components
+        yields them (the same iterative Tarjan walk: sources and successors in insertion order)."""
+        adj = self.adj
+        preorder: dict[Any, int] = {}
+        lowlink: dict[Any, int] = {}
+        found: set[Any] = set()
+        pending: list[Any] = []
+        counter = 0
+        successors = {v: iter(adj[v]) for v in adj}
+        for source in adj:
+            if source in found:
+                continue
+            stack = [source]
+            while stack:
+                v = stack[-1]
+                if v not in preorder:
+                    counter += 1
+                    preorder[v] = counter
+                for w in successors[v]:
+                    if w not in preorder:
+                        stack.append(w)
+                        break
+                else:
+                    low = preorder[v]
+                    for w in adj[v]:
+                        if w not in found:
+                            low = min(low, lowlink[w] if preorder[w] > preorder[v] else preorder[w])
+                    lowlink[v] = low
+                    stack.pop()
+                    if low == preorder[v]:
+                        comp = {v}
+                        while pending and preorder[pending[-1]] > preorder[v]:
+                            comp.add(pending.pop())
+                        found.update(comp)
+                        yield comp
+                    else:
+                        pending.append(v)
+
+    def subgraph(self, nx: Any, comp: set[Any]) -> Any:
+        sub = nx.DiGraph()
+        sub.add_nodes_from(v for v in self.adj if v in comp)
+        sub.add_edges_from((u, v) for u in self.adj if u in comp for v in self.adj[u] if v in comp)
+        return sub
+
+
+def _cycles(graph: _Graph, cap: int) -> tuple[list[list[Any]], int]:
     """Simple cycles of ``graph``, shortest first, at most ``cap`` per non-trivial strongly
     connected component (networkx's find_cycle is quadratic on large acyclic graphs; SCCs are
     linear, so cycles are looked for only inside them). Returns (cycles, number not listed)."""
-    import networkx as nx
-
     found: list[list[Any]] = []
     skipped = 0
-    for comp in nx.strongly_connected_components(graph):
+    for comp in graph.components():
         if len(comp) < 2:
             continue
-        sub = graph.subgraph(comp)
+        import networkx as nx  # only now: there is a cycle to list
+
+        sub = graph.subgraph(nx, comp)
         cycles = list(itertools.islice(_shortest_cycles_first(nx, sub, len(comp)), cap + 1))
         if len(cycles) > cap:
             skipped += 1  # at least one more; exact counts can be exponential
@@ -94,8 +159,6 @@ def _shortest_cycles_first(nx: Any, sub: Any, size: int) -> Iterator[list[Any]]:
 
 
 def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
-    import networkx as nx
-
     stats = {s.key: s for s in snapshot.locks}
     report = Report(snapshot=snapshot)
     # A semaphore released by other threads than its acquirers is a signal: holding it is not
@@ -103,7 +166,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     signals = {s.key for s in snapshot.locks if s.signal}
 
     # Instance scope: these exact lock objects were taken in both orders.
-    ig = nx.DiGraph()
+    ig = _Graph()
     iedges: dict[tuple[int, int], EdgeRecord] = {}
     inst_key: dict[int, str] = {}
     inst_name: dict[int, Optional[str]] = {}
@@ -149,7 +212,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
     # Site scope: locks created at these sites were taken in both orders, though the instances
     # never met (lockdep's lock classes). Same-site nesting (a self-loop) is left to the instance
     # graph: instances of one site taken in a consistent order are not a cycle.
-    sg = nx.DiGraph()
+    sg = _Graph()
     sedges: dict[tuple[str, str], EdgeRecord] = {}
     by_pair: dict[tuple[str, str], list[EdgeRecord]] = {}
     for e in snapshot.instance_edges:
@@ -310,7 +373,7 @@ def apply_policy(report: Report, suppressions: Sequence[Any] = (),
     return report
 
 
-def _instance_cycle(site_cycle: list[str], graph: Any, inst_key: dict[int, str],
+def _instance_cycle(site_cycle: list[str], graph: _Graph, inst_key: dict[int, str],
                     by_site: dict[str, list[int]]) -> Optional[list[int]]:
     """A cycle of instances created at ``site_cycle``'s sites, in its order, or None. The sites
     of a simple cycle are distinct, so each layer of the search holds instances of one site."""

@@ -1,7 +1,9 @@
 """Install lockwatch's lock factories into the threading module, and restore the originals."""
 from __future__ import annotations
 
+import copy
 import copyreg
+import importlib
 import os
 import sys
 import threading
@@ -96,15 +98,30 @@ def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
         def instancecheck(self: Any, obj: Any) -> bool:
             return isinstance(obj, self.__wrapped__) or isinstance(obj, self._self_proxy_type)
 
+        # pickle and copy see a factory as they see the original (see _reduce_factory); the
+        # methods cost nothing per call (wrapt's own raise NotImplementedError).
+        def reduce_ex(self: Any, protocol: Any) -> Any:
+            return _reduce_factory(self)
+
+        def copy_self(self: Any, *memo: Any) -> Any:
+            return self
+
         class LockClassFactory(wrapt.FunctionWrapper):
             _self_proxy_type = proxies.Lock  # what the factory makes: isinstance() accepts it too
             __instancecheck__ = instancecheck
+            __reduce_ex__ = reduce_ex
+            __copy__ = __deepcopy__ = copy_self
 
         class RLockClassFactory(wrapt.FunctionWrapper):
             _self_proxy_type = proxies.RLock
             __instancecheck__ = instancecheck
+            __reduce_ex__ = reduce_ex
+            __copy__ = __deepcopy__ = copy_self
 
         class RLockFunctionFactory(wrapt.FunctionWrapper):
+            __reduce_ex__ = reduce_ex
+            __copy__ = __deepcopy__ = copy_self
+
             # wrapt's call of a wrapper around a Python function first looks for the function's
             # __self__ (it may be a method bound already), which costs a caught AttributeError
             # on every RLock() (see install()). threading.RLock is a plain function: do what the
@@ -177,6 +194,13 @@ def install() -> None:
     wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_factory,))
     wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_factory,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
+    # A factory that is wrapt's own FunctionWrapper (Lock before 3.13) has no method of
+    # lockwatch's: pickle and copy find it through their dispatch tables, looked up by exact type
+    # before the proxy's methods, at no cost per call (a subclass defining them would cost ~230 ns
+    # per Lock() on 3.9/3.10). Other wrappers of that type keep wrapt's behaviour.
+    copyreg.dispatch_table.setdefault(wrapt.FunctionWrapper, _reduce_wrapper)
+    _copy_dispatch().setdefault(wrapt.FunctionWrapper, _copy_wrapper)
+    _deepcopy_dispatch().setdefault(wrapt.FunctionWrapper, _deepcopy_wrapper)
 
 
 def uninstall() -> None:
@@ -185,8 +209,62 @@ def uninstall() -> None:
     while _originals:
         name, original = _originals.popitem()
         setattr(threading, name, original)
-    if copyreg.dispatch_table.get(primitives.OrigCondition) is _reduce_condition:
-        del copyreg.dispatch_table[primitives.OrigCondition]
+    for table, function in ((copyreg.dispatch_table, _reduce_condition), (copyreg.dispatch_table, _reduce_wrapper),
+                            (_copy_dispatch(), _copy_wrapper), (_deepcopy_dispatch(), _deepcopy_wrapper)):
+        for key, value in list(table.items()):
+            if value is function:
+                del table[key]
+
+
+# pickle and copy of the factories: as of the originals. Pickling threading.Lock pickles what it
+# is (a reference by name to _thread.allocate_lock, or the _thread.lock class on 3.13+), so that
+# multiprocessing's spawn and forkserver start methods, which pickle a Manager's registry
+# (SyncManager.register("Lock", threading.Lock)), work; threading.RLock, a Python function, is
+# pickled as "threading.RLock", which is the factory itself. copy and deepcopy return the
+# factory, as they return functions and classes. Instances raise the real lock's TypeError
+# (proxies._Tracked.__reduce_ex__).
+class _Module:
+    """Pickled as importlib.import_module(name): unpickling needs no lockwatch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> Any:
+        return importlib.import_module, (self.name,)
+
+
+def _reduce_factory(factory: Any) -> Any:
+    original = factory.__wrapped__
+    module, name = original.__module__, original.__qualname__
+    if getattr(sys.modules.get(module), name, None) is factory:
+        return name  # the factory is what the name means (threading.RLock): by name, as plain
+    return getattr, (_Module(module), name)
+
+
+def _ours(wrapper: Any) -> bool:
+    return getattr(wrapper, "_self_wrapper", None) in (_lock_factory, _rlock_factory)
+
+
+def _reduce_wrapper(wrapper: Any) -> Any:
+    if _ours(wrapper):
+        return _reduce_factory(wrapper)
+    return wrapper.__reduce__()  # wrapt's: NotImplementedError
+
+
+def _copy_wrapper(wrapper: Any) -> Any:
+    return wrapper if _ours(wrapper) else wrapper.__copy__()
+
+
+def _deepcopy_wrapper(wrapper: Any, memo: Any) -> Any:
+    return wrapper if _ours(wrapper) else wrapper.__deepcopy__(memo)
+
+
+def _copy_dispatch() -> dict[Any, Any]:
+    return getattr(copy, "_copy_dispatch", {})  # copy.copy() looks it up first, by exact type
+
+
+def _deepcopy_dispatch() -> dict[Any, Any]:
+    return getattr(copy, "_deepcopy_dispatch", {})
 
 
 # A semaphore holds a real threading.Condition (threading makes it). Pickling one saves that

@@ -463,6 +463,10 @@ class RLock(_Tracked):
 
     __slots__ = _SLOTS[:-1] + ("_depth", "__weakref__")
     _depth: int  # re-entry depth of the current hold
+    # gevent's monkey.patch_all() gives every existing instance of type(threading.RLock()) with an
+    # owner the current greenlet's id, and fails on a type without `_owner` (vars() of a
+    # __slots__ object). The real lock inside keeps the owner: None says there is none to fix.
+    _owner = None
 
     def __init__(self, kind: str = "RLock", _frame: Any = None) -> None:
         _init(self, _real_rlock(), kind, _frame or _getframe(1))

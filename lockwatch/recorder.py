@@ -48,24 +48,34 @@ SAME_SITE_SOURCES = 8
 class Site:
     """Where locks were created (the lock class, in lockdep's terms) and the statistics of all its
     instances. Statistics of live instances live on the instances (each protected by its own lock)
-    and are folded in here when an instance dies."""
+    and are folded in here when an instance dies.
+
+    A site is one creating call: its file, line and position in the line (stacks.call_position),
+    so `a, b = Lock(), Lock()` makes two sites (two roles), and a loop or comprehension making many
+    locks from one call makes one. ``location`` stays "<file>:<line>" (the report's `site`);
+    ``key`` tells sites of one line and kind apart ("<file>:<line>:<kind>#<n>")."""
 
     __slots__ = (
-        "index", "filename", "line", "function", "kind", "name", "explicit_name",
+        "index", "filename", "line", "function", "kind", "_name", "explicit_name",
         "made", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "signal", "sem_value", "epoch", "__weakref__",
+        "signal", "sem_value", "epoch", "position", "column", "siblings", "__weakref__",
     )
 
     def __init__(self, index: int, filename: str, line: int, function: str, kind: str,
-                 epoch: int = 0) -> None:
+                 epoch: int = 0, position: tuple[int, int | None] = (0, None),
+                 siblings: list[Site] | None = None) -> None:
         self.index = index
         self.epoch = epoch
         self.filename = filename
         self.line = line
         self.function = function
         self.kind = kind
-        self.name = stacks.derived_name(filename, line)
+        # The creating call's place in its line (its column on 3.11+, else its index among the
+        # calls of the line), and its column when known.
+        self.position, self.column = position
+        self.siblings = siblings if siblings is not None else [self]  # the sites of this line
+        self._name: tuple[int, str | None] | None = None  # (siblings seen, derived name)
         self.explicit_name: str | None = None
         self.made = itertools.count()  # next() per instance made: atomic, no lock needed
         self.acquisitions = 0
@@ -89,8 +99,40 @@ class Site:
     def location(self) -> str:
         return f"{self.filename}:{self.line}"
 
+    def _same_kind(self) -> list[Site]:
+        return sorted((s for s in list(self.siblings) if s.kind == self.kind), key=lambda s: s.position)
+
+    def _ordinal(self) -> str:
+        """"#n" when other sites of this line and kind exist (n: its place among them), else ""."""
+        same = self._same_kind()
+        return f"#{same.index(self) + 1}" if len(same) > 1 else ""
+
+    @property
+    def key(self) -> str:
+        """Unique among the sites of a run: "<file>:<line>:<kind>", with "#n" when one line made
+        locks of one kind at several calls."""
+        return f"{self.filename}:{self.line}:{self.kind}{self._ordinal()}"
+
+    @property
+    def name(self) -> str | None:
+        """The variable, attribute, keyword or key the lock goes to on its creation line, if the
+        line says (for one of several creating calls on a line, its own target: `a, b = ...`)."""
+        siblings = list(self.siblings)
+        cached = self._name
+        if cached is not None and cached[0] == len(siblings):
+            return cached[1]
+        name = None
+        if len(siblings) > 1:
+            ordered = sorted(siblings, key=lambda s: s.position)
+            name = stacks.role_name(self.filename, self.line, self.column, ordered.index(self), len(ordered))
+        if name is None and len(self._same_kind()) < 2:
+            name = stacks.derived_name(self.filename, self.line)  # one such call: the line's name
+        self._name = (len(siblings), name)
+        return name
+
     def display_name(self) -> str:
-        return self.explicit_name or self.name or f"{self.kind}@{stacks.short_path(self.filename)}:{self.line}"
+        return (self.explicit_name or self.name
+                or f"{self.kind}@{stacks.short_path(self.filename)}:{self.line}{self._ordinal()}")
 
 
 class Edge:
@@ -130,7 +172,8 @@ class State:
 
     def __init__(self) -> None:
         self.epoch = next(_epochs)
-        self.sites: dict[tuple, Site] = {}  # (file, line, kind) -> Site, in creation order
+        self.sites: dict[tuple, Site] = {}  # (file, line, kind, position) -> Site, in creation order
+        self.line_sites: dict[tuple[str, int], list[Site]] = {}  # (file, line) -> its sites
         self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
         self.edge_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # locks with incoming edges
@@ -213,20 +256,25 @@ def site_for(frame: Any, kind: str) -> Site:
     hit = cache.get(key)
     if hit is not None and hit[0] is code:
         return hit[1]
-    site = _site_at(code.co_filename, frame.f_lineno, code.co_name, kind)
+    line = frame.f_lineno
+    site = _site_at(code.co_filename, line, code.co_name, kind, stacks.call_position(code, frame.f_lasti, line))
     if len(cache) >= MAX_SITE_CACHE:
         cache.clear()  # code compiled again and again (exec): keep memory bounded
     cache[key] = (code, site)
     return site
 
 
-def _site_at(filename: str, line: int, function: str, kind: str) -> Site:
-    key = (filename, line, kind)
+def _site_at(filename: str, line: int, function: str, kind: str,
+             position: tuple[int, int | None] = (0, None)) -> Site:
+    key = (filename, line, kind, position[0])
     st = state
     site = st.sites.get(key)
     if site is None:
-        new = Site(next(st.site_indexes), filename, line, function, kind, st.epoch)
+        siblings = st.line_sites.setdefault((filename, line), [])
+        new = Site(next(st.site_indexes), filename, line, function, kind, st.epoch, position, siblings)
         site = st.sites.setdefault(key, new)  # another thread may have made it meanwhile
+        if site is new:
+            siblings.append(new)
     return site
 
 

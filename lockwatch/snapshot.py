@@ -15,7 +15,7 @@ __all__ = ["EdgeRecord", "LockStats", "Snapshot", "Timing", "merge", "take", "is
 
 
 def site_key(site: Any) -> str:
-    return f"{site.filename}:{site.line}:{site.kind}"
+    return str(site.key)
 
 
 def _edge(e: Any, instance: bool) -> EdgeRecord:

@@ -1,10 +1,15 @@
 """Cheap stack capture and creation-site naming, outside lockwatch's and threading's own frames."""
 from __future__ import annotations
 
+import ast
+import itertools
 import linecache
+import opcode
 import os
 import re
+import sys
 import threading
+from collections.abc import Iterator
 from types import CodeType, FrameType
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -170,6 +175,143 @@ def derived_name(filename: str, line: int) -> str | None:
     if m and m.group(1) not in ("self", "cls"):
         return m.group(1)
     return None
+
+
+# -- which call of its line made a lock --------------------------------------------------------------
+# Two locks made on one line (`a, b = Lock(), Lock()`) are two roles, two sites; one call that makes
+# many (a loop, a comprehension) is one site. A creating call is told apart by its column
+# (co_positions, 3.11+), or else by how many calls of its line come before it in the code object.
+
+_CALL_OPS = frozenset(opcode.opmap[name] for name in (
+    "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX", "CALL_METHOD",  # 3.9-3.10
+    "CALL", "CALL_KW",  # 3.11+ (CALL_FUNCTION_EX too)
+) if name in opcode.opmap)
+
+
+def _line_ranges(code: CodeType) -> Iterator[tuple[int, int, int | None]]:
+    """(start, end, line) of each run of bytecode, as co_lines() gives them (3.10+)."""
+    if hasattr(code, "co_lines"):
+        yield from code.co_lines()
+        return
+    import dis  # 3.9
+
+    starts = list(dis.findlinestarts(code))
+    for i, (start, line) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(code.co_code)
+        yield start, end, line
+
+
+def call_position(code: CodeType, lasti: int, line: int) -> tuple[int, int | None]:
+    """Where in its line the call at bytecode offset ``lasti`` is, as (position, column): its
+    column twice (3.11+), else the number of calls of ``line`` before it in ``code`` and None.
+    The same for every run of one call; calls of a line are in source order by position."""
+    if sys.version_info >= (3, 11) and lasti >= 0:
+        pos = next(itertools.islice(code.co_positions(), lasti // 2, None), None)  # one per code unit
+        if pos is not None and pos[0] == line and pos[2] is not None:
+            return pos[2], pos[2]
+    raw = code.co_code
+    n = 0
+    for start, end, ln in _line_ranges(code):
+        if ln == line and start < lasti:
+            n += sum(1 for off in range(start, min(end, lasti), 2) if raw[off] in _CALL_OPS)
+    return n, None
+
+
+def role_name(filename: str, line: int, column: int | None, index: int, count: int) -> str | None:
+    """The name of the lock made by one of several creating calls on a line: the assignment target
+    it goes to (`a, b = Lock(), Lock()`: "a" and "b"; `locks = [Lock(), Lock()]`: "locks[0]"...),
+    a keyword or dictionary key. The call is the one at ``column`` when known (3.11+), else the
+    ``index``-th of the ``count`` lock-making calls of the line, when the line has that many."""
+    tree = _line_tree(filename, line)
+    if tree is None:
+        return None
+    root, indent = tree
+    calls = sorted((n for n in ast.walk(root) if isinstance(n, ast.Call) and n.lineno == 1 + indent[0]),
+                   key=lambda n: n.col_offset)
+    if column is not None:
+        found = [c for c in calls if c.col_offset + indent[1] == column]
+        call = found[0] if len(found) == 1 else None
+    else:
+        makers = [c for c in calls if _callee(c) in _MAKERS]
+        call = makers[index] if len(makers) == count and 0 <= index < count else None
+    if call is None:
+        return None
+    parents = {id(child): node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+    return _role(call, parents)
+
+
+_MAKERS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "allocate_lock"}
+
+
+def _callee(call: ast.Call) -> str | None:
+    f = call.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+
+
+def _role(node: ast.AST, parents: dict[int, ast.AST]) -> str | None:
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.keyword):
+        return parent.arg
+    if isinstance(parent, ast.Dict):
+        for k, v in zip(parent.keys, parent.values):
+            if v is node and isinstance(k, ast.Constant) and isinstance(k.value, str):
+                return k.value
+        return None
+    if isinstance(parent, (ast.Tuple, ast.List)) and not isinstance(parent.ctx, ast.Store):
+        i = next(i for i, e in enumerate(parent.elts) if e is node)
+        outer = parents.get(id(parent))
+        target = _single_target(outer, parent)
+        if isinstance(target, (ast.Tuple, ast.List)):
+            if len(target.elts) == len(parent.elts) and not any(isinstance(e, ast.Starred) for e in target.elts):
+                return _target_name(target.elts[i])
+            return None
+        base = _target_name(target) if target is not None else None
+        return f"{base}[{i}]" if base else None
+    target = _single_target(parent, node)
+    return _target_name(target) if target is not None else None
+
+
+def _single_target(stmt: ast.AST | None, value: ast.AST) -> ast.AST | None:
+    if isinstance(stmt, ast.Assign) and stmt.value is value and len(stmt.targets) == 1:
+        return stmt.targets[0]
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is value:
+        return stmt.target
+    return None
+
+
+def _target_name(target: ast.AST) -> str | None:
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    if isinstance(target, ast.Subscript):
+        return _target_name(target.value)
+    return None
+
+
+_trees: dict[tuple[str, int], tuple[ast.AST, tuple[int, int]] | None] = {}
+
+
+def _line_tree(filename: str, line: int) -> tuple[ast.AST, tuple[int, int]] | None:
+    """The line parsed on its own (then the offset of its first line and its indentation), or
+    the whole file if the line is part of a longer statement; None without source."""
+    key = (filename, line)
+    if key not in _trees:
+        if len(_trees) > 1000:
+            _trees.clear()
+        text = linecache.getline(filename, line)
+        tree: tuple[ast.AST, tuple[int, int]] | None = None
+        if text.strip():
+            body = text.lstrip()
+            try:
+                tree = ast.parse(body), (0, len(text.encode()) - len(body.encode()))
+            except (SyntaxError, ValueError):
+                try:
+                    tree = ast.parse("".join(linecache.getlines(filename))), (line - 1, 0)
+                except (SyntaxError, ValueError):
+                    tree = None
+        _trees[key] = tree
+    return _trees[key]
 
 
 def short_path(filename: str) -> str:
