@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .errors import UserError
 from .jsonfile import read_json
-from .model import BaselineEntry, PotentialDeadlock, ReportError
+from .model import BaselineEntry, PotentialDeadlock, ReportError, check_header
 from .stacks import stable_path
 
 FORMAT = "lockwatch-baseline"
@@ -20,14 +20,8 @@ class BaselineError(UserError):
 def read(path: str) -> dict[str, BaselineEntry]:
     """fingerprint -> what the baseline says of that cycle (locks, scope)."""
     data = read_json(path, "lockwatch baseline", BaselineError)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BaselineError(f"{path} is not a lockwatch baseline (write one with `lockwatch baseline`)")
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BaselineError(f"{path} is a damaged lockwatch baseline (version is not a positive integer)")
-    if version > VERSION:
-        shown = f"version {version}" if version < 10**6 else "a newer version"
-        raise BaselineError(f"{path} is a lockwatch baseline of {shown}; this lockwatch reads version {VERSION}")
+    check_header(data, path, FORMAT, VERSION, "lockwatch baseline", BaselineError,
+                 " (write one with `lockwatch baseline`)")
     cycles = data.get("cycles", [])
     if not isinstance(cycles, list):
         raise BaselineError(f"{path} is a damaged lockwatch baseline (cycles is not a list)")

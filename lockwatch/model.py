@@ -641,6 +641,20 @@ def cycle_id(keys: Sequence[str]) -> str:
 
 # -- a saved report -------------------------------------------------------------------------------
 
+def check_header(data: Any, source: str, fmt: str, max_version: int, what: str, error: type[Exception],
+                 hint: str = "") -> None:
+    """``data`` is a ``what`` (its "format" is ``fmt``) of a version from 1 to ``max_version``;
+    otherwise ``error`` with one line naming ``source`` (a version is never echoed at length)."""
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"{source} is not a {what}{hint}")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise error(f"{source} is a damaged {what} (version is not a positive integer)")
+    if version > max_version:
+        shown = f"version {version}" if version < 10**6 else "a newer version"
+        raise error(f"{source} is a {what} of {shown}; this lockwatch reads version {max_version} and older")
+
+
 @dataclass
 class SavedReport:
     """A report read back: its snapshot, the watchdog's findings, and the marks its run's
@@ -659,15 +673,7 @@ class SavedReport:
     def from_dict(cls, data: Any, source: str = "report") -> SavedReport:
         """Raises ReportError (one line naming ``source`` and the field) for anything that is not
         a lockwatch report of a version this one reads."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ReportError(f"{source} is not a lockwatch report")
-        version = data.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ReportError(f"{source} is a damaged lockwatch report (version is not a positive integer)")
-        if version > VERSION:
-            shown = f"version {version}" if version < 10**6 else "a newer version"
-            raise ReportError(f"{source} is a lockwatch report of {shown}; "
-                              f"this lockwatch reads version {VERSION} and older")
+        check_header(data, source, FORMAT, VERSION, "lockwatch report", ReportError)
         r = _Reader(data, "", source)
         if not _depth(data.get("meta"), MAX_DEPTH):
             r.fail(f"meta nests deeper than {MAX_DEPTH}")
