@@ -199,7 +199,13 @@ def parse_xml(path: str, test_files: List[str], outcome: Outcome) -> None:
             element = case.find(kind)
             if element is not None:
                 outcome.failing[name] = f"{kind}: {(element.get('type') or '').strip()}"
-                outcome.tracebacks[name] = element.text or element.get("message") or ""
+                text = element.text or element.get("message") or ""
+                for stream in ("system-out", "system-err"):  # threads' tracebacks land here
+                    captured = (case.findtext(stream) or "").strip()
+                    if captured:
+                        text += f"\n--- {stream} (last 80 lines) ---\n" + "\n".join(
+                            captured.splitlines()[-80:])
+                outcome.tracebacks[name] = text
         skipped = case.find("skipped")
         if skipped is not None:
             reason = (skipped.text or "").strip().splitlines()[:1]
