@@ -10,7 +10,7 @@ the standard library of Python 3.9+ and runs each suite with PYTHON's own `pytho
 (regrtest): once as `PYTHON -m test ...` and once as `PYTHON -m lockwatch -q -m test ...`
 (lockwatch's defaults otherwise, the watchdog on; its child processes -- regrtest's -j workers,
 multiprocessing's spawn and forkserver children -- are watched through LOCKWATCH=1), serially
-(one regrtest per suite, in-process) and with -j0 (one regrtest for every suite, in parallel
+(one regrtest per test file, in-process) and with -j0 (one regrtest for every suite, in parallel
 workers: the load under which lockwatch's races showed). Every run has --fail-env-changed (a thread
 or anything else left behind fails the test file, with and without lockwatch), --timeout (per test
 file, regrtest dumps the stacks and kills it) and an outer timeout on the whole regrtest process
@@ -499,10 +499,13 @@ def main() -> int:
             t0 = time.monotonic()
             if mode == "serial":
                 for suite, fs in files.items():
-                    stem = os.path.join(workdir, f"{suite}.{mode}.{variant}")
-                    outcomes[suite, mode, variant] = run_and_parse(
-                        py, variant, regrtest_args(matchfile, stem + ".xml", ns.timeout, mode) + fs,
-                        fs, stem, ns.timeout * len(fs) + 300)
+                    parts = []
+                    for f in fs:  # one regrtest per file: a hang loses only that file
+                        stem = os.path.join(workdir, f"{f}.{mode}.{variant}")
+                        parts.append(run_and_parse(
+                            py, variant, regrtest_args(matchfile, stem + ".xml", ns.timeout, mode)
+                            + [f], [f], stem, ns.timeout + 300))
+                    outcomes[suite, mode, variant] = merge(parts)
                     report_progress(suite, mode, variant, outcomes[suite, mode, variant])
             else:
                 stem = os.path.join(workdir, f"all.{mode}.{variant}")
@@ -591,6 +594,23 @@ def preflight(py: Interpreter) -> bool:
     return ok
 
 
+def merge(parts: List[Outcome]) -> Outcome:
+    """One suite's outcome from the runs of its test files."""
+    whole = Outcome()
+    whole.finished = all(p.finished for p in parts)
+    whole.seconds = sum(p.seconds for p in parts)
+    statuses = [p.status for p in parts]
+    whole.status = None if None in statuses else max(s for s in statuses if s is not None)
+    whole.note = "; ".join(p.note for p in parts if p.note)
+    for p in parts:
+        whole.failing.update(p.failing)
+        whole.tracebacks.update(p.tracebacks)
+        whole.skipped_files.update(p.skipped_files)
+        whole.skipped_cases.update(p.skipped_cases)
+        whole.cases_run.update(p.cases_run)
+    return whole
+
+
 def restrict(whole: Outcome, test_files: List[str]) -> Outcome:
     """The part of a run over every suite that concerns one suite's test files."""
     part = Outcome()
@@ -634,6 +654,7 @@ def last_lines(text: str, n: int) -> List[str]:
 def print_skips(files: Dict[str, List[str]], modes: List[str],
                 outcomes: Dict[Tuple[str, str, str], Outcome], notes: List[str]) -> None:
     print("\nskipped:")
+    printed = bool(notes)
     for note in notes:
         print(f"  {note}")
     for suite, fs in files.items():
@@ -649,6 +670,7 @@ def print_skips(files: Dict[str, List[str]], modes: List[str],
                     cases.update(o.skipped_cases.get(f, {}))
         for reason in sorted(reasons):
             print(f"  {reason}")
+        printed = printed or bool(reasons) or bool(cases)
         if cases:
             print(f"  {suite}: {sum(cases.values())} test cases skipped by the suite itself "
                   f"(without lockwatch, {modes[0]}):")
@@ -656,6 +678,8 @@ def print_skips(files: Dict[str, List[str]], modes: List[str],
                 print(f"    {n:4}  {reason[:110]}")
             if len(cases) > 8:
                 print(f"    ...  {len(cases) - 8} other reasons (see the JUnit XML)")
+    if not printed:
+        print("  nothing")
 
 
 if __name__ == "__main__":
