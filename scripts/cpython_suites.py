@@ -28,8 +28,8 @@ Barrier, listener, connection, heap and shared-memory tests are left out: they e
 multiprocessing's own primitives, not threading's locks.
 
 What a failing test is: a test case reported FAIL or ERROR (from regrtest's --junit-xml, and from
-the FAIL:/ERROR: lines of its output, which also carry the sub-test and setUpClass failures the XML
-leaves out), or a whole test file that failed without a failing test case (crash, timeout,
+the FAIL:/ERROR: lines of its verbose output (-v), which also carry the sub-test and setUpClass
+failures the XML leaves out), or a whole test file that failed without a failing test case (crash, timeout,
 environment changed, an unfinished run). The sets are compared per suite and mode; a test failing
 only under lockwatch is re-run alone K times without lockwatch (--confirm, default 2): if it fails
 there too it is flaky, reported but not counted. Exit status: 1 when a test fails under lockwatch
@@ -372,7 +372,9 @@ def kill_tree(pid: int) -> None:
 
 
 def regrtest_args(matchfile: str, xml: str, timeout: float, mode: str) -> List[str]:
-    args = ["--fail-env-changed", "--timeout", str(int(timeout)), "--junit-xml", xml,
+    # -v: from 3.12 regrtest prints the FAIL:/ERROR: blocks only in verbose mode, and the JUnit XML
+    # has neither sub-tests nor setUpClass errors, nor anything of a run killed by a timeout.
+    args = ["-v", "--fail-env-changed", "--timeout", str(int(timeout)), "--junit-xml", xml,
             "--matchfile", matchfile]
     if mode == "j0":
         args.append("-j0")
@@ -420,7 +422,7 @@ def confirm(py: Interpreter, variant: str, entries: List[str], test_files: List[
                     if f in test_files})
     failures = 0
     for n in range(times):
-        args = ["--fail-env-changed", "--timeout", str(int(timeout))]
+        args = ["-v", "--fail-env-changed", "--timeout", str(int(timeout))]
         if any(e.endswith("]") for e in entries):
             args += ["--matchfile", matchfile]  # whole files: the same selection as before
         else:
