@@ -252,7 +252,8 @@ def parse_log(text: str, test_files: List[str], outcome: Outcome) -> None:
             if "environment" in header:
                 outcome.failing[f"{f} [env changed]"] = "file altered the execution environment"
             elif "failed" in header and not failing_files[f]:
-                outcome.failing[f"{f} [file]"] = file_status(lines, f) or "file failed"
+                status = (file_status(lines, f) or "file failed").split(" -- running")[0]
+                outcome.failing[f"{f} [file]"] = status
             elif "skipped" in header or "no tests" in header or "resource denied" in header:
                 outcome.skipped_files[f] = file_status(lines, f) or header
     if not outcome.finished:
@@ -544,25 +545,35 @@ def main() -> int:
                 else:
                     confirmed = new
                     details.append(f"{suite} {mode}: NEW UNDER LOCKWATCH: {verdict}")
+                    # Grouped by how they end: one cause often fails a whole class.
+                    groups: Dict[str, List[str]] = collections.defaultdict(list)
                     for entry in new:
-                        path = save_traceback(workdir, suite, mode, entry, watched)
-                        details.append(f"    {entry}: {watched.failing[entry]}")
-                        details.append(f"      traceback: {path}")
-                        for line in last_lines(watched.tracebacks.get(entry, ""), 4):
-                            details.append(f"        {line}")
+                        save_traceback(workdir, suite, mode, entry, watched)
+                        ending = last_lines(watched.tracebacks.get(entry, ""), 1)
+                        groups[watched.failing[entry] + (f" | {ending[0]}" if ending else "")].append(entry)
+                    for cause, entries in groups.items():
+                        details.append(f"    {len(entries)} x {cause[:200]}")
+                        for entry in entries:
+                            details.append(f"        {entry}")
+                        details.append(f"      traceback of the first: "
+                                       f"{traceback_path(workdir, mode, entries[0])}")
+                        for line in last_lines(watched.tracebacks.get(entries[0], ""), 4):
+                            details.append(f"        | {line[:200]}")
             new_total += len(confirmed)
             rows.append((suite, mode, plain, watched, new, confirmed))
             for variant, o in (("without", plain), ("with", watched)):
                 if o.failing:
+                    names = sorted(o.failing)
                     details.append(f"{suite} {mode} failing {variant} lockwatch: "
-                                   + ", ".join(sorted(o.failing)))
+                                   + ", ".join(names[:12])
+                                   + (f" and {len(names) - 12} more" if len(names) > 12 else ""))
 
     print()
     print(f"{'suite':34} {'mode':6} {'cases':>5} {'failing without':>15} {'failing with':>12} "
           f"{'new under lockwatch':>19}")
     for suite, mode, plain, watched, new, confirmed in rows:
         flaky = len(new) - len(confirmed)
-        print(f"{suite:34} {mode:6} {sum(watched.cases_run.values()):5} {len(plain.failing):15} "
+        print(f"{suite:34} {mode:6} {sum(counts[f] for f in files[suite]):5} {len(plain.failing):15} "
               f"{len(watched.failing):12} {len(confirmed):19}"
               + (f"  (+{flaky} flaky)" if flaky else ""))
     print()
@@ -640,9 +651,12 @@ def report_progress(what: str, mode: str, variant: str, outcome: Outcome) -> Non
           f"{outcome.seconds:.0f} s" + (f", {outcome.note}" if outcome.note else ""), flush=True)
 
 
+def traceback_path(workdir: str, mode: str, entry: str) -> str:
+    return os.path.join(workdir, f"NEW.{mode}.{re.sub(r'[^A-Za-z0-9_.-]+', '_', entry)}.txt")
+
+
 def save_traceback(workdir: str, suite: str, mode: str, entry: str, outcome: Outcome) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry)
-    path = os.path.join(workdir, f"NEW.{mode}.{safe}.txt")
+    path = traceback_path(workdir, mode, entry)
     with open(path, "w") as f:
         f.write(f"{entry} ({suite}, {mode}): {outcome.failing[entry]}\n\n")
         f.write(outcome.tracebacks.get(entry, "(no traceback: see the run's log)") + "\n")
