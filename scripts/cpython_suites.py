@@ -59,7 +59,6 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Set, Tuple
 
 WHOLE_SUITES = ["test_threading", "test_thread", "test_queue", "test_logging",
                 "test_concurrent_futures"]
@@ -75,7 +74,7 @@ SUMMARY_HEADER = re.compile(r"^(?:All )?\d+ (?:tests?|test files?) (.*):$")
 FINISHED = re.compile(r"^(== )?Tests? result: |^Result: ")
 
 
-def match_patterns(suites: List[str]) -> List[str]:
+def match_patterns(suites: list[str]) -> list[str]:
     """regrtest --matchfile patterns: the whole of each plain suite, the subset of the others."""
     patterns = []
     for suite in suites:
@@ -90,14 +89,14 @@ def match_patterns(suites: List[str]) -> List[str]:
 class Interpreter:
     """The Python under test, asked through subprocesses."""
 
-    def __init__(self, python: str, env: Dict[str, str], workdir: str) -> None:
+    def __init__(self, python: str, env: dict[str, str], workdir: str) -> None:
         self.python = python
         self.env = env
         self.workdir = workdir
 
-    def output(self, *args: str, timeout: float = 300) -> Tuple[int, str]:
-        proc = subprocess.run([self.python, *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True, env=self.env,
+    def output(self, *args: str, timeout: float = 300) -> tuple[int, str]:
+        proc = subprocess.run([self.python, *args], check=False, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=self.env,
                               cwd=self.workdir, timeout=timeout, preexec_fn=default_sigint)
         return proc.returncode, proc.stdout
 
@@ -112,7 +111,7 @@ def new_session_default_sigint() -> None:
     os.setsid()
 
 
-def find_test_files(py: Interpreter, suites: List[str]) -> Tuple[Dict[str, List[str]], List[str]]:
+def find_test_files(py: Interpreter, suites: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """Each present suite's test files (a package's test_* submodules), and what is missing."""
     probe = (
         "import importlib.util, pkgutil, sys\n"
@@ -132,7 +131,7 @@ def find_test_files(py: Interpreter, suites: List[str]) -> Tuple[Dict[str, List[
     status, out = py.output("-c", probe, *suites)
     if status != 0:
         raise SystemExit(f"cpython_suites: cannot look into {py.python}'s test package:\n{out}")
-    files: Dict[str, List[str]] = {}
+    files: dict[str, list[str]] = {}
     missing = []
     for line in out.splitlines():
         name, kind, *subs = line.split()
@@ -145,9 +144,9 @@ def find_test_files(py: Interpreter, suites: List[str]) -> Tuple[Dict[str, List[
     return files, missing
 
 
-def list_cases(py: Interpreter, matchfile: str, test_files: List[str]) -> Tuple[Dict[str, int], str]:
+def list_cases(py: Interpreter, matchfile: str, test_files: list[str]) -> tuple[dict[str, int], str]:
     """How many test cases the match patterns select in each test file."""
-    status, out = py.output("-m", "test", "--list-cases", "--matchfile", matchfile, *test_files,
+    _status, out = py.output("-m", "test", "--list-cases", "--matchfile", matchfile, *test_files,
                             timeout=600)
     counts = {f: 0 for f in test_files}
     for line in out.splitlines():
@@ -157,7 +156,7 @@ def list_cases(py: Interpreter, matchfile: str, test_files: List[str]) -> Tuple[
     return counts, out
 
 
-def file_of(test_id: str, test_files: List[str]) -> Optional[str]:
+def file_of(test_id: str, test_files: list[str]) -> str | None:
     """The test file a test id belongs to (the longest match: a package's submodule wins)."""
     best = None
     for f in test_files:
@@ -170,19 +169,19 @@ class Outcome:
     """What one regrtest run reported: failing entries, file statuses, skipped test cases."""
 
     def __init__(self) -> None:
-        self.failing: Dict[str, str] = {}              # entry -> one-line description
-        self.tracebacks: Dict[str, str] = {}           # entry -> traceback text
-        self.skipped_files: Dict[str, str] = {}        # test file -> reason
-        self.skipped_cases: Dict[str, collections.Counter] = collections.defaultdict(
+        self.failing: dict[str, str] = {}              # entry -> one-line description
+        self.tracebacks: dict[str, str] = {}           # entry -> traceback text
+        self.skipped_files: dict[str, str] = {}        # test file -> reason
+        self.skipped_cases: dict[str, collections.Counter] = collections.defaultdict(
             collections.Counter)                        # test file -> reason -> count
-        self.cases_run: Dict[str, int] = collections.Counter()
+        self.cases_run: dict[str, int] = collections.Counter()
         self.finished = False
-        self.status: Optional[int] = None
+        self.status: int | None = None
         self.seconds = 0.0
         self.note = ""
 
 
-def parse_xml(path: str, test_files: List[str], outcome: Outcome) -> None:
+def parse_xml(path: str, test_files: list[str], outcome: Outcome) -> None:
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
@@ -218,9 +217,9 @@ def fail_line_id(name: str, where: str) -> str:
     return where if where.endswith("." + name) else f"{where}.{name}"
 
 
-def parse_log(text: str, test_files: List[str], outcome: Outcome) -> None:
+def parse_log(text: str, test_files: list[str], outcome: Outcome) -> None:
     lines = text.splitlines()
-    blocks: Dict[str, List[str]] = {}
+    blocks: dict[str, list[str]] = {}
     header = None
     for i, line in enumerate(lines):
         m = FAIL_LINE.match(line)
@@ -269,7 +268,7 @@ def parse_log(text: str, test_files: List[str], outcome: Outcome) -> None:
                 outcome.failing[entry] += f"; {hung}"
 
 
-def file_status(lines: List[str], test_file: str) -> Optional[str]:
+def file_status(lines: list[str], test_file: str) -> str | None:
     """regrtest's own one-line status of a test file ("crashed (Exit code 87)", "skipped -- ...")."""
     pattern = re.compile(re.escape(test_file) + r" ((?:failed|crashed|timed out|skipped|"
                          r"resource denied|run no tests|ran no tests|uncaught).*)$")
@@ -284,7 +283,7 @@ PROGRESS = re.compile(r"^(\d+:\d\d:\d\d )?(load avg: [\d.]+ )?\[ *\d+/\d+")
 CALL_TEST = re.compile(r'^  File "(.*?)", line (\d+) in (\w+)$')
 
 
-def file_excerpt(lines: List[str], test_file: str) -> str:
+def file_excerpt(lines: list[str], test_file: str) -> str:
     """What regrtest printed for one test file: from its progress line to the next one (a
     timeout's stack dump included), at most 200 lines."""
     start = None
@@ -301,7 +300,7 @@ def file_excerpt(lines: List[str], test_file: str) -> str:
     return "\n".join(out[:200])
 
 
-def hung_test(lines: List[str]) -> Optional[str]:
+def hung_test(lines: list[str]) -> str | None:
     """The test method a regrtest timeout's stack dump shows running, as "timed out in NAME
     (file:line)" (the frame just above unittest's _callTestMethod in the dump)."""
     if not any(line.startswith("Timeout (") for line in lines):
@@ -314,9 +313,9 @@ def hung_test(lines: List[str]) -> Optional[str]:
     return "timed out"
 
 
-def traceback_after(lines: List[str], i: int) -> str:
+def traceback_after(lines: list[str], i: int) -> str:
     """The block unittest prints under a FAIL:/ERROR: header, up to the next separator."""
-    out = []
+    out: list[str] = []
     for line in lines[i + 2:]:
         if line.startswith("=" * 20) or (line.startswith("-" * 20) and out):
             break
@@ -324,8 +323,8 @@ def traceback_after(lines: List[str], i: int) -> str:
     return "\n".join(out).strip()
 
 
-def run(py: Interpreter, variant: str, args: List[str], log: str, outer_timeout: float) -> Tuple[
-        Optional[int], float, str]:
+def run(py: Interpreter, variant: str, args: list[str], log: str, outer_timeout: float) -> tuple[
+        int | None, float, str]:
     """One regrtest process group, killed whole after outer_timeout seconds."""
     cmd = [py.python]
     if variant == "lockwatch":
@@ -337,9 +336,10 @@ def run(py: Interpreter, variant: str, args: List[str], log: str, outer_timeout:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=py.env,
-                                cwd=py.workdir, preexec_fn=new_session_default_sigint)
+                                cwd=py.workdir,  # single-threaded driver: preexec_fn is safe
+                                preexec_fn=new_session_default_sigint)  # noqa: PLW1509
         try:
-            status: Optional[int] = proc.wait(timeout=outer_timeout)
+            status: int | None = proc.wait(timeout=outer_timeout)
         except subprocess.TimeoutExpired:
             status = None
             note = f"killed by the outer timeout after {outer_timeout:.0f} s"
@@ -352,7 +352,7 @@ def run(py: Interpreter, variant: str, args: List[str], log: str, outer_timeout:
 def kill_tree(pid: int) -> None:
     """SIGKILL a process, its process group and every descendant (regrtest's -j workers run in
     sessions of their own, so one killpg does not reach them)."""
-    children: Dict[int, List[int]] = collections.defaultdict(list)
+    children: dict[int, list[int]] = collections.defaultdict(list)
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         try:
             with open(f"/proc/{entry}/stat") as f:
@@ -372,7 +372,7 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-def regrtest_args(matchfile: str, xml: str, timeout: float, mode: str) -> List[str]:
+def regrtest_args(matchfile: str, xml: str, timeout: float, mode: str) -> list[str]:
     # -v: from 3.12 regrtest prints the FAIL:/ERROR: blocks only in verbose mode, and the JUnit XML
     # has neither sub-tests nor setUpClass errors, nor anything of a run killed by a timeout.
     args = ["-v", "--fail-env-changed", "--timeout", str(int(timeout)), "--junit-xml", xml,
@@ -382,7 +382,7 @@ def regrtest_args(matchfile: str, xml: str, timeout: float, mode: str) -> List[s
     return args
 
 
-def run_and_parse(py: Interpreter, variant: str, args: List[str], test_files: List[str],
+def run_and_parse(py: Interpreter, variant: str, args: list[str], test_files: list[str],
                   stem: str, outer_timeout: float) -> Outcome:
     log, xml = stem + ".log", stem + ".xml"
     status, seconds, note = run(py, variant, args, log, outer_timeout)
@@ -409,14 +409,14 @@ def scope(entry: str) -> str:
     return entry
 
 
-def entry_fails(entry: str, failing: Dict[str, str]) -> bool:
+def entry_fails(entry: str, failing: dict[str, str]) -> bool:
     """Whether a re-run's failing entries include this one (or anything inside its scope)."""
     where = scope(entry)
     return any(f == entry or scope(f) == where or f.startswith(where + ".")
                or (entry.endswith("]") and f"test.{where}." in f + ".") for f in failing)
 
 
-def confirm(py: Interpreter, variant: str, entries: List[str], test_files: List[str],
+def confirm(py: Interpreter, variant: str, entries: list[str], test_files: list[str],
             matchfile: str, stem: str, times: int, timeout: float) -> int:
     """How many of `times` standalone serial runs of these entries fail (any of them)."""
     files = sorted({f for f in (file_of(e, test_files) or scope(e) for e in entries)
@@ -470,12 +470,12 @@ def main() -> int:
     files, missing = find_test_files(py, wanted)
     skipped_notes = [f"{s}: SKIPPED, not in this interpreter's test package" for s in missing]
     matchfile = os.path.join(workdir, "match.txt")
-    with open(matchfile, "w") as f:
-        f.write("\n".join(match_patterns(list(files))) + "\n")
+    with open(matchfile, "w") as handle:
+        handle.write("\n".join(match_patterns(list(files))) + "\n")
     all_files = [f for s in files for f in files[s]]
     counts, listing = list_cases(py, matchfile, all_files)
-    with open(os.path.join(workdir, "cases.txt"), "w") as f:
-        f.write(listing)
+    with open(os.path.join(workdir, "cases.txt"), "w") as handle:
+        handle.write(listing)
     for suite in list(files):
         kept = []
         for f in files[suite]:
@@ -496,7 +496,7 @@ def main() -> int:
         print(note)
     sys.stdout.flush()
 
-    outcomes: Dict[Tuple[str, str, str], Outcome] = {}  # (suite, mode, variant)
+    outcomes: dict[tuple[str, str, str], Outcome] = {}  # (suite, mode, variant)
     for mode in modes:
         for variant in VARIANTS:
             t0 = time.monotonic()
@@ -546,7 +546,7 @@ def main() -> int:
                     confirmed = new
                     details.append(f"{suite} {mode}: NEW UNDER LOCKWATCH: {verdict}")
                     # Grouped by how they end: one cause often fails a whole class.
-                    groups: Dict[str, List[str]] = collections.defaultdict(list)
+                    groups: dict[str, list[str]] = collections.defaultdict(list)
                     for entry in new:
                         save_traceback(workdir, suite, mode, entry, watched)
                         ending = last_lines(watched.tracebacks.get(entry, ""), 1)
@@ -607,7 +607,7 @@ def preflight(py: Interpreter) -> bool:
     return ok
 
 
-def merge(parts: List[Outcome]) -> Outcome:
+def merge(parts: list[Outcome]) -> Outcome:
     """One suite's outcome from the runs of its test files."""
     whole = Outcome()
     whole.finished = all(p.finished for p in parts)
@@ -624,7 +624,7 @@ def merge(parts: List[Outcome]) -> Outcome:
     return whole
 
 
-def restrict(whole: Outcome, test_files: List[str]) -> Outcome:
+def restrict(whole: Outcome, test_files: list[str]) -> Outcome:
     """The part of a run over every suite that concerns one suite's test files."""
     part = Outcome()
     part.finished, part.status, part.seconds, part.note = (whole.finished, whole.status,
@@ -663,18 +663,18 @@ def save_traceback(workdir: str, suite: str, mode: str, entry: str, outcome: Out
     return path
 
 
-def last_lines(text: str, n: int) -> List[str]:
+def last_lines(text: str, n: int) -> list[str]:
     return [line for line in text.strip().splitlines() if line.strip()][-n:]
 
 
-def print_skips(files: Dict[str, List[str]], modes: List[str],
-                outcomes: Dict[Tuple[str, str, str], Outcome], notes: List[str]) -> None:
+def print_skips(files: dict[str, list[str]], modes: list[str],
+                outcomes: dict[tuple[str, str, str], Outcome], notes: list[str]) -> None:
     print("\nskipped:")
     printed = bool(notes)
     for note in notes:
         print(f"  {note}")
     for suite, fs in files.items():
-        reasons: Set[str] = set()
+        reasons: set[str] = set()
         cases: collections.Counter = collections.Counter()
         for mode in modes:
             o = outcomes[suite, mode, "plain"]
