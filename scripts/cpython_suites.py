@@ -13,14 +13,16 @@ multiprocessing's spawn and forkserver children -- are watched through LOCKWATCH
 (one regrtest per test file, in-process) and with -j0 (one regrtest for every suite, in parallel
 workers: the load under which lockwatch's races showed). Every run has --fail-env-changed (a thread
 or anything else left behind fails the test file, with and without lockwatch), --timeout (per test
-file, regrtest dumps the stacks and kills it) and an outer timeout on the whole regrtest process
-group, so nothing hangs.
+file: regrtest dumps the stacks and stops it) and an outer timeout after which the whole process
+tree is killed (-j workers run in sessions of their own), so nothing hangs. Serially a hang loses
+only its own test file; with -j0 regrtest kills the hung worker and goes on.
 
 Suites: test_threading, test_thread, test_queue, test_logging, test_concurrent_futures (all of it:
 thread and process pools; from 3.12 a package whose submodules are run as separate test files),
 test_multiprocessing_spawn and test_multiprocessing_forkserver. Of the two multiprocessing suites
-only a subset runs (MULTIPROCESSING_SUBSET below), because each of them takes 10-20 minutes on two
-shared cores, and longer under lockwatch, whose every spawned child pays its start-up: the lock,
+only a subset runs (MULTIPROCESSING_SUBSET below), because the whole suites start hundreds of
+processes (minutes each on two shared cores, more under lockwatch, whose every spawned child pays
+its start-up), while the subset takes 30-80 s per start method without lockwatch: the lock,
 condition, semaphore, event, queue and pool classes with processes, threads and a manager, the
 manager restart, the manager's containers and TestSyncManagerTypes -- the tests that pickle and
 proxy locks across processes and run them under a Manager (where spawn and forkserver broke).
@@ -29,10 +31,11 @@ multiprocessing's own primitives, not threading's locks.
 
 What a failing test is: a test case reported FAIL or ERROR (from regrtest's --junit-xml, and from
 the FAIL:/ERROR: lines of its verbose output (-v), which also carry the sub-test and setUpClass
-failures the XML leaves out), or a whole test file that failed without a failing test case (crash, timeout,
-environment changed, an unfinished run). The sets are compared per suite and mode; a test failing
-only under lockwatch is re-run alone K times without lockwatch (--confirm, default 2): if it fails
-there too it is flaky, reported but not counted. Exit status: 1 when a test fails under lockwatch
+failures the XML leaves out), or a whole test file that failed without a failing test case
+(crash, timeout, environment changed, an unfinished run). The sets are compared per suite and
+mode; what fails only under lockwatch is re-run alone K times without lockwatch (--confirm,
+default 2): if it fails there too it is flaky, reported but not counted (test cases are also
+re-run K times under lockwatch, to show how often they fail there). Exit status: 1 when a test fails under lockwatch
 that passes without it, 2 when the check itself cannot run, 0 otherwise.
 
 What is skipped is always printed: a suite missing from the interpreter's test package (some
@@ -44,8 +47,9 @@ not enabled: regrtest's default).
 Every run's output (log, JUnit XML) and, for each test failing only under lockwatch, its
 traceback are kept in a temporary folder printed at the start and the end.
 
-Run it in the foreground or background alike: a background job starts with SIGINT ignored, which
-test_threading's interrupt_main tests need, so the regrtest processes get SIGINT's default back.
+Run it in the foreground or background alike: a background job starts with SIGINT ignored, and
+test_threading's interrupt_main tests need Python's SIGINT handler, so each regrtest process gets
+SIGINT's default disposition back before it starts.
 """
 from __future__ import annotations
 
