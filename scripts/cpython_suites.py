@@ -289,7 +289,7 @@ CALL_TEST = re.compile(r'^  File "(.*?)", line (\d+) in (\w+)$')
 
 def file_excerpt(lines: list[str], test_file: str) -> str:
     """What regrtest printed for one test file: from its progress line to the next one (a
-    timeout's stack dump included), at most 200 lines."""
+    timeout's stack dump included), its last 200 lines."""
     start = None
     for i, line in enumerate(lines):
         if PROGRESS.match(line) and re.search(r"\] " + re.escape(test_file) + r"(\s|$)", line):
@@ -301,13 +301,13 @@ def file_excerpt(lines: list[str], test_file: str) -> str:
         if PROGRESS.match(line) and " running: " not in line:
             break
         out.append(line)
-    return "\n".join(out[:200])
+    return "\n".join(out[-200:])
 
 
 def hung_test(lines: list[str]) -> str | None:
     """The test method a regrtest timeout's stack dump shows running, as "timed out in NAME
     (file:line)" (the frame just above unittest's _callTestMethod in the dump)."""
-    if not any(line.startswith("Timeout (") for line in lines):
+    if not any("Timeout (" in line for line in lines):  # verbose: after "test_x (...) ... "
         return None
     for i, line in enumerate(lines):
         if line.endswith(" in _callTestMethod") and i > 0:
