@@ -11,7 +11,7 @@ from typing import IO, Any, Callable, Optional
 
 from . import patching, primitives, proxies, recorder, snapshot
 from .analysis import Report, build_report
-from .files import ReportWriteError, check_writable, write_report_file
+from .files import ReportWriteError, check_writable, write_report_files
 from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
@@ -119,8 +119,7 @@ class Session:
     def report_as_child(self) -> None:
         """Write no report of its own: only JSON, into the parent's children folder."""
         assert self.children_dir is not None
-        self.settings = self.settings.replace(json_path=os.path.join(self.children_dir, "child-%p.json"),
-                                              html_path=None, dot_path=None, text=False)
+        self.settings = _as_child(self.settings, self.children_dir)
 
     def path(self, path: str) -> str:
         """A report path for this process: %p becomes the process id; in a forked child a path
@@ -220,20 +219,9 @@ class Session:
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass
-        failed: Optional[ReportWriteError] = None
-        if self.settings.report_paths:
-            from . import sources
-
-            sources.embed(report)  # read here, from the program's files: never by a reader of the report
-        for fmt, path in self.settings.report_paths.items():
-            path = self.path(path)
-            try:
-                write_report_file(report, fmt, path)
-            except ReportWriteError as exc:
-                if exc.errno != errno.ENOENT or not _parent_reported(path):
-                    failed = failed or exc  # the other formats are still written
-        if failed is not None:
-            raise failed
+        paths = {fmt: self.path(path) for fmt, path in self.settings.report_paths.items()}
+        write_report_files(report, paths,
+                           ignore=lambda exc: exc.errno == errno.ENOENT and _parent_reported(exc.path))
         return report
 
     def write_reports_or_warn(self) -> bool:
@@ -246,6 +234,15 @@ class Session:
             _warn(str(exc))
             return False
         return True
+
+
+def _as_child(settings: Settings, children_dir: str) -> Settings:
+    """What a child of `python -m lockwatch` (a subprocess, or a forked copy) records with: JSON
+    only, into the parent's children folder, which the parent merges and reports (applying its
+    suppressions and baseline, and deciding the exit status)."""
+    return settings.replace(json_path=os.path.join(children_dir, "child-%p.json"), html_path=None,
+                            dot_path=None, text=False, fail_on_cycle=False, suppressions_path=None,
+                            baseline_path=None)
 
 
 # The folder where `python -m lockwatch` collects its child processes' reports.
@@ -346,13 +343,12 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. Raises a UserError (one line)
     before the program starts when a report path cannot be written or the program is not found."""
     from .runner import ProgramRunner
-    from .settings import FIELD_BY_NAME, SettingsError
+    from .settings import SettingsError
 
-    for name, path in (("json_path", settings.json_path), ("html_path", settings.html_path),
-                       ("dot_path", settings.dot_path)):
-        problem = check_writable(path) if path else None
+    for fmt, path in settings.report_paths.items():
+        problem = check_writable(path)
         if problem:
-            raise SettingsError(f"--{FIELD_BY_NAME[name].key}: {problem}")
+            raise SettingsError(f"--{fmt}: {problem}")
     runner = ProgramRunner(target, list(args), as_module=as_module)
     import lockwatch
 
@@ -373,9 +369,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     session.finish = finish
     # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
     # through the pylockwatch.pth hook and write their reports where this process merges them.
-    os.environ.update(to_environ(settings.replace(
-        json_path=os.path.join(children, "child-%p.json"), html_path=None, dot_path=None, text=False,
-        fail_on_cycle=False, suppressions_path=None, baseline_path=None)))
+    os.environ.update(to_environ(_as_child(settings, children)))
     logging_before = "logging" in sys.modules
     # Patch before anything of the program is imported: `python -m pkg.mod` imports pkg while
     # the module is looked up, and module-level locks are created at import.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Optional
 
 from .errors import UserError
@@ -121,14 +122,22 @@ def write_report_file(report: Report, fmt: str, path: str) -> None:
     write_atomic(path, renderers.render(report, fmt))
 
 
-def write_report_files(report: Report, paths: dict[str, str]) -> None:
-    """Each format's file, by format name: all that can be written are; then the first
-    ReportWriteError, if any."""
+def write_report_files(report: Report, paths: dict[str, str],
+                       ignore: Callable[[ReportWriteError], bool] = lambda exc: False) -> None:
+    """Each format's file, by format name, with the source lines the report shows embedded first
+    (read by the recording process, never by a reader of the report): all that can be written
+    are; then the first ReportWriteError that ``ignore`` does not excuse, if any."""
+    if not paths:
+        return
+    from . import sources
+
+    sources.embed(report)
     failed: Optional[ReportWriteError] = None
     for fmt, path in paths.items():
         try:
             write_report_file(report, fmt, path)
         except ReportWriteError as exc:
-            failed = failed or exc
+            if not ignore(exc):
+                failed = failed or exc
     if failed is not None:
         raise failed

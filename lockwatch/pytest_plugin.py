@@ -350,10 +350,7 @@ class LockwatchPlugin:
             return
         paths = self.settings.knobs.report_paths
         if paths:
-            from . import sources
             from .files import ReportWriteError, write_report_files
-
-            sources.embed(report)
 
             try:
                 write_report_files(report, paths)

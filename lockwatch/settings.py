@@ -11,7 +11,6 @@ from typing import Any, Callable, Optional
 from .errors import UserError
 
 # -- exit statuses --------------------------------------------------------------------------------
-EXIT_OK = 0
 EXIT_USAGE = 2  # bad lockwatch options, a missing script or module, an unreadable report
 # `--fail-on-cycle` when the program itself succeeded but a potential deadlock was found; a real
 # deadlock ended by the watchdog (`--on-deadlock exit`). Both outside sysexits.h's 64-78 and the
@@ -144,7 +143,6 @@ FIELDS: tuple[Field, ...] = (
           "a baseline of known potential deadlocks: only new ones fail"),
 )
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
 
 @dataclass(frozen=True)
@@ -231,18 +229,6 @@ def to_environ(settings: Settings) -> dict[str, str]:
         else:
             env[f.env] = str(value)
     return env
-
-
-ENV_HELP = "\n".join(f"  {f.env:<28} {f.help}" for f in FIELDS if f.env)
-
-
-def keys_help() -> str:
-    return ", ".join(f.key for f in FIELDS)
-
-
-def unknown_keys(given: Mapping[str, Any], allowed: Optional[set[str]] = None) -> list[str]:
-    known = set(FIELD_BY_KEY) if allowed is None else allowed
-    return sorted(set(given) - known)
 
 
 def abspath_from(base_file: str, path: Optional[str]) -> Optional[str]:

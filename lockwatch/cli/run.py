@@ -126,7 +126,7 @@ def command(as_module: bool, quiet: Optional[bool], args: Sequence[str], **given
         given["text"] = False
     base = Settings(on_deadlock=DEFAULT_ON_DEADLOCK["cli"])
     # [tool.lockwatch] first, the command line over it (values were validated as they were parsed).
-    settings = resolve((project.settings, project.where), (given, lambda f: cli_where(f)), base=base)
+    settings = resolve((project.settings, project.where), (given, cli_where), base=base)
     suppressions, known = control.load_policy(settings, project)
     return control.run_program(args[0], list(args[1:]), as_module=as_module, settings=settings,
                                suppressions=suppressions, baseline=known)
