@@ -44,6 +44,9 @@ class Session:
         #                          (--on-deadlock exit); default: write_reports
         self._writing = False  # a report is being written (SIGTERM then waits for it)
         self._die_after_write: Optional[int] = None
+        # Where a real deadlock's text goes at once (default: stderr); the pytest plugin shows it
+        # with the test that fails instead.
+        self.deadlock_text: Optional[Callable[[str], None]] = None
 
     @property
     def in_forked_child(self) -> bool:
@@ -161,7 +164,7 @@ class Session:
     def _on_deadlock(self, data: dict[str, Any], text: str) -> None:
         self.deadlocks.append(data)
         if self.settings.on_deadlock != "exit" or not self.settings.text:
-            self._emit(text)  # under "exit" the full report below carries it
+            (self.deadlock_text or self._emit)(text)  # under "exit" the full report below carries it
         if self.settings.on_deadlock == "exit":
             from .watchdog import exit_now
 
