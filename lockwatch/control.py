@@ -171,6 +171,7 @@ class Session:
             try:
                 self.write_reports_or_warn()
             finally:
+                (self.deadlock_text or self._emit)(f"lockwatch: {DEADLOCK_CLOSING}\n")
                 exit_now(EXIT_DEADLOCK)
 
     def _on_alert(self, data: dict[str, Any], text: str) -> None:
@@ -403,8 +404,28 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     finally:
         shutil.rmtree(children, ignore_errors=True)
     if settings.fail_on_cycle and status == 0 and (report.failing or report.violations):
+        _warn(closing_line(report))
         return EXIT_POTENTIAL_DEADLOCK
     return status
+
+
+def closing_line(report: Report) -> str:
+    """Why the status is EXIT_POTENTIAL_DEADLOCK: the last line, also with -q (no text report)."""
+    from .renderers.common import cycle_title, plural
+
+    why = []
+    if report.failing:
+        titles = "; ".join(cycle_title(p) for p in report.failing[:3])
+        more = f"; and {len(report.failing) - 3} more" if len(report.failing) > 3 else ""
+        why.append(f"{plural(len(report.failing), 'potential deadlock')} that can hang ({titles}{more})")
+    if report.violations:
+        why.append(plural(len(report.violations), "declared lock order violation"))
+    return (f"exit status {EXIT_POTENTIAL_DEADLOCK} (--fail-on-cycle): the program succeeded, but "
+            f"lockwatch found {' and '.join(why)}")
+
+
+DEADLOCK_CLOSING = (f"exit status {EXIT_DEADLOCK}: threads really deadlocked (--on-deadlock exit); lockwatch "
+                    "ended the process instead of leaving it hanging")
 
 
 def _warn(message: str) -> None:
