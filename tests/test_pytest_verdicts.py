@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import SHOP
-
-import lockwatch
+from support import PACKAGE_DIR, SHOP
 
 pytestmark = pytest.mark.timeout(300)
 
-LOCKWATCH_DIR = str(Path(lockwatch.__file__).resolve().parent)
 CYCLE = "_cart_lock -> _stock_lock -> _cart_lock"
 
 # Two threads of one test take two locks in opposite orders and really deadlock; a barrier makes
@@ -159,7 +156,7 @@ def test_no_lockwatch_frame_in_a_deadlock_traceback(pytester: pytest.Pytester) -
     [error] = [line for line in failure.splitlines() if line.startswith("E ")]
     assert error.split(None, 1)[1].startswith(
         "lockwatch.errors.DeadlockError: deadlock detected by lockwatch: thread 'MainThread'")
-    assert LOCKWATCH_DIR not in failure  # proxies, watchdog, recorder: ~40 lines before
+    assert PACKAGE_DIR not in failure  # proxies, watchdog, recorder: ~40 lines before
     assert "blocking_acquire" not in failure and "_unmutexed" not in failure
 
 
