@@ -218,8 +218,8 @@ class Session:
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
-                rendered = text.render(report, top=self.settings.top)
-                out.write(text.colorize(rendered) if text.use_color(out) else rendered)
+                rendered = text.fit(text.render(report, top=self.settings.top), text.terminal_width(out))
+                out.write(text.colorize(rendered) if text.use_color(out, self.settings.color) else rendered)
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass

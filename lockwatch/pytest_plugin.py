@@ -441,7 +441,7 @@ class LockwatchPlugin:
         terminalreporter.write_sep("=", "lockwatch")
         # A real deadlock is printed once, with the test it failed; the summary names those tests.
         shown = dataclasses.replace(report, deadlocks=[]) if self.deadlock_tests else report
-        terminalreporter.write(text.render(shown, top=self.settings.knobs.top))
+        terminalreporter.write(_for_terminal(config, text.render(shown, top=self.settings.knobs.top)))
         if self.write_error is not None:
             terminalreporter.write_line(self.write_error, red=True, bold=True)
         else:
@@ -497,6 +497,17 @@ class LockwatchPlugin:
         if not workers:
             return context
         return f"{context} (worker{'s' if len(workers) > 1 else ''} {', '.join(workers)})"
+
+
+def _for_terminal(config: pytest.Config, report: str) -> str:
+    """The text report as pytest's terminal shows it: fitted to its width on a terminal, in
+    colour when pytest's own output is (--color, NO_COLOR, FORCE_COLOR, PY_COLORS: pytest decides)."""
+    from .renderers import text
+
+    writer = config.get_terminal_writer()
+    if text.terminal_width(sys.__stdout__) is not None:
+        report = text.fit(report, writer.fullwidth)
+    return text.colorize(report) if writer.hasmarkup else report
 
 
 class _Counted:
