@@ -44,7 +44,8 @@ LONG = "/very/long/path/" + "deeply/nested/" * 6 + "module.py"
 REPORT = f"""\
 ==============================================================================
 Potential deadlock 1 of 1: a -> b -> a   [deadlock risk]
-  These lock objects were taken in opposite orders. If the threads that did so run at the same time, each can hold one lock and wait forever for the next.
+  These lock objects were taken in opposite orders. If the threads that did so run at the same time, \
+each can hold one lock and wait forever for the next.
 
   a -> b: thread 'worker' held a and waited for b (1 time, during tests/test_shop.py::test_checkout)
     a was taken at:
