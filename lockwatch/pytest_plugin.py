@@ -371,6 +371,7 @@ class LockwatchPlugin:
             return
         self.worker_acknowledged.update(node.workeroutput.get("lockwatch_acknowledged", []))
         self.failed_by_tests.update(node.workeroutput.get("lockwatch_failed", []))
+        self.acknowledged_violations += int(node.workeroutput.get("lockwatch_acknowledged_violations", 0))
         self.deadlock_tests.extend(node.workeroutput.get("lockwatch_deadlock_tests", []))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -402,6 +403,7 @@ class LockwatchPlugin:
             output["lockwatch"] = report.to_dict()
             output["lockwatch_acknowledged"] = sorted(self.acknowledged)
             output["lockwatch_failed"] = sorted(self.failed_by_tests)
+            output["lockwatch_acknowledged_violations"] = self.acknowledged_violations
             output["lockwatch_deadlock_tests"] = list(self.deadlock_tests)
             return
         paths = self.settings.knobs.report_paths
