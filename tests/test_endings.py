@@ -10,7 +10,7 @@ from support import child_env, lockwatch, python, write
 
 from lockwatch.settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)  # several pytest runs in subprocesses, on a busy machine
 
 INVERSION = """
     import threading
@@ -31,7 +31,7 @@ HANG = """
     ready = threading.Barrier(2)
     def take(first, second):
         with first:
-            ready.wait(30)
+            ready.wait(120)
             with second:
                 pass
     threading.Thread(target=take, args=(a, b), daemon=True).start()
@@ -128,7 +128,7 @@ def test_damaged_baseline_from_every_other_entry_point(tmp_path: Path, pytester:
     _one_line(proc.stderr, problem)
     # pytest --lockwatch-baseline: a usage error
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
-    result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-baseline", str(base), timeout=120)
+    result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-baseline", str(base), timeout=300)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     _one_line(result.stderr.str(), problem)
 
@@ -136,6 +136,6 @@ def test_damaged_baseline_from_every_other_entry_point(tmp_path: Path, pytester:
 def test_pytest_on_deadlock_exit_says_why(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_hang=HANG.replace("take(b, a)\n", "def test_hang():\n        take(b, a)\n"))
     result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-on-deadlock", "exit",
-                                           "--lockwatch-deadlock-timeout", "0.5", timeout=120)
+                                           "--lockwatch-deadlock-timeout", "0.5", timeout=300)
     assert result.ret == EXIT_DEADLOCK
     assert result.stderr.lines[-1].startswith(f"lockwatch: exit status {EXIT_DEADLOCK}: threads really deadlocked")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import PACKAGE_DIR, SHOP
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)  # several pytest runs in subprocesses, on a busy machine
 
 CYCLE = "_cart_lock -> _stock_lock -> _cart_lock"
 
@@ -23,7 +23,7 @@ DEADLOCK = """
 
     def take(first, second, ready):
         with first:
-            ready.wait(30)
+            ready.wait(120)
             with second:
                 pass
 
@@ -33,7 +33,7 @@ DEADLOCK = """
         one = threading.Thread(target=take, args=(a, b, ready), name="one")
         two = threading.Thread(target=take, args=(b, a, ready), name="two")
         one.start(); two.start()
-        one.join(60); two.join(60)
+        one.join(120); two.join(120)
         assert not one.is_alive() and not two.is_alive()
 
 
@@ -43,10 +43,10 @@ DEADLOCK = """
         other = threading.Thread(target=take, args=(d, c, ready), name="other")
         other.start()
         with c:
-            ready.wait(30)
+            ready.wait(120)
             with d:  # the main thread is the one lockwatch breaks
                 pass
-        other.join(60)
+        other.join(120)
 
 
     def test_next():
@@ -91,7 +91,7 @@ def _last_line(result: pytest.RunResult) -> str:
 def test_xdist_split_inversion_fails_the_run_with_a_line_naming_it(split: pytest.Pytester,
                                                                     quiet: tuple[str, ...]) -> None:
     result = split.runpytest_subprocess("--lockwatch", "-n", "2", "--dist", "each", "-p", "no:randomly",
-                                        *quiet, timeout=120)
+                                        *quiet, timeout=300)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, skipped=2)  # no test failed: neither worker saw the whole cycle
     out = result.stdout.str()
@@ -108,7 +108,7 @@ def test_xdist_split_inversion_fails_the_run_with_a_line_naming_it(split: pytest
 
 def test_xdist_split_inversion_under_report_only_passes_and_says_so(split: pytest.Pytester) -> None:
     result = split.runpytest_subprocess("--lockwatch-report-only", "-n", "2", "--dist", "each",
-                                        "-p", "no:randomly", timeout=120)
+                                        "-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.OK
     assert "lockwatch: report only: 1 potential deadlock found; they do not fail the run" in result.stdout.str()
     assert "lockwatch finding" not in _last_line(result)
@@ -116,7 +116,7 @@ def test_xdist_split_inversion_under_report_only_passes_and_says_so(split: pytes
 
 def test_a_clean_run_says_nothing_fails_it(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fine="def test_fine():\n    pass\n")
-    result = pytester.runpytest_subprocess("--lockwatch", timeout=120)
+    result = pytester.runpytest_subprocess("--lockwatch", timeout=300)
     assert result.ret == pytest.ExitCode.OK
     assert "lockwatch: nothing found that fails the run" in result.stdout.str()
 
@@ -127,7 +127,7 @@ def test_a_real_deadlock_fails_its_test_once_and_the_next_test_passes(pytester: 
     pytester.makepyfile(test_deadlock=DEADLOCK)
     result = pytester.runpytest_subprocess(mode, "--lockwatch-deadlock-timeout", "1", "-p", "no:randomly",
                                            "-W", "error::pytest.PytestUnhandledThreadExceptionWarning",
-                                           timeout=120)
+                                           timeout=300)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=2, passed=1)
     out = result.stdout.str()
@@ -149,7 +149,7 @@ def test_a_real_deadlock_fails_its_test_once_and_the_next_test_passes(pytester: 
 def test_no_lockwatch_frame_in_a_deadlock_traceback(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_deadlock=DEADLOCK)
     result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-deadlock-timeout", "1",
-                                           "-k", "main_thread", "--tb", "long", timeout=120)
+                                           "-k", "main_thread", "--tb", "long", timeout=300)
     result.assert_outcomes(failed=1, deselected=2)
     failure = result.stdout.str().split("_ test_main_thread_deadlocks _", 1)[1]
     assert "with d:  # the main thread is the one lockwatch breaks" in failure
@@ -182,10 +182,10 @@ def test_the_fixture_without_lockwatch_skips_with_a_reason(pytester: pytest.Pyte
     example = README_MARKER_EXAMPLE.strip("\n")
     assert "\n".join(line[4:] for line in example.splitlines()) in readme  # the README's own example
     pytester.makepyfile(shop=SHOP, test_example=README_MARKER_EXAMPLE)
-    result = pytester.runpytest_subprocess("-rs", "-p", "no:randomly", timeout=120)
+    result = pytester.runpytest_subprocess("-rs", "-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * the lockwatch fixture needs lockwatch switched on: "
                                  "run pytest with --lockwatch*"])
-    with_it = pytester.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
+    with_it = pytester.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=300)
     with_it.assert_outcomes(passed=2)
