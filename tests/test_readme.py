@@ -9,7 +9,7 @@ import sys
 import pytest
 from support import PROJECT_ROOT, TIMEOUT
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1500)
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
