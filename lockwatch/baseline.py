@@ -22,16 +22,20 @@ def read(path: str) -> dict[str, BaselineEntry]:
     data = read_json(path, "lockwatch baseline", BaselineError)
     check_header(data, path, FORMAT, VERSION, "lockwatch baseline", BaselineError,
                  " (write one with `lockwatch baseline`)")
-    cycles = data.get("cycles", [])
+    if "cycles" not in data:
+        raise BaselineError(f"{path} is a damaged lockwatch baseline (it has no cycles list)")
+    cycles = data["cycles"]
     if not isinstance(cycles, list):
         raise BaselineError(f"{path} is a damaged lockwatch baseline (cycles is not a list)")
     out = {}
     for i, entry in enumerate(cycles):
-        if isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str):
-            try:
-                out[entry["fingerprint"]] = BaselineEntry.from_dict(entry, f"cycles[{i}]", path)
-            except ReportError as exc:
-                raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline")) from None
+        # Every entry is checked: a baseline that lists something lockwatch cannot read would
+        # otherwise let that cycle fail CI again, or hide a typo.
+        try:
+            found = BaselineEntry.from_dict(entry, f"cycles[{i}]", path)
+        except ReportError as exc:
+            raise BaselineError(str(exc).replace("lockwatch report", "lockwatch baseline")) from None
+        out[found.fingerprint] = found
     return out
 
 

@@ -45,6 +45,9 @@ class Session:
         #                          (--on-deadlock exit); default: write_reports
         self._writing = False  # a report is being written (SIGTERM then waits for it)
         self._die_after_write: Optional[int] = None
+        # Where a real deadlock's text goes at once (default: stderr); the pytest plugin shows it
+        # with the test that fails instead.
+        self.deadlock_text: Optional[Callable[[str], None]] = None
 
     @property
     def in_forked_child(self) -> bool:
@@ -162,13 +165,14 @@ class Session:
     def _on_deadlock(self, data: dict[str, Any], text: str) -> None:
         self.deadlocks.append(data)
         if self.settings.on_deadlock != "exit" or not self.settings.text:
-            self._emit(text)  # under "exit" the full report below carries it
+            (self.deadlock_text or self._emit)(text)  # under "exit" the full report below carries it
         if self.settings.on_deadlock == "exit":
             from .watchdog import exit_now
 
             try:
                 self.write_reports_or_warn()
             finally:
+                (self.deadlock_text or self._emit)(f"lockwatch: {DEADLOCK_CLOSING}\n")
                 exit_now(EXIT_DEADLOCK)
 
     def _on_alert(self, data: dict[str, Any], text: str) -> None:
@@ -215,8 +219,8 @@ class Session:
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
-                rendered = text.render(report, top=self.settings.top)
-                out.write(text.colorize(rendered) if text.use_color(out) else rendered)
+                rendered = text.fit(text.render(report, top=self.settings.top), text.terminal_width(out))
+                out.write(text.colorize(rendered) if text.use_color(out, self.settings.color) else rendered)
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass
@@ -456,8 +460,28 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     finally:
         shutil.rmtree(children, ignore_errors=True)
     if settings.fail_on_cycle and status == 0 and (report.failing or report.violations):
+        _warn(closing_line(report))
         return EXIT_POTENTIAL_DEADLOCK
     return status
+
+
+def closing_line(report: Report) -> str:
+    """Why the status is EXIT_POTENTIAL_DEADLOCK: the last line, also with -q (no text report)."""
+    from .renderers.common import cycle_title, plural
+
+    why = []
+    if report.failing:
+        titles = "; ".join(cycle_title(p) for p in report.failing[:3])
+        more = f"; and {len(report.failing) - 3} more" if len(report.failing) > 3 else ""
+        why.append(f"{plural(len(report.failing), 'potential deadlock')} that can hang ({titles}{more})")
+    if report.violations:
+        why.append(plural(len(report.violations), "declared lock order violation"))
+    return (f"exit status {EXIT_POTENTIAL_DEADLOCK} (--fail-on-cycle): the program succeeded, but "
+            f"lockwatch found {' and '.join(why)}")
+
+
+DEADLOCK_CLOSING = (f"exit status {EXIT_DEADLOCK}: threads really deadlocked (--on-deadlock exit); lockwatch "
+                    "ended the process instead of leaving it hanging")
 
 
 def _warn(message: str) -> None:

@@ -12,6 +12,10 @@ from . import recorder as _rec
 from .recorder import now as _now
 from .stacks import first_outside
 
+# pytest (and tools that follow its convention) leave this module's frames out of a failing
+# test's traceback, e.g. a DeadlockError raised in a blocked acquire: the test's code is what to read.
+__tracebackhide__ = True
+
 # The originals, captured at import: lockwatch is imported before it patches anything.
 _allocate_lock = _thread.allocate_lock
 _real_rlock = threading.RLock

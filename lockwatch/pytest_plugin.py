@@ -1,6 +1,7 @@
 """The pytest plugin: `pytest --lockwatch` fails a suite whose tests take locks in inverted orders."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Optional
@@ -197,6 +198,10 @@ class LockwatchPlugin:
         self.final: Any = None
         self.write_error: Optional[str] = None  # a report file that could not be written
         self.is_controller = _is_xdist_controller(config)
+        self.failed_by_tests: set[str] = set()  # fingerprints that failed a test (here or on a worker)
+        self.seen_deadlocks = 0  # real deadlocks already attached to a test
+        self.deadlock_tests: list[str] = []  # the tests that real deadlocks failed (here and on workers)
+        self.workers: dict[str, set[str]] = {}  # test id -> the pytest-xdist workers that ran it
 
     @property
     def is_worker(self) -> bool:
@@ -224,6 +229,9 @@ class LockwatchPlugin:
         if self.settings.on_deadlock == "exit":
             # The run ends with os._exit: a report written to the captured stderr would be lost.
             self.session._emit = self._emit_uncaptured
+        elif self.settings.on_deadlock == "raise":
+            # The test during which it happened fails with the deadlock's text: printed once.
+            self.session.deadlock_text = _ignore_text
         self.session.start()
 
     def _emit_uncaptured(self, text: str) -> None:
@@ -268,10 +276,27 @@ class LockwatchPlugin:
             recorder.context = None
             recorder.recording = True
 
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        # Innermost around the test: a DeadlockError that broke a real deadlock in one of the
+        # test's own threads fails the test (below), so pytest's "unhandled exception in thread"
+        # warning, with lockwatch's frames in its traceback, would only repeat it.
+        import threading
+
+        previous = threading.excepthook
+        threading.excepthook = functools.partial(_thread_excepthook, previous, self)
+        try:
+            yield
+        finally:
+            if isinstance(threading.excepthook, functools.partial) and \
+                    threading.excepthook.func is _thread_excepthook:
+                threading.excepthook = previous
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
         outcome = yield
         rep = outcome.get_result()
+        self._fail_on_real_deadlock(item, rep)
         new, violations = self._new_findings()
         if not new and not violations:
             return
@@ -293,11 +318,32 @@ class LockwatchPlugin:
             self.acknowledged_violations += len(violations)
             rep.sections.append(("lockwatch", heading + "\n" + body))
             return
+        self.failed_by_tests.update(p.fingerprint for p in new if p.fails)
         if rep.passed:
             rep.outcome = "failed"
             rep.longrepr = heading + "\n\n" + body
         else:
             rep.sections.append(("lockwatch", heading + "\n" + body))
+
+    def _fail_on_real_deadlock(self, item: pytest.Item, rep: pytest.TestReport) -> None:
+        """A real deadlock fails the test during which it happened, whichever of its threads was
+        broken, and whatever report_only says (a hang is not a potential finding)."""
+        if self.session is None or len(self.session.deadlocks) == self.seen_deadlocks:
+            return
+        from .model import Deadlock
+        from .renderers.incidents import render_deadlock
+
+        new = self.session.deadlocks[self.seen_deadlocks:]
+        self.seen_deadlocks += len(new)
+        self.deadlock_tests.append(item.nodeid)
+        body = "".join(render_deadlock(Deadlock.from_dict(d)) for d in new)
+        heading = (f"lockwatch: {'a real deadlock' if len(new) == 1 else f'{len(new)} real deadlocks'} "
+                   f"happened during {item.nodeid} ({rep.when})")
+        if rep.failed:  # the DeadlockError was raised in the test's own thread: its traceback stays
+            rep.sections.append(("lockwatch", heading + "\n" + body))
+        else:
+            rep.outcome = "failed"
+            rep.longrepr = heading + "\n" + body
 
     def _new_findings(self) -> tuple[list, list]:
         """Cycles and declared-order violations that appeared since the last look."""
@@ -324,6 +370,15 @@ class LockwatchPlugin:
         except ReportError:
             return
         self.worker_acknowledged.update(node.workeroutput.get("lockwatch_acknowledged", []))
+        self.failed_by_tests.update(node.workeroutput.get("lockwatch_failed", []))
+        self.acknowledged_violations += int(node.workeroutput.get("lockwatch_acknowledged_violations", 0))
+        self.deadlock_tests.extend(node.workeroutput.get("lockwatch_deadlock_tests", []))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # pytest-xdist's controller receives each worker's reports with the worker node attached.
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        if gateway is not None and report.when == "call" and not report.skipped:
+            self.workers.setdefault(report.nodeid, set()).add(str(gateway.id))
 
     # -- end of run ---------------------------------------------------------------------------
     def final_report(self) -> Any:
@@ -347,6 +402,9 @@ class LockwatchPlugin:
             output: dict[str, Any] = self.config.workeroutput  # type: ignore[attr-defined]
             output["lockwatch"] = report.to_dict()
             output["lockwatch_acknowledged"] = sorted(self.acknowledged)
+            output["lockwatch_failed"] = sorted(self.failed_by_tests)
+            output["lockwatch_acknowledged_violations"] = self.acknowledged_violations
+            output["lockwatch_deadlock_tests"] = list(self.deadlock_tests)
             return
         paths = self.settings.knobs.report_paths
         if paths:
@@ -361,25 +419,121 @@ class LockwatchPlugin:
                     session.exitstatus = pytest.ExitCode.USAGE_ERROR
                 if self.config.pluginmanager.getplugin("terminalreporter") is None:
                     sys.stderr.write(self.write_error + "\n")
+        failing, violations = self._failing(report)
+        if (failing or violations) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _failing(self, report: Any) -> tuple[list[Any], int]:
+        """What fails the run: the potential deadlocks no test acknowledged (report_only), and the
+        number of declared-order violations beyond those acknowledged; nothing under report_only."""
+        if self.settings.report_only:
+            return [], 0
         acknowledged = self.acknowledged | self.worker_acknowledged
         failing = [p for p in report.failing if p.fingerprint not in acknowledged]
-        violations = len(report.violations) > self.acknowledged_violations
-        if (failing or violations) and not self.settings.report_only and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return failing, max(0, len(report.violations) - self.acknowledged_violations)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if self.is_worker:
             return
+        import dataclasses
+
         from .renderers import text
 
         report = self.final_report()
         terminalreporter.write_sep("=", "lockwatch")
-        terminalreporter.write(text.render(report, top=self.settings.knobs.top))
+        # A real deadlock is printed once, with the test it failed; the summary names those tests.
+        shown = dataclasses.replace(report, deadlocks=[]) if self.deadlock_tests else report
+        terminalreporter.write(_for_terminal(config, text.render(shown, top=self.settings.knobs.top)))
         if self.write_error is not None:
             terminalreporter.write_line(self.write_error, red=True, bold=True)
-            return
-        for fmt, path in self.settings.knobs.report_paths.items():
-            terminalreporter.write_line(f"lockwatch: {fmt.upper()} report written to {path}")
+        else:
+            for fmt, path in self.settings.knobs.report_paths.items():
+                terminalreporter.write_line(f"lockwatch: {fmt.upper()} report written to {path}")
+        self._write_verdict(terminalreporter, report)
+
+    def _write_verdict(self, terminalreporter: Any, report: Any) -> None:
+        """The run's verdict in words, last in the section: what fails the run and why, or that
+        nothing does. With pytest-xdist no single worker may have seen a whole cycle (no test
+        failed for it): the line names the cycle and the tests and workers of its edges, and the
+        final summary line counts it, in red, so that the run never looks green while it fails."""
+        from .renderers.common import LABELS, cycle_title, plural
+
+        def red(line: str) -> None:
+            terminalreporter.write_line(line, red=True, bold=True)
+
+        if self.deadlock_tests:
+            red(f"lockwatch: {plural(len(self.deadlock_tests), 'test')} failed because threads really "
+                f"deadlocked: {', '.join(self.deadlock_tests)}")
+        failing, violations = self._failing(report)
+        unfailed = [p for p in failing if p.fingerprint not in self.failed_by_tests]
+        for p in failing:
+            where = sorted({self._where(e.context) for e in p.edges if e.context})
+            how = ("no single test saw the whole cycle; " if p in unfailed else "") + \
+                ("its edges were seen during " + ", ".join(where) if where else "")
+            red(f"lockwatch: the run fails: potential deadlock {cycle_title(p)} "
+                f"[{LABELS[p.triage]}]" + (f" ({how.rstrip('; ')})" if how else ""))
+        if violations:
+            red(f"lockwatch: the run fails: {plural(violations, 'declared lock order violation')}")
+        if failing or violations:
+            red("lockwatch: exit status 1 (tests failed) because of the finding(s) above; "
+                "--lockwatch-report-only reports them without failing the run")
+            count = len(unfailed) + (violations if not failing else 0)
+            if count:
+                # pytest colours its last line red only for failed tests and errors: the empty
+                # "error" list adds no count, the "lockwatch" entries add "N lockwatch finding(s)".
+                terminalreporter.stats.setdefault("error", [])
+                key = "lockwatch finding" if count == 1 else "lockwatch findings"
+                terminalreporter.stats.setdefault(key, []).extend(_Counted() for _ in range(count))
+        elif report.failing and self.settings.report_only:
+            terminalreporter.write_line(
+                f"lockwatch: report only: {plural(len(report.failing), 'potential deadlock')} found; "
+                "they do not fail the run", yellow=True, bold=True)
+        elif report.failing:
+            terminalreporter.write_line("lockwatch: the potential deadlocks found were all reported by "
+                                        "tests marked report_only: they do not fail the run")
+        else:
+            terminalreporter.write_line("lockwatch: nothing found that fails the run")
+
+    def _where(self, context: str) -> str:
+        workers = sorted(self.workers.get(context, ()))
+        if not workers:
+            return context
+        return f"{context} (worker{'s' if len(workers) > 1 else ''} {', '.join(workers)})"
+
+
+def _for_terminal(config: pytest.Config, report: str) -> str:
+    """The text report as pytest's terminal shows it: fitted to its width on a terminal, in
+    colour when pytest's own output is (--color, NO_COLOR, FORCE_COLOR, PY_COLORS: pytest decides)."""
+    from .renderers import text
+
+    writer = config.get_terminal_writer()
+    if text.terminal_width(sys.__stdout__) is not None:
+        report = text.fit(report, writer.fullwidth)
+    return text.colorize(report) if writer.hasmarkup else report
+
+
+class _Counted:
+    """One entry of pytest's summary statistics (counted in the last line of the run)."""
+
+    count_towards_summary = True
+
+
+def _ignore_text(text: str) -> None:
+    """Where a real deadlock's text goes under the plugin's "raise": nowhere at once (the test
+    that fails with it carries it)."""
+
+
+def _thread_excepthook(previous: Any, plugin: LockwatchPlugin, args: Any) -> None:
+    """threading.excepthook during a test: a DeadlockError lockwatch raised to break a deadlock
+    that the session recorded ends its thread quietly (the test fails with the deadlock);
+    anything else goes to the hook that was there (pytest's)."""
+    from .errors import DeadlockError
+
+    exc = args.exc_value
+    if isinstance(exc, DeadlockError) and plugin.session is not None and \
+            any(exc.report is d for d in plugin.session.deadlocks):
+        return
+    previous(args)
 
 
 _ITEM_KEY = pytest.StashKey[dict]()
@@ -405,15 +559,15 @@ class LockwatchFixture:
         return [p for p in self.potential_deadlocks if p.fingerprint not in self._before]
 
 
+SKIP_WITHOUT = ("the lockwatch fixture needs lockwatch switched on: run pytest with --lockwatch "
+                "(or --lockwatch-report-only, or lockwatch = true in the ini file)")
+
+
 @pytest.fixture
 def lockwatch(request: pytest.FixtureRequest) -> Any:
-    """The lockwatch session's findings. Under --lockwatch, the whole run's session; otherwise
-    lockwatch records for this test only (locks created before the test are not seen)."""
+    """The whole run's lockwatch findings, under --lockwatch. Without it the test is skipped
+    (it asserts on findings that nothing records)."""
     plugin = request.config.stash.get(_KEY, None)
-    if plugin is not None and plugin.session is not None:
-        yield LockwatchFixture(plugin.session)
-        return
-    import lockwatch as api
-
-    with api.watching() as session:
-        yield LockwatchFixture(session)
+    if plugin is None or plugin.session is None:
+        pytest.skip(SKIP_WITHOUT)
+    return LockwatchFixture(plugin.session)

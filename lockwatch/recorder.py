@@ -12,6 +12,10 @@ from typing import Any
 
 from . import histogram, stacks
 
+# pytest (and tools that follow its convention) leave this module's frames out of a failing
+# test's traceback, e.g. a DeadlockError raised in a blocked acquire: the test's code is what to read.
+__tracebackhide__ = True
+
 # lockwatch's own bookkeeping lock: a raw _thread lock captured at import, never instrumented.
 # Program code can run in the middle of a section that holds it: a finalizer or weakref callback
 # (a garbage collection at any allocation), a signal handler (main thread), a trace or profile

@@ -97,6 +97,16 @@ def validate_bool(value: Any, where: str) -> bool:
     raise SettingsError(f"{where}: {value!r} is not a boolean (use true or false)")
 
 
+def validate_optional_bool(value: Any, where: str) -> Optional[bool]:
+    """true or false, or None (or "", "auto") for "decide by itself"."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    try:
+        return validate_bool(value, where)
+    except SettingsError:
+        raise SettingsError(f"{where}: {value!r} is not true, false or auto") from None
+
+
 def validate_path(value: Any, where: str) -> Optional[str]:
     """A file path, or None for "not given" ("" too: an empty environment variable or ini value)."""
     if value is None or value == "":
@@ -125,6 +135,8 @@ FIELDS: tuple[Field, ...] = (
     Field("dot_path", "dot", "LOCKWATCH_DOT", validate_path,
           "write the lock-order graph in Graphviz DOT to this path; %p becomes the pid"),
     Field("text", "text", "LOCKWATCH_TEXT", validate_bool, "the text report on stderr at exit"),
+    Field("color", "color", "LOCKWATCH_COLOR", validate_optional_bool,
+          "colour in the text report: true, false, or auto (on a terminal, unless NO_COLOR; FORCE_COLOR forces it)"),
     Field("top", "top", "LOCKWATCH_TOP", validate_top, "rows in each contention table of the text report"),
     Field("deadlock_timeout", "deadlock_timeout", "LOCKWATCH_DEADLOCK_TIMEOUT", validate_seconds,
           "seconds threads must wait for each other before it is a real deadlock (0: no watchdog)"),
@@ -154,6 +166,7 @@ class Settings:
     html_path: Optional[str] = None
     dot_path: Optional[str] = None
     text: bool = True
+    color: Optional[bool] = None  # None: on a terminal only (NO_COLOR, FORCE_COLOR honoured)
     top: int = DEFAULT_TOP
     deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT
     on_deadlock: str = DEFAULT_ON_DEADLOCK["api"]

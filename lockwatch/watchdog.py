@@ -16,6 +16,10 @@ from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo
 from .renderers.incidents import render_alert, render_deadlock, summarize
 from .settings import EXIT_DEADLOCK, POLICIES
 
+# pytest (and tools that follow its convention) leave this module's frames out of a failing
+# test's traceback, e.g. a DeadlockError raised in a blocked acquire: the test's code is what to read.
+__tracebackhide__ = True
+
 __all__ = ["EXIT_DEADLOCK", "POLICIES", "Watchdog", "exit_now"]
 
 
@@ -283,9 +287,11 @@ class Watchdog:
                             detected_at=time.time())
         data = deadlock.to_dict()  # plain data for the session and DeadlockError.report
         text = render_deadlock(deadlock)
+        # The session learns of it before the victim can raise: a test that fails because of
+        # the DeadlockError finds the deadlock recorded.
+        self.on_deadlock(data, text)
         if victim is not None:
             _rec.victims[victim] = DeadlockError(summarize(deadlock), data)
-        self.on_deadlock(data, text)
         return data
 
     def _alerts(self, waiting: dict, by_list: dict, names: dict, now: int) -> None:

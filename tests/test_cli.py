@@ -360,7 +360,10 @@ def test_json_of_a_clean_program(tmp_path: Path) -> None:
 def test_fail_on_cycle(argv: list[str], status: int) -> None:
     result = lockwatch("--fail-on-cycle", *argv, cwd=CLI)
     assert result.returncode == status, result.stderr
-    assert (REPORT_HEADER in result.stderr) == ("-q" not in argv)
+    # the report (its first line follows a rule), unless -q; a status of 86 says why, last
+    assert (f"{'=' * 78}\n{REPORT_HEADER}" in result.stderr) == ("-q" not in argv)
+    closing = result.stderr.splitlines()[-1].startswith(f"lockwatch: exit status {EXIT_POTENTIAL_DEADLOCK} ")
+    assert closing == (status == EXIT_POTENTIAL_DEADLOCK), result.stderr
 
 
 def test_without_fail_on_cycle_an_inversion_exits_0() -> None:

@@ -3,12 +3,14 @@ empty one and a huge one, and in a real headless Chromium."""
 from __future__ import annotations
 
 import html as htmllib
+import json
 import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
+import textwrap
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -386,6 +388,91 @@ def red_pixels(png: Path) -> int:
                if row[i] > 160 and row[i + 1] < 100 and row[i + 2] < 90)
 
 
+# Run in the page after its own script (every cycle panel opened, so that all of it is laid out):
+# each element that sticks out of the page, or whose content is wider than its box (text spilling
+# into the next column, or columns hidden behind a horizontal scrollbar), with what it is.
+MEASURE = """<script>
+(function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var page = document.documentElement.clientWidth, bad = [];
+  function describe(el) {
+    var s = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+            (el.className && el.className.baseVal === undefined ? '.' + el.className.split(' ').join('.') : '');
+    return s + ' "' + (el.textContent || '').trim().slice(0, 50) + '"';
+  }
+  document.body.querySelectorAll('*').forEach(function (el) {
+    if (el.closest('svg') && el.tagName.toLowerCase() !== 'svg') return;  // inside a drawing
+    if (el.closest('[hidden]') || el.tagName.toLowerCase() === 'script') return;
+    var style = getComputedStyle(el), box = el.getBoundingClientRect();
+    if (style.display === 'none' || (box.width === 0 && box.height === 0)) return;
+    if (box.right > page + 1 || box.left < -1)
+      bad.push(describe(el) + ' sticks out of the page: ' + Math.round(box.left) + '..' +
+               Math.round(box.right) + ' of ' + page);
+    if (style.display !== 'inline' && el.scrollWidth > el.clientWidth + 1)
+      bad.push(describe(el) + ' has content wider than its box: ' + el.scrollWidth + ' > ' + el.clientWidth);
+  });
+  document.body.setAttribute('data-overflow', JSON.stringify(bad));
+})();
+</script></body>"""
+
+LONG_PATHS = """
+    import threading
+
+    class InventoryReservationLedgerForWarehouseShipments:
+        def __init__(self):
+            self.inventory_reservation_lock_for_the_warehouse = threading.Lock()
+            self.shipment_schedule_lock_for_outgoing_deliveries = threading.RLock()
+
+        def reserve_items_for_an_outgoing_shipment_with_a_long_name(self):
+            with self.inventory_reservation_lock_for_the_warehouse:
+                with self.shipment_schedule_lock_for_outgoing_deliveries:
+                    pass
+
+        def reschedule_every_delivery_after_a_warehouse_inventory_change(self):
+            with self.shipment_schedule_lock_for_outgoing_deliveries:
+                with self.inventory_reservation_lock_for_the_warehouse:
+                    pass
+
+    ledger = InventoryReservationLedgerForWarehouseShipments()
+    for work in (ledger.reserve_items_for_an_outgoing_shipment_with_a_long_name,
+                 ledger.reschedule_every_delivery_after_a_warehouse_inventory_change):
+        worker = threading.Thread(target=work, name="worker-thread-with-a-rather-long-descriptive-name")
+        worker.start()
+        worker.join()
+"""
+
+
+def long_paths_page(tmp_path: Path) -> Path:
+    """The HTML report of a real run of a program deep in folders with long names, run from
+    elsewhere so that every path in it is absolute and long."""
+    deep = tmp_path.joinpath("company-monorepo-checkout", "services", "warehouse-inventory-service",
+                             "src", "warehouse_inventory_service", "domain", "reservations_and_shipments")
+    deep.mkdir(parents=True)
+    prog = deep / "inventory_reservation_ledger_for_warehouse_shipments.py"
+    prog.write_text(textwrap.dedent(LONG_PATHS), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    page = tmp_path / "long-paths.html"
+    proc = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--html", str(page), str(prog)],
+                          cwd=elsewhere, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text(encoding="utf-8")
+    assert str(deep) in text  # the long paths are there to be laid out
+    return page
+
+
+def overflowing(exe: str, tmp_path: Path, page: Path, width: int) -> list[str]:
+    """What sticks out, or is wider than its box, in ``page`` at ``width`` CSS pixels."""
+    measured = tmp_path / f"measured-{width}-{page.name}"
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE), encoding="utf-8")
+    dom = chromium(exe, tmp_path / "profile", f"--window-size={width},1000", "--dump-dom",
+                   measured.as_uri()).stdout
+    found = re.search(r'<body[^>]*\sdata-overflow="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    return list(json.loads(htmllib.unescape(found.group(1))))
+
+
+@pytest.mark.timeout(900)  # a dozen browser starts on a busy machine
 def test_html_in_chromium(tmp_path: Path) -> None:
     exe = chromium_binary()
     rep = fx.shop_report()
@@ -446,3 +533,11 @@ def test_html_in_chromium(tmp_path: Path) -> None:
     graph_shot = tmp_path / "graph.png"
     chromium(exe, tmp_path / "profile", "--window-size=1200,900", f"--screenshot={graph_shot}", alone.as_uri())
     assert red_pixels(graph_shot) > 2_000
+
+    # The layout, measured: at 1280 and 1400 pixels wide nothing sticks out of the page or spills
+    # out of its box (stack columns side by side, the lock table's every column), also with long
+    # paths and names.
+    long_page = long_paths_page(tmp_path)
+    for width in (1280, 1400):
+        for page in (page_path, long_page):
+            assert overflowing(exe, tmp_path, page, width) == [], (page.name, width)

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import python, write
+from support import PACKAGE_DIR, python, write
 
 from lockwatch.runner import NoSource, ProgramRunner
 
@@ -240,7 +240,7 @@ def test_uncaught_exception_traceback_is_pythons(tmp_path: Path) -> None:
     assert actual.stderr.startswith("Traceback (most recent call last):\n")
     assert f'File "{tmp_path / "crash.py"}", line 8, in <module>' in actual.stderr
     assert ", in inner" in actual.stderr and "ValueError: boom" in actual.stderr
-    assert "runner.py" not in actual.stderr and "lockwatch" not in actual.stderr
+    assert "runner.py" not in actual.stderr and PACKAGE_DIR not in actual.stderr
 
 
 def test_uncaught_exception_in_module(tmp_path: Path) -> None:

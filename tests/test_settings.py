@@ -105,15 +105,17 @@ def test_every_setting_has_an_environment_variable_and_a_key() -> None:
 
 # -- the same bad value through every entry point -----------------------------------------------------
 
-BAD = "-2"  # a deadlock timeout that no entry point may take
-MESSAGE = f"{BAD!r} is not a number of seconds >= 0"  # TOML gives the number itself: -2, unquoted
+MESSAGE = "{bad!r} is not a number of seconds >= 0"  # TOML gives the number itself: -2, unquoted
 
 
 def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return python(*args, cwd=cwd, env=child_env(**env))
 
 
-def test_same_bad_value_same_message_from_every_entry_point(tmp_path: Path, lockwatch_off: None) -> None:
+# A negative timeout, and the non-finite ones that once switched the watchdog off silently.
+@pytest.mark.parametrize("BAD", ["-2", "nan", "inf"])
+def test_same_bad_value_same_message_from_every_entry_point(tmp_path: Path, lockwatch_off: None,
+                                                            BAD: str) -> None:
     (tmp_path / "prog.py").write_text("import threading\nprint('RAN')\n")
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
     said = {}
@@ -148,11 +150,12 @@ def test_same_bad_value_same_message_from_every_entry_point(tmp_path: Path, lock
     assert r.returncode == 4, r
     said["[tool.lockwatch] deadlock_timeout (pytest)"] = r.stderr
 
+    message = MESSAGE.format(bad=BAD)
     for origin, text in said.items():
         text = text.replace(f": {BAD} is", f": {BAD!r} is")
-        lines = [line for line in text.splitlines() if MESSAGE in line]
+        lines = [line for line in text.splitlines() if message in line]
         assert len(lines) == 1, (origin, text)
-        assert origin.replace(" (pytest)", "") + ": " + MESSAGE in lines[0], (origin, lines[0])
+        assert origin.replace(" (pytest)", "") + ": " + message in lines[0], (origin, lines[0])
         assert "Traceback" not in text, (origin, text)
 
 
@@ -183,7 +186,8 @@ def test_pyproject_settings_reach_the_cli(tmp_path: Path) -> None:
     """))
     r = _run(["-m", "lockwatch", "prog.py"], tmp_path)
     assert r.returncode == settings.EXIT_POTENTIAL_DEADLOCK, r
-    assert r.stderr == ""  # text = false
+    # text = false: no report, only the line that says why the status is 86
+    assert r.stderr.startswith("lockwatch: exit status 86 (--fail-on-cycle)") and r.stderr.count("\n") == 1, r
     assert (tmp_path / "out" / "report.json").exists()
     # the command line wins over the file
     r = _run(["-m", "lockwatch", "--top", "1", "prog.py"], tmp_path)

@@ -101,6 +101,9 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
 @click.option("--fail-on-cycle", "fail_on_cycle", is_flag=True, default=None,
               help=f"Exit with status {EXIT_POTENTIAL_DEADLOCK} when a potential deadlock was "
                    "found and the program itself exited 0.")
+@click.option("--color/--no-color", "color", default=None,
+              help="Colour in the text report, or none. [default: on a terminal, unless NO_COLOR is set; "
+                   "FORCE_COLOR forces it]")
 @click.option("-q", "--quiet", is_flag=True, default=None,
               help="No text report on stderr (use with --json or --fail-on-cycle).")
 @setting("top", "INTEGER", f"Rows in each contention table of the text report (0 to {MAX_TOP}).  "

@@ -1,8 +1,12 @@
 """The text report, in the spirit of lockdep's "possible circular locking dependency"."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import os
+import re
+import shutil
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..settings import DEFAULT_TOP
@@ -230,14 +234,78 @@ def colorize(text: str) -> str:
     return "".join(out)
 
 
-def use_color(stream: object) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    import os
-
-    if os.environ.get("NO_COLOR"):
+def use_color(stream: object, setting: Optional[bool] = None,
+              environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Colour for the text report on ``stream``: ``setting`` when given (--color / --no-color,
+    LOCKWATCH_COLOR); else never with NO_COLOR (https://no-color.org), always with FORCE_COLOR
+    (https://force-color.org), each when set to a non-empty value, as pytest reads them; else
+    only on a terminal."""
+    if setting is not None:
+        return setting
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR"):
         return False
+    if env.get("FORCE_COLOR"):
+        return True
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())
     except (OSError, ValueError):
         return False
+
+
+MIN_WIDTH = 40
+_FRAME = re.compile(r"^(?P<indent> +)(?P<path>\S.*?)(?P<tail>:\d+ in .*)$")
+
+
+def terminal_width(stream: object) -> Optional[int]:
+    """The width to fit the report to: the terminal's (or $COLUMNS) when ``stream`` is a
+    terminal; None (no fitting: files and pipes keep whole lines for tools) otherwise."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        if not (isatty and isatty()):
+            return None
+    except (OSError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def fit(text: str, width: Optional[int]) -> str:
+    """The text report fitted to ``width`` columns: sentences wrapped at spaces (continued two
+    columns further in), a stack frame's path shortened from the left ("…/pkg/mod.py:12 in f":
+    the file, line and function stay whole). The contention tables' rows are left as they are
+    (their columns are already cut to fixed widths)."""
+    if width is None:
+        return text
+    width = max(width, MIN_WIDTH)
+    out: list[str] = []
+    in_table = False
+    for line in text.splitlines():
+        if line.startswith(("Most contended locks", "Longest-held locks")):
+            in_table = True
+        elif not line.strip():
+            in_table = False
+        if len(line) <= width or in_table:
+            out.append(line)
+            continue
+        if set(line) == {"="}:  # a rule
+            out.append("=" * width)
+            continue
+        frame = _FRAME.match(line)
+        if frame and " " not in frame.group("path"):
+            indent, path, tail = frame.group("indent", "path", "tail")
+            room = width - len(indent) - len(tail) - 1
+            name = path.rsplit("/", 1)[-1]
+            if room >= len(name):
+                out.append(f"{indent}…{path[len(path) - room:]}{tail}")
+            else:
+                out.append(line)  # no room even for the file's name: the terminal wraps it
+            continue
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        room = width - len(indent) - 2
+        # a path longer than a line loses its start: "…/pkg/mod.py:12" stays readable
+        words = [w if len(w) <= room or "/" not in w else "…" + w[len(w) - room + 1:]
+                 for w in line.split()]
+        out.extend(textwrap.wrap(" ".join(words), width, initial_indent=indent, subsequent_indent=indent + "  ",
+                                 break_long_words=False, break_on_hyphens=False) or [line])
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")

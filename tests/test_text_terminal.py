@@ -1,0 +1,138 @@
+"""The text report on a terminal: colour when asked or on a terminal (NO_COLOR, FORCE_COLOR,
+--color/--no-color), and lines fitted to the terminal's width."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import TIMEOUT, child_env, write
+
+from lockwatch.renderers import text
+
+pytestmark = pytest.mark.timeout(300)
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(("setting", "environ", "tty", "expected"), [
+    (None, {}, True, True),
+    (None, {}, False, False),
+    (None, {"NO_COLOR": "1"}, True, False),
+    (None, {"NO_COLOR": ""}, True, True),  # set but empty: not set (no-color.org)
+    (None, {"FORCE_COLOR": "1"}, False, True),
+    (None, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, False),  # as pytest reads them
+    (True, {"NO_COLOR": "1"}, False, True),  # --color wins over the environment
+    (False, {"FORCE_COLOR": "1"}, True, False),  # --no-color too
+])
+def test_use_color(setting: bool, environ: dict[str, str], tty: bool, expected: bool) -> None:
+    assert text.use_color(_Stream(tty), setting, environ) is expected
+
+
+LONG = "/very/long/path/" + "deeply/nested/" * 6 + "module.py"
+REPORT = f"""\
+==============================================================================
+Potential deadlock 1 of 1: a -> b -> a   [deadlock risk]
+  These lock objects were taken in opposite orders. If the threads that did so run at the same time, \
+each can hold one lock and wait forever for the next.
+
+  a -> b: thread 'worker' held a and waited for b (1 time, during tests/test_shop.py::test_checkout)
+    a was taken at:
+      {LONG}:12 in checkout
+      short.py:3 in f
+Longest-held locks:
+  lock                 kind             created at                   acquired  hold mean    hold p50  hold p99  hold max
+  a                    Lock             …amples/abba_inversion.py:12 3         83.5 µs      6.89 µs   220 µs    239 µs
+
+after the table
+"""
+
+
+def test_fit_wraps_sentences_and_shortens_paths_from_the_left() -> None:
+    fitted = text.fit(REPORT, 60)
+    lines = fitted.splitlines()
+    table = slice(lines.index("Longest-held locks:"), lines.index("Longest-held locks:") + 3)
+    for line in lines[:table.start] + lines[table.stop:]:
+        assert len(line) <= 60, line
+    for line in lines[table]:
+        assert line in REPORT.splitlines()  # table rows are kept whole
+    # every word is still there, in order
+    assert " ".join(fitted.split()).replace("…", "") != ""
+    prose = "These lock objects were taken in opposite orders."
+    assert prose in " ".join(line.strip() for line in lines)
+    # a wrapped line continues two columns further in
+    at = next(i for i, line in enumerate(lines) if line.startswith("  a -> b: thread 'worker'"))
+    assert lines[at + 1].startswith("    ") and not lines[at + 1].startswith("     ")
+    # the frame keeps its file, line and function, and loses the start of its path
+    [frame] = [line for line in lines if line.endswith(":12 in checkout")]
+    assert frame.startswith("      …") and frame.endswith("nested/module.py:12 in checkout") and len(frame) == 60
+    assert "      short.py:3 in f" in lines
+
+
+def test_fit_leaves_files_and_pipes_alone() -> None:
+    assert text.fit(REPORT, None) == REPORT
+    assert text.terminal_width(_Stream(False)) is None
+
+
+PROGRAM = """
+    import threading
+    a, b = threading.Lock(), threading.Lock()
+    def one():
+        with a:
+            with b:
+                pass
+    def two():
+        with b:
+            with a:
+                pass
+    for f in (one, two):
+        t = threading.Thread(target=f); t.start(); t.join()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal")
+@pytest.mark.parametrize("flag", ["", "--no-color"])
+def test_on_a_terminal_the_report_fits_and_has_colour(tmp_path: Path, flag: str) -> None:
+    import pty
+
+    deep = tmp_path.joinpath(*(["a_rather_long_folder_name"] * 4))
+    prog = write(deep / "prog.py", PROGRAM)
+    main, child = pty.openpty()
+    env = child_env(COLUMNS="70")
+    env.pop("NO_COLOR", None)
+    env.pop("FORCE_COLOR", None)
+    argv = [sys.executable, "-m", "lockwatch", *([flag] if flag else []), str(prog)]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=child, stderr=child)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=TIMEOUT) == 0
+    out = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert "Potential deadlock 1 of 1" in out
+    assert bool(ANSI.search(out)) is (flag == "")
+    lines = ANSI.sub("", out).splitlines()
+    table = False
+    for line in lines:
+        table = line.startswith(("Most contended", "Longest-held")) or (table and bool(line.strip()))
+        if not table:
+            assert len(line) <= 70, line
+    assert any(line.endswith("prog.py:5 in one") and "…" in line for line in lines), out
