@@ -184,10 +184,14 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
 
     def instance_finding(cyc: list[int], fp: str) -> PotentialDeadlock:
         locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
+        # Instances of one site share a name: tell them apart in words, numbered within the
+        # cycle by creation order ("Account._lock (instance 2)"), never by a global serial.
         names = [lk.name for lk in locks]
-        for lk in locks:  # instances of one site share a name: tell them apart
-            if names.count(lk.name) > 1:
-                lk.name = f"{lk.name}#{lk.instance}"
+        for name in set(names):
+            same = sorted((lk for lk in locks if lk.name == name), key=lambda lk: lk.instance or 0)
+            if len(same) > 1:
+                for k, lk in enumerate(same, 1):
+                    lk.name = f"{name} (instance {k})"
         edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         return PotentialDeadlock("instance", locks, edges, fp)
 

@@ -141,9 +141,8 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
     out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)
     for lock in p.locks:
-        inst = f"  (instance #{lock.instance})" if lock.instance is not None else ""
         out.append(f"    {lock.name:<{width}}  {lock.kind:<16} created at "
-                   f"{short_path(lock.filename)}:{lock.line}{inst}")
+                   f"{short_path(lock.filename)}:{lock.line}")
     out.append("")
     for k, e in enumerate(p.edges):
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]

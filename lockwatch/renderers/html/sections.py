@@ -131,9 +131,8 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines) -> str:
            '<h4>Locks in the cycle</h4><div class="scroll-x"><table class="plain"><thead><tr>'
            "<th>lock</th><th>kind</th><th>created at</th><th>source</th></tr></thead><tbody>"]
     for lk in p.locks:
-        inst = f' <span class="muted small">instance #{lk.instance}</span>' if lk.instance is not None else ""
         src = source_line(lines, lk.filename, lk.line)
-        out.append(f'<tr><td class="name">{esc(lk.name)}{inst}</td><td>{esc(lk.kind)}</td>'
+        out.append(f'<tr><td class="name">{esc(lk.name)}</td><td>{esc(lk.kind)}</td>'
                    f'<td class="mono">{esc(short_path(lk.filename))}:{lk.line}</td>'
                    f'<td>{f"<code class=src>{esc(src)}</code>" if src else NO_SOURCE}</td></tr>')
     out.append("</tbody></table></div><h4>How each lock was taken while another was held</h4>"
