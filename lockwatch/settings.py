@@ -126,6 +126,9 @@ FIELDS: tuple[Field, ...] = (
           "write the lock-order graph in Graphviz DOT to this path; %p becomes the pid"),
     Field("text", "text", "LOCKWATCH_TEXT", validate_bool, "the text report on stderr at exit"),
     Field("top", "top", "LOCKWATCH_TOP", validate_top, "rows in each contention table of the text report"),
+    Field("show_library", "show_library", "LOCKWATCH_SHOW_LIBRARY", validate_bool,
+          "list the standard library's and installed packages' locks and stack frames with the "
+          "program's in the text and HTML reports (folded and counted by default)"),
     Field("deadlock_timeout", "deadlock_timeout", "LOCKWATCH_DEADLOCK_TIMEOUT", validate_seconds,
           "seconds threads must wait for each other before it is a real deadlock (0: no watchdog)"),
     Field("on_deadlock", "on_deadlock", "LOCKWATCH_ON_DEADLOCK", validate_policy,
@@ -155,6 +158,7 @@ class Settings:
     dot_path: Optional[str] = None
     text: bool = True
     top: int = DEFAULT_TOP
+    show_library: bool = False
     deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT
     on_deadlock: str = DEFAULT_ON_DEADLOCK["api"]
     warn_hold: Optional[float] = None

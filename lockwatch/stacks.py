@@ -347,14 +347,72 @@ def _line_tree(filename: str, line: int) -> tuple[ast.AST, tuple[int, int]] | No
 
 
 def short_path(filename: str) -> str:
-    """``filename`` relative to the working directory when inside it (for display)."""
+    """``filename`` (or a "file:line in function" frame) as reports show it: relative to the
+    working directory when inside it, installed code as ``<stdlib>/...`` or
+    ``<site-packages>/...``, anything else as it is."""
     if filename.startswith("<"):
         return filename
+    kind, rest = _library_split(filename)
+    if kind is not None:
+        return f"<{kind}>/{rest}"
     try:
         rel = os.path.relpath(filename)
     except ValueError:  # another drive on Windows
         return filename
     return filename if rel.startswith(".." + os.sep) else rel
+
+
+# A path of another machine's installation (a report recorded elsewhere): .../lib/python3.X/...
+_FOREIGN_LIBRARY = re.compile(r"^(.*?/(?:lib/python\d+(?:\.\d+)?t?|Lib)/)(?:(site-packages|dist-packages)/)?(.*)$")
+
+
+def library_kind(filename: str) -> str | None:
+    """"stdlib" for the standard library's code, "site-packages" for installed packages', None
+    for the program's own (and for code without a file: `<string>`, `<stdin>`)."""
+    if filename.startswith("<frozen"):
+        return "stdlib"
+    return _library_split(filename)[0]
+
+
+_split_cache: dict[str, tuple[str | None, str]] = {}
+
+
+def _library_split(filename: str) -> tuple[str | None, str]:
+    hit = _split_cache.get(filename)
+    if hit is not None:
+        return hit
+    found: tuple[str | None, str] = (None, filename)
+    if not filename.startswith("<"):
+        path = os.path.abspath(filename)
+        for base, kind in _installed_kinds():
+            if path.startswith(base):
+                found = (kind, path[len(base):].replace(os.sep, "/"))
+                break
+        else:
+            m = _FOREIGN_LIBRARY.match(filename.replace("\\", "/"))
+            if m:
+                found = ("site-packages" if m.group(2) else "stdlib", m.group(3))
+    if len(_split_cache) > 10_000:
+        _split_cache.clear()
+    _split_cache[filename] = found
+    return found
+
+
+_kinds: list[tuple[str, str]] | None = None
+
+
+def _installed_kinds() -> list[tuple[str, str]]:
+    """(directory, "stdlib" or "site-packages") of this interpreter, longest first (site-packages
+    lies inside the standard library's directory)."""
+    global _kinds
+    if _kinds is None:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        std = {os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if paths.get(k)}
+        _kinds = sorted(((d, "stdlib" if d in std and "-packages" not in d else "site-packages")
+                         for d in _installed_roots()), key=lambda dk: len(dk[0]), reverse=True)
+    return _kinds
 
 
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
