@@ -122,7 +122,7 @@ class Timing:
         return self.total_ns / self.count if self.count else 0.0
 
     def percentile_ns(self, q: float) -> int:
-        return histogram.percentile(self.buckets, q, self.max_ns)
+        return histogram.percentile(self.buckets, q, self.max_ns, self.total_ns)
 
     def merge(self, other: Timing) -> None:
         self.count += other.count

@@ -305,7 +305,7 @@ def locks_section(report: Report, g: Graph, show_library: bool = False) -> str:
         return "\n".join(out)
     out.append('<p class="muted">One row per creation site (all its instances), the program\'s own '
                'first. Click a heading to sort. Counts and maxima are exact; a percentile is the sample '
-               'itself when it is the largest (p99 of up to 100 samples), else read from √2-wide '
+               'itself when it is the largest (p99 of fewer than 100 samples), else read from √2-wide '
                'histogram buckets (within 19%).</p>')
     order = sorted(range(len(locks)), key=lambda i: (-locks[i].wait.total_ns, -locks[i].contended,
                                                      -locks[i].acquisitions, i))
