@@ -230,3 +230,8 @@ def test_random_samples_percentiles_within_the_bound_and_never_above_the_max(see
             assert got == exact, (n, q, got, exact)  # the samples themselves
         assert got >= last  # percentiles grow with q
         last = got
+
+
+def test_samples_that_all_equal_the_maximum_read_exactly() -> None:
+    t = timing_of([400_000] * 600)
+    assert t.percentile_ns(0.01) == t.percentile_ns(0.5) == 400_000
