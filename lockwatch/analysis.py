@@ -355,21 +355,31 @@ def build_report(snapshots: Sequence[Snapshot], *, deadlocks: Iterable[Deadlock]
                 if entry.fingerprint not in seen:
                     gone.setdefault(entry.fingerprint, entry)
         report.baseline_gone = list(gone.values())
-    return apply_policy(report, suppressions, baseline)  # sorts: suppressed and known ones last
+    report = apply_policy(report, suppressions, baseline)  # sorts: suppressed and known ones last
+    if saved and not suppressions:
+        # the saved runs' own list: an entry that matched nothing in every one of them
+        unused = [u for u in saved[0].unused_suppressions
+                  if all(u in s.unused_suppressions for s in saved[1:])]
+        report.unused_suppressions = unused
+    return report
 
 
 def apply_policy(report: Report, suppressions: Sequence[Any] = (),
                  baseline: Optional[Mapping[str, BaselineEntry]] = None) -> Report:
     """Mark suppressed and baseline-known findings (they stay in the report, counted), and list
     the baseline's cycles that were not seen this time."""
+    used: set[int] = set()
     for p in report.potential_deadlocks:
         sites = [lk.site for lk in p.locks]
-        for sup in suppressions:
+        for k, sup in enumerate(suppressions):
             if sup.matches(p.fingerprint, sites):
-                p.suppressed = sup.reason
-                break
+                used.add(k)
+                if p.suppressed is None:
+                    p.suppressed = sup.reason  # the first entry that matches gives the reason
         if baseline is not None and p.fingerprint in baseline:
             p.known = True
+    # An entry that matched nothing: its cycle is fixed (or was not run), or its pattern is wrong.
+    report.unused_suppressions = [sup.describe() for k, sup in enumerate(suppressions) if k not in used]
     if baseline is not None:
         seen = {p.fingerprint for p in report.potential_deadlocks}
         report.baseline_gone = [entry for fp, entry in sorted(baseline.items()) if fp not in seen]

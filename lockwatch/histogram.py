@@ -58,10 +58,11 @@ def percentile(counts: Sequence[int], q: float, max_value: int | None = None,
     """The q-quantile (0 < q <= 1, nearest rank) of the recorded durations; 0 when empty.
 
     Exact where the recorded numbers say it: the largest sample is the exact maximum (p50 of one
-    6.02 s hold is 6.02 s, p99 of fewer than 100 samples is their maximum), samples whose total is
-    n times the maximum all equal it, and with two samples the smaller one is ``total - max_value``. Otherwise the geometric midpoint of its bucket, within
-    19% of the true value (the bucket is sqrt(2) wide; the top bucket ends at the maximum, so it
-    is narrower); never above the maximum."""
+    6.02 s hold is 6.02 s, p99 of fewer than 100 samples is their maximum), samples whose total
+    is n times the maximum all equal it, and with two samples the smaller one is
+    ``total - max_value``. Otherwise the geometric midpoint of its bucket, within 19% of the true
+    value (the bucket is sqrt(2) wide; the top bucket ends at the maximum, so it is narrower);
+    never above the maximum."""
     n = sum(counts)
     if n == 0:
         return 0

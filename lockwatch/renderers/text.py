@@ -106,6 +106,12 @@ def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, *
         for p in suppressed:
             out.append(f"  {p.fingerprint}  {cycle_title(p)}  ({p.suppressed})")
         out.append("")
+    if report.unused_suppressions:
+        out.append(f"{plural(len(report.unused_suppressions), 'suppression')} matched no potential deadlock "
+                   "(fixed, not exercised by this run, or a pattern that does not match the sites "
+                   "as this report shows them):")
+        out.extend(f"  {u}" for u in report.unused_suppressions)
+        out.append("")
     if report.baseline_gone:
         out.append(f"{plural(len(report.baseline_gone), 'cycle')} in the baseline no longer seen "
                    "(fixed, or not exercised by this run; remove from the baseline once fixed):")

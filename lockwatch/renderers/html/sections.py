@@ -218,13 +218,21 @@ def violations_section(report: Report) -> str:
 
 def baseline_section(report: Report) -> str:
     gone = report.baseline_gone
-    if not gone:
-        return ""
-    items = "".join(f'<li><code>{esc(entry.fingerprint)}</code> {esc("; ".join(entry.locks))}</li>'
-                    for entry in gone)
-    return (f'<section id="baseline"><h2>In the baseline, no longer seen <span class="count">{len(gone)}'
-            '</span></h2><p class="muted">Fixed, or not exercised by this run: remove them from the '
-            f'baseline once fixed.</p><ul class="plain-list">{items}</ul></section>')
+    out = []
+    if gone:
+        items = "".join(f'<li><code>{esc(entry.fingerprint)}</code> {esc("; ".join(entry.locks))}</li>'
+                        for entry in gone)
+        out.append(f'<section id="baseline"><h2>In the baseline, no longer seen <span class="count">{len(gone)}'
+                   '</span></h2><p class="muted">Fixed, or not exercised by this run: remove them from the '
+                   f'baseline once fixed.</p><ul class="plain-list">{items}</ul></section>')
+    unused = report.unused_suppressions
+    if unused:
+        items = "".join(f"<li><code>{esc(u)}</code></li>" for u in unused)
+        out.append(f'<section id="unused-suppressions"><h2>Suppressions that matched nothing '
+                   f'<span class="count">{len(unused)}</span></h2><p class="muted">Fixed, not exercised '
+                   "by this run, or a pattern that does not match the sites as this report shows them."
+                   f'</p><ul class="plain-list">{items}</ul></section>')
+    return "\n".join(out)
 
 
 def _name(lock: LockInfo) -> str:
