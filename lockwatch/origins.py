@@ -90,7 +90,7 @@ def _field_line(filename: str, qualname: str, field_name: str) -> Optional[int]:
         return None
     body: list[ast.stmt] = tree.body
     for part in [p for p in qualname.split(".") if p != "<locals>"]:
-        found = _class_in(body, part)
+        found = _defined_in(body, part)
         if found is None:
             return None
         body = found.body
@@ -100,11 +100,11 @@ def _field_line(filename: str, qualname: str, field_name: str) -> Optional[int]:
     return None
 
 
-def _class_in(body: list[ast.stmt], name: str) -> Optional[ast.ClassDef]:
-    """The class ``name`` defined in ``body`` or in a function of it (a class made in a function)."""
+def _defined_in(body: list[ast.stmt], name: str) -> Optional[Any]:
+    """The class or function ``name`` defined in ``body`` (a part of a qualified name)."""
     for node in body:
         for sub in ast.walk(node):
-            if isinstance(sub, ast.ClassDef) and sub.name == name:
+            if isinstance(sub, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and sub.name == name:
                 return sub
     return None
 
