@@ -65,7 +65,8 @@ def test_two_dataclasses_taken_in_opposite_orders_are_a_cycle_between_two_sites(
     # Both fields were made by dataclasses' generated __init__ ("<string>"): one site before,
     # so the inversion was a self-loop of one site, and was missed.
     assert frozenset({"Order.lock", "Invoice.lock"}) in cycles(report)
-    [p] = [p for p in report["potential_deadlocks"] if {lk["name"] for lk in p["locks"]} == {"Order.lock", "Invoice.lock"}]
+    [p] = [p for p in report["potential_deadlocks"]
+           if {lk["name"] for lk in p["locks"]} == {"Order.lock", "Invoice.lock"}]
     assert len({lk["key"] for lk in p["locks"]}) == 2
 
 
