@@ -43,7 +43,10 @@ def stable_site(stats: Optional[LockStats], key: str) -> str:
         return key
     unnamed = stats.name.startswith(f"{stats.kind}@")
     where = stats.stable_file or stable_path(stats.filename)  # as recorded, where the file was
-    return f"{where}:{stats.function}:{stats.line if unnamed else stats.name}:{stats.kind}"
+    # A derived name's class prefix ("Account._lock") is left out: fingerprints, and so the
+    # baselines and suppressions written before names carried their class, stay the same.
+    name = stats.name if stats.named else stats.name.rsplit(".", 1)[-1]
+    return f"{where}:{stats.function}:{stats.line if unnamed else name}:{stats.kind}"
 
 
 def fingerprint(site_ids: Sequence[str]) -> str:

@@ -147,3 +147,16 @@ def test_targets_from_the_syntax_tree(tmp_path: Path, line: str, name: str, on_s
     src = tmp_path / "t.py"
     src.write_text(f"import threading\n{line}\n")
     assert stacks.derived_target(str(src), 2) == (name, on_self)
+
+
+def test_a_class_in_the_name_leaves_fingerprints_as_they_were() -> None:
+    """Baselines and suppressions by fingerprint written before names carried their class still
+    match: the fingerprint's part for `Account._lock` is the one `_lock` had."""
+    from support import lock_stats
+
+    from lockwatch.analysis import stable_site
+
+    stats = lock_stats("Account._lock", "Lock", "/proj/bank.py", 7, stable_file="bank.py")
+    assert stable_site(stats, stats.key) == "bank.py:__init__:_lock:Lock"
+    named = lock_stats("ledger.lock", "Lock", "/proj/bank.py", 8, stable_file="bank.py", named=True)
+    assert stable_site(named, named.key) == "bank.py:__init__:ledger.lock:Lock"  # lockwatch.name(): as given
