@@ -98,3 +98,47 @@ def test_a_report_of_only_library_locks_says_so() -> None:
     page = html.render(Report(Snapshot(locks=[lib, mine])))
     section = page[page.index('<section id="locks"'):]
     assert section.index("cache") < section.index('class="library-locks"') < section.index("_shutdown_lock")
+
+
+def test_report_command_folds_and_shows_library(tmp_path: Path) -> None:
+    _stderr, _page, _report = run(tmp_path)
+    folded = lockwatch("report", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert folded.returncode == 0, folded.stderr
+    assert "folded: --show-library shows them" in folded.stdout
+    shown = lockwatch("report", "--show-library", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "folded" not in shown.stdout and "logging/__init__.py" in shown.stdout
+
+
+def test_pytest_plugin_folds_unless_asked(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("LOCKWATCH"):
+            monkeypatch.delenv(k)
+    pytester.makepyfile(test_pool="""
+        import concurrent.futures
+        import threading
+
+        class Bank:
+            def __init__(self):
+                self._lock = threading.Lock()
+
+            def pay(self, n):
+                with self._lock:
+                    return n
+
+        def test_pool():
+            bank = Bank()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                assert sum(pool.map(bank.pay, range(20))) == 190
+    """)
+    folded = pytester.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
+    folded.assert_outcomes(passed=1)
+    summary = folded.stdout.str().split("== lockwatch ==", 1)[1]
+    assert "of the program in use" in summary and "folded: --show-library shows them" in summary
+    shown = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-show-library", "-p", "no:randomly",
+                                          timeout=120)
+    shown.assert_outcomes(passed=1)
+    summary = shown.stdout.str().split("== lockwatch ==", 1)[1]
+    assert "folded" not in summary and "Bank._lock" in summary
