@@ -56,7 +56,7 @@ def render(report: Report, show_library: bool = False, **options: Any) -> str:
     body = [
         "<header>", f"<h1>lockwatch: {esc(headline)}</h1>",
         '<p class="tag">Lock-order graph, potential deadlocks and lock contention recorded by lockwatch.</p>',
-        summary(report, g), "</header>",
+        summary(report, g, show_library), "</header>",
         deadlocks_section(report),
         graph_section(g, report),
         cycles_section(report, show_library),

@@ -415,14 +415,16 @@ def headline_cycles(report: Report) -> list[PotentialDeadlock]:
             if p.origin == "user" and p.suppressed is None]
 
 
-def summary(report: Report, g: Graph) -> str:
+def summary(report: Report, g: Graph, show_library: bool = False) -> str:
     snap = report.snapshot
     found = headline_cycles(report)
+    # The program's own sites lead (the libraries' are counted in the lock table's folded part).
+    mine = snap.locks if show_library else [s for s in snap.locks if not is_library(s)]
     tiles = [(len(found), "potential deadlock", "bad" if found else "good", "#cycles"),
              (len(report.deadlocks), "real deadlock", "bad" if report.deadlocks else "", "#real"),
              (len(report.alerts), "long hold/wait", "warn" if report.alerts else "", "#real"),
-             (len(snap.locks), "lock creation site", "", "#locks"),
-             (sum(s.acquisitions for s in snap.locks), "acquisition", "", "#locks"),
+             (len(mine), "lock creation site" if show_library else "program lock site", "", "#locks"),
+             (sum(s.acquisitions for s in mine), "acquisition", "", "#locks"),
              (len(snap.site_edges), "lock-order edge", "", "#graph-section")]
     out = ['<div class="tiles">']
     for n, word, cls, href in tiles:
