@@ -39,7 +39,7 @@ def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
 
 
 def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optional[str] = None,
-           report_at_exit: bool = True, text: bool = True, top: int = DEFAULT_TOP,
+           report_at_exit: bool = True, text: bool = True, top: int = DEFAULT_TOP, show_library: bool = False,
            deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
            warn_hold: Optional[float] = None, warn_wait: Optional[float] = None,
            suppressions: Optional[str] = None, baseline: Optional[str] = None) -> Session:
@@ -59,9 +59,11 @@ def enable(*, json: Optional[str] = None, html: Optional[str] = None, dot: Optio
     report and end the process with status 87). ``warn_hold``/``warn_wait`` (seconds) report a
     lock held, or waited for, longer than that while it is still happening. ``suppressions``
     (a TOML file) and ``baseline`` (a baseline file) mark findings as known in the report.
+    ``show_library`` lists the standard library's and installed packages' locks and frames with
+    the program's in the text and HTML reports (by default they are folded and counted).
     A bad value raises ValueError with one line naming the argument.
     """
-    given = {"json": json, "html": html, "dot": dot, "text": text, "top": top,
+    given = {"json": json, "html": html, "dot": dot, "text": text, "top": top, "show_library": show_library,
              "deadlock_timeout": deadlock_timeout, "on_deadlock": on_deadlock, "warn_hold": warn_hold,
              "warn_wait": warn_wait, "suppressions": suppressions, "baseline": baseline}
     return _enable(given, report_at_exit, where=lambda f: f"enable({f.key}=...)")

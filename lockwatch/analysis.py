@@ -43,7 +43,10 @@ def stable_site(stats: Optional[LockStats], key: str) -> str:
         return key
     unnamed = stats.name.startswith(f"{stats.kind}@")
     where = stats.stable_file or stable_path(stats.filename)  # as recorded, where the file was
-    return f"{where}:{stats.function}:{stats.line if unnamed else stats.name}:{stats.kind}"
+    # A derived name's class prefix ("Account._lock") is left out: fingerprints, and so the
+    # baselines and suppressions written before names carried their class, stay the same.
+    name = stats.name if stats.named else stats.name.rsplit(".", 1)[-1]
+    return f"{where}:{stats.function}:{stats.line if unnamed else name}:{stats.kind}"
 
 
 def fingerprint(site_ids: Sequence[str]) -> str:
@@ -184,10 +187,14 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
 
     def instance_finding(cyc: list[int], fp: str) -> PotentialDeadlock:
         locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
+        # Instances of one site share a name: tell them apart in words, numbered within the
+        # cycle by creation order ("Account._lock (instance 2)"), never by a global serial.
         names = [lk.name for lk in locks]
-        for lk in locks:  # instances of one site share a name: tell them apart
-            if names.count(lk.name) > 1:
-                lk.name = f"{lk.name}#{lk.instance}"
+        for name in set(names):
+            same = sorted((lk for lk in locks if lk.name == name), key=lambda lk: lk.instance or 0)
+            if len(same) > 1:
+                for k, lk in enumerate(same, 1):
+                    lk.name = f"{name} (instance {k})"
         edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         return PotentialDeadlock("instance", locks, edges, fp)
 
@@ -351,21 +358,31 @@ def build_report(snapshots: Sequence[Snapshot], *, deadlocks: Iterable[Deadlock]
                 if entry.fingerprint not in seen:
                     gone.setdefault(entry.fingerprint, entry)
         report.baseline_gone = list(gone.values())
-    return apply_policy(report, suppressions, baseline)  # sorts: suppressed and known ones last
+    report = apply_policy(report, suppressions, baseline)  # sorts: suppressed and known ones last
+    if saved and not suppressions:
+        # the saved runs' own list: an entry that matched nothing in every one of them
+        unused = [u for u in saved[0].unused_suppressions
+                  if all(u in s.unused_suppressions for s in saved[1:])]
+        report.unused_suppressions = unused
+    return report
 
 
 def apply_policy(report: Report, suppressions: Sequence[Any] = (),
                  baseline: Optional[Mapping[str, BaselineEntry]] = None) -> Report:
     """Mark suppressed and baseline-known findings (they stay in the report, counted), and list
     the baseline's cycles that were not seen this time."""
+    used: set[int] = set()
     for p in report.potential_deadlocks:
         sites = [lk.site for lk in p.locks]
-        for sup in suppressions:
+        for k, sup in enumerate(suppressions):
             if sup.matches(p.fingerprint, sites):
-                p.suppressed = sup.reason
-                break
+                used.add(k)
+                if p.suppressed is None:
+                    p.suppressed = sup.reason  # the first entry that matches gives the reason
         if baseline is not None and p.fingerprint in baseline:
             p.known = True
+    # An entry that matched nothing: its cycle is fixed (or was not run), or its pattern is wrong.
+    report.unused_suppressions = [sup.describe() for k, sup in enumerate(suppressions) if k not in used]
     if baseline is not None:
         seen = {p.fingerprint for p in report.potential_deadlocks}
         report.baseline_gone = [entry for fp, entry in sorted(baseline.items()) if fp not in seen]

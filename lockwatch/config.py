@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import settings as settings_mod
 from .errors import UserError
+from .stacks import short_path, stable_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +25,8 @@ class ConfigError(UserError):
 @dataclass
 class Suppression:
     """Ignore a potential deadlock: by its fingerprint, or when every lock of the cycle was
-    created at a site matching one of ``sites`` (fnmatch patterns against "<file>:<line>")."""
+    created at a site matching one of ``sites`` (fnmatch patterns against "<file>:<line>", the
+    file as the report shows it or as recorded: see site_forms)."""
 
     reason: str
     fingerprint: Optional[str] = None
@@ -34,12 +37,29 @@ class Suppression:
         if self.fingerprint is not None:
             return fingerprint == self.fingerprint
         return bool(lock_sites) and all(
-            any(fnmatch.fnmatch(site, pat) or fnmatch.fnmatch(_portable(site), pat) for pat in self.sites)
+            any(fnmatch.fnmatch(form, pat) for form in site_forms(site) for pat in self.sites)
             for site in lock_sites)
 
+    def describe(self) -> str:
+        """What the entry says and where it is, for the list of suppressions that matched nothing."""
+        what = (f"fingerprint = {self.fingerprint!r}" if self.fingerprint is not None
+                else "site = " + (repr(self.sites[0]) if len(self.sites) == 1 else repr(self.sites)))
+        return f"{self.source}: {what} ({self.reason})"
 
-def _portable(site: str) -> str:
-    return site.replace(os.sep, "/")
+
+def site_forms(site: str) -> list[str]:
+    """A creation site "<file>:<line>" in each form a pattern may be written against: as the
+    report shows it (relative to the working directory, `<stdlib>/...`, `<site-packages>/...`),
+    as recorded (absolute), with forward slashes, and relative to its project (stable_path)."""
+    filename, sep, line = site.rpartition(":")
+    if not sep:
+        return [site]
+    forms = [site, site.replace(os.sep, "/"), short_path(site).replace(os.sep, "/"),
+             f"{stable_path(filename)}:{line}"]
+    return list(dict.fromkeys(forms))
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{12}\Z")
 
 
 @dataclass
@@ -91,8 +111,9 @@ def parse(data: Any, source: str, keys: Optional[set[str]] = None) -> ProjectCon
         fp, site = entry.get("fingerprint"), entry.get("site")
         if (fp is None) == (site is None):
             raise ConfigError(f"{where} needs exactly one of fingerprint or site")
-        if fp is not None and not (isinstance(fp, str) and fp.strip()):
-            raise ConfigError(f"{where}: fingerprint must be a string")
+        if fp is not None and not (isinstance(fp, str) and _FINGERPRINT.match(fp.strip())):
+            raise ConfigError(f"{where}: fingerprint must be the 12 hexadecimal digits a report gives "
+                              "a potential deadlock")
         sites = [site] if isinstance(site, str) else site
         patterns_ok = isinstance(sites, list) and sites and all(isinstance(p, str) and p for p in sites)
         if site is not None and not patterns_ok:
@@ -139,12 +160,20 @@ def find_pyproject(start: str) -> Optional[str]:
         d = parent
 
 
+def _tool_table(data: dict[str, Any], path: str) -> Any:
+    """[tool.lockwatch] of a TOML document, or None; a `tool` that is not a table is an error."""
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: tool must be a table ([tool.lockwatch])")
+    return tool.get("lockwatch")
+
+
 def load_project(start: str = ".") -> ProjectConfig:
     """`[tool.lockwatch]` of the nearest pyproject.toml; empty settings when there is none."""
     path = find_pyproject(start)
     if path is None:
         return ProjectConfig()
-    table = _read_toml(path).get("tool", {}).get("lockwatch")
+    table = _tool_table(_read_toml(path), path)
     return ProjectConfig() if table is None else parse(table, path)
 
 
@@ -152,8 +181,11 @@ def load_file(path: str) -> ProjectConfig:
     """A suppressions file: either a pyproject-style `[tool.lockwatch]` table or the same keys
     (``suppress = [...]``) at the top level."""
     data = _read_toml(path)
-    table = data.get("tool", {}).get("lockwatch") if "tool" in data else data
-    return parse(table or {}, path, _FILE_KEYS)
+    table = _tool_table(data, path) if "tool" in data else data
+    if table is None:
+        raise ConfigError(f"{path} has no [tool.lockwatch] table (a suppressions file holds "
+                          "suppress = [...], at the top level or under [tool.lockwatch])")
+    return parse(table, path, _FILE_KEYS)
 
 
 def combine(*configs: ProjectConfig) -> ProjectConfig:

@@ -219,14 +219,16 @@ class Session:
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
-                rendered = text.fit(text.render(report, top=self.settings.top), text.terminal_width(out))
+                rendered = text.render(report, top=self.settings.top, show_library=self.settings.show_library)
+                rendered = text.fit(rendered, text.terminal_width(out))
                 out.write(text.colorize(rendered) if text.use_color(out, self.settings.color) else rendered)
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program
                 pass
         paths = {fmt: self.path(path) for fmt, path in self.settings.report_paths.items()}
         write_report_files(report, paths,
-                           ignore=lambda exc: exc.errno == errno.ENOENT and _parent_reported(exc.path))
+                           ignore=lambda exc: exc.errno == errno.ENOENT and _parent_reported(exc.path),
+                           show_library=self.settings.show_library)
         return report
 
     def write_reports_or_warn(self) -> bool:

@@ -5,7 +5,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import UserError
 
@@ -114,16 +114,17 @@ def check_writable(path: str) -> Optional[str]:
     return None
 
 
-def write_report_file(report: Report, fmt: str, path: str) -> None:
-    """Render ``report`` as ``fmt`` (a renderers.FORMATS name) and write it to ``path``, atomically.
-    Raises ReportWriteError."""
+def write_report_file(report: Report, fmt: str, path: str, **options: Any) -> None:
+    """Render ``report`` as ``fmt`` (a renderers.FORMATS name, with the renderer's ``options``)
+    and write it to ``path``, atomically. Raises ReportWriteError."""
     from . import renderers
 
-    write_atomic(path, renderers.render(report, fmt))
+    write_atomic(path, renderers.render(report, fmt, **options))
 
 
 def write_report_files(report: Report, paths: dict[str, str],
-                       ignore: Callable[[ReportWriteError], bool] = lambda exc: False) -> None:
+                       ignore: Callable[[ReportWriteError], bool] = lambda exc: False,
+                       **options: Any) -> None:
     """Each format's file, by format name, with the source lines the report shows embedded first
     (read by the recording process, never by a reader of the report): all that can be written
     are; then the first ReportWriteError that ``ignore`` does not excuse, if any."""
@@ -135,7 +136,7 @@ def write_report_files(report: Report, paths: dict[str, str],
     failed: Optional[ReportWriteError] = None
     for fmt, path in paths.items():
         try:
-            write_report_file(report, fmt, path)
+            write_report_file(report, fmt, path, **options)
         except ReportWriteError as exc:
             if not ignore(exc):
                 failed = failed or exc

@@ -122,7 +122,7 @@ class Timing:
         return self.total_ns / self.count if self.count else 0.0
 
     def percentile_ns(self, q: float) -> int:
-        return histogram.percentile(self.buckets, q, self.max_ns)
+        return histogram.percentile(self.buckets, q, self.max_ns, self.total_ns)
 
     def merge(self, other: Timing) -> None:
         self.count += other.count
@@ -583,6 +583,9 @@ class Report:
     alerts: list[Alert] = field(default_factory=list)  # long holds and waits
     cycles_not_listed: int = 0
     baseline_gone: list[BaselineEntry] = field(default_factory=list)  # in the baseline, not seen
+    # The project's suppressions that matched no potential deadlock of this report, described
+    # ("<file>: suppress entry <n>: site = '...' (reason)").
+    unused_suppressions: list[str] = field(default_factory=list)
 
     @property
     def failing(self) -> list[PotentialDeadlock]:
@@ -614,6 +617,7 @@ class Report:
             "alerts": [a.to_dict() for a in self.alerts],
             "order_violations": [v.to_dict() for v in snap.violations],
             "baseline_gone": [b.to_dict() for b in self.baseline_gone],
+            "unused_suppressions": list(self.unused_suppressions),
             # Locks that were used (modules create many they never take in a given run).
             "locks": [s.to_dict() for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph],
             # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
@@ -668,6 +672,7 @@ class SavedReport:
     baseline_gone: list[BaselineEntry] = field(default_factory=list)
     # (scope, cycle id) -> the fingerprint the recording process gave the cycle
     fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
+    unused_suppressions: list[str] = field(default_factory=list)  # as its run listed them
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "report") -> SavedReport:
@@ -689,7 +694,8 @@ class SavedReport:
         saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
                     baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)
                                    for i, e in enumerate(data.get("baseline_gone") or [])
-                                   if isinstance(e, dict)])
+                                   if isinstance(e, dict)],
+                    unused_suppressions=r.strings("unused_suppressions"))
         for p in data.get("potential_deadlocks") or []:
             # Only the marks are read back: the cycles themselves are found again by analysis.
             if not isinstance(p, dict):

@@ -20,13 +20,15 @@ MARKER = ("lockwatch(enabled=True, report_only=False): adjust lockwatch for one 
 _MARKER_KEYS = {"enabled", "report_only"}
 # The settings (settings.FIELDS) that a test run takes, each as --lockwatch-KEY and ini lockwatch_KEY;
 # text and fail_on_cycle are the plugin's own (the summary; --lockwatch-report-only).
-_KEYS = ("json", "html", "dot", "top", "deadlock_timeout", "on_deadlock", "warn_hold", "warn_wait",
+_KEYS = ("json", "html", "dot", "top", "show_library", "deadlock_timeout", "on_deadlock", "warn_hold", "warn_wait",
          "suppressions", "baseline")
 _HELP = {
     "json": "Write the whole run's lockwatch report as JSON to PATH.",
     "html": "Write the whole run's lockwatch report as a self-contained HTML page to PATH.",
     "dot": "Write the whole run's lock-order graph in Graphviz DOT to PATH.",
     "top": "Rows in each contention table of lockwatch's summary (default 5).",
+    "show_library": ("List the standard library's and installed packages' locks and stack frames "
+                     "with the program's in lockwatch's summary and HTML report (folded by default)."),
     "deadlock_timeout": ("Seconds after which threads that wait for each other's locks are a real deadlock "
                          "(default 5; 0 switches the watchdog off)."),
     "on_deadlock": ("What a real deadlock does: raise (lockwatch.DeadlockError in the blocked test, "
@@ -38,6 +40,7 @@ _HELP = {
     "baseline": ("Potential deadlocks listed in this lockwatch baseline are known and do not fail "
                  "the run; only new ones do."),
 }
+_FLAGS = {"show_library"}  # options without a value (their ini setting takes true/false)
 _METAVAR = {"json": "PATH", "html": "PATH", "dot": "PATH", "top": "N", "on_deadlock": "POLICY",
             "suppressions": "FILE", "baseline": "FILE"}
 
@@ -55,8 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lockwatch", HELP_ENABLE + " (true/false)", default="false")
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
     for key in _KEYS:
-        group.addoption(_option_name(key), metavar=_METAVAR.get(key, "SECONDS"), default=None,
-                        dest=f"lockwatch_{key}", help=f"{_HELP[key]} [ini: lockwatch_{key}]")
+        how: dict[str, Any] = ({"action": "store_true"} if key in _FLAGS
+                               else {"metavar": _METAVAR.get(key, "SECONDS")})
+        group.addoption(_option_name(key), default=None, dest=f"lockwatch_{key}",
+                        help=f"{_HELP[key]} [ini: lockwatch_{key}]", **how)
         parser.addini(f"lockwatch_{key}", _HELP[key], default="")
 
 
@@ -411,7 +416,7 @@ class LockwatchPlugin:
             from .files import ReportWriteError, write_report_files
 
             try:
-                write_report_files(report, paths)
+                write_report_files(report, paths, show_library=self.settings.knobs.show_library)
             except ReportWriteError as exc:
                 # One line in the summary and a failed run, not an INTERNALERROR traceback.
                 self.write_error = f"lockwatch: {exc}"
@@ -443,7 +448,8 @@ class LockwatchPlugin:
         terminalreporter.write_sep("=", "lockwatch")
         # A real deadlock is printed once, with the test it failed; the summary names those tests.
         shown = dataclasses.replace(report, deadlocks=[]) if self.deadlock_tests else report
-        terminalreporter.write(_for_terminal(config, text.render(shown, top=self.settings.knobs.top)))
+        terminalreporter.write(_for_terminal(config, text.render(shown, top=self.settings.knobs.top,
+                                                                 show_library=self.settings.knobs.show_library)))
         if self.write_error is not None:
             terminalreporter.write_line(self.write_error, red=True, bold=True)
         else:

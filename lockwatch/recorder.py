@@ -10,7 +10,7 @@ import time
 import weakref
 from typing import Any
 
-from . import histogram, stacks
+from . import histogram, origins, stacks
 
 # pytest (and tools that follow its convention) leave this module's frames out of a failing
 # test's traceback, e.g. a DeadlockError raised in a blocked acquire: the test's code is what to read.
@@ -63,7 +63,8 @@ class Site:
         "index", "filename", "line", "function", "kind", "_name", "explicit_name",
         "made", "acquisitions", "contended", "failed",
         "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
-        "signal", "sem_value", "epoch", "position", "column", "siblings", "__weakref__",
+        "signal", "sem_value", "epoch", "position", "column", "siblings", "owner", "given",
+        "__weakref__",
     )
 
     def __init__(self, index: int, filename: str, line: int, function: str, kind: str,
@@ -93,6 +94,8 @@ class Site:
         self.wait_hist = histogram.new_counters()
         self.signal = False  # a semaphore released by threads that did not acquire it
         self.sem_value = 0  # the largest initial value of a Semaphore made here
+        self.owner: str | None = None  # the class of the creating method (`self._lock` -> `Account._lock`)
+        self.given: str | None = None  # a name known when the site was made (a dataclass field)
 
     @property
     def instances(self) -> int:
@@ -120,17 +123,24 @@ class Site:
     @property
     def name(self) -> str | None:
         """The variable, attribute, keyword or key the lock goes to on its creation line, if the
-        line says (for one of several creating calls on a line, its own target: `a, b = ...`)."""
+        line says (for one of several creating calls on a line, its own target: `a, b = ...`);
+        an attribute of `self` in a method is named with its class (`Account._lock`)."""
+        if self.given is not None:
+            return self.given
         siblings = list(self.siblings)
         cached = self._name
         if cached is not None and cached[0] == len(siblings):
             return cached[1]
-        name = None
+        name, on_self = None, False
         if len(siblings) > 1:
             ordered = sorted(siblings, key=lambda s: s.position)
-            name = stacks.role_name(self.filename, self.line, self.column, ordered.index(self), len(ordered))
+            name, on_self = stacks.role_target(self.filename, self.line, self.column, ordered.index(self),
+                                               len(ordered))
         if name is None and len(self._same_kind()) < 2:
-            name = stacks.derived_name(self.filename, self.line)  # one such call: the line's name
+            # one such call: the line's name
+            name, on_self = stacks.derived_target(self.filename, self.line, self.column)
+        if name is not None and on_self and self.owner:
+            name = f"{self.owner}.{name}"
         self._name = (len(siblings), name)
         return name
 
@@ -184,6 +194,8 @@ class State:
         # (src, dst site) -> [first Edge, pairs, (folded: [gates, timed, multi, thread ids])]
         self.site_edges: dict[tuple[Site, Site], list] = {}
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
+        # (sites, where each lock was taken) -> (held stack, acquire stack): see _edge_stacks
+        self.edge_stacks: dict[tuple, tuple[list[str], list[str]]] = {}
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
         self.violations: list[dict[str, Any]] = []  # declared-order violations, as plain data
@@ -248,23 +260,68 @@ MAX_SITE_CACHE = 100_000
 
 
 def site_for(frame: Any, kind: str) -> Site:
-    """The Site of a lock created by ``frame`` (the first frame outside lockwatch and threading)."""
+    """The Site of a lock created by ``frame`` (the first frame outside lockwatch and threading);
+    a factory's caller's (origins.is_factory), a dataclass field's definition."""
     if frame is None:
         return _site_at("<unknown>", 0, "<module>", kind)
-    # Lock creation is frequent (a Future makes two): first a cache by the creating instruction,
-    # keyed by the code object's id (the entry keeps the code alive, so the id is not reused) and
-    # cheap to hash, which saves computing the line number and hashing the file name.
-    code = frame.f_code
     cache = state.site_cache
-    key = (id(code), frame.f_lasti, kind)
-    hit = cache.get(key)
-    if hit is not None and hit[0] is code:
-        return hit[1]
+    for _depth in range(origins.MAX_FACTORY_DEPTH + 1):
+        # Lock creation is frequent (a Future makes two): first a cache by the creating
+        # instruction, keyed by the code object's id (the entry keeps the code alive, so the id
+        # is not reused) and cheap to hash, which saves computing the line number and hashing
+        # the file name. A None site: a factory, whose caller's instruction is looked up next.
+        code = frame.f_code
+        key = (id(code), frame.f_lasti, kind)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is code:
+            site = hit[1]
+        else:
+            site = _new_site(frame, kind)
+            if len(cache) >= MAX_SITE_CACHE:
+                cache.clear()  # code compiled again and again (exec): keep memory bounded
+            cache[key] = (code, site)
+        if site is not None:
+            return site
+        caller = stacks.first_outside(frame.f_back)
+        if caller is None:
+            break
+        frame = caller
+    return _plain_site(frame, kind)
+
+
+def _new_site(frame: Any, kind: str) -> Site | None:
+    """The site made by ``frame``'s current instruction, or None for a factory (its caller's)."""
+    code = frame.f_code
+    line = frame.f_lineno
+    try:
+        if origins.is_factory(code, frame.f_lasti, line):
+            return None
+        field = origins.dataclass_field(frame)
+    except Exception:  # noqa: BLE001 - a name is never worth breaking the program: the plain site
+        field = None
+    if field is not None:
+        filename, fline, owner, attr = field
+        site = _site_at(filename, fline, owner, kind)
+        site.given = f"{owner}.{attr}"
+        return site
+    if code.co_filename.startswith("<") and code.co_name == "__init__" and frame.f_back is not None:
+        # a generated __init__ (dataclasses, attrs) whose field was not found: where the object
+        # is made, never "<string>:N", which every such class of the program shares
+        caller = stacks.first_outside(frame.f_back)
+        if caller is not None and not caller.f_code.co_filename.startswith("<"):
+            return None
+    return _plain_site(frame, kind)
+
+
+def _plain_site(frame: Any, kind: str) -> Site:
+    code = frame.f_code
     line = frame.f_lineno
     site = _site_at(code.co_filename, line, code.co_name, kind, stacks.call_position(code, frame.f_lasti, line))
-    if len(cache) >= MAX_SITE_CACHE:
-        cache.clear()  # code compiled again and again (exec): keep memory bounded
-    cache[key] = (code, site)
+    if site.owner is None:
+        try:
+            site.owner = origins.owner_class(frame)
+        except Exception:  # noqa: BLE001 - as above
+            pass
     return site
 
 
@@ -498,17 +555,8 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
             if hold.held is held:
                 code, lasti = hold.code, hold.lasti
                 break
-    known = st.site_edges.get((src._site, dst._site))
-    if known is None:
-        frame = stacks.first_outside(frame)
-        held_stack = stacks.capture_taken_at(code, lasti, frame)
-        acquire_stack = stacks.capture(frame)
-    else:
-        # Another instance pair of these two sites (account locks, a list of futures): the
-        # stacks are those of the first pair. Capturing ~10 us of stacks (or even walking to the
-        # program's frame) for each of the ~8n pairs that as_completed() over n futures makes
-        # would dominate the whole run.
-        held_stack, acquire_stack = known[0].held_stack, known[0].acquire_stack
+    frame = stacks.first_outside(frame)
+    held_stack, acquire_stack = _edge_stacks(st, src._site, dst._site, code, lasti, frame)
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n).
     gates = tuple([(h._serial, h._site) for h in held[:MAX_GATES + 2]
@@ -540,6 +588,35 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
             st.kept_edges[(src._serial, dst._serial)] = e
             st.kept_edges[(dst._serial, src._serial)] = rev
     _check_declared_order(st, src, dst, e)
+
+
+MAX_EDGE_STACKS = 20_000
+
+
+def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: int,
+                 frame: Any) -> tuple[list[str], list[str]]:
+    """The stacks of a new edge: where ``src`` was taken (``code``/``lasti``) and where the
+    thread now blocks (``frame``, outside lockwatch). Each edge gets the stacks of its own
+    acquisitions: `pay(a, b)` and `refund(b, a)` taking two account locks in opposite orders
+    are two edges of one site pair, and the report must show `refund` for the second.
+
+    Capturing (~10 us: formatting every frame) is done once per code location, keyed by the
+    site pair, the held lock's acquiring instruction and the blocking frame's and its caller's
+    instructions: as_completed() over n futures makes ~8n edges of one site pair from one place,
+    and captures once, not 8n times (benchmarks/many_futures.py)."""
+    back = frame.f_back if frame is not None else None
+    key = (src_site, dst_site, code, lasti,
+           frame.f_code if frame is not None else None, frame.f_lasti if frame is not None else -1,
+           back.f_code if back is not None else None, back.f_lasti if back is not None else -1)
+    cache = st.edge_stacks
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    found = (stacks.capture_taken_at(code, lasti, frame), stacks.capture(frame))
+    if len(cache) >= MAX_EDGE_STACKS:
+        cache.clear()  # code compiled again and again (exec): keep memory bounded
+    cache[key] = found
+    return found
 
 
 MAX_VIOLATIONS = 1_000
@@ -619,6 +696,7 @@ def forget_activity() -> None:
     with mutex:
         st.site_edges.clear()
         st.kept_edges.clear()
+        st.edge_stacks.clear()
         st.violations.clear()
         st.violation_keys.clear()
         st.internal_errors.clear()

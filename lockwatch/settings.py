@@ -138,6 +138,9 @@ FIELDS: tuple[Field, ...] = (
     Field("color", "color", "LOCKWATCH_COLOR", validate_optional_bool,
           "colour in the text report: true, false, or auto (on a terminal, unless NO_COLOR; FORCE_COLOR forces it)"),
     Field("top", "top", "LOCKWATCH_TOP", validate_top, "rows in each contention table of the text report"),
+    Field("show_library", "show_library", "LOCKWATCH_SHOW_LIBRARY", validate_bool,
+          "list the standard library's and installed packages' locks and stack frames with the "
+          "program's in the text and HTML reports (folded and counted by default)"),
     Field("deadlock_timeout", "deadlock_timeout", "LOCKWATCH_DEADLOCK_TIMEOUT", validate_seconds,
           "seconds threads must wait for each other before it is a real deadlock (0: no watchdog)"),
     Field("on_deadlock", "on_deadlock", "LOCKWATCH_ON_DEADLOCK", validate_policy,
@@ -168,6 +171,7 @@ class Settings:
     text: bool = True
     color: Optional[bool] = None  # None: on a terminal only (NO_COLOR, FORCE_COLOR honoured)
     top: int = DEFAULT_TOP
+    show_library: bool = False
     deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT
     on_deadlock: str = DEFAULT_ON_DEADLOCK["api"]
     warn_hold: Optional[float] = None

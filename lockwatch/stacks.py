@@ -163,18 +163,41 @@ _DICT_KEY = re.compile(r"""["']([A-Za-z_]\w*)["']\s*:\s*"""
 _TUPLE_TARGETS = re.compile(r"^\s*[A-Za-z_][\w.]*\s*,[\w.,\s]*=(?!=)")
 
 
-def derived_name(filename: str, line: int) -> str | None:
+def derived_name(filename: str, line: int, column: int | None = None) -> str | None:
     """The variable or attribute a lock is assigned to on its creation line, if it says."""
+    return derived_target(filename, line, column)[0]
+
+
+def derived_target(filename: str, line: int, column: int | None = None) -> tuple[str | None, bool]:
+    """(name, on_self): the target a lock made on ``line`` goes to (the call at ``column`` when
+    known, else the line's one lock-making call, else its one call), and whether it is an
+    attribute of ``self``/``cls`` (`self._lock = Lock()`: a member of the method's class).
+    Read from the statement's syntax tree, so `self._lock: threading.Lock = threading.Lock()`
+    is `_lock`, not the annotation's `Lock`; a regular expression when the line does not parse."""
     text = linecache.getline(filename, line)
     if not text or _TUPLE_TARGETS.match(text):
-        return None
+        return None, False
+    tree = _line_tree(filename, line)
+    if tree is not None:
+        root, indent = tree
+        calls = [n for n in ast.walk(root) if isinstance(n, ast.Call) and n.lineno == 1 + indent[0]]
+        if column is not None:
+            chosen = [c for c in calls if c.col_offset + indent[1] == column]
+        else:
+            makers = [c for c in calls if _callee(c) in _MAKERS]
+            chosen = makers if makers else calls
+        if len(chosen) == 1:
+            parents = {id(child): node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+            name, on_self = _role_full(chosen[0], parents)
+            if name is not None:
+                return name, on_self
     m = _KEYWORD.search(text) or _DICT_KEY.search(text)
     if m:
-        return m.group(1)
+        return m.group(1), False
     m = _ASSIGN.match(text)
     if m and m.group(1) not in ("self", "cls"):
-        return m.group(1)
-    return None
+        return m.group(1), bool(re.match(r"\s*(?:self|cls)\.", text))
+    return None, False
 
 
 # -- which call of its line made a lock --------------------------------------------------------------
@@ -218,13 +241,19 @@ def call_position(code: CodeType, lasti: int, line: int) -> tuple[int, int | Non
 
 
 def role_name(filename: str, line: int, column: int | None, index: int, count: int) -> str | None:
+    """The name of role_target()."""
+    return role_target(filename, line, column, index, count)[0]
+
+
+def role_target(filename: str, line: int, column: int | None, index: int,
+                count: int) -> tuple[str | None, bool]:
     """The name of the lock made by one of several creating calls on a line: the assignment target
     it goes to (`a, b = Lock(), Lock()`: "a" and "b"; `locks = [Lock(), Lock()]`: "locks[0]"...),
     a keyword or dictionary key. The call is the one at ``column`` when known (3.11+), else the
     ``index``-th of the ``count`` lock-making calls of the line, when the line has that many."""
     tree = _line_tree(filename, line)
     if tree is None:
-        return None
+        return None, False
     root, indent = tree
     calls = sorted((n for n in ast.walk(root) if isinstance(n, ast.Call) and n.lineno == 1 + indent[0]),
                    key=lambda n: n.col_offset)
@@ -235,9 +264,9 @@ def role_name(filename: str, line: int, column: int | None, index: int, count: i
         makers = [c for c in calls if _callee(c) in _MAKERS]
         call = makers[index] if len(makers) == count and 0 <= index < count else None
     if call is None:
-        return None
+        return None, False
     parents = {id(child): node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
-    return _role(call, parents)
+    return _role_full(call, parents)
 
 
 _MAKERS = {"Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "allocate_lock"}
@@ -248,27 +277,29 @@ def _callee(call: ast.Call) -> str | None:
     return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
 
 
-def _role(node: ast.AST, parents: dict[int, ast.AST]) -> str | None:
+def _role_full(node: ast.AST, parents: dict[int, ast.AST]) -> tuple[str | None, bool]:
+    """The name ``node`` (a call) is given by its parent, and whether it is an attribute of
+    ``self``/``cls``."""
     parent = parents.get(id(node))
     if isinstance(parent, ast.keyword):
-        return parent.arg
+        return parent.arg, False
     if isinstance(parent, ast.Dict):
         for k, v in zip(parent.keys, parent.values):
             if v is node and isinstance(k, ast.Constant) and isinstance(k.value, str):
-                return k.value
-        return None
+                return k.value, False
+        return None, False
     if isinstance(parent, (ast.Tuple, ast.List)) and not isinstance(parent.ctx, ast.Store):
         i = next(i for i, e in enumerate(parent.elts) if e is node)
         outer = parents.get(id(parent))
         target = _single_target(outer, parent)
         if isinstance(target, (ast.Tuple, ast.List)):
             if len(target.elts) == len(parent.elts) and not any(isinstance(e, ast.Starred) for e in target.elts):
-                return _target_name(target.elts[i])
-            return None
-        base = _target_name(target) if target is not None else None
-        return f"{base}[{i}]" if base else None
+                return _target_full(target.elts[i])
+            return None, False
+        base, on_self = _target_full(target) if target is not None else (None, False)
+        return (f"{base}[{i}]", on_self) if base else (None, False)
     target = _single_target(parent, node)
-    return _target_name(target) if target is not None else None
+    return _target_full(target) if target is not None else (None, False)
 
 
 def _single_target(stmt: ast.AST | None, value: ast.AST) -> ast.AST | None:
@@ -279,14 +310,15 @@ def _single_target(stmt: ast.AST | None, value: ast.AST) -> ast.AST | None:
     return None
 
 
-def _target_name(target: ast.AST) -> str | None:
+def _target_full(target: ast.AST) -> tuple[str | None, bool]:
     if isinstance(target, ast.Name):
-        return target.id
+        return target.id, False
     if isinstance(target, ast.Attribute):
-        return target.attr
+        owner = target.value
+        return target.attr, isinstance(owner, ast.Name) and owner.id in ("self", "cls")
     if isinstance(target, ast.Subscript):
-        return _target_name(target.value)
-    return None
+        return _target_full(target.value)
+    return None, False
 
 
 _trees: dict[tuple[str, int], tuple[ast.AST, tuple[int, int]] | None] = {}
@@ -315,14 +347,72 @@ def _line_tree(filename: str, line: int) -> tuple[ast.AST, tuple[int, int]] | No
 
 
 def short_path(filename: str) -> str:
-    """``filename`` relative to the working directory when inside it (for display)."""
+    """``filename`` (or a "file:line in function" frame) as reports show it: relative to the
+    working directory when inside it, installed code as ``<stdlib>/...`` or
+    ``<site-packages>/...``, anything else as it is."""
     if filename.startswith("<"):
         return filename
+    kind, rest = _library_split(filename)
+    if kind is not None:
+        return f"<{kind}>/{rest}"
     try:
         rel = os.path.relpath(filename)
     except ValueError:  # another drive on Windows
         return filename
     return filename if rel.startswith(".." + os.sep) else rel
+
+
+# A path of another machine's installation (a report recorded elsewhere): .../lib/python3.X/...
+_FOREIGN_LIBRARY = re.compile(r"^(.*?/(?:lib/python\d+(?:\.\d+)?t?|Lib)/)(?:(site-packages|dist-packages)/)?(.*)$")
+
+
+def library_kind(filename: str) -> str | None:
+    """"stdlib" for the standard library's code, "site-packages" for installed packages', None
+    for the program's own (and for code without a file: `<string>`, `<stdin>`)."""
+    if filename.startswith("<frozen"):
+        return "stdlib"
+    return _library_split(filename)[0]
+
+
+_split_cache: dict[str, tuple[str | None, str]] = {}
+
+
+def _library_split(filename: str) -> tuple[str | None, str]:
+    hit = _split_cache.get(filename)
+    if hit is not None:
+        return hit
+    found: tuple[str | None, str] = (None, filename)
+    if not filename.startswith("<"):
+        path = os.path.abspath(filename)
+        for base, kind in _installed_kinds():
+            if path.startswith(base):
+                found = (kind, path[len(base):].replace(os.sep, "/"))
+                break
+        else:
+            m = _FOREIGN_LIBRARY.match(filename.replace("\\", "/"))
+            if m:
+                found = ("site-packages" if m.group(2) else "stdlib", m.group(3))
+    if len(_split_cache) > 10_000:
+        _split_cache.clear()
+    _split_cache[filename] = found
+    return found
+
+
+_kinds: list[tuple[str, str]] | None = None
+
+
+def _installed_kinds() -> list[tuple[str, str]]:
+    """(directory, "stdlib" or "site-packages") of this interpreter, longest first (site-packages
+    lies inside the standard library's directory)."""
+    global _kinds
+    if _kinds is None:
+        import sysconfig
+
+        paths = sysconfig.get_paths()
+        std = {os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if paths.get(k)}
+        _kinds = sorted(((d, "stdlib" if d in std and "-packages" not in d else "site-packages")
+                         for d in _installed_roots()), key=lambda dk: len(dk[0]), reverse=True)
+    return _kinds
 
 
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")

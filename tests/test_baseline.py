@@ -277,7 +277,8 @@ FP_PROJECT = PROGRAMS / "fp_project"
 
 
 def fingerprint_in(project: Path, python: str = sys.executable,
-                   names: frozenset = frozenset({"entries_lock", "totals_lock"})) -> tuple[str, list[str]]:
+                   names: frozenset = frozenset({"Ledger.entries_lock", "Ledger.totals_lock"})
+                   ) -> tuple[str, list[str]]:
     """Run fp_project/run.py from ``project`` (its own directory): the cycle's fingerprint and
     its lock sites."""
     out = project / "r.json"
@@ -314,7 +315,7 @@ def test_fingerprint_survives_shifted_lines_but_not_a_renamed_lock(tmp_path: Pat
     assert fp2 == fp
     assert sites2 != sites  # the creation lines did move
     accounts.write_text(shifted.replace("totals_lock", "sums_lock"))
-    fp3, _ = fingerprint_in(a, names=frozenset({"entries_lock", "sums_lock"}))
+    fp3, _ = fingerprint_in(a, names=frozenset({"Ledger.entries_lock", "Ledger.sums_lock"}))
     assert fp3 != fp  # the fingerprint does depend on what the locks are
 
 

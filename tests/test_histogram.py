@@ -183,3 +183,55 @@ def test_from_sparse_adds_repeated_buckets() -> None:
     assert sum(merged) == 5
     assert close(histogram.percentile(merged, 1.0), 10 ** 9)
     assert histogram.percentile(merged, 0.5) == 5
+
+
+# -- percentiles of few samples, and the bound under random data -------------------------------------
+
+
+def timing_of(values: list[int]) -> Timing:
+    return Timing(len(values), sum(values), max(values), counts_of(values))
+
+
+def test_a_single_hold_reads_as_itself() -> None:
+    # The case: one 6.02 s hold read as 5.11 s (its bucket's midpoint).
+    t = timing_of([6_020_000_000])
+    assert t.percentile_ns(0.5) == t.percentile_ns(0.99) == 6_020_000_000
+    assert t.to_dict()["p50"] == t.to_dict()["max"] == pytest.approx(6.02)
+
+
+def test_two_samples_are_both_exact() -> None:
+    for a, b in [(3_000, 4_100_000), (1_000, 1_001), (77, 77), (0, 5)]:
+        t = timing_of([a, b])
+        assert t.percentile_ns(0.5) == min(a, b), (a, b)
+        assert t.percentile_ns(0.99) == max(a, b), (a, b)
+
+
+def test_p99_of_fewer_than_100_samples_is_their_maximum() -> None:
+    rng = random.Random(5)
+    for n in (3, 10, 57, 99):  # ceil(0.99 n) = n below 100
+        values = [rng.randrange(1, 10 ** 9) for _ in range(n)]
+        assert timing_of(values).percentile_ns(0.99) == max(values)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_samples_percentiles_within_the_bound_and_never_above_the_max(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice([1, 2, 3, 5, 10, 50, 200, 5_000])
+    scale = 10 ** rng.uniform(1, 11)
+    values = sorted(max(0, int(rng.lognormvariate(0, rng.uniform(0.01, 3)) * scale)) for _ in range(n))
+    t = timing_of(values)
+    last = 0
+    for q in (0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0):
+        exact = exact_quantile(values, q)
+        got = t.percentile_ns(q)
+        assert got <= max(values), (q, got, values[-3:])
+        assert close(got, exact), (n, q, got, exact)
+        if n <= 2 or exact == max(values) and values.count(exact) == 1 and q * n > n - 1:
+            assert got == exact, (n, q, got, exact)  # the samples themselves
+        assert got >= last  # percentiles grow with q
+        last = got
+
+
+def test_samples_that_all_equal_the_maximum_read_exactly() -> None:
+    t = timing_of([400_000] * 600)
+    assert t.percentile_ns(0.01) == t.percentile_ns(0.5) == 400_000

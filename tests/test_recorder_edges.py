@@ -259,11 +259,17 @@ def test_as_completed_over_many_futures_records_a_bounded_number_of_edges():
 
 
 def _make_a():
-    return threading.Lock()  # <site:a>
+    # a lock bound to a name, not `return threading.Lock()`: that would be a factory, whose
+    # callers are the sites (origins.is_factory)
+    lock = threading.Lock()  # <site:a>
+    return lock
 
 
 def _make_b():
-    return threading.Lock()  # <site:b>
+    # a lock bound to a name, not `return threading.Lock()`: that would be a factory, whose
+    # callers are the sites (origins.is_factory)
+    lock = threading.Lock()  # <site:b>
+    return lock
 
 
 def test_site_scope_cycle_when_the_instances_never_met(threads, line_of):

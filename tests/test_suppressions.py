@@ -118,6 +118,36 @@ def test_site_pattern_suppresses_cycles_whose_locks_all_match(tmp_path: Path) ->
     assert_suppressed(result, report)
 
 
+def test_site_pattern_as_the_report_shows_the_site(project: Path) -> None:
+    """The text report shows sites relative to the working directory ("app.py:7"): a pattern
+    copied from it matches, though the recorded site is an absolute path."""
+    app = project / "app.py"
+    shown = [f"app.py:{line_of(app, f'{name} = threading.Lock()')}" for name in ("cache_lock", "stats_lock")]
+    result = lockwatch("app.py", cwd=project)
+    assert all(f"created at {site}" in result.stderr for site in shown), result.stderr
+    write(project / "pyproject.toml", f"""
+        [tool.lockwatch]
+        suppress = [{{site = {json.dumps(shown)}, reason = "{REASON}"}}]
+    """)
+    result, report = run_json(project, "--fail-on-cycle", "app.py")
+    assert_suppressed(result, report)
+    assert report["unused_suppressions"] == []
+
+
+def test_a_suppression_that_matched_nothing_is_listed(project: Path) -> None:
+    write(project / "pyproject.toml", f"""
+        [tool.lockwatch]
+        suppress = [{{site = "*/vendor/*", reason = "vendored code"}},
+                    {{site = "*/app.py:*", reason = "{REASON}"}}]
+    """)
+    result, report = run_json(project, "--fail-on-cycle", "app.py")
+    assert result.returncode == 0, result.stderr
+    [unused] = report["unused_suppressions"]
+    assert "suppress entry 1" in unused and "*/vendor/*" in unused and "vendored code" in unused
+    assert "1 suppression matched no potential deadlock" in result.stderr
+    assert "suppress entry 2" not in result.stderr
+
+
 @pytest.mark.parametrize("which, suppressed", [
     (("cache_lock", "stats_lock"), True),
     (("cache_lock",), False),  # every lock of the cycle must match one of the patterns
@@ -203,6 +233,11 @@ BAD = {
     "neither fingerprint nor site": ('suppress = [{reason = "r"}]\n', "needs exactly one of fingerprint or site"),
     "entry not a table": ('suppress = ["abc"]\n', "suppress entry 1 must be a table"),
     "bad TOML": ('suppress = [{fingerprint = "abc", reason = "r"}\n', "is not valid TOML"),
+    "not a fingerprint": ('suppress = [{fingerprint = "abc", reason = "r"}]\n',
+                          "fingerprint must be the 12 hexadecimal digits"),
+    "suppress not a list": ('suppress = {fingerprint = "0123456789ab", reason = "r"}\n',
+                            "suppress must be a list of tables"),
+    "site not a pattern": ('suppress = [{site = 5, reason = "r"}]\n', "site must be a pattern"),
 }
 
 
@@ -233,6 +268,24 @@ def test_bad_tool_lockwatch_in_pyproject(tmp_path: Path, case: str) -> None:
     write(tmp_path / "pyproject.toml", "[tool.lockwatch]\n" + body)
     result = lockwatch("prog.py", cwd=tmp_path)
     assert_stopped_before_the_program(result, tmp_path, str(tmp_path / "pyproject.toml"), says)
+
+
+@pytest.mark.parametrize("body, says", [
+    ("tool = 5\n", "tool must be a table"),
+    ("[tool.other]\nx = 1\n", "has no [tool.lockwatch] table"),
+])
+def test_suppressions_file_without_a_lockwatch_table(tmp_path: Path, body: str, says: str) -> None:
+    write(tmp_path / "prog.py", MARKER_PROGRAM)
+    write(tmp_path / "sup.toml", body)
+    result = lockwatch("--suppressions", "sup.toml", "prog.py", cwd=tmp_path)
+    assert_stopped_before_the_program(result, tmp_path, "sup.toml", says)
+
+
+def test_pyproject_whose_tool_is_not_a_table(tmp_path: Path) -> None:
+    write(tmp_path / "prog.py", MARKER_PROGRAM)
+    write(tmp_path / "pyproject.toml", "tool = 5\n")
+    result = lockwatch("prog.py", cwd=tmp_path)
+    assert_stopped_before_the_program(result, tmp_path, "pyproject.toml", "tool must be a table")
 
 
 def test_missing_suppressions_file(tmp_path: Path) -> None:

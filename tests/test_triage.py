@@ -163,7 +163,7 @@ def test_site_scope_cycle_under_a_gate_is_guarded(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     p = only_cycle(report)
     assert (p["scope"], p["triage"], p["gate"], p["fails"]) == ("site", "guarded", "rebalance_lock", False)
-    assert lock_names(p) == {"data_lock", "index_lock"}
+    assert lock_names(p) == {"Shard.data_lock", "Shard.index_lock"}  # attributes of Shard
 
 
 def test_site_scope_guarded_is_withdrawn_by_other_objects_taken_without_the_gate(tmp_path: Path) -> None:

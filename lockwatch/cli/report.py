@@ -70,13 +70,16 @@ def combine(paths: Sequence[str]) -> Report:
               help="Write the output to PATH instead of stdout.")
 @click.option("--top", type=SettingType(FIELD_BY_KEY["top"], "INTEGER"), default=DEFAULT_TOP, show_default=True,
               help="Rows in each contention table of the text report.")
-def command(files: Sequence[str], fmt: str, output: Optional[str], top: int) -> int:
+@click.option("--show-library", "show_library", is_flag=True, default=False,
+              help="List the standard library's and installed packages' locks and stack frames with "
+                   "the program's (text and HTML; by default they are folded and counted).")
+def command(files: Sequence[str], fmt: str, output: Optional[str], top: int, show_library: bool) -> int:
     if output:
         problem = check_writable(output)
         if problem:
             raise click.BadParameter(problem, param_hint="-o/--output")
     report = combine(files)
-    content = renderers.render(report, fmt, top=top)
+    content = renderers.render(report, fmt, top=top, show_library=show_library)
     if output:
         write_atomic(output, content)
         found = report.potential_deadlocks

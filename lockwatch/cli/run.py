@@ -34,7 +34,7 @@ __main__, exit status and traceback. The report goes to stderr when it ends (als
 calls sys.exit or is interrupted with Ctrl-C).
 
 Every option can also be set in [tool.lockwatch] of the nearest pyproject.toml (json, html, dot,
-top, deadlock_timeout, on_deadlock, warn_hold, warn_wait, fail_on_cycle, suppressions, baseline,
+top, show_library, deadlock_timeout, on_deadlock, warn_hold, warn_wait, fail_on_cycle, suppressions, baseline,
 text); the command line wins.
 
 \b
@@ -106,6 +106,9 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
                    "FORCE_COLOR forces it]")
 @click.option("-q", "--quiet", is_flag=True, default=None,
               help="No text report on stderr (use with --json or --fail-on-cycle).")
+@click.option("--show-library", "show_library", is_flag=True, default=None,
+              help="List the standard library's and installed packages' locks and stack frames with "
+                   "the program's in the text and HTML reports (by default they are folded and counted).")
 @setting("top", "INTEGER", f"Rows in each contention table of the text report (0 to {MAX_TOP}).  "
                            f"[default: {DEFAULT_TOP}]")
 @setting("deadlock_timeout", "SECONDS",

@@ -6,7 +6,8 @@ import dataclasses
 from typing import Any, TypeVar
 
 from ..escapes import printable
-from ..model import PotentialDeadlock
+from ..model import LockStats, PotentialDeadlock
+from ..stacks import library_kind
 
 T = TypeVar("T")
 
@@ -29,6 +30,45 @@ SCOPE_TEXT = {
 }
 
 KNOWN_REASON = "known: in the CI baseline, so it does not fail a run"
+
+
+# How a reader shows what is folded (the setting show_library; `lockwatch report --show-library`).
+SHOW_LIBRARY = "--show-library"
+
+
+def is_library(s: LockStats) -> bool:
+    """A lock created by the standard library or an installed package, not by the program."""
+    return s.stdlib or library_kind(s.filename) is not None
+
+
+def program_first(locks: list[LockStats], show_library: bool) -> tuple[list[LockStats], int]:
+    """The program's own locks, in their order; then, with ``show_library``, the libraries'.
+    Also how many library locks were left out (0 with ``show_library``)."""
+    mine = [s for s in locks if not is_library(s)]
+    theirs = [s for s in locks if is_library(s)]
+    return (mine + theirs, 0) if show_library else (mine, len(theirs))
+
+
+def fold_frames(frames: list[str], show_library: bool) -> list[Any]:
+    """``frames`` (innermost last) with each run of standard-library and installed-package frames
+    replaced by its length (an int), as pyinstrument hides library frames; the innermost frame,
+    where the lock was taken, is always kept. Unchanged with ``show_library``."""
+    if show_library:
+        return list(frames)
+    out: list[Any] = []
+    for i, f in enumerate(frames):
+        if i < len(frames) - 1 and library_kind(f) is not None:
+            if out and isinstance(out[-1], int):
+                out[-1] += 1
+            else:
+                out.append(1)
+        else:
+            out.append(f)
+    return out
+
+
+def folded_frames_text(n: int) -> str:
+    return f"… {plural(n, 'library frame')} folded ({SHOW_LIBRARY} shows them)"
 
 
 def fmt_ns(ns: float) -> str:

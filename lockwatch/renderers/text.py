@@ -11,7 +11,20 @@ from typing import Any, Optional
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..settings import DEFAULT_TOP
 from ..stacks import short_path
-from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural, quoted, visible
+from .common import (
+    LABELS,
+    SCOPE_TEXT,
+    SHOW_LIBRARY,
+    cycle_title,
+    fmt_ns,
+    fold_frames,
+    folded_frames_text,
+    is_library,
+    plural,
+    program_first,
+    quoted,
+    visible,
+)
 from .incidents import render_alert, render_deadlock
 
 EXTENSION = ".txt"
@@ -48,17 +61,26 @@ def _summary(report: Report) -> list[str]:
     return out
 
 
-def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
+def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, **options: Any) -> str:
+    """The text report. The program's own locks lead; the standard library's and installed
+    packages' locks and stack frames are folded (counted) unless ``show_library``."""
     report = visible(report)  # names, threads, paths: control characters shown as escapes
     snap = report.snapshot
     found = report.potential_deadlocks
     out: list[str] = [RULE]
     out.extend(_summary(report))
     used = [s for s in snap.locks if s.acquisitions or s.failed]  # not modules' idle locks
-    out.append(f"  {plural(len(used), 'lock creation site')} in use, "
-               f"{plural(sum(s.instances for s in used), 'lock')}, "
-               f"{plural(sum(s.acquisitions for s in used), 'acquisition')}, "
-               f"{plural(len(snap.site_edges), 'lock-order edge')} between sites")
+    mine, folded = program_first(used, show_library)
+    library = {s.key for s in snap.locks if is_library(s)}
+    edges = [e for e in snap.site_edges if show_library or not (e.src in library and e.dst in library)]
+    whose = "" if show_library else " of the program"
+    out.append(f"  {plural(len(mine), 'lock creation site')}{whose} in use, "
+               f"{plural(sum(s.instances for s in mine), 'lock')}, "
+               f"{plural(sum(s.acquisitions for s in mine), 'acquisition')}, "
+               f"{plural(len(edges), 'lock-order edge')} between sites")
+    if folded:
+        out.append(f"  (and {plural(folded, 'site')} of the standard library and installed packages, "
+                   f"folded: {SHOW_LIBRARY} shows them)")
     out.append(RULE)
     if report.deadlocks:
         out.append(f"{plural(len(report.deadlocks), 'real deadlock')} happened during the run:")
@@ -71,13 +93,13 @@ def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
         out.extend(_violation(v))
     shown = [p for p in found if p.suppressed is None and p.origin == "user"]
     for i, p in enumerate(shown, 1):
-        out.extend(_deadlock(i, len(shown), p))
+        out.extend(_deadlock(i, len(shown), p, show_library))
     stdlib = [p for p in found if p.suppressed is None and p.origin == "stdlib"]
     if stdlib:
         out.append("Potential deadlocks inside the standard library (every lock created by Python's "
                    "own modules; they do not fail a run; suppress them by fingerprint):")
         for i, p in enumerate(stdlib, 1):
-            out.extend(_deadlock(i, len(stdlib), p))
+            out.extend(_deadlock(i, len(stdlib), p, show_library))
     if report.cycles_not_listed:
         out.append(f"({report.cycles_not_listed} strongly connected group(s) have more cycles "
                    "than are listed; the shortest are shown)")
@@ -88,13 +110,19 @@ def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
         for p in suppressed:
             out.append(f"  {p.fingerprint}  {cycle_title(p)}  ({p.suppressed})")
         out.append("")
+    if report.unused_suppressions:
+        out.append(f"{plural(len(report.unused_suppressions), 'suppression')} matched no potential deadlock "
+                   "(fixed, not exercised by this run, or a pattern that does not match the sites "
+                   "as this report shows them):")
+        out.extend(f"  {u}" for u in report.unused_suppressions)
+        out.append("")
     if report.baseline_gone:
         out.append(f"{plural(len(report.baseline_gone), 'cycle')} in the baseline no longer seen "
                    "(fixed, or not exercised by this run; remove from the baseline once fixed):")
         for entry in report.baseline_gone:
             out.append(f"  {entry.fingerprint}  " + "; ".join(entry.locks))
         out.append("")
-    out.extend(_contention(report, top))
+    out.extend(_contention(report, top, show_library))
     if snap.internal_errors:
         out.append(f"lockwatch: {plural(len(snap.internal_errors), 'internal error')} while "
                    f"recording (first: {snap.internal_errors[0]})")
@@ -126,16 +154,16 @@ def _nth(items: Sequence[str], i: int) -> str:
     return items[i] if i < len(items) else "?"
 
 
-def render_cycles(found: Sequence[PotentialDeadlock]) -> str:
+def render_cycles(found: Sequence[PotentialDeadlock], show_library: bool = False) -> str:
     """Just the potential deadlocks (for a failing test's message)."""
     found = visible(found)
     out: list[str] = []
     for i, p in enumerate(found, 1):
-        out.extend(_deadlock(i, len(found), p))
+        out.extend(_deadlock(i, len(found), p, show_library))
     return "\n".join(out).rstrip("=\n") + "\n"
 
 
-def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
+def _deadlock(i: int, n: int, p: PotentialDeadlock, show_library: bool = False) -> list[str]:
     known = "   (known: in the baseline)" if p.known else ""
     out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}   [{LABELS[p.triage]}]",
            f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
@@ -145,9 +173,8 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
     out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)
     for lock in p.locks:
-        inst = f"  (instance #{lock.instance})" if lock.instance is not None else ""
         out.append(f"    {lock.name:<{width}}  {lock.kind:<16} created at "
-                   f"{short_path(lock.filename)}:{lock.line}{inst}")
+                   f"{short_path(lock.filename)}:{lock.line}")
     out.append("")
     for k, e in enumerate(p.edges):
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
@@ -156,24 +183,29 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
         out.append(f"  {a.name} -> {b.name}: thread {quoted(e.thread)} held {a.name} and waited for "
                    f"{b.name} ({plural(e.count, 'time')}{extra}{ctx})")
         out.append(f"    {a.name} was taken at:")
-        out.extend(_stack(e.held_stack))
+        out.extend(_stack(e.held_stack, show_library))
         out.append(f"    then {b.name} was taken at:")
-        out.extend(_stack(e.acquire_stack))
+        out.extend(_stack(e.acquire_stack, show_library))
         out.append("")
     out.append(RULE)
     return out
 
 
-def _stack(frames: list[str]) -> list[str]:
+def _stack(frames: list[str], show_library: bool = True) -> list[str]:
     if not frames:
         return ["      (stack not recorded)"]
-    return [f"      {short_path(f)}" for f in frames]
+    return [f"      {folded_frames_text(f) if isinstance(f, int) else short_path(f)}"
+            for f in fold_frames(frames, show_library)]
 
 
-def _contention(report: Report, top: int) -> list[str]:
+def _contention(report: Report, top: int, show_library: bool = False) -> list[str]:
     out: list[str] = []
-    contended = report.most_contended(top)
-    held = report.longest_held(top)
+    everything = report.most_contended(len(report.snapshot.locks))
+    contended, folded_c = program_first(everything, show_library)
+    contended = contended[:top]
+    everything = report.longest_held(len(report.snapshot.locks))
+    held, folded_h = program_first(everything, show_library)
+    held = held[:top]
     if contended:
         out.append("Most contended locks (waited for while another thread held them):")
         out.append(_row("lock", "kind", "created at", "acquired", "contended",
@@ -192,6 +224,10 @@ def _contention(report: Report, top: int) -> list[str]:
             out.append(_row(s.name, s.kind, _site(s), str(s.acquisitions), fmt_ns(s.hold.mean_ns),
                             fmt_ns(s.hold.percentile_ns(0.5)), fmt_ns(s.hold.percentile_ns(0.99)),
                             fmt_ns(s.hold.max_ns)))
+        out.append("")
+    if folded_c or folded_h:
+        out.append(f"({plural(max(folded_c, folded_h), 'lock')} of the standard library and installed "
+                   f"packages folded from these tables: {SHOW_LIBRARY} shows them)")
         out.append("")
     return out
 

@@ -7,7 +7,18 @@ from ... import histogram
 from ...model import LockInfo, PotentialDeadlock, Report, Timing
 from ...sources import parse_frame
 from ...stacks import short_path
-from ..common import BADGES, KNOWN_REASON, SCOPE_TEXT, cycle_title, fmt_ns, plural
+from ..common import (
+    BADGES,
+    KNOWN_REASON,
+    SCOPE_TEXT,
+    SHOW_LIBRARY,
+    cycle_title,
+    fmt_ns,
+    fold_frames,
+    folded_frames_text,
+    is_library,
+    plural,
+)
 from .layout import Graph, clip, focus_layout, full_keys, layered_layout, overview_keys, short_site
 from .svg import SourceLines, chart, esc, graph_svg, source_line
 
@@ -77,11 +88,14 @@ def graph_section(g: Graph, report: Report) -> str:
     return "\n".join(out)
 
 
-def _stack_html(frames: Sequence[str], lines: SourceLines) -> str:
+def _stack_html(frames: Sequence[str], lines: SourceLines, show_library: bool = True) -> str:
     if not frames:
         return '<p class="muted">(stack not recorded)</p>'
     items = []
-    for f in frames:
+    for f in fold_frames(list(frames), show_library):
+        if isinstance(f, int):
+            items.append(f'<li class="folded muted small">{esc(folded_frames_text(f))}</li>')
+            continue
         parsed = parse_frame(f)
         if parsed:
             file, line, func = parsed
@@ -112,7 +126,7 @@ def _badges(p: PotentialDeadlock) -> str:
 NO_SOURCE = "<span class=muted>(source not readable here)</span>"
 
 
-def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines) -> str:
+def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines, show_library: bool = False) -> str:
     soft = "" if p.fails else " soft"  # timed, guarded, suppressed, known: cannot fail a run
     out = [f'<details class="cycle{soft}" id="cycle-{n}"><summary>'
            f'<span class="num">{n}</span> <span class="title">{esc(cycle_title(p).replace(" -> ", " → "))}</span> '
@@ -131,9 +145,8 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines) -> str:
            '<h4>Locks in the cycle</h4><div class="scroll-x"><table class="plain"><thead><tr>'
            "<th>lock</th><th>kind</th><th>created at</th><th>source</th></tr></thead><tbody>"]
     for lk in p.locks:
-        inst = f' <span class="muted small">instance #{lk.instance}</span>' if lk.instance is not None else ""
         src = source_line(lines, lk.filename, lk.line)
-        out.append(f'<tr><td class="name">{esc(lk.name)}{inst}</td><td>{esc(lk.kind)}</td>'
+        out.append(f'<tr><td class="name">{esc(lk.name)}</td><td>{esc(lk.kind)}</td>'
                    f'<td class="mono">{esc(short_path(lk.filename))}:{lk.line}</td>'
                    f'<td>{f"<code class=src>{esc(src)}</code>" if src else NO_SOURCE}</td></tr>')
     out.append("</tbody></table></div><h4>How each lock was taken while another was held</h4>"
@@ -149,14 +162,16 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines) -> str:
         out.append(f'<div class="edge-detail"><p><b>{esc(a.name)} → {esc(b.name)}</b>: thread '
                    f'<code>{esc(e.thread)}</code> held {esc(a.name)} and waited for {esc(b.name)} '
                    f'({", ".join(facts)})</p><div class="stacks">'
-                   f'<div><h5>{esc(a.name)} was taken at</h5>{_stack_html(e.held_stack, lines)}</div>'
-                   f'<div><h5>then {esc(b.name)} was taken at</h5>{_stack_html(e.acquire_stack, lines)}</div>'
+                   f'<div><h5>{esc(a.name)} was taken at</h5>'
+                   f'{_stack_html(e.held_stack, lines, show_library)}</div>'
+                   f'<div><h5>then {esc(b.name)} was taken at</h5>'
+                   f'{_stack_html(e.acquire_stack, lines, show_library)}</div>'
                    "</div></div>")
     out.append("</div></details>")
     return "\n".join(out)
 
 
-def cycles_section(report: Report) -> str:
+def cycles_section(report: Report, show_library: bool = False) -> str:
     found = report.potential_deadlocks
     if not found:
         return ('<section id="cycles"><h2>Potential deadlocks</h2><p class="ok">No lock-order '
@@ -166,7 +181,7 @@ def cycles_section(report: Report) -> str:
            'show the inversion that hangs another. Open one for its locks and stacks. '
            '<button type="button" class="linkish" id="open-all">open all</button> · '
            '<button type="button" class="linkish" id="close-all">close all</button></p>']
-    out.extend(_cycle_panel(n, p, report.snapshot.source_lines) for n, p in enumerate(found, 1))
+    out.extend(_cycle_panel(n, p, report.snapshot.source_lines, show_library) for n, p in enumerate(found, 1))
     if report.cycles_not_listed:
         out.append(f'<p class="muted">{report.cycles_not_listed} strongly connected group(s) have more '
                    "cycles than are listed; the shortest are shown.</p>")
@@ -203,13 +218,21 @@ def violations_section(report: Report) -> str:
 
 def baseline_section(report: Report) -> str:
     gone = report.baseline_gone
-    if not gone:
-        return ""
-    items = "".join(f'<li><code>{esc(entry.fingerprint)}</code> {esc("; ".join(entry.locks))}</li>'
-                    for entry in gone)
-    return (f'<section id="baseline"><h2>In the baseline, no longer seen <span class="count">{len(gone)}'
-            '</span></h2><p class="muted">Fixed, or not exercised by this run: remove them from the '
-            f'baseline once fixed.</p><ul class="plain-list">{items}</ul></section>')
+    out = []
+    if gone:
+        items = "".join(f'<li><code>{esc(entry.fingerprint)}</code> {esc("; ".join(entry.locks))}</li>'
+                        for entry in gone)
+        out.append(f'<section id="baseline"><h2>In the baseline, no longer seen <span class="count">{len(gone)}'
+                   '</span></h2><p class="muted">Fixed, or not exercised by this run: remove them from the '
+                   f'baseline once fixed.</p><ul class="plain-list">{items}</ul></section>')
+    unused = report.unused_suppressions
+    if unused:
+        items = "".join(f"<li><code>{esc(u)}</code></li>" for u in unused)
+        out.append(f'<section id="unused-suppressions"><h2>Suppressions that matched nothing '
+                   f'<span class="count">{len(unused)}</span></h2><p class="muted">Fixed, not exercised '
+                   "by this run, or a pattern that does not match the sites as this report shows them."
+                   f'</p><ul class="plain-list">{items}</ul></section>')
+    return "\n".join(out)
 
 
 def _name(lock: LockInfo) -> str:
@@ -282,26 +305,47 @@ def _num(v: float, text: str) -> str:
     return f'<td class="n" data-v="{v}">{esc(text)}</td>'
 
 
-def locks_section(report: Report, g: Graph) -> str:
-    lines = report.snapshot.source_lines
+def locks_section(report: Report, g: Graph, show_library: bool = False) -> str:
     locks = report.snapshot.locks
     out = ['<section id="locks"><h2>Locks <span class="count">' + str(len(locks)) + "</span></h2>"]
     if not locks:
         out.append('<p class="muted">No instrumented lock was created.</p></section>')
         return "\n".join(out)
-    out.append('<p class="muted">One row per creation site (all its instances). Click a heading to '
-               'sort. Percentiles come from √2-wide histogram buckets (within 19%); counts and '
-               'maxima are exact.</p>')
+    out.append('<p class="muted">One row per creation site (all its instances), the program\'s own '
+               'first. Click a heading to sort. Counts and maxima are exact; a percentile is the sample '
+               'itself when it is the largest (p99 of fewer than 100 samples), else read from √2-wide '
+               'histogram buckets (within 19%).</p>')
+    order = sorted(range(len(locks)), key=lambda i: (-locks[i].wait.total_ns, -locks[i].contended,
+                                                     -locks[i].acquisitions, i))
+    mine = [i for i in order if not is_library(locks[i])]
+    theirs = [i for i in order if is_library(locks[i])]
+    if show_library:
+        out.append(_lock_table(report, g, mine + theirs, "lock-table"))
+    else:
+        out.append(_lock_table(report, g, mine, "lock-table"))
+        if theirs:
+            out.append(f'<details class="library-locks"><summary>{plural(len(theirs), "lock")} of the '
+                       "standard library and installed packages (folded; "
+                       f"<code>{SHOW_LIBRARY}</code> lists them with the program's)</summary>"
+                       + _lock_table(report, g, theirs, "library-lock-table") + "</details>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _lock_table(report: Report, g: Graph, order: list[int], table_id: str) -> str:
+    """A sortable table of the locks ``order`` (indexes into the snapshot's locks, in that order)."""
+    lines = report.snapshot.source_lines
+    locks = report.snapshot.locks
+    out: list[str] = []
     cols = [("lock", "text"), ("kind", "text"), ("created at", "text"), ("instances", "num"),
             ("acquired", "num"), ("contended", "num"), ("failed", "num"),
             ("wait p50", "num"), ("wait p90", "num"), ("wait p99", "num"), ("wait max", "num"),
             ("hold p50", "num"), ("hold p90", "num"), ("hold p99", "num"), ("hold max", "num")]
-    out.append('<div class="scroll-x"><table class="sortable data" id="lock-table"><thead><tr>')
+    out.append(f'<div class="scroll-x"><table class="sortable data" id="{table_id}"><thead><tr>')
     for label, how in cols:
         out.append(f'<th data-sort="{how}" aria-sort="none"><button type="button">{esc(label)}</button></th>')
     out.append("</tr></thead><tbody>")
-    order = sorted(range(len(locks)), key=lambda i: (-locks[i].wait.total_ns, -locks[i].contended,
-                                                     -locks[i].acquisitions, i))
+    total = len(order)
     in_cycles = [i for i in order[TABLE_LIMIT:] if g.nodes[locks[i].key].cycles]
     order = order[:max(0, TABLE_LIMIT - len(in_cycles))] + in_cycles  # every lock of a cycle has a row
     for i in order:
@@ -324,10 +368,9 @@ def locks_section(report: Report, g: Graph) -> str:
             cells.append(_num(t.max_ns, fmt_ns(t.max_ns) if t.count or t.max_ns else "–"))
         out.append(f'<tr id="lock-{i}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
-    if len(order) < len(locks):
-        out.append(f'<p class="muted">The {len(locks) - len(order)} locks waited for least are not '
+    if len(order) < total:
+        out.append(f'<p class="muted">The {total - len(order)} locks waited for least are not '
                    "listed (the JSON report has them all).</p>")
-    out.append("</section>")
     return "\n".join(out)
 
 
@@ -372,14 +415,16 @@ def headline_cycles(report: Report) -> list[PotentialDeadlock]:
             if p.origin == "user" and p.suppressed is None]
 
 
-def summary(report: Report, g: Graph) -> str:
+def summary(report: Report, g: Graph, show_library: bool = False) -> str:
     snap = report.snapshot
     found = headline_cycles(report)
+    # The program's own sites lead (the libraries' are counted in the lock table's folded part).
+    mine = snap.locks if show_library else [s for s in snap.locks if not is_library(s)]
     tiles = [(len(found), "potential deadlock", "bad" if found else "good", "#cycles"),
              (len(report.deadlocks), "real deadlock", "bad" if report.deadlocks else "", "#real"),
              (len(report.alerts), "long hold/wait", "warn" if report.alerts else "", "#real"),
-             (len(snap.locks), "lock creation site", "", "#locks"),
-             (sum(s.acquisitions for s in snap.locks), "acquisition", "", "#locks"),
+             (len(mine), "lock creation site" if show_library else "program lock site", "", "#locks"),
+             (sum(s.acquisitions for s in mine), "acquisition", "", "#locks"),
              (len(snap.site_edges), "lock-order edge", "", "#graph-section")]
     out = ['<div class="tiles">']
     for n, word, cls, href in tiles:

@@ -1,0 +1,88 @@
+"""Every edge records its own acquisitions' stacks: two instances of one site taken in both orders
+by different code (pay takes a then b, refund b then a) show refund's stacks on the reverse edge,
+in the text, JSON and HTML reports. Real threads."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+from typing import Any
+
+import pytest
+
+import lockwatch as lw
+from lockwatch import recorder
+from lockwatch.renderers import html, jsonreport, text
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Account:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+
+def pay(a: Account, b: Account) -> None:
+    with a._lock:  # <pay-a>
+        with b._lock:  # <pay-b>
+            pass
+
+
+def refund(a: Account, b: Account) -> None:
+    with b._lock:  # <refund-b>
+        with a._lock:  # <refund-a>
+            pass
+
+
+@pytest.fixture
+def pay_refund(threads: Any) -> Any:
+    with lw.watching() as session:
+        alice, bob = Account(), Account()
+        threads.run(pay, alice, bob, name="payer")
+        threads.run(refund, alice, bob, name="refunder")
+        report = session.report()
+    return report
+
+
+def innermost(stack: list[str]) -> str:
+    return stack[-1]
+
+
+def test_the_reverse_edge_has_refund_s_stacks(pay_refund: Any, line_of: Any) -> None:
+    [p] = pay_refund.potential_deadlocks
+    by_thread = {e.thread: e for e in p.edges}
+    forward, reverse = by_thread["payer"], by_thread["refunder"]
+    assert innermost(forward.held_stack).endswith(f":{line_of('pay-a')} in pay")
+    assert innermost(forward.acquire_stack).endswith(f":{line_of('pay-b')} in pay")
+    assert innermost(reverse.held_stack).endswith(f":{line_of('refund-b')} in refund")
+    assert innermost(reverse.acquire_stack).endswith(f":{line_of('refund-a')} in refund")
+
+
+def test_text_json_and_html_show_refund(pay_refund: Any, line_of: Any) -> None:
+    rendered = text.render(pay_refund)
+    assert f"test_edge_stacks.py:{line_of('refund-b')} in refund" in rendered
+    assert f"test_edge_stacks.py:{line_of('refund-a')} in refund" in rendered
+
+    data = json.loads(jsonreport.render(pay_refund))
+    [p] = data["potential_deadlocks"]
+    [reverse] = [e for e in p["edges"] if e["thread"] == "refunder"]
+    assert reverse["held_stack"][-1].endswith(f":{line_of('refund-b')} in refund")
+    assert reverse["acquire_stack"][-1].endswith(f":{line_of('refund-a')} in refund")
+    refund_edges = [e for e in data["instance_edges"] if e["thread"] == "refunder"]
+    assert refund_edges and all("in refund" in e["acquire_stack"][-1] for e in refund_edges)
+
+    page = html.render(pay_refund)
+    assert f"test_edge_stacks.py:{line_of('refund-a')}</span> in <span class=\"func\">refund</span>" in page
+
+
+def test_one_place_is_captured_once(threads: Any) -> None:
+    """as_completed() over many futures makes ~8 edges per future between two sites, all from one
+    place: the stacks are captured once per place, not once per edge (benchmarks/many_futures.py)."""
+    with lw.watching() as session:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(pow, 2, i) for i in range(300)]
+            assert sum(1 for _ in concurrent.futures.as_completed(futures)) == 300
+        edges = len(session.snapshot().instance_edges)
+        places = len(recorder.state.edge_stacks)
+    assert edges > 300
+    assert places < 20, places
