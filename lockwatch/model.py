@@ -581,7 +581,8 @@ class Report:
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
     deadlocks: list[Deadlock] = field(default_factory=list)  # seen by the watchdog
     alerts: list[Alert] = field(default_factory=list)  # long holds and waits
-    cycles_not_listed: int = 0
+    cycles_not_listed: int = 0  # cycles found (or known of) and not listed: lockwatch.cycles
+    cycles_not_listed_at_least: bool = False  # the search was cut short: there may be more
     baseline_gone: list[BaselineEntry] = field(default_factory=list)  # in the baseline, not seen
 
     @property
@@ -627,9 +628,27 @@ class Report:
 
 
 def canonical_rotation(seq: list[Any]) -> list[Any]:
-    if not seq:
-        return seq
-    best = min(range(len(seq)), key=lambda i: seq[i:] + seq[:i])
+    """The least rotation of ``seq`` (lexicographically), in linear time: a cycle of thousands
+    of locks is read from one place without comparing every rotation with every other."""
+    n = len(seq)
+    if n < 2:
+        return list(seq)
+    # The two-candidate scan for the minimal rotation (i and j are candidate starts, k the length
+    # of their common prefix); a candidate that loses at offset k rules out k + 1 starts.
+    i, j, k = 0, 1, 0
+    while i < n and j < n and k < n:
+        a, b = seq[(i + k) % n], seq[(j + k) % n]
+        if a == b:
+            k += 1
+            continue
+        if a > b:
+            i += k + 1
+        else:
+            j += k + 1
+        if i == j:
+            j += 1
+        k = 0
+    best = min(i, j)
     return seq[best:] + seq[:best]
 
 
