@@ -162,18 +162,19 @@ def _site_wide(e: EdgeRecord, instances: Iterable[EdgeRecord]) -> EdgeRecord:
     edge between the same sites that the snapshot still has: a gate counts only if it was held on
     all of them, the edge is timed only if all of them were, and taken by several threads if any
     was (as merge() does across snapshots). A copy: the snapshot is left as it was."""
-    gates = list(zip(e.gates, e.gate_instances))
-    timed, multi, ids = e.timed, e.multi, {e.thread_id}
+    # (The common case, one instance edge that agrees with its site edge, allocates nothing.)
+    gates: Optional[list[tuple[str, int]]] = None
+    timed, multi = e.timed, e.multi
     for i in instances:
-        if gates:
+        if e.gates and (gates is None or gates):
             theirs = set(zip(i.gates, i.gate_instances))
-            gates = [g for g in gates if g in theirs]
+            gates = [g for g in (zip(e.gates, e.gate_instances) if gates is None else gates) if g in theirs]
         timed = timed and i.timed
-        multi = multi or i.multi
-        ids.add(i.thread_id)
-    multi = multi or len(ids) > 1
-    if (gates == list(zip(e.gates, e.gate_instances)) and timed == e.timed and multi == e.multi):
+        multi = multi or i.multi or i.thread_id != e.thread_id
+    if (gates is None or len(gates) == len(e.gates)) and timed == e.timed and multi == e.multi:
         return e
+    if gates is None:
+        gates = list(zip(e.gates, e.gate_instances))
     return replace(e, gates=[k for k, _g in gates], gate_instances=[g for _k, g in gates],
                    timed=timed, multi=multi)
 

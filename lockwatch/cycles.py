@@ -28,12 +28,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-# Work, in edges looked at (a step is ~0.1-0.3 µs of Python): a whole analysis spends at most
-# STEP_BUDGET (~0.3 s) on searching, and one component at most COMPONENT_STEPS of it on listing
+# Work, in edges looked at (a step is ~0.2-0.4 µs of Python): a whole analysis spends at most
+# STEP_BUDGET (~0.2 s) on searching, and one component at most COMPONENT_STEPS of it on listing
 # every cycle (step 2) before it turns to one cycle per edge (step 3).
-STEP_BUDGET = 2_000_000
+STEP_BUDGET = 500_000
 COMPONENT_STEPS = 20_000
-TIME_BUDGET = 2.0  # seconds: the backstop for a slow or loaded machine
+TIME_BUDGET = 1.0  # seconds: the backstop for a slow or loaded machine
 
 
 class Graph:
@@ -134,24 +134,26 @@ def find_cycles(graph: Graph, cap: int, budget: Optional[Budget] = None) -> List
     for comp in comps:
         nodes = sorted(comp, key=order.__getitem__)  # insertion order: deterministic
         sub = {u: [v for v in adj[u] if v in comp and v != u] for u in nodes}
-        found, complete = _component_cycles(nodes, sub, order, budget)
+        found, more = _component_cycles(nodes, sub, order, budget)
         found.sort(key=len)  # stable: shortest first, then in the order found
         out.cycles.extend(found[:cap])
-        out.not_listed += max(0, len(found) - cap)
-        out.at_least = out.at_least or not complete
+        out.not_listed += max(0, len(found) - cap) + (more or 0)
+        out.at_least = out.at_least or more is not None
     return out
 
 
 def _component_cycles(nodes: list[Any], sub: dict[Any, list[Any]], order: dict[Any, int],
-                      budget: Budget) -> tuple[list[list[Any]], bool]:
-    """Cycles of one component and whether they are all of its simple cycles."""
+                      budget: Budget) -> tuple[list[list[Any]], Optional[int]]:
+    """Cycles of one component, and None when they are all of its simple cycles; otherwise
+    how many more it certainly has that are not among them (1 when an edge is on none of them:
+    a cycle through that edge, 0 when every edge is on one of them)."""
     found: list[list[Any]] = []
     seen: set[tuple[Any, ...]] = set()
     share = max(0, min(COMPONENT_STEPS, budget.steps))
     steps = _enumerate(nodes, sub, order, share, found)
     if steps is not None:
         budget.steps -= steps
-        return found, True
+        return found, None
     budget.steps -= share
     seen.update(_key(c, order) for c in found)
     covered = {(c[k], c[(k + 1) % len(c)]) for c in found for k in range(len(c))}
@@ -161,7 +163,7 @@ def _component_cycles(nodes: list[Any], sub: dict[Any, list[Any]], order: dict[A
             if (u, v) in covered:
                 continue
             if not first and budget.spent():
-                return found, False
+                return found, 1
             path, steps = _shortest_path(sub, v, u)
             budget.steps -= steps
             first = False
@@ -173,7 +175,7 @@ def _component_cycles(nodes: list[Any], sub: dict[Any, list[Any]], order: dict[A
                 seen.add(key)
                 found.append(cyc)
             covered.update((cyc[k], cyc[(k + 1) % len(cyc)]) for k in range(len(cyc)))
-    return found, False
+    return found, 0
 
 
 def _key(cyc: list[Any], order: dict[Any, int]) -> tuple[Any, ...]:

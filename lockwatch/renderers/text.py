@@ -7,7 +7,7 @@ from typing import Any
 from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
 from ..settings import DEFAULT_TOP
 from ..stacks import short_path
-from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, plural, quoted, visible
+from .common import LABELS, SCOPE_TEXT, cycle_title, fmt_ns, not_listed, plural, quoted, visible
 from .incidents import render_alert, render_deadlock
 
 EXTENSION = ".txt"
@@ -75,8 +75,7 @@ def render(report: Report, top: int = DEFAULT_TOP, **options: Any) -> str:
         for i, p in enumerate(stdlib, 1):
             out.extend(_deadlock(i, len(stdlib), p))
     if report.cycles_not_listed:
-        out.append(f"({report.cycles_not_listed} strongly connected group(s) have more cycles "
-                   "than are listed; the shortest are shown)")
+        out.append(f"({not_listed(report)})")
         out.append("")
     suppressed = [p for p in found if p.suppressed is not None]
     if suppressed:

@@ -7,7 +7,7 @@ from ... import histogram
 from ...model import LockInfo, PotentialDeadlock, Report, Timing
 from ...sources import parse_frame
 from ...stacks import short_path
-from ..common import BADGES, KNOWN_REASON, SCOPE_TEXT, cycle_title, fmt_ns, plural
+from ..common import BADGES, KNOWN_REASON, SCOPE_TEXT, cycle_title, fmt_ns, not_listed, plural
 from .layout import Graph, clip, focus_layout, full_keys, layered_layout, overview_keys, short_site
 from .svg import SourceLines, chart, esc, graph_svg, source_line
 
@@ -168,8 +168,7 @@ def cycles_section(report: Report) -> str:
            '<button type="button" class="linkish" id="close-all">close all</button></p>']
     out.extend(_cycle_panel(n, p, report.snapshot.source_lines) for n, p in enumerate(found, 1))
     if report.cycles_not_listed:
-        out.append(f'<p class="muted">{report.cycles_not_listed} strongly connected group(s) have more '
-                   "cycles than are listed; the shortest are shown.</p>")
+        out.append(f'<p class="muted">{esc(not_listed(report)[:1].upper() + not_listed(report)[1:])}.</p>')
     out.append("</section>")
     return "\n".join(out)
 
