@@ -58,11 +58,12 @@ def make_snapshot(sites: int, edges: int, shape: str, seed: int = 16) -> Any:
         i = rng.randrange(sites - 1)
         pairs.add((i, min(sites - 1, i + rng.randint(1, 50))))
     order = sorted(pairs)
-    if shape == "few cycles":
+    if shape == "few cycles":  # five cycles of 2 to 6 sites, each its own small component
         for k in range(5):
             i = (k + 1) * sites // 7
-            order.append((i + 3, i))  # a cycle of 2 to 4 sites, if i reaches i + 3
-            order.append((i + 1, i)) if (i, i + 1) in pairs else order.append((i, i + 1))
+            chain = [(i + m, i + m + 1) for m in range(k + 1)]
+            order.extend(p for p in chain if p not in pairs)
+            order.append((i + k + 1, i))
     elif shape == "giant SCC":
         order.append((sites - 1, 0))
     site_edges, instance_edges = [], []
