@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -655,6 +657,13 @@ class _Tables:
         if thread is None:
             thread = self.threads[t] = len(self.threads)
         row = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack), self.stack(e.acquire_stack)]
+        if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
+                or e.src_name is not None or e.dst_name is not None):  # the common rows, quickly
+            if e.dst_instance is not None and e.src_instance is not None:
+                row += (e.src_instance, e.dst_instance)
+                return row
+            if e.dst_instance is None and e.src_instance is None:
+                return row
         tail = (e.src_instance, e.dst_instance, e.count, e.timed, e.multi, e.context,
                 [self.site(g) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name)
         n = len(tail)
@@ -702,6 +711,20 @@ def _sections(report: Report) -> list[tuple[str, Callable[[], Any], bool]]:
     ]
 
 
+def _ints(row: list[Any]) -> str:
+    """A row as JSON: a list of integers (most rows) without json.dumps' per-call cost."""
+    if None in row or len(row) > 7:  # past dst_instance: booleans, strings, lists
+        return json.dumps(row, separators=_COMPACT)
+    return "[" + ",".join(map(str, row)) + "]"
+
+
+_ITEM_ENCODERS: dict[str, Callable[[Any], str]] = {
+    "lock_order": _ints, "instance_edges": _ints, "stacks": _ints,
+    "sites": json.encoder.encode_basestring_ascii,  # type: ignore[attr-defined]
+    "frames": json.encoder.encode_basestring_ascii,  # type: ignore[attr-defined]
+}
+
+
 def iter_dumps(report: Report) -> Iterator[str]:
     """The JSON report in pieces, never as one string: the findings indented for people, each item
     of the long lists (locks, edges, tables) on a line of its own."""
@@ -715,11 +738,18 @@ def iter_dumps(report: Report) -> Iterator[str]:
             yield (json.dumps(list(v), separators=(", ", ": ")) if isinstance(v, tuple)  # a short row
                    else json.dumps(v, indent=2).replace("\n", "\n  "))
             continue
-        sep = "["
+        encode = _ITEM_ENCODERS.get(key) or partial(json.dumps, separators=_COMPACT)
+        opened = False
+        batch: list[str] = []
         for item in value():
-            yield sep + "\n    " + json.dumps(item, separators=_COMPACT)
-            sep = ","
-        yield "[]" if sep == "[" else "\n  ]"
+            batch.append(encode(item))
+            if len(batch) >= 4096:
+                yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+                opened, batch = True, []
+        if batch:
+            yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+            opened = True
+        yield "\n  ]" if opened else "[]"
     yield "\n}\n"
 
 
@@ -842,8 +872,8 @@ class _EdgeReader:
             r.fail(f"edge_fields lacks {missing[0]}")
         self.width = len(fields)
         self.pos = [fields.index(f) for f in EDGE_FIELDS[:_REQUIRED]]
-        self.optional = [(f, fields.index(f), d) for f, d in zip(EDGE_FIELDS[_REQUIRED:], _DEFAULTS)
-                         if f in fields]
+        self.optional = sorted(((f, fields.index(f), d) for f, d in zip(EDGE_FIELDS[_REQUIRED:], _DEFAULTS)
+                                if f in fields), key=lambda o: o[1])  # by position: stop at a row's end
         self.sites = r.strings("sites")
         frames = r.strings("frames")
         self.stacks: list[list[str]] = []
@@ -899,10 +929,13 @@ class _EdgeReader:
         return out
 
     def _optional(self, e: EdgeRecord, row: list[Any], where: str) -> None:
+        n = len(row)
         for name, p, default in self.optional:
-            if p >= len(row) or row[p] is None and default is None:
-                continue
+            if p >= n:
+                break
             v = row[p]
+            if v is None and default is None:
+                continue
             bad = ""
             if name in ("src_instance", "dst_instance", "count"):
                 bad = "" if type(v) is int and 0 <= v <= MAX_INT else f"an integer from 0 to {MAX_INT}"
