@@ -171,7 +171,8 @@ def main() -> None:
                 size = f"{w['bytes'] / 1e6:.1f} MB" if "bytes" in w else "-"
                 peak = (f"{w.get('peak_mb', 0):.0f} / {r.get('peak_mb', 0):.0f}"
                         if "peak_mb" in w and "peak_mb" in r else "-")
-                print(f"| {sites // 1000}k / {edges // 1000}k | {shape} | {_fmt_s(a, 'analysis_s', 'analysis_cpu', args.timeout)} "
+                analysed = _fmt_s(a, 'analysis_s', 'analysis_cpu', args.timeout)
+                print(f"| {sites // 1000}k / {edges // 1000}k | {shape} | {analysed} "
                       f"| {found} | {_fmt_s(w, 'seconds', 'cpu', args.timeout)} | {size} "
                       f"| {_fmt_s(r, 'seconds', 'cpu', args.timeout)} | {a.get('base_mb', 0):.0f} | {peak} "
                       f"| {os.getloadavg()[0]:.1f} |", flush=True)

@@ -656,7 +656,8 @@ class _Tables:
         thread = self.threads.get(t)
         if thread is None:
             thread = self.threads[t] = len(self.threads)
-        row = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack), self.stack(e.acquire_stack)]
+        row: list[Any] = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack),
+                          self.stack(e.acquire_stack)]
         if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
                 or e.src_name is not None or e.dst_name is not None):  # the common rows, quickly
             if e.dst_instance is not None and e.src_instance is not None:
@@ -720,8 +721,8 @@ def _ints(row: list[Any]) -> str:
 
 _ITEM_ENCODERS: dict[str, Callable[[Any], str]] = {
     "lock_order": _ints, "instance_edges": _ints, "stacks": _ints,
-    "sites": json.encoder.encode_basestring_ascii,  # type: ignore[attr-defined]
-    "frames": json.encoder.encode_basestring_ascii,  # type: ignore[attr-defined]
+    "sites": json.encoder.encode_basestring_ascii,
+    "frames": json.encoder.encode_basestring_ascii,
 }
 
 
