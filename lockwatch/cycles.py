@@ -7,8 +7,8 @@ bounded, with plain dicts and no networkx:
 1. Strongly connected components, in linear time. A component of one node has no cycle (the
    analysis leaves same-site nesting, a self-loop, to the instance graph).
 2. In each component, smallest first: every simple cycle, shortest first (length 2, then 3, ...),
-   until the component's share of the work budget is spent. A component enumerated to the end is
-   listed exactly as networkx's simple_cycles would, shortest first up to the cap.
+   until the component's share of the work budget is spent. A component enumerated to the end has
+   the same cycles as networkx's simple_cycles finds, listed shortest first up to the cap.
 3. A component whose enumeration was cut short: for each edge that is on no cycle found so far,
    the shortest cycle through it (a breadth-first search from the edge's head back to its tail),
    so that every lock-order edge on a cycle is shown in at least one listed cycle while the budget

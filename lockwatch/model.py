@@ -607,8 +607,11 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON contract's plain data (what ``iter_dumps`` writes)."""
-        return {key: list(value()) if big or isinstance(value(), tuple) else value()
-                for key, value, big in _sections(self)}
+        out: dict[str, Any] = {}
+        for key, value, big in _sections(self):
+            v = value()
+            out[key] = list(v) if big or isinstance(v, tuple) else v
+        return out
 
 
 # -- the JSON report, version 2 -------------------------------------------------------------------
