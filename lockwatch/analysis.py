@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Optional
 
+from .cycles import Budget, find_cycles
+from .cycles import Graph as _Graph
 from .model import (
     FAILING,
     SEVERITY,
@@ -29,8 +30,9 @@ from .stacks import stable_path
 __all__ = ["FAILING", "SEVERITY", "LockRef", "PotentialDeadlock", "Report", "analyze", "apply_policy",
            "build_report", "canonical_rotation", "fingerprint", "stable_site", "triage"]
 
-# A dense strongly connected component has exponentially many simple cycles: enumerate the
-# shortest ones first and stop at this many per component (the rest are counted, not listed).
+# A dense strongly connected component has exponentially many simple cycles: list the shortest
+# ones first and stop at this many per component (the rest are counted, not listed; the search
+# itself is bounded: lockwatch.cycles).
 MAX_CYCLES_PER_COMPONENT = 50
 
 
@@ -57,111 +59,11 @@ def fingerprint(site_ids: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(rot).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-class _Graph:
-    """A directed graph as plain dicts, nodes and successors in insertion order (as a networkx
-    DiGraph keeps them). networkx is imported only to list the cycles of a strongly connected
-    component, when there is one: a run with no edges, or an acyclic graph, never imports it (a
-    child process of `python -m lockwatch` spent ~0.1-0.15 s importing it for nothing)."""
-
-    def __init__(self) -> None:
-        self.adj: dict[Any, dict[Any, None]] = {}
-
-    def add_edge(self, u: Any, v: Any) -> None:
-        self.adj.setdefault(u, {})[v] = None
-        self.adj.setdefault(v, {})
-
-    def successors(self, u: Any) -> Iterable[Any]:
-        return self.adj.get(u, {})
-
-    def has_edge(self, u: Any, v: Any) -> bool:
-        return v in self.adj.get(u, {})
-
-    def components(self) -> Iterator[set[Any]]:
-        """Strongly connected components, in the order networkx's strongly_connected_components
-        yields them (the same iterative Tarjan walk: sources and successors in insertion order)."""
-        adj = self.adj
-        preorder: dict[Any, int] = {}
-        lowlink: dict[Any, int] = {}
-        found: set[Any] = set()
-        pending: list[Any] = []
-        counter = 0
-        successors = {v: iter(adj[v]) for v in adj}
-        for source in adj:
-            if source in found:
-                continue
-            stack = [source]
-            while stack:
-                v = stack[-1]
-                if v not in preorder:
-                    counter += 1
-                    preorder[v] = counter
-                for w in successors[v]:
-                    if w not in preorder:
-                        stack.append(w)
-                        break
-                else:
-                    low = preorder[v]
-                    for w in adj[v]:
-                        if w not in found:
-                            low = min(low, lowlink[w] if preorder[w] > preorder[v] else preorder[w])
-                    lowlink[v] = low
-                    stack.pop()
-                    if low == preorder[v]:
-                        comp = {v}
-                        while pending and preorder[pending[-1]] > preorder[v]:
-                            comp.add(pending.pop())
-                        found.update(comp)
-                        yield comp
-                    else:
-                        pending.append(v)
-
-    def subgraph(self, nx: Any, comp: set[Any]) -> Any:
-        sub = nx.DiGraph()
-        sub.add_nodes_from(v for v in self.adj if v in comp)
-        sub.add_edges_from((u, v) for u in self.adj if u in comp for v in self.adj[u] if v in comp)
-        return sub
-
-
-def _cycles(graph: _Graph, cap: int) -> tuple[list[list[Any]], int]:
-    """Simple cycles of ``graph``, shortest first, at most ``cap`` per non-trivial strongly
-    connected component (networkx's find_cycle is quadratic on large acyclic graphs; SCCs are
-    linear, so cycles are looked for only inside them). Returns (cycles, number not listed)."""
-    found: list[list[Any]] = []
-    skipped = 0
-    for comp in graph.components():
-        if len(comp) < 2:
-            continue
-        import networkx as nx  # only now: there is a cycle to list
-
-        sub = graph.subgraph(nx, comp)
-        cycles = list(itertools.islice(_shortest_cycles_first(nx, sub, len(comp)), cap + 1))
-        if len(cycles) > cap:
-            skipped += 1  # at least one more; exact counts can be exponential
-            cycles = cycles[:cap]
-        found.extend(cycles)
-    return found, skipped
-
-
-SHORT_CYCLE = 8  # cycles up to this length are listed shortest first; longer ones as found
-
-
-def _shortest_cycles_first(nx: Any, sub: Any, size: int) -> Iterator[list[Any]]:
-    longest = min(size, SHORT_CYCLE)
-    try:
-        for bound in range(2, longest + 1):
-            for c in nx.simple_cycles(sub, length_bound=bound):
-                if len(c) == bound:
-                    yield c
-    except TypeError:  # networkx < 3.1 has no length_bound
-        yield from nx.simple_cycles(sub)
-        return
-    if size > longest:
-        for c in nx.simple_cycles(sub):
-            if len(c) > longest:
-                yield c
-
-
-def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
+def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Optional[Budget] = None) -> Report:
+    """The findings of ``snapshot``. The cycle search of both graphs shares ``budget`` (by
+    default lockwatch.cycles' step and time budgets): what it does not list is counted in
+    ``cycles_not_listed``, as a lower bound when ``cycles_not_listed_at_least`` is set."""
+    budget = budget if budget is not None else Budget()
     stats = {s.key: s for s in snapshot.locks}
     report = Report(snapshot=snapshot)
     # A semaphore released by other threads than its acquirers is a signal: holding it is not
@@ -181,19 +83,23 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         inst_key[e.src_instance], inst_key[e.dst_instance] = e.src, e.dst
         inst_name.setdefault(e.src_instance, e.src_name)
         inst_name.setdefault(e.dst_instance, e.dst_name)
-    cycles, inst_skipped = _cycles(ig, cap)
-    report.cycles_not_listed += inst_skipped
+    listing = find_cycles(ig, cap, budget)
+    cycles = listing.cycles
+    inst_skipped = listing.not_listed > 0 or listing.at_least
+    report.cycles_not_listed += listing.not_listed
+    report.cycles_not_listed_at_least = report.cycles_not_listed_at_least or listing.at_least
     by_fp: dict[str, PotentialDeadlock] = {}
 
     def instance_finding(cyc: list[int], fp: str) -> PotentialDeadlock:
         locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
         # Instances of one site share a name: tell them apart in words, numbered within the
         # cycle by creation order ("Account._lock (instance 2)"), never by a global serial.
-        names = [lk.name for lk in locks]
-        for name in set(names):
-            same = sorted((lk for lk in locks if lk.name == name), key=lambda lk: lk.instance or 0)
+        by_name: dict[str, list[LockRef]] = {}
+        for lk in locks:
+            by_name.setdefault(lk.name, []).append(lk)
+        for name, same in by_name.items():
             if len(same) > 1:
-                for k, lk in enumerate(same, 1):
+                for k, lk in enumerate(sorted(same, key=lambda lk: lk.instance or 0), 1):
                     lk.name = f"{name} (instance {k})"
         edges = [iedges[(cyc[k], cyc[(k + 1) % len(cyc)])] for k in range(len(cyc))]
         return PotentialDeadlock("instance", locks, edges, fp)
@@ -230,8 +136,10 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT) -> Report:
         e = _site_wide(e, by_pair.get((e.src, e.dst), ()))
         sedges[(e.src, e.dst)] = e
         sg.add_edge(e.src, e.dst)
-    cycles, skipped = _cycles(sg, cap)
-    report.cycles_not_listed += skipped
+    listing = find_cycles(sg, cap, budget)
+    cycles = listing.cycles
+    report.cycles_not_listed += listing.not_listed
+    report.cycles_not_listed_at_least = report.cycles_not_listed_at_least or listing.at_least
     by_site: dict[str, list[int]] = {}
     if inst_skipped:  # instance cycles went unlisted: a site cycle may be one of them
         for i, k in inst_key.items():
@@ -261,18 +169,19 @@ def _site_wide(e: EdgeRecord, instances: Iterable[EdgeRecord]) -> EdgeRecord:
     edge between the same sites that the snapshot still has: a gate counts only if it was held on
     all of them, the edge is timed only if all of them were, and taken by several threads if any
     was (as merge() does across snapshots). A copy: the snapshot is left as it was."""
-    gates = list(zip(e.gates, e.gate_instances))
-    timed, multi, ids = e.timed, e.multi, {e.thread_id}
+    # (The common case, one instance edge that agrees with its site edge, allocates nothing.)
+    gates: Optional[list[tuple[str, int]]] = None
+    timed, multi = e.timed, e.multi
     for i in instances:
-        if gates:
+        if e.gates and (gates is None or gates):
             theirs = set(zip(i.gates, i.gate_instances))
-            gates = [g for g in gates if g in theirs]
+            gates = [g for g in (zip(e.gates, e.gate_instances) if gates is None else gates) if g in theirs]
         timed = timed and i.timed
-        multi = multi or i.multi
-        ids.add(i.thread_id)
-    multi = multi or len(ids) > 1
-    if (gates == list(zip(e.gates, e.gate_instances)) and timed == e.timed and multi == e.multi):
+        multi = multi or i.multi or i.thread_id != e.thread_id
+    if (gates is None or len(gates) == len(e.gates)) and timed == e.timed and multi == e.multi:
         return e
+    if gates is None:
+        gates = list(zip(e.gates, e.gate_instances))
     return replace(e, gates=[k for k, _g in gates], gate_instances=[g for _k, g in gates],
                    timed=timed, multi=multi)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import UserError
@@ -39,7 +39,14 @@ def write_atomic(path: str, content: str) -> None:
     file (/dev/stdout, /dev/null, a FIFO) is written into, never replaced. The new file's mode is
     the old one's, or 0666 less the umask as open() would make it (mkstemp's 0600 would not be).
     Raises ReportWriteError (one line)."""
-    data = content.encode("utf-8", "backslashreplace")
+    write_atomic_chunks(path, (content,))
+
+
+def write_atomic_chunks(path: str, chunks: Iterable[str]) -> None:
+    """``write_atomic`` of the concatenation of ``chunks``, written as they come (a report of
+    a million edges is never one string in memory). An exception from ``chunks`` leaves ``path``
+    as it was, as a failed write does, and propagates."""
+    data = _encoded(chunks)
     try:
         try:
             st: Optional[os.stat_result] = os.stat(path)
@@ -55,7 +62,23 @@ def write_atomic(path: str, content: str) -> None:
         raise ReportWriteError(path, exc.strerror or str(exc), exc.errno) from None
 
 
-def _write_into(path: str, data: bytes) -> None:
+_BUFFER = 1 << 20  # bytes gathered before each write
+
+
+def _encoded(chunks: Iterable[str]) -> Iterable[bytes]:
+    buf: list[str] = []
+    size = 0
+    for chunk in chunks:
+        buf.append(chunk)
+        size += len(chunk)
+        if size >= _BUFFER:
+            yield "".join(buf).encode("utf-8", "backslashreplace")
+            buf, size = [], 0
+    if buf:
+        yield "".join(buf).encode("utf-8", "backslashreplace")
+
+
+def _write_into(path: str, data: Iterable[bytes]) -> None:
     """Write into an existing file that is not a regular one (a device, a pipe)."""
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -64,7 +87,7 @@ def _write_into(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _replace(path: str, data: bytes, mode: Optional[int]) -> None:
+def _replace(path: str, data: Iterable[bytes], mode: Optional[int]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     for _ in range(_TRIES):
@@ -92,11 +115,12 @@ def _replace(path: str, data: bytes, mode: Optional[int]) -> None:
         raise
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_all(fd: int, data: Iterable[bytes]) -> None:
+    for block in data:
+        view = memoryview(block)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def check_writable(path: str) -> Optional[str]:
@@ -119,7 +143,12 @@ def write_report_file(report: Report, fmt: str, path: str, **options: Any) -> No
     and write it to ``path``, atomically. Raises ReportWriteError."""
     from . import renderers
 
-    write_atomic(path, renderers.render(report, fmt, **options))
+    renderer = renderers.get(fmt)
+    chunks = getattr(renderer, "render_chunks", None)  # a format that can stream does
+    if chunks is not None:
+        write_atomic_chunks(path, chunks(report, **options))
+    else:
+        write_atomic(path, renderer.render(report, **options))
 
 
 def write_report_files(report: Report, paths: dict[str, str],

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import json.encoder
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -12,7 +14,7 @@ from .errors import UserError
 from .jsonfile import read_json
 
 FORMAT = "lockwatch-report"
-VERSION = 1
+VERSION = 2  # 2: the whole graph's edges as rows referring to tables (stacks stored once); 1 still read
 
 # Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
 # bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
@@ -581,7 +583,8 @@ class Report:
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
     deadlocks: list[Deadlock] = field(default_factory=list)  # seen by the watchdog
     alerts: list[Alert] = field(default_factory=list)  # long holds and waits
-    cycles_not_listed: int = 0
+    cycles_not_listed: int = 0  # cycles found (or known of) and not listed: lockwatch.cycles
+    cycles_not_listed_at_least: bool = False  # the search was cut short: there may be more
     baseline_gone: list[BaselineEntry] = field(default_factory=list)  # in the baseline, not seen
     # The project's suppressions that matched no potential deadlock of this report, described
     # ("<file>: suppress entry <n>: site = '...' (reason)").
@@ -606,34 +609,225 @@ class Report:
         return rows[:n]
 
     def to_dict(self) -> dict[str, Any]:
-        snap = self.snapshot
-        in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "meta": snap.meta,
-            "potential_deadlocks": [p.to_dict() for p in self.potential_deadlocks],
-            "deadlocks": [d.to_dict() for d in self.deadlocks],
-            "alerts": [a.to_dict() for a in self.alerts],
-            "order_violations": [v.to_dict() for v in snap.violations],
-            "baseline_gone": [b.to_dict() for b in self.baseline_gone],
-            "unused_suppressions": list(self.unused_suppressions),
-            # Locks that were used (modules create many they never take in a given run).
-            "locks": [s.to_dict() for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph],
-            # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
-            "lock_order": [e.to_dict() for e in snap.site_edges],
-            "instance_edges": [e.to_dict() for e in snap.instance_edges],
-            "internal_errors": snap.internal_errors,
-            **({"source_lines": {f: {str(n): t for n, t in sorted(lines.items())}
-                                 for f, lines in sorted(snap.source_lines.items())}}
-               if snap.source_lines else {}),
-        }
+        """The report as the JSON contract's plain data (what ``iter_dumps`` writes)."""
+        out: dict[str, Any] = {}
+        for key, value, big in _sections(self):
+            v = value()
+            out[key] = list(v) if big or isinstance(v, tuple) else v
+        return out
+
+
+# -- the JSON report, version 2 -------------------------------------------------------------------
+#
+# The keys the contract names (README, "Reports") keep their meaning and shape. What version 2
+# changes is the whole lock-order graph ("lock_order", "instance_edges", most of a large report):
+# each edge is a row of values in the order "edge_fields" names, trailing defaults left out, that
+# refers by index to tables where each distinct lock key ("sites"), thread ("threads": [name,
+# "<pid>:<ident>"]), stack ("stacks": frame indices, innermost last) and frame ("frames":
+# "<file>:<line> in <function>") is stored once, as pprof and speedscope do.
+
+EDGE_FIELDS = ("src", "dst", "thread", "held_stack", "acquire_stack", "src_instance", "dst_instance",
+               "count", "timed", "multi", "context", "gates", "gate_instances", "src_name", "dst_name")
+_REQUIRED = 5  # src .. acquire_stack: every row has them
+_DEFAULTS: tuple[Any, ...] = (None, None, 1, False, False, None, [], [], None, None)  # src_instance ..
+
+
+class _Tables:
+    """The tables edges refer to, filled as the edges are written."""
+
+    def __init__(self) -> None:
+        self.sites: dict[str, int] = {}
+        self.threads: dict[tuple[str, str], int] = {}
+        self.stacks: dict[tuple[str, ...], int] = {}
+        self.frames: dict[str, int] = {}
+        self.stack_rows: list[list[int]] = []
+
+    def site(self, key: str) -> int:
+        i = self.sites.get(key)
+        if i is None:
+            i = self.sites[key] = len(self.sites)
+        return i
+
+    def stack(self, frames: list[str]) -> int:
+        t = tuple(frames)
+        i = self.stacks.get(t)
+        if i is None:
+            i = self.stacks[t] = len(self.stacks)
+            table = self.frames
+            self.stack_rows.append([table.setdefault(f, len(table)) for f in t])
+        return i
+
+    def row(self, e: EdgeRecord) -> list[Any]:
+        t = (e.thread, e.thread_id)
+        thread = self.threads.get(t)
+        if thread is None:
+            thread = self.threads[t] = len(self.threads)
+        row: list[Any] = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack),
+                          self.stack(e.acquire_stack)]
+        if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
+                or e.src_name is not None or e.dst_name is not None):  # the common rows, quickly
+            if e.dst_instance is not None and e.src_instance is not None:
+                row += (e.src_instance, e.dst_instance)
+                return row
+            if e.dst_instance is None and e.src_instance is None:
+                return row
+        tail = (e.src_instance, e.dst_instance, e.count, e.timed, e.multi, e.context,
+                [self.site(g) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name)
+        n = len(tail)
+        while n and tail[n - 1] == _DEFAULTS[n - 1] and type(tail[n - 1]) is type(_DEFAULTS[n - 1]):
+            n -= 1
+        row.extend(tail[:n])
+        return row
+
+
+    def encoded_rows(self, edges: list[EdgeRecord]) -> Iterator[str]:
+        """``row`` of each edge as JSON text: the same values, made faster (a report can have a
+        million edges; most rows are five or seven integers)."""
+        sites, threads, stacks, stack, row = self.sites, self.threads, self.stacks, self.stack, self.row
+        for e in edges:
+            if (e.gates or e.gate_instances or e.context is not None or e.src_name is not None
+                    or e.dst_name is not None or (e.src_instance is None) != (e.dst_instance is None)
+                    or type(e.count) is not int):
+                yield json.dumps(row(e), separators=_COMPACT)
+                continue
+            src = sites.get(e.src)
+            if src is None:
+                src = sites[e.src] = len(sites)
+            dst = sites.get(e.dst)
+            if dst is None:
+                dst = sites[e.dst] = len(sites)
+            thread = threads.get((e.thread, e.thread_id))
+            if thread is None:
+                thread = threads[(e.thread, e.thread_id)] = len(threads)
+            held = stacks.get(tuple(e.held_stack))
+            if held is None:
+                held = stack(e.held_stack)
+            acquire = stacks.get(tuple(e.acquire_stack))
+            if acquire is None:
+                acquire = stack(e.acquire_stack)
+            # the values after acquire_stack up to the last one that is not its default
+            inst = "null,null" if e.src_instance is None else f"{int(e.src_instance)},{int(e.dst_instance or 0)}"
+            if e.multi:
+                tail = f",{inst},{e.count},{'true' if e.timed else 'false'},true"
+            elif e.timed:
+                tail = f",{inst},{e.count},true"
+            elif e.count != 1:
+                tail = f",{inst},{e.count}"
+            elif e.src_instance is not None:
+                tail = f",{inst}"
+            else:
+                tail = ""
+            yield f"[{src},{dst},{thread},{held},{acquire}{tail}]"
+
+
+_COMPACT = (",", ":")
+
+
+def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable[[], Any], bool]]:
+    """The report's top-level keys in order: (key, its value, whether it is a long list written
+    one item per line). The edge tables are filled as the edges are made, so they come last.
+    ``encoded``: the edges' rows as JSON text already."""
+    snap = report.snapshot
+    in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
+    tables = _Tables()
+
+    def rows(edges: list[EdgeRecord]) -> Iterator[Any]:
+        return tables.encoded_rows(edges) if encoded else (tables.row(e) for e in edges)
+
+    return [
+        ("format", lambda: FORMAT, False),
+        ("version", lambda: VERSION, False),
+        ("meta", lambda: snap.meta, False),
+        ("potential_deadlocks", lambda: [p.to_dict() for p in report.potential_deadlocks], False),
+        ("cycles_not_listed", lambda: report.cycles_not_listed, False),
+        ("cycles_not_listed_at_least", lambda: report.cycles_not_listed_at_least, False),
+        ("deadlocks", lambda: [d.to_dict() for d in report.deadlocks], False),
+        ("alerts", lambda: [a.to_dict() for a in report.alerts], False),
+        ("order_violations", lambda: [v.to_dict() for v in snap.violations], False),
+        ("baseline_gone", lambda: [b.to_dict() for b in report.baseline_gone], False),
+        ("unused_suppressions", lambda: list(report.unused_suppressions), False),
+        ("internal_errors", lambda: snap.internal_errors, False),
+        # Locks that were used (modules create many they never take in a given run).
+        ("locks", lambda: (s.to_dict() for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph),
+         True),
+        ("edge_fields", lambda: EDGE_FIELDS, False),
+        # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
+        ("lock_order", lambda: rows(snap.site_edges), True),
+        ("instance_edges", lambda: rows(snap.instance_edges), True),
+        ("sites", lambda: iter(tables.sites), True),
+        ("threads", lambda: ([name, ident] for name, ident in tables.threads), True),
+        ("stacks", lambda: iter(tables.stack_rows), True),
+        ("frames", lambda: iter(tables.frames), True),
+        *([("source_lines", lambda: {f: {str(n): t for n, t in sorted(lines.items())}
+                                     for f, lines in sorted(snap.source_lines.items())}, False)]
+          if snap.source_lines else []),
+    ]
+
+
+def _ints(row: list[Any]) -> str:
+    """A row as JSON: a list of integers (most rows) without json.dumps' per-call cost."""
+    if None in row or len(row) > 7:  # past dst_instance: booleans, strings, lists
+        return json.dumps(row, separators=_COMPACT)
+    return "[" + ",".join(map(str, row)) + "]"
+
+
+_ITEM_ENCODERS: dict[str, Callable[[Any], str]] = {
+    "lock_order": str, "instance_edges": str, "stacks": _ints,  # rows: encoded by _Tables
+    "sites": json.encoder.encode_basestring_ascii,
+    "frames": json.encoder.encode_basestring_ascii,
+}
+
+
+def iter_dumps(report: Report) -> Iterator[str]:
+    """The JSON report in pieces, never as one string: the findings indented for people, each item
+    of the long lists (locks, edges, tables) on a line of its own."""
+    yield "{"
+    first = True
+    for key, value, big in _sections(report, encoded=True):
+        yield ("\n  " if first else ",\n  ") + json.dumps(key) + ": "
+        first = False
+        if not big:
+            v = value()
+            yield (json.dumps(list(v), separators=(", ", ": ")) if isinstance(v, tuple)  # a short row
+                   else json.dumps(v, indent=2).replace("\n", "\n  "))
+            continue
+        encode = _ITEM_ENCODERS.get(key) or partial(json.dumps, separators=_COMPACT)
+        opened = False
+        batch: list[str] = []
+        for item in value():
+            batch.append(encode(item))
+            if len(batch) >= 4096:
+                yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+                opened, batch = True, []
+        if batch:
+            yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+            opened = True
+        yield "\n  ]" if opened else "[]"
+    yield "\n}\n"
 
 
 def canonical_rotation(seq: list[Any]) -> list[Any]:
-    if not seq:
-        return seq
-    best = min(range(len(seq)), key=lambda i: seq[i:] + seq[:i])
+    """The least rotation of ``seq`` (lexicographically), in linear time: a cycle of thousands
+    of locks is read from one place without comparing every rotation with every other."""
+    n = len(seq)
+    if n < 2:
+        return list(seq)
+    # The two-candidate scan for the minimal rotation (i and j are candidate starts, k the length
+    # of their common prefix); a candidate that loses at offset k rules out k + 1 starts.
+    i, j, k = 0, 1, 0
+    while i < n and j < n and k < n:
+        a, b = seq[(i + k) % n], seq[(j + k) % n]
+        if a == b:
+            k += 1
+            continue
+        if a > b:
+            i += k + 1
+        else:
+            j += k + 1
+        if i == j:
+            j += 1
+        k = 0
+    best = min(i, j)
     return seq[best:] + seq[:best]
 
 
@@ -685,9 +879,13 @@ class SavedReport:
         for key in ("deadlocks", "alerts", "potential_deadlocks", "baseline_gone"):
             if data.get(key) is not None and not isinstance(data[key], list):
                 r.fail(f"{key} is not a list")
+        if data["version"] >= 2:
+            site_edges, instance_edges = _EdgeReader(r).edges()
+        else:
+            site_edges = r.items("lock_order", EdgeRecord.from_dict)
+            instance_edges = r.items("instance_edges", EdgeRecord.from_dict)
         snap = Snapshot(locks=r.items("locks", LockStats.from_dict),
-                        site_edges=r.items("lock_order", EdgeRecord.from_dict),
-                        instance_edges=r.items("instance_edges", EdgeRecord.from_dict),
+                        site_edges=site_edges, instance_edges=instance_edges,
                         meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
                         violations=r.items("order_violations", Violation.from_dict),
                         source_lines=_source_lines(r))
@@ -713,6 +911,105 @@ class SavedReport:
                 if p.get("known"):
                     saved.known.add(ident)
         return saved
+
+
+class _EdgeReader:
+    """The edges of a version 2 report: rows checked against the tables they refer to (every
+    index in range, every value of its type), a ReportError naming the row and field otherwise."""
+
+    def __init__(self, r: _Reader) -> None:
+        self.r = r
+        fields = r.strings("edge_fields", required=True)
+        if len(set(fields)) != len(fields):
+            r.fail("edge_fields names a field twice")
+        missing = [f for f in EDGE_FIELDS[:_REQUIRED] if f not in fields]
+        if missing:
+            r.fail(f"edge_fields lacks {missing[0]}")
+        self.width = len(fields)
+        self.pos = [fields.index(f) for f in EDGE_FIELDS[:_REQUIRED]]
+        self.optional = sorted(((f, fields.index(f), d) for f, d in zip(EDGE_FIELDS[_REQUIRED:], _DEFAULTS)
+                                if f in fields), key=lambda o: o[1])  # by position: stop at a row's end
+        self.sites = r.strings("sites")
+        frames = r.strings("frames")
+        self.stacks: list[list[str]] = []
+        for i, row in enumerate(r.opt("stacks", list, [])):
+            if not isinstance(row, list):
+                r.fail(f"stacks[{i}] is not a list")
+            try:
+                self.stacks.append([frames[f] for f in row if type(f) is int and f >= 0])
+            except IndexError:
+                self.stacks.append([])
+            if len(self.stacks[-1]) != len(row):
+                r.fail(f"stacks[{i}] has a value that is not an index into frames "
+                       + (f"(0 to {len(frames) - 1})" if frames else "(frames is empty)"))
+        self.threads: list[tuple[str, str]] = []
+        for i, pair in enumerate(r.opt("threads", list, [])):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                r.fail(f"threads[{i}] is not a [name, id] pair of strings")
+            self.threads.append((pair[0], pair[1]))
+
+    def edges(self) -> tuple[list[EdgeRecord], list[EdgeRecord]]:
+        return self.rows("lock_order"), self.rows("instance_edges")
+
+    def _index(self, where: str, name: str, table: str, size: int) -> NoReturn:
+        self.r.fail(f"{where} ({name}) is not an index into {table} "
+                    + (f"(0 to {size - 1})" if size else f"({table} is empty)"))
+
+    def rows(self, key: str) -> list[EdgeRecord]:
+        r, sites, threads, stacks = self.r, self.sites, self.threads, self.stacks
+        ns, nt, nk = len(sites), len(threads), len(stacks)
+        p_src, p_dst, p_thread, p_held, p_acq = self.pos
+        need = max(self.pos) + 1
+        out: list[EdgeRecord] = []
+        for i, row in enumerate(r.opt(key, list, [])):
+            where = f"{key}[{i}]"
+            if type(row) is not list or not need <= len(row) <= self.width:
+                r.fail(f"{where} is not a row of {need} to {self.width} values (edge_fields)")
+            src, dst, thread, held, acq = row[p_src], row[p_dst], row[p_thread], row[p_held], row[p_acq]
+            if not (type(src) is int and 0 <= src < ns):
+                self._index(where, "src", "sites", ns)
+            if not (type(dst) is int and 0 <= dst < ns):
+                self._index(where, "dst", "sites", ns)
+            if not (type(thread) is int and 0 <= thread < nt):
+                self._index(where, "thread", "threads", nt)
+            if not (type(held) is int and 0 <= held < nk):
+                self._index(where, "held_stack", "stacks", nk)
+            if not (type(acq) is int and 0 <= acq < nk):
+                self._index(where, "acquire_stack", "stacks", nk)
+            e = EdgeRecord(sites[src], sites[dst], threads[thread][0], stacks[held], stacks[acq],
+                           thread_id=threads[thread][1])
+            if len(row) > need or self.optional and self.optional[0][1] < len(row):
+                self._optional(e, row, where)
+            out.append(e)
+        return out
+
+    def _optional(self, e: EdgeRecord, row: list[Any], where: str) -> None:
+        n = len(row)
+        for name, p, default in self.optional:
+            if p >= n:
+                break
+            v = row[p]
+            if v is None and default is None:
+                continue
+            bad = ""
+            if name in ("src_instance", "dst_instance", "count"):
+                bad = "" if type(v) is int and 0 <= v <= MAX_INT else f"an integer from 0 to {MAX_INT}"
+            elif name in ("timed", "multi"):
+                bad = "" if type(v) is bool else "true or false"
+            elif name in ("context", "src_name", "dst_name"):
+                bad = "" if type(v) is str else "a string or null"
+            elif name == "gates":
+                if not (type(v) is list and all(type(g) is int and 0 <= g < len(self.sites) for g in v)):
+                    self.r.fail(f"{where} (gates) is not a list of indices into sites (0 to {len(self.sites) - 1})")
+                v = [self.sites[g] for g in v]
+            elif name == "gate_instances":
+                bad = ("" if type(v) is list and all(type(g) is int and 0 <= g <= MAX_INT for g in v)
+                       else "a list of integers")
+            if bad:
+                self.r.fail(f"{where} ({name}) is not {bad}")
+            setattr(e, name, v)
+        if len(e.gates) != len(e.gate_instances):
+            self.r.fail(f"{where} has {len(e.gates)} gates and {len(e.gate_instances)} gate_instances")
 
 
 def _source_lines(r: _Reader) -> dict[str, dict[int, str]]:
@@ -761,11 +1058,11 @@ def load(path: str) -> SavedReport:
 
 
 def dumps(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2) + "\n"
+    return "".join(iter_dumps(report))
 
 
 def save(path: str, report: Report) -> None:
-    """Write ``report`` as JSON, atomically."""
-    from .files import write_atomic
+    """Write ``report`` as JSON, atomically, streamed (never the whole file in memory)."""
+    from .files import write_atomic_chunks
 
-    write_atomic(path, dumps(report))
+    write_atomic_chunks(path, iter_dumps(report))

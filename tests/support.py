@@ -122,9 +122,9 @@ def assert_frames(stack: Any) -> None:
 
 
 def assert_follows_contract(data: Any) -> None:
-    """DESIGN.md, "Report contract (JSON, version 1)"."""
+    """DESIGN.md, "Report contract (JSON)": the keys it names keep their meaning in version 2."""
     assert data["format"] == "lockwatch-report"
-    assert data["version"] == 1
+    assert data["version"] == 2
     for p in data["potential_deadlocks"]:
         assert p["scope"] in ("instance", "site")
         assert len(p["locks"]) >= 2 and len(p["edges"]) == len(p["locks"])

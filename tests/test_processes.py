@@ -46,7 +46,10 @@ def stdout_value(result: subprocess.CompletedProcess[str], key: str) -> str:
 
 def edge_pairs(data: dict[str, Any]) -> set[tuple[str, str]]:
     """The site-level lock-order edges of a JSON report, as (src site, dst site)."""
-    return {(e["src"].rsplit(":", 1)[0], e["dst"].rsplit(":", 1)[0]) for e in data["lock_order"]}
+    from lockwatch.model import SavedReport
+
+    edges = SavedReport.from_dict(data).snapshot.site_edges  # rows referring to tables: read them
+    return {(e.src.rsplit(":", 1)[0], e.dst.rsplit(":", 1)[0]) for e in edges}
 
 
 def lock_stats(data: dict[str, Any], site: str) -> dict[str, Any]:

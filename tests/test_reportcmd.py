@@ -52,7 +52,7 @@ def test_merging_two_runs_finds_the_cycle_that_neither_shows(tmp_path: Path) -> 
         assert proc.returncode == 0, proc.stderr
         alone = json.loads((tmp_path / out).read_text())
         assert alone["potential_deadlocks"] == []
-        assert any(e["src"].startswith(str(MERGE / "shared_locks.py")) for e in alone["lock_order"])
+        assert any(src.startswith(str(MERGE / "shared_locks.py")) for src in alone["sites"])
 
     proc = lockwatch("report", "a.json", "b.json", "--format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

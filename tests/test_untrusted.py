@@ -22,6 +22,8 @@ from lockwatch.escapes import printable
 pytestmark = pytest.mark.timeout(300)
 
 GOLDEN = json.loads((FIXTURES / "report_golden" / "report.json").read_text(encoding="utf-8"))
+V1 = json.loads((FIXTURES / "report_v1" / "report.json").read_text(encoding="utf-8"))  # still read
+GATED = next(i for i, row in enumerate(GOLDEN["lock_order"]) if len(row) >= 13)  # an edge with a gate
 SECRET = "lockwatch-test-secret-4f1c9"  # in the child's environment: /proc/self/environ holds it
 FORMATS = ("text", "html", "dot", "graphml")
 
@@ -121,8 +123,8 @@ def test_renderers_open_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- malformed reports: one line, status 2 -----------------------------------------------------------
 
 
-def damaged(edit: Callable[[dict[str, Any]], Any]) -> bytes:
-    data = copy.deepcopy(GOLDEN)
+def damaged(edit: Callable[[dict[str, Any]], Any], base: Any = GOLDEN) -> bytes:
+    data = copy.deepcopy(base)
     edit(data)
     return json.dumps(data).encode()
 
@@ -168,7 +170,8 @@ MALFORMED: dict[str, bytes] = {
     "version huge": damaged(setting("version", HUGE)),
     "version true": damaged(setting("version", True)),
     "version 0": damaged(setting("version", 0)),
-    "version 2": damaged(setting("version", 2)),
+    "version 3": damaged(setting("version", 3)),
+    "version 1 with version 2 edges": damaged(setting("version", 1)),
     # sections of the wrong type
     "locks an object": damaged(setting("locks", {})),
     "lock_order a string": damaged(setting("lock_order", "edges")),
@@ -197,14 +200,41 @@ MALFORMED: dict[str, bytes] = {
     "histogram count 10**400": damaged(setting("locks.0.hold.histogram", [[3, HUGE]])),
     "histogram pair of three": damaged(setting("locks.0.hold.histogram", [[1, 2, 3]])),
     "named a string": damaged(setting("locks.0.named", "yes")),
-    # an edge
-    "edge without src": damaged(dropping("lock_order.0.src")),
-    "held_stack missing": damaged(dropping("lock_order.0.held_stack")),
-    "acquire_stack of numbers": damaged(setting("lock_order.0.acquire_stack", [1, 2])),
-    "count NaN": damaged(setting("lock_order.0.count", NAN)),
-    "src_instance negative": damaged(setting("instance_edges.0.src_instance", -5)),
-    "gate_instances of strings": damaged(setting("lock_order.0.gate_instances", ["a"])),
-    "timed a number": damaged(setting("lock_order.0.timed", 1)),
+    # an edge of a version 1 report
+    "edge without src": damaged(dropping("lock_order.0.src"), V1),
+    "held_stack missing": damaged(dropping("lock_order.0.held_stack"), V1),
+    "acquire_stack of numbers": damaged(setting("lock_order.0.acquire_stack", [1, 2]), V1),
+    "count NaN": damaged(setting("lock_order.0.count", NAN), V1),
+    "src_instance negative": damaged(setting("instance_edges.0.src_instance", -5), V1),
+    "gate_instances of strings": damaged(setting("lock_order.0.gate_instances", ["a"]), V1),
+    "timed a number": damaged(setting("lock_order.0.timed", 1), V1),
+    # an edge of a version 2 report, and the tables it refers to
+    "edge_fields missing": damaged(dropping("edge_fields")),
+    "edge_fields without src": damaged(setting("edge_fields", ["dst", "thread", "held_stack", "acquire_stack"])),
+    "edge_fields twice src": damaged(setting("edge_fields", ["src", "src", "dst", "thread", "held_stack",
+                                                             "acquire_stack"])),
+    "edge row an object": damaged(setting("lock_order.0", {"src": 0})),
+    "edge row too short": damaged(setting("lock_order.0", [0, 1, 0, 0])),
+    "edge row too long": damaged(setting("lock_order.0", [0, 1, 0, 0, 1] + [None] * 20)),
+    "src index past sites": damaged(setting("lock_order.0.0", 10**6)),
+    "dst index negative": damaged(setting("lock_order.0.1", -1)),
+    "thread index a string": damaged(setting("lock_order.0.2", "worker-1")),
+    "held_stack index past stacks": damaged(setting("lock_order.0.3", 10**6)),
+    "acquire_stack index true": damaged(setting("instance_edges.0.4", True)),
+    "acquire_stack index 2**63": damaged(setting("instance_edges.0.4", 2**63)),
+    "edge src_instance negative": damaged(setting("instance_edges.0.5", -5)),
+    "edge count a float": damaged(setting("lock_order.0.7", 1.5)),
+    "edge timed a number": damaged(setting("lock_order.0.8", 1)),
+    "edge context a number": damaged(setting("lock_order.0.10", 7)),
+    "edge gates past sites": damaged(setting(f"lock_order.{GATED}.11", [10**6])),
+    "edge gates without gate_instances": damaged(setting(f"lock_order.{GATED}.12", [])),
+    "stack frame index past frames": damaged(setting("stacks.0.0", 10**6)),
+    "stack frame index a string": damaged(setting("stacks.0.0", "main.py:1 in f")),
+    "stack not a list": damaged(setting("stacks.0", 3)),
+    "frames of numbers": damaged(setting("frames.0", 3)),
+    "sites of lists": damaged(setting("sites.0", [])),
+    "thread not a pair": damaged(setting("threads.0", ["worker-1"])),
+    "threads an object": damaged(setting("threads", {"0": ["a", "b"]})),
     # the watchdog's findings
     "deadlock thread without a name": damaged(dropping("deadlocks.0.threads.0.name")),
     "deadlock stack a string": damaged(setting("deadlocks.0.threads.0.stack", "frames")),
@@ -246,9 +276,11 @@ def nasty_report() -> dict[str, Any]:
     data = copy.deepcopy(GOLDEN)
     for lk in data["locks"]:
         lk["name"] = NASTY + lk["name"]
-    for e in data["lock_order"] + data["instance_edges"]:
-        e["thread"] = NASTY
-        e["held_stack"] = [f"/x/{NASTY}.py:3 in f{NASTY}"] + e["held_stack"]
+    for t in data["threads"]:
+        t[0] = NASTY
+    data["frames"].append(f"/x/{NASTY}.py:3 in f{NASTY}")
+    for stack in data["stacks"]:
+        stack.insert(0, len(data["frames"]) - 1)
     for d in data["deadlocks"]:
         for t in d["threads"]:
             t["name"] = NASTY
@@ -285,9 +317,9 @@ def test_no_string_of_a_report_reaches_the_page_as_markup(tmp_path: Path,
 
     def prefix(value: Any, key: str = "") -> Any:
         if isinstance(value, str):
-            return value if key in ("format",) else mark + value
+            return value if key in ("format", "edge_fields") else mark + value
         if isinstance(value, list):
-            return [prefix(v) for v in value]
+            return [prefix(v, key) for v in value]
         if isinstance(value, dict):
             return {k: (v if k == "source_lines" else prefix(v, k)) for k, v in value.items()}
         return value

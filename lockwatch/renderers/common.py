@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from ..escapes import printable
-from ..model import LockStats, PotentialDeadlock
+from ..model import LockStats, PotentialDeadlock, Report
 from ..stacks import library_kind
 
 T = TypeVar("T")
@@ -124,3 +124,13 @@ def visible(value: T) -> T:
             for name, new in changed.items():
                 setattr(out, name, new)
     return out
+
+
+def not_listed(report: Report) -> str:
+    """The sentence saying how many cycles the bounded search did not list ("" when none)."""
+    n = report.cycles_not_listed
+    if not n:
+        return ""
+    at_least = "at least " if report.cycles_not_listed_at_least else ""
+    return (f"{at_least}{n:,} more cycle{'s' if n != 1 or at_least else ''} not listed: in large strongly "
+            "connected groups of locks only the shortest cycles are shown, and the search is bounded")

@@ -20,6 +20,7 @@ from .common import (
     fold_frames,
     folded_frames_text,
     is_library,
+    not_listed,
     plural,
     program_first,
     quoted,
@@ -101,8 +102,7 @@ def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, *
         for i, p in enumerate(stdlib, 1):
             out.extend(_deadlock(i, len(stdlib), p, show_library))
     if report.cycles_not_listed:
-        out.append(f"({report.cycles_not_listed} strongly connected group(s) have more cycles "
-                   "than are listed; the shortest are shown)")
+        out.append(f"({not_listed(report)})")
         out.append("")
     suppressed = [p for p in found if p.suppressed is not None]
     if suppressed:

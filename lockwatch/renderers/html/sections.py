@@ -17,6 +17,7 @@ from ..common import (
     fold_frames,
     folded_frames_text,
     is_library,
+    not_listed,
     plural,
 )
 from .layout import Graph, clip, focus_layout, full_keys, layered_layout, overview_keys, short_site
@@ -183,8 +184,7 @@ def cycles_section(report: Report, show_library: bool = False) -> str:
            '<button type="button" class="linkish" id="close-all">close all</button></p>']
     out.extend(_cycle_panel(n, p, report.snapshot.source_lines, show_library) for n, p in enumerate(found, 1))
     if report.cycles_not_listed:
-        out.append(f'<p class="muted">{report.cycles_not_listed} strongly connected group(s) have more '
-                   "cycles than are listed; the shortest are shown.</p>")
+        out.append(f'<p class="muted">{esc(not_listed(report)[:1].upper() + not_listed(report)[1:])}.</p>')
     out.append("</section>")
     return "\n".join(out)
 

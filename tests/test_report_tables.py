@@ -1,0 +1,135 @@
+"""The JSON report's version 2: edges as rows referring to tables (each stack and frame stored
+once), written streamed, read back exactly; version 1 reports still read."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support import FIXTURES, lockwatch
+
+from lockwatch import analysis, files, model
+from lockwatch.model import EDGE_FIELDS, EdgeRecord, LockStats, Snapshot
+
+pytestmark = pytest.mark.timeout(300)
+
+V1 = FIXTURES / "report_v1" / "report.json"
+
+
+def lock(i: int) -> LockStats:
+    return LockStats(key=f"/srv/app/m.py:{i + 1}:Lock", name=f"l{i}", kind="Lock", filename="/srv/app/m.py",
+                     line=i + 1, function="f", instances=1, acquisitions=3)
+
+
+def edges_snapshot() -> Snapshot:
+    """Edges that share stacks (and frames), and every optional field set somewhere."""
+    locks = [lock(i) for i in range(6)]
+    common = ["/srv/app/main.py:10 in main", "/srv/app/work.py:20 in run"]
+    site, inst = [], []
+    for i in range(5):
+        held = common + [f"/srv/app/m.py:{30 + i} in take"]
+        acquire = common + [f"/srv/app/m.py:{40 + i % 2} in take"]  # two distinct acquire stacks
+        e = EdgeRecord(locks[i].key, locks[i + 1].key, f"worker-{i % 2}", held, list(acquire),
+                       count=1 + i, timed=i == 1, context="tests/t.py::test_x" if i == 2 else None,
+                       thread_id=f"7:{i % 2}", multi=i == 3)
+        site.append(e)
+        inst.append(EdgeRecord(**{**e.__dict__, "src_instance": i + 1, "dst_instance": i + 2,
+                                  "src_name": "named" if i == 4 else None}))
+    site.append(EdgeRecord(locks[5].key, locks[0].key, "back", common, common[:1], gates=[locks[2].key],
+                           gate_instances=[3], thread_id="7:9"))
+    inst.append(EdgeRecord(**{**site[-1].__dict__, "src_instance": 6, "dst_instance": 1, "dst_name": "first"}))
+    return Snapshot(locks=locks, site_edges=site, instance_edges=inst, meta={"test": 1})
+
+
+def test_stacks_and_frames_are_stored_once_and_round_trip() -> None:
+    snap = edges_snapshot()
+    report = analysis.build_report([snap])
+    text = model.dumps(report)
+    data = json.loads(text)
+    assert data["version"] == model.VERSION == 2
+    assert data["edge_fields"] == list(EDGE_FIELDS)
+    every = [tuple(s) for e in snap.site_edges + snap.instance_edges for s in (e.held_stack, e.acquire_stack)]
+    assert len(data["stacks"]) == len(set(every)) < len(every)
+    assert len(data["frames"]) == len({f for s in every for f in s})
+    assert sorted(data["frames"]) == sorted({f for s in every for f in s})
+    rows = data["lock_order"] + data["instance_edges"]
+    assert min(len(r) for r in rows) == 5  # trailing defaults left out
+    back = model.loads(text, "r.json").snapshot
+    assert back.site_edges == snap.site_edges
+    assert back.instance_edges == snap.instance_edges
+    assert back.locks == snap.locks
+    # the findings keep the contract's inline stacks
+    (p,) = data["potential_deadlocks"]
+    assert all(isinstance(e["held_stack"], list) and all(isinstance(f, str) for f in e["held_stack"])
+               for e in p["edges"])
+    assert json.loads(text) == report.to_dict()
+
+
+def test_a_written_report_is_streamed_and_the_same_as_dumps(tmp_path: Path) -> None:
+    report = analysis.build_report([edges_snapshot()])
+    chunks = list(model.iter_dumps(report))
+    assert len(chunks) > len(report.snapshot.site_edges) + len(report.snapshot.instance_edges)
+    path = tmp_path / "r.json"
+    files.write_report_file(report, "json", str(path))
+    assert path.read_text(encoding="utf-8") == "".join(chunks) == model.dumps(report)
+    model.save(str(tmp_path / "s.json"), report)
+    assert (tmp_path / "s.json").read_text(encoding="utf-8") == "".join(chunks)
+
+
+def test_cycles_not_listed_are_in_the_json() -> None:
+    n = 12
+    locks = [lock(i) for i in range(n)]
+    edges = [EdgeRecord(locks[i].key, locks[j].key, "T", [], []) for i in range(n) for j in range(n) if i != j]
+    report = analysis.build_report([Snapshot(locks=locks, site_edges=edges)])
+    data = json.loads(model.dumps(report))
+    assert data["cycles_not_listed"] == report.cycles_not_listed > 0
+    assert data["cycles_not_listed_at_least"] is report.cycles_not_listed_at_least
+
+
+def test_a_version_1_report_still_loads() -> None:
+    raw = json.loads(V1.read_text(encoding="utf-8"))
+    assert raw["version"] == 1
+    saved = model.load(str(V1))
+    assert len(saved.snapshot.site_edges) == len(raw["lock_order"]) > 0
+    assert len(saved.snapshot.instance_edges) == len(raw["instance_edges"]) > 0
+    for e, d in zip(saved.snapshot.site_edges, raw["lock_order"]):
+        assert (e.src, e.dst, e.thread, e.held_stack, e.acquire_stack, e.count) == (
+            d["src"], d["dst"], d["thread"], d["held_stack"], d["acquire_stack"], d["count"])
+    # written again as version 2, it reads back the same
+    again = model.loads(model.dumps(analysis.build_report([saved.snapshot])), "again.json").snapshot
+    assert again.site_edges == saved.snapshot.site_edges
+    assert again.instance_edges == saved.snapshot.instance_edges
+
+
+def test_lockwatch_report_reads_and_merges_both_versions(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2.json"
+    model.save(str(v2), analysis.build_report([edges_snapshot()]))
+    out = tmp_path / "merged.json"
+    proc = lockwatch("report", str(V1), str(v2), "--format", "json", "-o", str(out), cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a finding that fails the run
+    assert "Traceback" not in proc.stderr
+    merged = model.load(str(out))
+    keys = {e.src for e in merged.snapshot.site_edges}
+    assert "/srv/app/m.py:1:Lock" in keys  # from the version 2 report
+    assert keys - {lk.key for lk in edges_snapshot().locks}  # and the version 1 one's
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    (("lock_order", 0, 3), 10**6),  # held_stack: an index past the stacks
+    (("stacks", 0, 0), -1),  # a frame index that is negative
+    (("instance_edges", 0, 4), "x"),  # acquire_stack: not an index
+])
+def test_a_bad_stack_index_is_one_line_from_lockwatch_report(tmp_path: Path, where: tuple, value: object) -> None:
+    data = json.loads(model.dumps(analysis.build_report([edges_snapshot()])))
+    target = data
+    for k in where[:-1]:
+        target = target[k]
+    target[where[-1]] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    proc = lockwatch("report", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"lockwatch report: error: {path} is a damaged lockwatch report (" in proc.stderr, proc.stderr
+    assert "index into" in proc.stderr
