@@ -296,7 +296,9 @@ class HeldLock(LockInfo):
 
 @dataclass
 class DeadlockThread:
-    """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract."""
+    """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract.
+    ``waiting_for`` is a lock, or (``wait`` says how it waits) a Thread, Event, Condition,
+    Barrier, Queue or Future; ``wakers`` are the threads of the deadlock that could end the wait."""
 
     name: str
     stack: list[str]
@@ -305,23 +307,52 @@ class DeadlockThread:
     waiting_s: Optional[float] = None
     blocked_by: Optional[str] = None  # the thread holding what this one waits for
     holds: list[HeldLock] = field(default_factory=list)
+    wait: Optional[str] = None  # not a lock: join, wait, get, put, task-join, result, exception, ...
+    wakers: list[str] = field(default_factory=list)  # threads (of the deadlock) that could end the wait
     keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ident", "waiting_for", "waiting_s", "blocked_by", "holds", "stack")
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ident", "waiting_for", "waiting_s", "blocked_by", "holds",
+                                         "wait", "wakers", "stack")
 
     def to_dict(self) -> dict[str, Any]:
-        return _written([("name", self.name), ("ident", self.ident),
-                         ("waiting_for", self.waiting_for.to_dict() if self.waiting_for else None),
-                         ("waiting_s", self.waiting_s), ("blocked_by", self.blocked_by),
-                         ("holds", [h.to_dict() for h in self.holds]), ("stack", list(self.stack))],
-                        self.keys)
+        pairs: list[tuple[str, Any]] = [
+            ("name", self.name), ("ident", self.ident),
+            ("waiting_for", self.waiting_for.to_dict() if self.waiting_for else None),
+            ("waiting_s", self.waiting_s), ("blocked_by", self.blocked_by),
+            ("holds", [h.to_dict() for h in self.holds])]
+        if self.wait is not None or (self.keys is not None and "wait" in self.keys):
+            pairs += [("wait", self.wait), ("wakers", list(self.wakers))]
+        pairs.append(("stack", list(self.stack)))
+        return _written(pairs, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> DeadlockThread:
         r = _Reader(data, where, source)
         return cls(r.req("name", str), r.strings("stack", required=True), r.opt("ident", int),
                    r.record("waiting_for", LockInfo.from_dict), r.opt("waiting_s", float),
-                   r.opt("blocked_by", str), r.items("holds", HeldLock.from_dict), keys=r.keys(cls.FIELDS))
+                   r.opt("blocked_by", str), r.items("holds", HeldLock.from_dict),
+                   r.opt("wait", str), r.strings("wakers"), keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class PoolStarvation:
+    """A thread pool every worker of which waits on work queued behind it (a real deadlock)."""
+
+    name: str
+    site: Optional[str]
+    workers: int
+    max_workers: int
+    queued: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "site": self.site, "workers": self.workers,
+                "max_workers": self.max_workers, "queued": self.queued}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> PoolStarvation:
+        r = _Reader(data, where, source)
+        return cls(r.req("name", str), r.opt("site", str), r.opt("workers", int, 0),
+                   r.opt("max_workers", int, 0), r.opt("queued", int, 0))
 
 
 @dataclass
@@ -333,9 +364,10 @@ class Deadlock:
     policy: Optional[str] = None  # "exit", "raise" or "report"
     victim: Optional[str] = None  # the thread that got the DeadlockError ("raise")
     detected_at: Optional[float] = None  # time.time()
+    starvation: Optional[PoolStarvation] = None  # the thread pool starved, if that is the deadlock
     keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("threads", "timeout_s", "policy", "victim", "detected_at")
+    FIELDS: ClassVar[tuple[str, ...]] = ("threads", "timeout_s", "policy", "victim", "detected_at", "starvation")
 
     @property
     def waits_for_itself(self) -> bool:
@@ -343,16 +375,24 @@ class Deadlock:
         return len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
 
     def to_dict(self) -> dict[str, Any]:
-        return _written([("threads", [t.to_dict() for t in self.threads]), ("timeout_s", self.timeout_s),
-                         ("policy", self.policy), ("victim", self.victim), ("detected_at", self.detected_at)],
-                        self.keys)
+        pairs: list[tuple[str, Any]] = [
+            ("threads", [t.to_dict() for t in self.threads]), ("timeout_s", self.timeout_s),
+            ("policy", self.policy), ("victim", self.victim), ("detected_at", self.detected_at)]
+        if self.starvation is not None or (self.keys is not None and "starvation" in self.keys):
+            pairs.append(("starvation", self.starvation.to_dict() if self.starvation else None))
+        return _written(pairs, self.keys)
+
+    @property
+    def through_waits(self) -> bool:
+        """Some thread waits for something that is not a lock (a join, an Event, a Queue, ...)."""
+        return any(t.wait is not None for t in self.threads)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "deadlock", source: str = "report") -> Deadlock:
         r = _Reader(data, where, source)
         return cls(r.items("threads", DeadlockThread.from_dict), r.opt("timeout_s", float),
                    r.opt("policy", str), r.opt("victim", str), r.opt("detected_at", float),
-                   keys=r.keys(cls.FIELDS))
+                   r.record("starvation", PoolStarvation.from_dict), keys=r.keys(cls.FIELDS))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 from . import recorder as _rec
 from . import stacks
 from .errors import DeadlockError
-from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo
+from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo, PoolStarvation
 from .renderers.incidents import render_alert, render_deadlock, summarize
 from .settings import EXIT_DEADLOCK, POLICIES
 
@@ -201,13 +201,13 @@ class Watchdog:
                     self.check()
                 except Exception as exc:  # the watchdog must never take the program down
                     _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
-                if not self.warn_hold and not _rec.waiting:
+                if not self.warn_hold and not _anyone_waiting():
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
                         # that look sees None in _launch and starts a new watchdog thread.
                         # free-threading: relies on the GIL's ordering of these two accesses.
                         me, self._ident = self._ident, None
-                        if not _rec.waiting:
+                        if not _anyone_waiting():
                             return
                         self._ident = me
 
@@ -240,6 +240,7 @@ class Watchdog:
                     continue  # report once, not in a loop
                 self.reported.add(key)
                 found.append(self._deadlock(cycle, waiting, blocked_by, names, now))
+            found.extend(self._wait_deadlocks(waiting, by_list, names, now, limit))
         self._alerts(waiting, by_list, names, now)
         return found
 
@@ -288,6 +289,66 @@ class Watchdog:
         self.on_deadlock(data, text)
         return data
 
+    def _wait_deadlocks(self, waiting: dict, by_list: dict, names: dict, now: int, limit: int) -> list[dict]:
+        """Deadlocks through joins, Events, Conditions, Barriers, Queues and Futures (waitgraph)."""
+        waits = sys.modules.get("lockwatch.waits")
+        if waits is None or not waits.blocked:
+            return []
+        from . import waitgraph
+
+        found = []
+        for comp in waitgraph.find(now, limit, waiting, by_list, self._ident):
+            key = frozenset((n.ident, id(n.obj)) for n in comp)
+            if key in self.reported:
+                continue
+            self.reported.add(key)
+            found.append(self._wait_deadlock(comp, names, now))
+        return found
+
+    def _wait_deadlock(self, comp: list, names: dict, now: int) -> dict:
+        from . import waitgraph
+
+        frames = sys._current_frames()
+        stuck = {n.ident for n in comp}
+        threads = []
+        starvation = None
+        for n in comp:
+            name, kind, site = waitgraph.describe(n)
+            wakers = waitgraph.wakers_of(n, stuck)
+            held = n.held if n.held is not None else _rec.threads.get(n.ident, [])
+            threads.append(DeadlockThread(
+                name=names.get(n.ident, f"thread-{n.ident}"), ident=n.ident,
+                waiting_for=LockInfo(name=name, kind=kind, site=site),
+                waiting_s=round((now - n.t0) / 1e9, 3),
+                blocked_by=names.get(wakers[0], f"thread-{wakers[0]}") if len(wakers) == 1 else None,
+                holds=[_held_lock(h) for h in _rec.holding(held)] if held else [],
+                stack=stacks.capture(frames.get(n.ident), limit=32),
+                wait=None if n.op == "acquire" else n.op,
+                wakers=[names.get(w, f"thread-{w}") for w in wakers] if n.op != "acquire" else [],
+            ))
+            if starvation is None and n.pool is not None:
+                info = waitgraph.pool_starving(n.pool, stuck)
+                if info is not None:
+                    starvation = PoolStarvation(**info)
+        victim = None
+        if self.policy == "raise":
+            # Only a thread blocked where lockwatch wakes it now and then can get the error: a
+            # lock's waiter (not one re-taking a Condition's lock) or a join. The main thread if
+            # it can be chosen, else the one that started waiting last; none: it is reported only.
+            pool = [n for n in comp if (n.op == "acquire" and n.ident not in self.restoring) or n.op == "join"]
+            main = threading.main_thread().ident
+            chosen = next((n for n in pool if n.ident == main), None) or (max(pool, key=lambda n: n.t0) if pool else None)
+            victim = chosen.ident if chosen is not None else None
+        deadlock = Deadlock(threads=threads, timeout_s=self.timeout, policy=self.policy,
+                            victim=names.get(victim) if victim is not None else None,
+                            detected_at=time.time(), starvation=starvation)
+        data = deadlock.to_dict()
+        text = render_deadlock(deadlock)
+        if victim is not None:
+            _rec.victims[victim] = DeadlockError(summarize(deadlock), data)
+        self.on_deadlock(data, text)
+        return data
+
     def _alerts(self, waiting: dict, by_list: dict, names: dict, now: int) -> None:
         frames = None
         if self.warn_wait:
@@ -322,6 +383,14 @@ class Watchdog:
                                   thread=names.get(ident, f"thread-{ident}"), taken_at=_taken_at(lock),
                                   stack=stacks.capture(frames.get(ident), limit=32))
                     self.on_alert(alert.to_dict(), render_alert(alert))
+
+
+def _anyone_waiting() -> bool:
+    """A thread waits for a lock, or is in an untimed join/Event/Queue/Future wait (waits)."""
+    if _rec.waiting:
+        return True
+    waits = sys.modules.get("lockwatch.waits")
+    return bool(waits is not None and waits.blocked)
 
 
 def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:

@@ -47,6 +47,42 @@ def cycle_title(p: PotentialDeadlock) -> str:
     return " -> ".join(names + names[:1])
 
 
+# What a thread of a real deadlock waits for, when it is not a lock (DeadlockThread.wait).
+WAIT_PHRASES = {
+    "join": "waits for thread {q} to finish (join)",
+    "wait:Event": "waits for Event {n} to be set",
+    "wait:Condition": "waits for Condition {n} to be notified",
+    "wait:Barrier": "waits at Barrier {n} for the other threads to arrive",
+    "get": "waits to get an item from Queue {n}, which is empty",
+    "put": "waits to put an item into Queue {n}, which is full",
+    "task-join": "waits for every task of Queue {n} to be done (Queue.join)",
+    "result": "waits for the result of {n}",
+    "exception": "waits for {n} to finish (Future.exception)",
+    "wait-all": "waits for all of {n} (concurrent.futures.wait)",
+    "wait-any": "waits for any of {n} (concurrent.futures.wait)",
+    "as-completed": "waits for the next of {n} to complete (as_completed)",
+}
+
+# What a wait edge of the lock-order graph did at the resource's end (EdgeRecord.wait/.wake).
+WAKE_PHRASES = {"set": "set", "notify": "notified", "put": "put an item into", "get": "took an item from",
+                "task-done": "marked a task done in", "result": "completed", "arrive": "arrived at",
+                "end": "ended (as"}
+
+
+def wait_phrase(wait: str, kind: Any, name: Any) -> str:
+    """"waits for thread 'worker' to finish (join)": a wait in words."""
+    template = WAIT_PHRASES.get(f"{wait}:{kind}") or WAIT_PHRASES.get(wait) or "waits ({w}) for {k} {n}"
+    return template.format(q=quoted(name), n=name, k=kind, w=wait)
+
+
+def wakers_phrase(wakers: list[str]) -> str:
+    if not wakers:
+        return ""
+    if len(wakers) == 1:
+        return f", which only thread {quoted(wakers[0])} can end"
+    return ", which only threads " + ", ".join(quoted(w) for w in wakers) + " can end"
+
+
 def quoted(name: Any) -> str:
     """A thread's name in single quotes (repr would double the backslash of an escape)."""
     return f"'{name}'" if isinstance(name, str) else repr(name)
