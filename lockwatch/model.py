@@ -372,7 +372,8 @@ class Deadlock:
     @property
     def waits_for_itself(self) -> bool:
         """One thread waiting for a lock it holds itself."""
-        return len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
+        return (len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
+                and self.threads[0].wait is None)
 
     def to_dict(self) -> dict[str, Any]:
         pairs: list[tuple[str, Any]] = [

@@ -65,13 +65,16 @@ def _user_signal_handler() -> bool:
     return False
 
 
-def _recorded(obj: Any, ops: tuple[str, ...]) -> Optional[set[int]]:
+def _recorded(obj: Any, ops: tuple[str, ...], waiter: int) -> Optional[set[int]]:
+    """The threads that woke ``obj`` before (by ``ops``), other than the waiter (which cannot
+    wake itself while it waits); if none, any other thread."""
     res = waits.known(obj)
     if res is None or res.wakers is None:
         return ANY
     out: set[int] = set()
     for op in ops:
         out |= res.wakers.get(op, set())
+    out.discard(waiter)
     return out or ANY
 
 
@@ -122,13 +125,13 @@ def _node(ident: int, b: waits.Blocked, frames: dict[int, Any]) -> Optional[Node
     elif kind == "Event":
         if obj.is_set():
             return None
-        node.groups = [_recorded(obj, ("set",))]
+        node.groups = [_recorded(obj, ("set",), ident)]
     elif kind == "Condition":
-        node.groups = [_recorded(obj, ("notify",))]
+        node.groups = [_recorded(obj, ("notify",), ident)]
     elif kind == "Barrier":
         if obj.broken:
             return None
-        node.groups = [_recorded(obj, ("arrive",))]
+        node.groups = [_recorded(obj, ("arrive",), ident)]
     elif kind == "Queue":
         try:
             size = obj._qsize()
@@ -137,15 +140,15 @@ def _node(ident: int, b: waits.Blocked, frames: dict[int, Any]) -> Optional[Node
         if op == "get":
             if size > 0:
                 return None
-            node.groups = [_recorded(obj, ("put",))]
+            node.groups = [_recorded(obj, ("put",), ident)]
         elif op == "put":
             if obj.maxsize <= 0 or size < obj.maxsize:
                 return None
-            node.groups = [_recorded(obj, ("get",))]
+            node.groups = [_recorded(obj, ("get",), ident)]
         else:  # task-join
             if not obj.unfinished_tasks:
                 return None
-            node.groups = [_recorded(obj, ("task-done",))]
+            node.groups = [_recorded(obj, ("task-done",), ident)]
     elif kind == "Future":
         wakers, pool, done = _future_wakers(obj, frames)
         if done:

@@ -112,6 +112,19 @@ def resource(obj: Any, kind: str, frame: Any = None, name: Optional[str] = None)
     return res
 
 
+def _condition(cond: Any, frame: Any) -> Resource:
+    """A Condition's Resource: created where the Condition was, when it made its own lock (the
+    lock's site then is the Condition's), else where it is first waited for or notified."""
+    res = known(cond)
+    if res is not None:
+        return res
+    site = getattr(getattr(cond, "_lock", None), "_site", None)
+    res = resource(cond, "Condition", None if site is not None and site.kind == "Condition" else frame)
+    if site is not None and site.kind == "Condition":
+        res.filename, res.line, res.function = site.filename, site.line, site.function
+    return res
+
+
 def known(obj: Any) -> Optional[Resource]:
     res = resources.get(id(obj))
     if res is not None and res.ref is not None and res.ref() is obj:
@@ -398,7 +411,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
         timed = timeout is not None
         if kind == "Condition" or obj is None:
             kind, op, obj = "Condition", "wait", cond
-            res = resource(cond, "Condition", frame)
+            res = _condition(cond, frame)
         elif kind == "Queue":
             res = resource(obj, "Queue", frame)
             _alias(cond, res)
@@ -442,7 +455,7 @@ def condition_notified(cond: Any) -> None:
                 res = resource(obj, kind, frame)
                 _alias(cond, res)
             else:
-                res = resource(cond, "Condition", frame)
+                res = _condition(cond, frame)
                 op = "notify"
         else:
             op = {"Queue": "put", "Future": "result"}.get(res.kind, "notify")

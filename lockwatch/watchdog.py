@@ -90,6 +90,7 @@ class Watchdog:
         # within ~1/4 of the timeout after it, and a blocked thread wakes ~4 times per timeout.
         self.interval = max(0.02, min(1.0, shortest / 4))
         self.reported: set[frozenset] = set()
+        self.wait_reported: set[tuple[int, int, int]] = set()  # (thread, id(what), since) of waits
         self.alerted: set[tuple[Any, ...]] = set()  # (kind, serial or thread, start) already reported
         # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
         # has another thread (see _deadlock).
@@ -298,10 +299,10 @@ class Watchdog:
 
         found = []
         for comp in waitgraph.find(now, limit, waiting, by_list, self._ident):
-            key = frozenset((n.ident, id(n.obj)) for n in comp)
-            if key in self.reported:
-                continue
-            self.reported.add(key)
+            pairs = {(n.ident, id(n.obj), n.t0) for n in comp}
+            if pairs & self.wait_reported:
+                continue  # reported already (a thread that blocked later joined it: the same one)
+            self.wait_reported |= pairs
             found.append(self._wait_deadlock(comp, names, now))
         return found
 
@@ -320,7 +321,8 @@ class Watchdog:
                 name=names.get(n.ident, f"thread-{n.ident}"), ident=n.ident,
                 waiting_for=LockInfo(name=name, kind=kind, site=site),
                 waiting_s=round((now - n.t0) / 1e9, 3),
-                blocked_by=names.get(wakers[0], f"thread-{wakers[0]}") if len(wakers) == 1 else None,
+                blocked_by=(names.get(wakers[0], f"thread-{wakers[0]}")
+                            if len(wakers) == 1 and wakers[0] != n.ident else None),
                 holds=[_held_lock(h) for h in _rec.holding(held)] if held else [],
                 stack=stacks.capture(frames.get(n.ident), limit=32),
                 wait=None if n.op == "acquire" else n.op,
