@@ -194,14 +194,14 @@ def test_raise_policy_breaks_a_join_in_the_main_thread(tmp_path):
     def worker():
         time.sleep(0.3)
         with L:
-            sys.stdout.write("WORKER TOOK L\n")
+            sys.stdout.write("WORKER TOOK L\\n")
     t = threading.Thread(target=worker, name="worker")
     t.start()
     try:
         with L:
             t.join()
     except lockwatch.DeadlockError as exc:
-        sys.stdout.write("CAUGHT " + exc.report["threads"][0]["wait"] + "\n")
+        sys.stdout.write("CAUGHT " + exc.report["threads"][0]["wait"] + "\\n")
     t.join()
     print("FINISHED")
     """ % TIMEOUT
