@@ -16,8 +16,8 @@ VERSION = 1
 
 # Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
 # bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
-SEVERITY = ("deadlock", "single-thread", "semaphore", "timed", "guarded")
-FAILING = {"deadlock", "single-thread", "semaphore"}
+SEVERITY = ("deadlock", "single-thread", "starvation", "semaphore", "timed", "guarded")
+FAILING = {"deadlock", "single-thread", "starvation", "semaphore"}
 
 
 class ReportError(UserError):
@@ -232,13 +232,21 @@ class EdgeRecord:
     gate_instances: list[int] = field(default_factory=list)
     thread_id: str = ""  # "<pid>:<ident>" of the first thread that took the edge
     multi: bool = False  # taken by more than one thread
+    # An edge through a wait (dst or src is a Thread, Event, Condition, Barrier, Queue or Future):
+    # ``wait`` (src held while waiting for dst: join, wait, get, put, task-join, result, ...) or
+    # ``wake`` (src was woken while holding dst: set, notify, put, get, task-done, result, arrive;
+    # "end": the thread src took dst before it ended).
+    wait: Optional[str] = None
+    wake: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"src": self.src, "dst": self.dst, "thread": self.thread, "held_stack": list(self.held_stack),
                 "acquire_stack": list(self.acquire_stack), "count": self.count, "timed": self.timed,
                 "context": self.context, "src_instance": self.src_instance, "dst_instance": self.dst_instance,
                 "src_name": self.src_name, "dst_name": self.dst_name, "gates": list(self.gates),
-                "gate_instances": list(self.gate_instances), "thread_id": self.thread_id, "multi": self.multi}
+                "gate_instances": list(self.gate_instances), "thread_id": self.thread_id, "multi": self.multi,
+                **({"wait": self.wait} if self.wait is not None else {}),
+                **({"wake": self.wake} if self.wake is not None else {})}
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> EdgeRecord:
@@ -255,7 +263,8 @@ class EdgeRecord:
             src_instance=r.opt("src_instance", int), dst_instance=r.opt("dst_instance", int),
             src_name=r.opt("src_name", str), dst_name=r.opt("dst_name", str),
             gates=r.strings("gates"), gate_instances=list(gate_instances),
-            thread_id=r.opt("thread_id", str, ""), multi=r.opt("multi", bool, False))
+            thread_id=r.opt("thread_id", str, ""), multi=r.opt("multi", bool, False),
+            wait=r.opt("wait", str), wake=r.opt("wake", str))
 
 
 # -- what the watchdog and the declared orders saw -----------------------------------------------
@@ -482,6 +491,45 @@ class BaselineEntry:
 
 
 @dataclass
+class PoolWaitRecord:
+    """Tasks of a thread pool (created at ``site``) waited on futures of their own pool: up to
+    ``depth`` of its ``max_workers`` workers at once, ``count`` times (potential starvation)."""
+
+    site: str
+    name: str
+    max_workers: int
+    depth: int
+    thread: str
+    stack: list[str]  # where the first such wait was
+    submit_stack: list[str] = field(default_factory=list)  # where its future was submitted
+    count: int = 1
+    timed: bool = False  # every such wait had a timeout
+    function: str = ""
+    stable_file: str = ""
+    context: Optional[str] = None
+    stdlib: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "name": self.name, "function": self.function, "stable_file": self.stable_file,
+                "max_workers": self.max_workers, "depth": self.depth, "count": self.count,
+                "thread": self.thread, "stack": list(self.stack), "submit_stack": list(self.submit_stack),
+                "timed": self.timed, "context": self.context, "stdlib": self.stdlib}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> PoolWaitRecord:
+        r = _Reader(data, where, source)
+        site = r.req("site", str)
+        if not _SITE_LINE.match(site.rpartition(":")[2]):
+            r.fail(f"{r.path('site')} is not <file>:<line>")
+        return cls(site=site, name=r.req("name", str), max_workers=r.opt("max_workers", int, 0),
+                   depth=r.opt("depth", int, 0), thread=r.req("thread", str), stack=r.strings("stack"),
+                   submit_stack=r.strings("submit_stack"), count=r.opt("count", int, 1),
+                   timed=r.opt("timed", bool, False), function=r.opt("function", str, ""),
+                   stable_file=r.opt("stable_file", str, ""), context=r.opt("context", str),
+                   stdlib=r.opt("stdlib", bool, False))
+
+
+@dataclass
 class Snapshot:
     locks: list[LockStats] = field(default_factory=list)
     site_edges: list[EdgeRecord] = field(default_factory=list)
@@ -489,6 +537,7 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # declared-order violations
+    pool_waits: list[PoolWaitRecord] = field(default_factory=list)  # tasks waiting on their own pool
     # file -> line -> its text, as the recording process read it (sources.embed): what reports
     # show of the source, so that nobody reads a file because a report names it
     source_lines: dict[str, dict[int, str]] = field(default_factory=dict)
@@ -551,6 +600,16 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
         offset += top + 1
         out.internal_errors.extend(snap.internal_errors)
         out.violations.extend(snap.violations)
+        for pw in snap.pool_waits:
+            same = next((p for p in out.pool_waits if p.site == pw.site), None)
+            if same is None:
+                out.pool_waits.append(PoolWaitRecord(**{**pw.__dict__, "stack": list(pw.stack),
+                                                        "submit_stack": list(pw.submit_stack)}))
+            else:
+                same.depth = max(same.depth, pw.depth)
+                same.max_workers = max(same.max_workers, pw.max_workers)
+                same.count += pw.count
+                same.timed = same.timed and pw.timed
         for filename, lines in snap.source_lines.items():
             mine = out.source_lines.setdefault(filename, {})
             for line, text in lines.items():
@@ -660,6 +719,7 @@ class Report:
             # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
             "lock_order": [e.to_dict() for e in snap.site_edges],
             "instance_edges": [e.to_dict() for e in snap.instance_edges],
+            **({"pool_waits": [p.to_dict() for p in snap.pool_waits]} if snap.pool_waits else {}),
             "internal_errors": snap.internal_errors,
             **({"source_lines": {f: {str(n): t for n, t in sorted(lines.items())}
                                  for f, lines in sorted(snap.source_lines.items())}}
@@ -726,6 +786,7 @@ class SavedReport:
                         instance_edges=r.items("instance_edges", EdgeRecord.from_dict),
                         meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
                         violations=r.items("order_violations", Violation.from_dict),
+                        pool_waits=r.items("pool_waits", PoolWaitRecord.from_dict),
                         source_lines=_source_lines(r))
         saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
                     baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)

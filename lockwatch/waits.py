@@ -27,6 +27,7 @@ from __future__ import annotations
 # A Future made by ThreadPoolExecutor.submit is the one exception: it gets one attribute
 # (_lockwatch_submit: its pool, its function and where it was submitted), set in submit.
 
+import os
 import sys
 import threading
 import weakref
@@ -207,8 +208,6 @@ class WaitEdge:
 
 
 def _thread_id() -> str:
-    import os
-
     return f"{os.getpid()}:{getattr(_tls, 'serial', None) or get_ident()}"
 
 
@@ -685,6 +684,7 @@ def _targets() -> list[tuple[Any, str, Callable[..., Any]]]:
 def install() -> None:
     """Wrap the waiting and waking methods at the class level (idempotent)."""
     global active
+    reset()
     if _wrapped:
         active = True
         return
@@ -713,8 +713,117 @@ def uninstall() -> None:
 
 
 def reset() -> None:
-    """Forget what was recorded (a new session; a forked child)."""
+    """Forget what was recorded (a new session; a forked child, whose other threads are gone)."""
     wait_edges.clear()
     pool_waits.clear()
     _pool_depth.clear()
     blocked.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=reset)
+
+
+# -- into the snapshot -----------------------------------------------------------------------------
+
+def add_to_snapshot(snap: Any) -> None:
+    """Add the wait edges (and the resources at their ends) and the pool waits to ``snap``, a
+    model.Snapshot just taken from the recorder (snapshot.take)."""
+    from .model import EdgeRecord, LockStats, PoolWaitRecord
+    from .snapshot import is_stdlib, site_key
+
+    edges = list(wait_edges.values()) + _thread_ends()
+    if not edges and not pool_waits:
+        return
+    stats = {s.key: s for s in snap.locks}
+    seen_res: dict[str, set[int]] = {}
+
+    def res_key(res: Resource) -> str:
+        key = res.key
+        if key not in stats:
+            stats[key] = LockStats(key=key, name=res.display_name() if res.kind != "Thread" else _site_name(res),
+                                   kind=res.kind, filename=res.filename, line=res.line, function=res.function,
+                                   stdlib=is_stdlib(res.filename), stable_file=stacks.stable_path(res.filename))
+            snap.locks.append(stats[key])
+        mine = seen_res.setdefault(key, set())
+        if res.serial not in mine:
+            mine.add(res.serial)
+            stats[key].instances = len(mine)
+        return key
+
+    site_edges: dict[tuple[str, str], EdgeRecord] = {}
+    for e in edges:
+        rkey = res_key(e.res)
+        lkey = site_key(e.lock_site)
+        rname = e.res.display_name()
+        if e.src_kind == "lock":
+            src, dst, si, di, sn, dn = lkey, rkey, e.lock_serial, e.res.serial, e.lock_name, rname
+        else:
+            src, dst, si, di, sn, dn = rkey, lkey, e.res.serial, e.lock_serial, rname, e.lock_name
+        rec = EdgeRecord(src=src, dst=dst, thread=e.thread, held_stack=list(e.held_stack),
+                         acquire_stack=list(e.acquire_stack), count=e.count, timed=e.timed, context=e.context,
+                         src_instance=si, dst_instance=di, src_name=sn, dst_name=dn, thread_id=e.thread_id,
+                         multi=e.multi, wait=e.op if e.src_kind == "lock" else None,
+                         wake=e.op if e.src_kind != "lock" else None)
+        snap.instance_edges.append(rec)
+        have = site_edges.get((src, dst))
+        if have is None:
+            site_edges[(src, dst)] = EdgeRecord(**{**rec.__dict__, "src_instance": None, "dst_instance": None})
+        else:
+            have.count += rec.count
+            have.timed = have.timed and rec.timed
+            have.multi = have.multi or rec.multi or have.thread_id != rec.thread_id
+    snap.site_edges.extend(site_edges.values())
+    for pw in list(pool_waits.values()):
+        filename, line, function = pw.pool_site
+        snap.pool_waits.append(PoolWaitRecord(
+            site=f"{filename}:{line}", name=stacks.derived_name(filename, line) or "ThreadPoolExecutor",
+            function=function, stable_file=stacks.stable_path(filename), max_workers=pw.max_workers,
+            depth=pw.depth, count=pw.count, thread=pw.thread, stack=list(pw.stack),
+            submit_stack=list(pw.submit_stack), timed=pw.timed, context=pw.context,
+            stdlib=is_stdlib(filename)))
+
+
+def _site_name(res: Resource) -> str:
+    """A Thread's site name: the variable it was assigned to, else Thread@file:line."""
+    derived = stacks.derived_name(res.filename, res.line) if res.line else None
+    return derived or f"Thread@{stacks.short_path(res.filename)}:{res.line}"
+
+
+def _thread_ends() -> list[WaitEdge]:
+    """"Thread T took L before it ended", for the threads joined while a lock was held: the locks
+    T took as its lock-order edges and its wait edges show (both ends of an edge were taken)."""
+    joined = {e.res.serial: e.res for e in list(wait_edges.values())
+              if e.src_kind == "lock" and e.res.kind == "Thread" and e.res.held_list is not None}
+    if not joined:
+        return []
+    by_list = {id(res.held_list): res for res in joined.values()}
+    out: list[WaitEdge] = []
+    seen: set[tuple[int, int]] = set()
+
+    def took(res: Resource, serial: int, site: Any, name: Optional[str], thread: str, thread_id: str,
+             stack: list[str]) -> None:
+        if (res.serial, serial) in seen:
+            return
+        seen.add((res.serial, serial))
+        e = WaitEdge.__new__(WaitEdge)
+        e.src_kind, e.op, e.res = "resource", "end", res
+        e.lock_site, e.lock_serial, e.lock_name = site, serial, name
+        e.thread, e.thread_id = thread, thread_id
+        e.held_stack, e.acquire_stack = list(stack), []
+        e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, None, None
+        out.append(e)
+
+    with _rec.mutex:
+        lock_edges = [e for owner in list(_rec.state.edge_owners) for e in list((owner._in or {}).values())]
+        lock_edges += list(dict(_rec.state.kept_edges).values())
+    for le in lock_edges:
+        res = by_list.get(id(le.held_ref)) if le.held_ref is not None else None
+        if res is not None and le.held_ref is res.held_list:
+            took(res, le.src_serial, le.src_site, le.src_name, le.thread, le.thread_id, le.held_stack)
+            took(res, le.dst_serial, le.dst_site, le.dst_name, le.thread, le.thread_id, le.acquire_stack)
+    for we in list(wait_edges.values()):
+        res = by_list.get(id(we.held_ref)) if we.held_ref is not None else None
+        if res is not None and we.held_ref is res.held_list:
+            took(res, we.lock_serial, we.lock_site, we.lock_name, we.thread, we.thread_id, we.held_stack)
+    return out
