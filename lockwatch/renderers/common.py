@@ -48,10 +48,10 @@ def scope_text(p: PotentialDeadlock) -> str:
     return SCOPE_TEXT["instance" if p.scope == "instance" else "site"]
 
 
-def edge_words(a: str, b: str, e: Any) -> tuple[str, str, str]:
+def edge_words(a: str, b: str, e: Any, ctx: str = "") -> tuple[str, str, str]:
     """How an edge a -> b of a cycle reads: (what happened, the title of its held_stack, the
-    title of its acquire_stack). ``e`` is a model.EdgeRecord."""
-    times = plural(e.count, "time")
+    title of its acquire_stack). ``e`` is a model.EdgeRecord; ``ctx`` goes in the parentheses."""
+    times = plural(e.count, "time") + ctx
     if e.wake == "pool":
         return (f"a task of the pool, in thread {quoted(e.thread)}, waited on a future of the same pool "
                 f"({times}{', with a timeout' if e.timed else ''})",
@@ -67,7 +67,7 @@ def edge_words(a: str, b: str, e: Any) -> tuple[str, str, str]:
         return (f"thread {quoted(e.thread)} {did} {a} while holding {b} ({times})",
                 f"{b} was taken at", f"then {a} was woken ({e.wake}) at")
     extra = ", timed acquire (can stall, not hang)" if e.timed else ""
-    return (f"thread {quoted(e.thread)} held {a} and waited for {b} ({times}{extra})",
+    return (f"thread {quoted(e.thread)} held {a} and waited for {b} ({plural(e.count, 'time')}{extra}{ctx})",
             f"{a} was taken at", f"then {b} was taken at")
 
 

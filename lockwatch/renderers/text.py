@@ -148,8 +148,8 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock) -> list[str]:
     for k, e in enumerate(p.edges):
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
         ctx = f", during {e.context}" if e.context else ""
-        what, first, then = edge_words(a.name, b.name, e)
-        out.append(f"  {a.name} -> {b.name}: {what}{ctx}")
+        what, first, then = edge_words(a.name, b.name, e, ctx)
+        out.append(f"  {a.name} -> {b.name}: {what}")
         out.append(f"    {first}:")
         out.extend(_stack(e.held_stack))
         out.append(f"    {then}:")
