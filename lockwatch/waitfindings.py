@@ -1,4 +1,4 @@
-"""Potential deadlocks through waits that are not cycles: tasks of a thread pool waiting on futures of their own pool."""
+"""Potential deadlocks through waits that are not cycles: thread-pool tasks waiting on futures of their own pool."""
 from __future__ import annotations
 
 from .model import EdgeRecord, LockRef, PoolWaitRecord, PotentialDeadlock, Snapshot

@@ -16,7 +16,6 @@ from __future__ import annotations
 # changes, each one that some thread outside can wake. A thread the watchdog does not see blocked
 # (running, sleeping, reading a socket, in a timed wait) can always wake: no false alarm from a
 # thread doing something lockwatch does not see.
-
 import signal
 import sys
 import threading

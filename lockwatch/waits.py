@@ -1,4 +1,4 @@
-"""Waits that are not lock acquisitions: who waits for which Thread, Event, Condition, Barrier, Queue or Future, and who wakes them."""
+"""Waits that are not lock acquisitions: who waits for a Thread, Event, Condition, Barrier, Queue or Future; who wakes it."""
 from __future__ import annotations
 
 # What this records, and why it is cheap (waits block; the paths that do not block stay short):
@@ -26,7 +26,6 @@ from __future__ import annotations
 # (a Queue.get, a Future.result) is told from the calling frame's code, on the slow path only.
 # A Future made by ThreadPoolExecutor.submit is the one exception: it gets one attribute
 # (_lockwatch_submit: its pool, its function and where it was submitted), set in submit.
-
 import os
 import sys
 import threading
@@ -302,7 +301,7 @@ _pool_sites: dict[int, tuple[Any, tuple[str, int, str]]] = {}  # id(pool) -> (we
 
 def _pool_of_worker() -> Any:
     """The ThreadPoolExecutor whose worker this thread is, or None (its _worker frame says)."""
-    f = _getframe(2)
+    f: Any = _getframe(2)
     worker = _worker_code()
     while f is not None:
         if f.f_code is worker:
@@ -444,7 +443,7 @@ def condition_notified(cond: Any) -> None:
     if not active:
         return
     try:
-        frame = _getframe(2)
+        frame: Any = _getframe(2)
         while frame is not None and stacks.is_threading(frame.f_code.co_filename):
             frame = frame.f_back  # notify_all() calls notify()
         res = aliases.get(id(cond))
@@ -621,7 +620,7 @@ def _submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if have is None or have[0]() is not instance:
                 made = resource(instance, "Pool", None)  # made by _pool_init, with its site
                 have = _pool_sites[key] = (weakref.ref(instance), (made.filename, made.line, made.function))
-            frame = _getframe(1)
+            frame: Any = _getframe(1)
             if stacks.is_internal(frame.f_code.co_filename):
                 frame = stacks.first_outside(frame)
             fn = args[0] if args else kwargs.get("fn")
@@ -756,6 +755,8 @@ def add_to_snapshot(snap: Any) -> None:
         rkey = res_key(e.res)
         lkey = site_key(e.lock_site)
         rname = e.res.display_name()
+        sn: Optional[str]
+        dn: Optional[str]
         if e.src_kind == "lock":
             src, dst, si, di, sn, dn = lkey, rkey, e.lock_serial, e.res.serial, e.lock_name, rname
         else:

@@ -339,7 +339,9 @@ class Watchdog:
             # it can be chosen, else the one that started waiting last; none: it is reported only.
             pool = [n for n in comp if (n.op == "acquire" and n.ident not in self.restoring) or n.op == "join"]
             main = threading.main_thread().ident
-            chosen = next((n for n in pool if n.ident == main), None) or (max(pool, key=lambda n: n.t0) if pool else None)
+            chosen = next((n for n in pool if n.ident == main), None)
+            if chosen is None and pool:
+                chosen = max(pool, key=lambda n: n.t0)
             victim = chosen.ident if chosen is not None else None
         deadlock = Deadlock(threads=threads, timeout_s=self.timeout, policy=self.policy,
                             victim=names.get(victim) if victim is not None else None,

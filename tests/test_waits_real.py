@@ -187,9 +187,9 @@ def test_a_starved_pool_names_its_size_and_queue(tmp_path):
 
 
 def test_raise_policy_breaks_a_join_in_the_main_thread(tmp_path):
-    source = """
+    source = f"""
     import sys, threading, time, lockwatch
-    lockwatch.enable(deadlock_timeout=%s, on_deadlock="raise", report_at_exit=False)
+    lockwatch.enable(deadlock_timeout={TIMEOUT}, on_deadlock="raise", report_at_exit=False)
     L = threading.Lock()
     def worker():
         time.sleep(0.3)
@@ -204,7 +204,7 @@ def test_raise_policy_breaks_a_join_in_the_main_thread(tmp_path):
         sys.stdout.write("CAUGHT " + exc.report["threads"][0]["wait"] + "\\n")
     t.join()
     print("FINISHED")
-    """ % TIMEOUT
+    """
     r = run(tmp_path, source, cli=False)
     assert r.returncode == 0, r.explain()
     assert r.lines("CAUGHT") == ["CAUGHT join"], r.explain()
