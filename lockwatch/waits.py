@@ -1,4 +1,4 @@
-"""Waits that are not lock acquisitions: who waits for a Thread, Event, Condition, Barrier, Queue or Future; who wakes it."""
+"""Waits other than for locks: who waits for a Thread, Event, Condition, Barrier, Queue or Future; who wakes it."""
 from __future__ import annotations
 
 # What this records, and why it is cheap (waits block; the paths that do not block stay short):
@@ -268,9 +268,14 @@ def _woke(res: Resource, op: str, frame: Any, exclude: Any = None) -> None:
                 res.wakers = None
             else:
                 mine.add(ident)
+    if _holds_other(exclude):
+        _safely(_record_held, False, res, op, False, frame, exclude)
+
+
+def _record_held(to_resource: bool, res: Resource, op: str, timed: bool, frame: Any, exclude: Any) -> None:
     locks = _held_now(exclude)
     if locks:
-        _record(False, locks, res, op, False, frame)
+        _record(to_resource, locks, res, op, timed, frame)
 
 
 # -- pools ---------------------------------------------------------------------------------------
@@ -300,8 +305,18 @@ _pool_sites: dict[int, tuple[Any, tuple[str, int, str]]] = {}  # id(pool) -> (we
 
 
 def _pool_of_worker() -> Any:
-    """The ThreadPoolExecutor whose worker this thread is, or None (its _worker frame says)."""
-    f: Any = _getframe(2)
+    """The ThreadPoolExecutor whose worker this thread is, or None (its _worker frame says;
+    found once per thread)."""
+    ref: Any = getattr(_tls, "lockwatch_pool", False)
+    if ref is not False:
+        return ref() if ref is not None else None
+    pool = _find_pool()
+    _tls.lockwatch_pool = weakref.ref(pool) if pool is not None else None
+    return pool
+
+
+def _find_pool() -> Any:
+    f: Any = _getframe(3)
     worker = _worker_code()
     while f is not None:
         if f.f_code is worker:
@@ -389,36 +404,58 @@ def _codes() -> dict[Any, tuple[str, str]]:
 _by_code: dict[Any, tuple[str, str]] = {}
 
 
-def _owner(frame: Any) -> tuple[str, str, Any]:
-    """(kind, op, object) of a Condition wait/notify called from ``frame``."""
+FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
+
+
+def _owner_of(cond: Any, frame: Any) -> Any:
+    """What a Condition belongs to, found once per Condition (from the code calling its wait or
+    notify) and kept on it: the Queue's Resource, FUTURE, or the Condition's own Resource. Kept
+    on lockwatch's Condition itself (a plain attribute): a dict by id() would need a finalizer
+    per Condition, and a Future makes one Condition each (weakref.finalize cost ~4 us a Future)."""
+    owner = cond.__dict__.get("_lockwatch_owner")
+    if owner is not None:
+        return owner
     what = _by_code.get(frame.f_code) if frame is not None else None
-    if what is None:
-        return ("Condition", "", None)
-    return (what[0], what[1], frame.f_locals.get("self"))
+    if what is not None and what[0] == "Queue":
+        obj = frame.f_locals.get("self")
+        owner = resource(obj, "Queue", frame) if obj is not None else _condition(cond, frame)
+    elif what is not None and what[0] == "Future":
+        owner = FUTURE
+    else:
+        owner = _condition(cond, frame)
+    cond._lockwatch_owner = owner
+    return owner
 
 
 def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[..., Any], timeout: Any) -> bool:
     """lockwatch's Condition.wait (primitives.Condition): ``unmutexed(wait, timeout)``, recorded."""
     if not active:
         return unmutexed(wait, timeout)
-    frame = _getframe(2)
     ident = None
     pool = None
     try:
-        kind, op, obj = _owner(frame)
+        frame = _getframe(2)
+        owner = _owner_of(cond, frame)
         timed = timeout is not None
-        if kind == "Condition" or obj is None:
-            kind, op, obj = "Condition", "wait", cond
-            res = _condition(cond, frame)
-        elif kind == "Queue":
-            res = resource(obj, "Queue", frame)
-            _alias(cond, res)
-        else:
-            res = resource(obj, "Future", frame)
-            _alias(cond, res)
+        if owner is FUTURE:
+            obj = frame.f_locals.get("self")  # Future.result/exception: it blocks anyway
+            what = _by_code.get(frame.f_code)
+            kind, op = "Future", what[1] if what is not None else "result"
             pool = _future_wait(obj, timed, frame)
-        _safely(_waited, res, op, timed, frame, cond._lock)
-        ident = _begin(kind, op, obj, timed)
+            if _holds_other(cond._lock):
+                _safely(_waited, resource(obj, "Future", frame), op, timed, frame, cond._lock)
+        else:
+            kind = owner.kind
+            if kind == "Queue":
+                obj = owner.ref() if owner.ref is not None else None
+                what = _by_code.get(frame.f_code)
+                op = what[1] if what is not None and what[0] == "Queue" else "get"
+            else:
+                obj, op = cond, "wait"
+            if _holds_other(cond._lock):
+                _safely(_waited, owner, op, timed, frame, cond._lock)
+        if obj is not None:
+            ident = _begin(kind, op, obj, timed)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     try:
@@ -429,38 +466,32 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
             _future_done(pool)
 
 
-aliases: dict[int, Resource] = {}  # id(Condition) -> the Queue or Future it belongs to
-
-
-def _alias(cond: Any, res: Resource) -> None:
-    if aliases.get(id(cond)) is not res:
-        aliases[id(cond)] = res
-        weakref.finalize(cond, aliases.pop, id(cond), None)
+def _holds_other(exclude: Any) -> bool:
+    """Whether this thread holds an instrumented lock other than ``exclude`` (cheap)."""
+    held: Any = getattr(_tls, "held", None)
+    return bool(held) and not (len(held) == 1 and held[0] is exclude)
 
 
 def condition_notified(cond: Any) -> None:
     """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition."""
-    if not active:
-        return
     try:
         frame: Any = _getframe(2)
         while frame is not None and stacks.is_threading(frame.f_code.co_filename):
             frame = frame.f_back  # notify_all() calls notify()
-        res = aliases.get(id(cond))
-        if res is None:
-            kind, op, obj = _owner(frame)
-            if kind in ("Queue", "Future") and obj is not None:
-                res = resource(obj, kind, frame)
-                _alias(cond, res)
-            else:
-                res = _condition(cond, frame)
-                op = "notify"
-        else:
-            op = {"Queue": "put", "Future": "result"}.get(res.kind, "notify")
+        owner = _owner_of(cond, frame)
+        if owner is FUTURE:
+            # Who wakes a Future is its runner (found when needed): only a lock held while
+            # completing it is recorded (a wait edge).
+            if _holds_other(cond._lock):
+                obj = frame.f_locals.get("self")
+                if obj is not None:
+                    _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
+            return
+        op = "notify"
+        if owner.kind == "Queue":
             what = _by_code.get(frame.f_code)
-            if what is not None and res.kind == "Queue":
-                op = what[1]
-        _safely(_woke, res, op, frame, cond._lock)
+            op = what[1] if what is not None else "put"
+        _woke(owner, op, frame, cond._lock)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
 
@@ -582,7 +613,7 @@ def _event_set(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if not _internal(frame):
                 what = _by_code.get(frame.f_code)
                 if what is None or what[0] != "Futures":
-                    _safely(_woke, resource(instance, "Event", frame), "set", frame)
+                    _woke(resource(instance, "Event", frame), "set", frame)
         except Exception as exc:
             _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     return wrapped(*args, **kwargs)
@@ -601,7 +632,7 @@ def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
             res = resource(instance, "Barrier", frame)
             _safely(_waited, res, "wait", timeout is not None, frame)
             # Arriving is what wakes the others: an arrival is a waker of the barrier.
-            _safely(_woke, res, "arrive", frame)
+            _woke(res, "arrive", frame)
             ident = _begin("Barrier", "wait", instance, timeout is not None)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
