@@ -18,14 +18,19 @@ from __future__ import annotations
 #
 # How: threading's and queue's classes stay what they are. Thread.join/__init__, Event.wait/set/
 # __init__, Barrier.wait/__init__, Queue.__init__ and ThreadPoolExecutor.submit are wrapped at the
-# class level with wrapt (wrap_function_wrapper): instances, subclasses (which call the base
-# methods through super()), isinstance(), pickling and copying are untouched, since no class is
-# replaced and no instance gets an attribute (resources are kept here, by id() with a weak
-# reference). Condition.wait/notify are lockwatch's own Condition's (primitives.py), and the
-# Condition waits of queue.Queue and concurrent.futures.Future go through them: what a wait is for
-# (a Queue.get, a Future.result) is told from the calling frame's code, on the slow path only.
+# class level (the attribute in the class's __dict__ replaced by a function calling the original,
+# put back on uninstall; see _method for why not wrapt's FunctionWrapper): instances, subclasses
+# (which call the base methods through super()), isinstance(), pickling and copying are untouched,
+# since no class is replaced and no instance gets an attribute (resources are kept here, by id()
+# with a weak reference). Replacing the classes instead would break isinstance() against the
+# originals, pickles naming them, and subclasses made before lockwatch was on.
+# Condition.wait/notify are lockwatch's own Condition's (primitives.py), and the Condition waits of
+# queue.Queue and concurrent.futures.Future go through them: what a Condition is for (a Queue's, a
+# Future's) is told once from the calling frame's code, and kept on the Condition (two attributes
+# of lockwatch's own Condition: _lockwatch_owner, _lockwatch_wakers).
 # A Future made by ThreadPoolExecutor.submit is the one exception: it gets one attribute
 # (_lockwatch_submit: its pool, its function and where it was submitted), set in submit.
+import functools
 import os
 import sys
 import threading
@@ -404,6 +409,7 @@ def _codes() -> dict[Any, tuple[str, str]]:
 _by_code: dict[Any, tuple[str, str]] = {}
 
 
+_NOBODY: set[int] = set()  # a Condition whose wakers are not recorded (a Future's)
 FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
 
 
@@ -474,6 +480,15 @@ def _holds_other(exclude: Any) -> bool:
 
 def condition_notified(cond: Any) -> None:
     """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition."""
+    fast = cond.__dict__.get("_lockwatch_wakers")
+    if fast is not None and not _holds_other(cond._lock):
+        # Seen before, and no other lock held: only who notifies is news (Queue.put, a Future's
+        # set_result: once per item or task, so this is kept short).
+        if fast is not _NOBODY:
+            ident = get_ident()
+            if ident not in fast and len(fast) < MAX_WAKERS:
+                fast.add(ident)
+        return
     try:
         frame: Any = _getframe(2)
         while frame is not None and stacks.is_threading(frame.f_code.co_filename):
@@ -482,6 +497,7 @@ def condition_notified(cond: Any) -> None:
         if owner is FUTURE:
             # Who wakes a Future is its runner (found when needed): only a lock held while
             # completing it is recorded (a wait edge).
+            cond._lockwatch_wakers = _NOBODY
             if _holds_other(cond._lock):
                 obj = frame.f_locals.get("self")
                 if obj is not None:
@@ -492,6 +508,10 @@ def condition_notified(cond: Any) -> None:
             what = _by_code.get(frame.f_code)
             op = what[1] if what is not None else "put"
         _woke(owner, op, frame, cond._lock)
+        if "_lockwatch_wakers" not in cond.__dict__ and owner.wakers is not None:
+            # Each of a Queue's Conditions is notified by one operation (not_empty by put,
+            # not_full by get, all_tasks_done by task_done): its set of wakers, kept at hand.
+            cond._lockwatch_wakers = owner.wakers.setdefault(op, set())
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
 
@@ -502,10 +522,10 @@ def _internal(frame: Any) -> bool:
 
 def _made(kind: str) -> Callable[..., Any]:
     def init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        result = wrapped(*args, **kwargs)
+        result = wrapped(instance, *args, **kwargs)
         if active:
             try:
-                frame = _getframe(1)
+                frame = _getframe(2)
                 if not _internal(frame):
                     res = resource(instance, kind, frame)
                     if kind == "Thread":
@@ -522,11 +542,11 @@ def _timeout_arg(args: tuple, kwargs: dict, pos: int = 0) -> Any:
 
 def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if not active:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     timeout = _timeout_arg(args, kwargs)
     ident = None
     try:
-        frame = _getframe(1)
+        frame = _getframe(2)
         if not _internal(frame) and instance is not threading.current_thread():
             res = resource(instance, "Thread", frame)
             res.thread_name = instance.name
@@ -536,7 +556,7 @@ def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     if ident is None:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     try:
         return _sliced_join(wrapped, instance, ident)
     finally:
@@ -549,12 +569,12 @@ def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
     returns when the one join would, and a slice that times out changes nothing."""
     watch = _rec.watch
     if watch is None:
-        return wrapped()
+        return wrapped(thread)
     while True:
         exc = _rec.victims.pop(ident, None)
         if exc is not None:
             raise exc
-        wrapped(watch.interval)
+        wrapped(thread, watch.interval)
         if not thread.is_alive():
             return None
 
@@ -571,15 +591,15 @@ def _thread_started(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> A
                 res.held_list = _held_list()
         except Exception:
             pass
-    return wrapped(*args, **kwargs)
+    return wrapped(instance, *args, **kwargs)
 
 
 def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if not active:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     ident = None
     try:
-        frame = _getframe(1)
+        frame = _getframe(2)
         if not _internal(frame):
             timeout = _timeout_arg(args, kwargs)
             timed = timeout is not None
@@ -601,7 +621,7 @@ def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     try:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     finally:
         _end(ident)
 
@@ -609,22 +629,22 @@ def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
 def _event_set(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if active:
         try:
-            frame = _getframe(1)
+            frame = _getframe(2)
             if not _internal(frame):
                 what = _by_code.get(frame.f_code)
                 if what is None or what[0] != "Futures":
                     _woke(resource(instance, "Event", frame), "set", frame)
         except Exception as exc:
             _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return wrapped(*args, **kwargs)
+    return wrapped(instance, *args, **kwargs)
 
 
 def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if not active:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     ident = None
     try:
-        frame = _getframe(1)
+        frame = _getframe(2)
         if not _internal(frame):
             timeout = _timeout_arg(args, kwargs)
             if timeout is None:
@@ -637,13 +657,13 @@ def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     try:
-        return wrapped(*args, **kwargs)
+        return wrapped(instance, *args, **kwargs)
     finally:
         _end(ident)
 
 
 def _submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    fut = wrapped(*args, **kwargs)
+    fut = wrapped(instance, *args, **kwargs)
     if active:
         try:
             key = id(instance)
@@ -651,7 +671,7 @@ def _submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if have is None or have[0]() is not instance:
                 made = resource(instance, "Pool", None)  # made by _pool_init, with its site
                 have = _pool_sites[key] = (weakref.ref(instance), (made.filename, made.line, made.function))
-            frame: Any = _getframe(1)
+            frame: Any = _getframe(2)
             if stacks.is_internal(frame.f_code.co_filename):
                 frame = stacks.first_outside(frame)
             fn = args[0] if args else kwargs.get("fn")
@@ -676,10 +696,10 @@ def task_name(tag: Any) -> str:
 
 
 def _pool_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    result = wrapped(*args, **kwargs)
+    result = wrapped(instance, *args, **kwargs)
     if active:
         try:
-            resource(instance, "Pool", _getframe(1))
+            resource(instance, "Pool", _getframe(2))
         except Exception as exc:
             _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     return result
@@ -711,6 +731,19 @@ def _targets() -> list[tuple[Any, str, Callable[..., Any]]]:
     return out
 
 
+def _method(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A function standing in for ``original`` in its class: ``hook(original, self, args, kwargs)``
+    (wrapt's wrapper signature). A plain function, not a wrapt.FunctionWrapper: bound on every
+    attribute access, wrapt's wrapper cost about 4 times a plain function's call on a method
+    (ThreadPoolExecutor.submit is called once per task; see benchmarks/waits.py)."""
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return hook(original, self, args, kwargs)
+
+    functools.update_wrapper(method, original)
+    method._lockwatch_wrapper = True  # type: ignore[attr-defined]
+    return method
+
+
 def install() -> None:
     """Wrap the waiting and waking methods at the class level (idempotent)."""
     global active
@@ -718,8 +751,6 @@ def install() -> None:
     if _wrapped:
         active = True
         return
-    import wrapt
-
     try:
         import concurrent.futures.thread  # noqa: F401  (its classes are wrapped too)
     except ImportError:
@@ -727,9 +758,9 @@ def install() -> None:
     _by_code.update(_codes())
     for cls, name, wrapper in _targets():
         original = cls.__dict__.get(name)
-        if original is None:
+        if original is None or getattr(original, "_lockwatch_wrapper", False):
             continue
-        wrapt.wrap_function_wrapper(cls, name, wrapper)
+        setattr(cls, name, _method(original, wrapper))
         _wrapped.append((cls, name, original))
     active = True
 

@@ -94,7 +94,8 @@ def test_a_damaged_pool_wait_is_one_line(damage):
 def _deadlock() -> Deadlock:
     return Deadlock(threads=[
         DeadlockThread("MainThread", ["app.py:10 in <module>"], 1, LockInfo("worker", "Thread", "app.py:7"), 5.2,
-                       "worker", [HeldLock("L", "Lock", "app.py:2", taken_at="app.py:9 in <module>")], "join", ["worker"]),
+                       "worker", [HeldLock("L", "Lock", "app.py:2", taken_at="app.py:9 in <module>")],
+                       "join", ["worker"]),
         DeadlockThread("worker", ["app.py:5 in worker"], 2, LockInfo("L", "Lock", "app.py:2"), 5.0, "MainThread")],
         timeout_s=5.0, policy="exit",
         starvation=PoolStarvation("pool", "app.py:2", 1, 1, 1))
