@@ -153,24 +153,36 @@ class Blocked:
 blocked: dict[int, Blocked] = {}
 
 
-def _begin(kind: str, op: str, obj: Any, timed: bool) -> Optional[int]:
-    """Register this thread as blocked (untimed waits only) and make sure the watchdog runs."""
+def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Optional[int]:
+    """Register this thread as blocked (untimed waits only) and make sure the watchdog runs
+    (``launch``: a join launches it itself after a first slice of its wait)."""
     if timed:
         return None
     ident = get_ident()
     blocked[ident] = Blocked(kind, op, obj, _now(), getattr(_tls, "held", None))
+    if launch:
+        _launch()
+    return ident
+
+
+def _launch() -> None:
     watch = _rec.watch
     if watch is not None:
         try:
             watch._launch()
         except Exception:
             pass
-    return ident
 
 
 def _end(ident: Optional[int]) -> None:
     if ident is not None:
         blocked.pop(ident, None)
+        if not blocked and not _rec.waiting:
+            # The last wait ended: the watchdog's thread may end now, not one polling interval
+            # later (test suites count the threads left behind a test, within a second).
+            watch = _rec.watch
+            if watch is not None and watch._ident is not None:
+                watch._ring()
 
 
 def _held_now(exclude: Any = None) -> list:
@@ -552,7 +564,7 @@ def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             res.thread_name = instance.name
             _safely(_waited, res, "join", timeout is not None, frame)
             if instance.is_alive():
-                ident = _begin("Thread", "join", instance, timeout is not None)
+                ident = _begin("Thread", "join", instance, timeout is not None, launch=False)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     if ident is None:
@@ -570,6 +582,11 @@ def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
     watch = _rec.watch
     if watch is None:
         return wrapped(thread)
+    # Most joins are short: the watchdog's thread starts only for one that outlasts a slice.
+    wrapped(thread, watch.interval)
+    if not thread.is_alive():
+        return None
+    _launch()
     while True:
         exc = _rec.victims.pop(ident, None)
         if exc is not None:
