@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import concurrent.futures.thread
 import os
 import queue
 import statistics
@@ -166,20 +167,41 @@ def run_benches(rounds: int, repeats: int, scale: float) -> None:
               f"{statistics.median(ratios):>6.2f}x   {min(ratios):.2f}x .. {max(ratios):.2f}x")
 
 
-def run_workload(rounds: int, items: int) -> None:
-    cfg = overhead.Config(rounds=rounds, repeats=1, seconds_per_measurement=0.01, pingpong_round_trips=0,
-                          workload_items=items, workload_rounds=rounds, as_completed_futures=0, memory_locks=0)
-    lockwatch.enable(report_at_exit=False)
+def _workload_once(items: int, enabled: bool) -> tuple[float, float]:
+    """(wall, CPU) ns per item of one overhead.run_workload, lockwatch enabled or not. CPU time
+    of the process (all its threads) is less sensitive than wall time to a loaded machine."""
+    if enabled:
+        lockwatch.enable(report_at_exit=False)
+        # concurrent.futures.thread made its _global_shutdown_lock at import: an instrumented one,
+        # as `python -m lockwatch` would have (overhead.py does the same)
+        concurrent.futures.thread._global_shutdown_lock = threading.Lock()
     try:
-        result, _raw_types, lw_types = overhead.bench_workload(cfg, label=" (~1 us work each)")
+        c0 = time.process_time()
+        wall, _types = overhead.run_workload(items)
+        cpu = time.process_time() - c0
     finally:
-        lockwatch.disable()
-    spread = (f"{min(result.per_round_ratios):.2f}x .. {max(result.per_round_ratios):.2f}x"
-              if result.per_round_ratios else "")
-    print(f"{result.name}: raw {result.raw:,.0f} ns/item, lockwatch {result.lockwatch:,.0f} ns/item, "
-          f"ratio {result.ratio:.3f}x (median of {len(result.per_round_ratios)} rounds; spread {spread})")
-    print(f"  lockwatch from {os.path.dirname(lockwatch.__file__)}; Future._condition: "
-          f"{lw_types.get('Future._condition')}")
+        if enabled:
+            concurrent.futures.thread._global_shutdown_lock = overhead._RAW_GLOBAL_SHUTDOWN_LOCK
+            lockwatch.disable()
+    return wall / items * 1e9, cpu / items * 1e9
+
+
+def run_workload(rounds: int, items: int) -> None:
+    _workload_once(items // 4, False)
+    _workload_once(items // 4, True)
+    rows: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for i in range(rounds):
+        for enabled in ((False, True) if i % 2 == 0 else (True, False)):
+            rows[enabled].append(_workload_once(items, enabled))
+    name = f"workload: Queue + ThreadPoolExecutor(4), {items:,} items (~1 us work each)"
+    for k, what in ((0, "wall"), (1, "CPU")):
+        raw = [r[k] for r in rows[False]]
+        lw = [r[k] for r in rows[True]]
+        ratios = [b / a for a, b in zip(raw, lw)]
+        print(f"{name}, {what}: raw {statistics.median(raw):,.0f} ns/item, lockwatch "
+              f"{statistics.median(lw):,.0f} ns/item (spread {min(lw):,.0f} .. {max(lw):,.0f}), "
+              f"ratio {statistics.median(ratios):.3f}x ({min(ratios):.2f}x .. {max(ratios):.2f}x)")
+    print(f"  lockwatch from {os.path.dirname(lockwatch.__file__)}")
 
 
 def main(argv: list[str] | None = None) -> int:

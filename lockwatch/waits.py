@@ -174,9 +174,14 @@ def _launch() -> None:
             pass
 
 
+last_end = 0  # when the latest wait ended (the watchdog's thread lingers a little after it)
+
+
 def _end(ident: Optional[int]) -> None:
+    global last_end
     if ident is not None:
         blocked.pop(ident, None)
+        last_end = _now()
         if not blocked and not _rec.waiting:
             # The last wait ended: the watchdog's thread may end now, not one polling interval
             # later (test suites count the threads left behind a test, within a second).

@@ -193,9 +193,12 @@ class Watchdog:
 
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
+        linger = int(min(LINGER, self.interval) * 1e9)
         with self._done:
+            wait = self.interval
             while True:
-                self._bell.acquire(True, self.interval)  # a ring, or the next poll
+                self._bell.acquire(True, wait)  # a ring, or the next poll
+                wait = self.interval
                 if self._stopping:
                     return
                 try:
@@ -203,6 +206,13 @@ class Watchdog:
                 except Exception as exc:  # the watchdog must never take the program down
                     _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
                 if not self.warn_hold and not _anyone_waiting():
+                    # A thread that waits again and again (a result() per task, a get() per
+                    # item) would start a thread per wait: stay a little after the last wait
+                    # ended (well within the second that test suites give threads to end).
+                    idle = _rec.now() - _last_wait_end()
+                    if idle < linger:
+                        wait = (linger - idle) / 1e9
+                        continue
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
                         # that look sees None in _launch and starts a new watchdog thread.
@@ -387,6 +397,14 @@ class Watchdog:
                                   thread=names.get(ident, f"thread-{ident}"), taken_at=_taken_at(lock),
                                   stack=stacks.capture(frames.get(ident), limit=32))
                     self.on_alert(alert.to_dict(), render_alert(alert))
+
+
+LINGER = 0.25  # seconds the watchdog's thread stays after the last wait ended
+
+
+def _last_wait_end() -> int:
+    waits = sys.modules.get("lockwatch.waits")
+    return waits.last_end if waits is not None else 0
 
 
 def _anyone_waiting() -> bool:
