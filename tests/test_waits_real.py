@@ -310,3 +310,35 @@ def test_no_false_alarm(tmp_path, case):
     assert r.lines("FINISHED"), r.explain()
     assert r.report is not None and r.report["deadlocks"] == [], r.explain()
     assert "DEADLOCK DETECTED" not in r.stderr, r.explain()
+
+
+def test_report_policy_reports_once_and_lets_the_threads_wait(tmp_path):
+    """enable()'s default policy: the deadlock (two daemon threads: one joins the other while
+    holding the lock it needs) is reported once, in the session, and nothing is raised."""
+    source = f"""
+    import sys, threading, time, lockwatch
+    session = lockwatch.enable(deadlock_timeout={TIMEOUT}, report_at_exit=False)
+    L = threading.Lock()
+    def worker():
+        time.sleep(0.3)
+        with L:
+            pass
+    def boss():
+        t = threading.Thread(target=worker, name="worker", daemon=True)
+        t.start()
+        with L:
+            t.join()
+    threading.Thread(target=boss, name="boss", daemon=True).start()
+    end = time.monotonic() + 30
+    while not session.deadlocks and time.monotonic() < end:
+        time.sleep(0.05)
+    time.sleep(3 * {TIMEOUT})  # more looks of the watchdog: still one report
+    d = session.deadlocks
+    sys.stdout.write(f"DEADLOCKS {{len(d)}} " + " ".join(sorted(t["name"] for t in d[0]["threads"])) + "\\n")
+    sys.stdout.write("POLICY " + d[0]["policy"] + "\\n")
+    """
+    r = run(tmp_path, source, cli=False)
+    assert r.returncode == 0, r.explain()
+    assert r.lines("DEADLOCKS") == ["DEADLOCKS 1 boss worker"], r.explain()
+    assert r.lines("POLICY") == ["POLICY report"], r.explain()
+    assert "the threads keep waiting (policy: report)" in r.stderr, r.explain()
