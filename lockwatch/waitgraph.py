@@ -72,9 +72,19 @@ def _recorded(obj: Any, ops: tuple[str, ...], waiter: int) -> Optional[set[int]]
         return ANY
     out: set[int] = set()
     for op in ops:
-        out |= res.wakers.get(op, set())
+        mine = res.wakers.get(op, set())
+        if len(mine) >= waits.MAX_WAKERS:
+            return ANY  # too many to tell
+        out |= mine
     out.discard(waiter)
     return out or ANY
+
+
+def _queue_marked(q: Any) -> bool:
+    """Whether every put/get/task_done of ``q`` is recorded (it was made while lockwatch was on:
+    waits._queue_made marked its Conditions); otherwise only some are, and any thread may wake it."""
+    cond = getattr(q, "not_empty", None)
+    return isinstance(getattr(cond, "__dict__", None), dict) and "_lockwatch_wakers" in cond.__dict__
 
 
 def _runner(fut: Any, frames: dict[int, Any]) -> Optional[int]:
@@ -126,7 +136,9 @@ def _node(ident: int, b: waits.Blocked, frames: dict[int, Any]) -> Optional[Node
             return None
         node.groups = [_recorded(obj, ("set",), ident)]
     elif kind == "Condition":
-        node.groups = [_recorded(obj, ("notify",), ident)]
+        # Notifiers of a plain Condition are not all recorded (only those holding another
+        # lock, for the lock-order graph: notify is too frequent): any other thread may.
+        node.groups = [ANY]
     elif kind == "Barrier":
         if obj.broken:
             return None
@@ -136,18 +148,19 @@ def _node(ident: int, b: waits.Blocked, frames: dict[int, Any]) -> Optional[Node
             size = obj._qsize()
         except Exception:
             return None
+        marked = _queue_marked(obj)
         if op == "get":
             if size > 0:
                 return None
-            node.groups = [_recorded(obj, ("put",), ident)]
+            node.groups = [_recorded(obj, ("put",), ident) if marked else ANY]
         elif op == "put":
             if obj.maxsize <= 0 or size < obj.maxsize:
                 return None
-            node.groups = [_recorded(obj, ("get",), ident)]
+            node.groups = [_recorded(obj, ("get",), ident) if marked else ANY]
         else:  # task-join
             if not obj.unfinished_tasks:
                 return None
-            node.groups = [_recorded(obj, ("task-done",), ident)]
+            node.groups = [_recorded(obj, ("task-done",), ident) if marked else ANY]
     elif kind == "Future":
         wakers, pool, done = _future_wakers(obj, frames)
         if done:
@@ -187,6 +200,8 @@ def find(now: int, limit: int, lock_waits: dict[int, tuple], by_list: dict[int, 
          me: Optional[int]) -> list[list[Node]]:
     """The deadlocked groups of threads (each blocked longer than ``limit`` ns) that wait for at
     least one thing that is not a lock (lock-only cycles are the watchdog's own)."""
+    if not any(now - b.t0 >= limit for b in list(waits.blocked.values())):
+        return []  # no wait is old enough (the common case: looked at before anything else)
     frames = sys._current_frames()
     everyone = {i for i in frames if i != me}
     nodes: dict[int, Node] = {}

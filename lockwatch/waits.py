@@ -181,13 +181,10 @@ def _end(ident: Optional[int]) -> None:
     global last_end
     if ident is not None:
         blocked.pop(ident, None)
+        # No ring: the watchdog's thread looks at least every LINGER seconds while nobody
+        # waits, and ends LINGER after the last wait ended (a ring per wait made it run a look
+        # per wait).
         last_end = _now()
-        if not blocked and not _rec.waiting:
-            # The last wait ended: the watchdog's thread may end now, not one polling interval
-            # later (test suites count the threads left behind a test, within a second).
-            watch = _rec.watch
-            if watch is not None and watch._ident is not None:
-                watch._ring()
 
 
 def _held_now(exclude: Any = None) -> list:
@@ -426,7 +423,6 @@ def _codes() -> dict[Any, tuple[str, str]]:
 _by_code: dict[Any, tuple[str, str]] = {}
 
 
-_NOBODY: set[int] = set()  # a Condition whose wakers are not recorded (a Future's)
 FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
 
 
@@ -496,15 +492,18 @@ def _holds_other(exclude: Any) -> bool:
 
 
 def condition_notified(cond: Any) -> None:
-    """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition."""
-    fast = cond.__dict__.get("_lockwatch_wakers")
-    if fast is not None and not _holds_other(cond._lock):
-        # Seen before, and no other lock held: only who notifies is news (Queue.put, a Future's
-        # set_result: once per item or task, so this is kept short).
-        if fast is not _NOBODY:
+    """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition.
+
+    Called once per Queue.put/get and per completed Future, so the common case is short: the
+    notifier holds no other lock (nothing for the lock-order graph), and only a Queue's
+    Conditions, marked when the Queue was made (_queue_made), keep their notifiers. A plain
+    Condition's or a Future's waiters count any other thread as a possible waker instead."""
+    if not _holds_other(cond._lock):
+        wakers = cond.__dict__.get("_lockwatch_wakers")
+        if wakers is not None:
             ident = get_ident()
-            if ident not in fast and len(fast) < MAX_WAKERS:
-                fast.add(ident)
+            if ident not in wakers and len(wakers) < MAX_WAKERS:
+                wakers.add(ident)
         return
     try:
         frame: Any = _getframe(2)
@@ -512,25 +511,35 @@ def condition_notified(cond: Any) -> None:
             frame = frame.f_back  # notify_all() calls notify()
         owner = _owner_of(cond, frame)
         if owner is FUTURE:
-            # Who wakes a Future is its runner (found when needed): only a lock held while
-            # completing it is recorded (a wait edge).
-            cond._lockwatch_wakers = _NOBODY
-            if _holds_other(cond._lock):
-                obj = frame.f_locals.get("self")
-                if obj is not None:
-                    _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
+            obj = frame.f_locals.get("self")
+            if obj is not None:
+                _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
             return
         op = "notify"
         if owner.kind == "Queue":
             what = _by_code.get(frame.f_code)
             op = what[1] if what is not None else "put"
         _woke(owner, op, frame, cond._lock)
-        if "_lockwatch_wakers" not in cond.__dict__ and owner.wakers is not None:
-            # Each of a Queue's Conditions is notified by one operation (not_empty by put,
-            # not_full by get, all_tasks_done by task_done): its set of wakers, kept at hand.
-            cond._lockwatch_wakers = owner.wakers.setdefault(op, set())
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+
+
+def _queue_made(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Queue.__init__: the Queue's Resource, and its three Conditions marked with the sets of
+    their notifiers (put wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
+    result = wrapped(instance, *args, **kwargs)
+    if active:
+        try:
+            res = resource(instance, "Queue", _getframe(2))
+            if res.wakers is not None:
+                for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
+                    cond = getattr(instance, attr, None)
+                    if cond is not None and hasattr(cond, "__dict__"):
+                        cond._lockwatch_wakers = res.wakers.setdefault(op, set())
+                        cond._lockwatch_owner = res
+        except Exception as exc:
+            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    return result
 
 
 def _internal(frame: Any) -> bool:
@@ -694,8 +703,6 @@ def _submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
                 made = resource(instance, "Pool", None)  # made by _pool_init, with its site
                 have = _pool_sites[key] = (weakref.ref(instance), (made.filename, made.line, made.function))
             frame: Any = _getframe(2)
-            if stacks.is_internal(frame.f_code.co_filename):
-                frame = stacks.first_outside(frame)
             fn = args[0] if args else kwargs.get("fn")
             # (pool, function, where it was submitted): formatted only if it is ever reported
             fut._lockwatch_submit = (have[0], fn, frame.f_code if frame is not None else None,
@@ -744,7 +751,7 @@ def _targets() -> list[tuple[Any, str, Callable[..., Any]]]:
         (threading.Event, "set", _event_set),
         (threading.Barrier, "__init__", _made("Barrier")),
         (threading.Barrier, "wait", _barrier_wait),
-        (queue.Queue, "__init__", _made("Queue")),
+        (queue.Queue, "__init__", _queue_made),
     ]
     cf = sys.modules.get("concurrent.futures.thread")
     if cf is not None:

@@ -198,7 +198,9 @@ class Watchdog:
             wait = self.interval
             while True:
                 self._bell.acquire(True, wait)  # a ring, or the next poll
-                wait = self.interval
+                # While nobody waits, look again soon: the thread ends LINGER after the last
+                # wait ended (waits.py does not ring when one ends).
+                wait = self.interval if _anyone_waiting() else min(self.interval, LINGER)
                 if self._stopping:
                     return
                 try:
@@ -211,7 +213,7 @@ class Watchdog:
                     # ended (well within the second that test suites give threads to end).
                     idle = _rec.now() - _last_wait_end()
                     if idle < linger:
-                        wait = (linger - idle) / 1e9
+                        wait = (linger - idle) / 1e9 + 0.001
                         continue
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
