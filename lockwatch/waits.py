@@ -693,23 +693,32 @@ def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
         _end(ident)
 
 
-def _submit(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    fut = wrapped(instance, *args, **kwargs)
-    if active:
-        try:
-            key = id(instance)
-            have = _pool_sites.get(key)
-            if have is None or have[0]() is not instance:
-                made = resource(instance, "Pool", None)  # made by _pool_init, with its site
-                have = _pool_sites[key] = (weakref.ref(instance), (made.filename, made.line, made.function))
-            frame: Any = _getframe(2)
-            fn = args[0] if args else kwargs.get("fn")
-            # (pool, function, where it was submitted): formatted only if it is ever reported
-            fut._lockwatch_submit = (have[0], fn, frame.f_code if frame is not None else None,
-                                     frame.f_lasti if frame is not None else -1)
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return fut
+def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
+    """ThreadPoolExecutor.submit, once per task: written out (no hook call in between), it tags
+    the Future with (its pool, its function, where it was submitted: code and offset, formatted
+    only if ever reported)."""
+    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        fut = original(self, *args, **kwargs)
+        if active:
+            try:
+                have = _pool_sites.get(id(self))
+                if have is None or have[0]() is not self:
+                    have = _pool_site(self)
+                f = _getframe(1)
+                fut._lockwatch_submit = (have[0], args[0] if args else kwargs.get("fn"), f.f_code, f.f_lasti)
+            except Exception as exc:
+                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+        return fut
+
+    functools.update_wrapper(submit, original)
+    submit._lockwatch_wrapper = True  # type: ignore[attr-defined]
+    return submit
+
+
+def _pool_site(pool: Any) -> tuple[Any, tuple[str, int, str]]:
+    made = resource(pool, "Pool", None)  # made by _pool_init, with its site
+    have = _pool_sites[id(pool)] = (weakref.ref(pool), (made.filename, made.line, made.function))
+    return have
 
 
 def submitted_at(tag: Any) -> list[str]:
@@ -739,10 +748,10 @@ def _pool_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
 _wrapped: list[tuple[Any, str, Any]] = []  # (class, attribute, original) to restore
 
 
-def _targets() -> list[tuple[Any, str, Callable[..., Any]]]:
+def _targets() -> list[tuple[Any, str, Optional[Callable[..., Any]]]]:
     import queue
 
-    out: list[tuple[Any, str, Callable[..., Any]]] = [
+    out: list[tuple[Any, str, Optional[Callable[..., Any]]]] = [
         (threading.Thread, "__init__", _made("Thread")),
         (threading.Thread, "join", _join),
         (threading.Thread, "_bootstrap_inner", _thread_started),
@@ -756,7 +765,7 @@ def _targets() -> list[tuple[Any, str, Callable[..., Any]]]:
     cf = sys.modules.get("concurrent.futures.thread")
     if cf is not None:
         out.append((cf.ThreadPoolExecutor, "__init__", _pool_init))
-        out.append((cf.ThreadPoolExecutor, "submit", _submit))
+        out.append((cf.ThreadPoolExecutor, "submit", None))  # _submit_method
     return out
 
 
@@ -789,7 +798,7 @@ def install() -> None:
         original = cls.__dict__.get(name)
         if original is None or getattr(original, "_lockwatch_wrapper", False):
             continue
-        setattr(cls, name, _method(original, wrapper))
+        setattr(cls, name, _method(original, wrapper) if wrapper is not None else _submit_method(original))
         _wrapped.append((cls, name, original))
     active = True
 
