@@ -682,8 +682,15 @@ def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any
                 timeout = getattr(instance, "_timeout", None)
             res = resource(instance, "Barrier", frame)
             _safely(_waited, res, "wait", timeout is not None, frame)
-            # Arriving is what wakes the others: an arrival is a waker of the barrier.
-            _woke(res, "arrive", frame)
+            # Arriving is what wakes the others: an arrival is a waker of the barrier (for real
+            # deadlocks). Not a wait edge: a party holding its own lock at the barrier is what
+            # barriers are for, and every arrival both waits and wakes, so "arrived holding L"
+            # closed a cycle with its own "waited holding L" on every such use.
+            wakers = res.wakers
+            if wakers is not None:
+                mine = wakers.setdefault("arrive", set())
+                if len(mine) < MAX_WAKERS:
+                    mine.add(get_ident())
             ident = _begin("Barrier", "wait", instance, timeout is not None)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")

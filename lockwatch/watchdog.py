@@ -91,6 +91,7 @@ class Watchdog:
         self.interval = max(0.02, min(1.0, shortest / 4))
         self.reported: set[frozenset] = set()
         self.wait_reported: set[tuple[int, int, int]] = set()  # (thread, id(what), since) of waits
+        self.in_lock_cycles: set[tuple[int, int]] = set()  # (thread, since) of reported lock cycles
         self.alerted: set[tuple[Any, ...]] = set()  # (kind, serial or thread, start) already reported
         # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
         # has another thread (see _deadlock).
@@ -252,6 +253,7 @@ class Watchdog:
                 if key in self.reported:
                     continue  # report once, not in a loop
                 self.reported.add(key)
+                self.in_lock_cycles.update((i, waiting[i][1]) for i in cycle)
                 found.append(self._deadlock(cycle, waiting, blocked_by, names, now))
             found.extend(self._wait_deadlocks(waiting, by_list, names, now, limit))
         self._alerts(waiting, by_list, names, now)
@@ -314,6 +316,11 @@ class Watchdog:
             pairs = {(n.ident, id(n.obj), n.t0) for n in comp}
             if pairs & self.wait_reported:
                 continue  # reported already (a thread that blocked later joined it: the same one)
+            if any((n.ident, n.t0) in self.in_lock_cycles for n in comp if n.op == "acquire"):
+                # Threads joining (or waiting on) threads of a lock cycle reported already: that
+                # cycle is the deadlock, and these waits are its consequence.
+                self.wait_reported |= pairs
+                continue
             self.wait_reported |= pairs
             found.append(self._wait_deadlock(comp, names, now))
         return found
