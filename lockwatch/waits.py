@@ -704,7 +704,7 @@ def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
     """ThreadPoolExecutor.submit, once per task: written out (no hook call in between), it tags
     the Future with (its pool, its function, where it was submitted: code and offset, formatted
     only if ever reported)."""
-    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         fut = original(self, *args, **kwargs)
         if active:
             try:
@@ -781,7 +781,7 @@ def _method(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[
     (wrapt's wrapper signature). A plain function, not a wrapt.FunctionWrapper: bound on every
     attribute access, wrapt's wrapper cost about 4 times a plain function's call on a method
     (ThreadPoolExecutor.submit is called once per task; see benchmarks/waits.py)."""
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         return hook(original, self, args, kwargs)
 
     functools.update_wrapper(method, original)

@@ -210,7 +210,7 @@ class Watchdog:
                     _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
                 if not self.warn_hold and not _anyone_waiting():
                     # A thread that waits again and again (a result() per task, a get() per
-                    # item) would start a thread per wait: stay a little after the last wait
+                    # item) would start a thread per wait: stay a little (LINGER) after the last wait
                     # ended (well within the second that test suites give threads to end).
                     idle = _rec.now() - _last_wait_end()
                     if idle < linger:
@@ -408,7 +408,7 @@ class Watchdog:
                     self.on_alert(alert.to_dict(), render_alert(alert))
 
 
-LINGER = 0.25  # seconds the watchdog's thread stays after the last wait ended
+LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
 
 
 def _last_wait_end() -> int:
