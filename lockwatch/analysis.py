@@ -160,6 +160,11 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
 
     for p in by_fp.values():
         triage(p, stats)
+    if snapshot.pool_waits:  # thread pools whose tasks wait on their own futures (waitfindings)
+        from .waitfindings import pool_findings
+
+        for p in pool_findings(snapshot, fingerprint):
+            by_fp.setdefault(p.fingerprint, p)
     report.potential_deadlocks = sorted(by_fp.values(), key=_order)
     return report
 

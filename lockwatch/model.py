@@ -18,8 +18,8 @@ VERSION = 2  # 2: the whole graph's edges as rows referring to tables (stacks st
 
 # Triage labels, most severe first. A cycle can meet several conditions; its label is the one that
 # bounds the harm most (guarded: cannot deadlock; timed: stalls, cannot hang; ...).
-SEVERITY = ("deadlock", "single-thread", "semaphore", "timed", "guarded")
-FAILING = {"deadlock", "single-thread", "semaphore"}
+SEVERITY = ("deadlock", "single-thread", "starvation", "semaphore", "timed", "guarded")
+FAILING = {"deadlock", "single-thread", "starvation", "semaphore"}
 
 
 class ReportError(UserError):
@@ -234,13 +234,21 @@ class EdgeRecord:
     gate_instances: list[int] = field(default_factory=list)
     thread_id: str = ""  # "<pid>:<ident>" of the first thread that took the edge
     multi: bool = False  # taken by more than one thread
+    # An edge through a wait (dst or src is a Thread, Event, Condition, Barrier, Queue or Future):
+    # ``wait`` (src held while waiting for dst: join, wait, get, put, task-join, result, ...) or
+    # ``wake`` (src was woken while holding dst: set, notify, put, get, task-done, result, arrive;
+    # "end": the thread src took dst before it ended).
+    wait: Optional[str] = None
+    wake: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"src": self.src, "dst": self.dst, "thread": self.thread, "held_stack": list(self.held_stack),
                 "acquire_stack": list(self.acquire_stack), "count": self.count, "timed": self.timed,
                 "context": self.context, "src_instance": self.src_instance, "dst_instance": self.dst_instance,
                 "src_name": self.src_name, "dst_name": self.dst_name, "gates": list(self.gates),
-                "gate_instances": list(self.gate_instances), "thread_id": self.thread_id, "multi": self.multi}
+                "gate_instances": list(self.gate_instances), "thread_id": self.thread_id, "multi": self.multi,
+                **({"wait": self.wait} if self.wait is not None else {}),
+                **({"wake": self.wake} if self.wake is not None else {})}
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> EdgeRecord:
@@ -257,7 +265,8 @@ class EdgeRecord:
             src_instance=r.opt("src_instance", int), dst_instance=r.opt("dst_instance", int),
             src_name=r.opt("src_name", str), dst_name=r.opt("dst_name", str),
             gates=r.strings("gates"), gate_instances=list(gate_instances),
-            thread_id=r.opt("thread_id", str, ""), multi=r.opt("multi", bool, False))
+            thread_id=r.opt("thread_id", str, ""), multi=r.opt("multi", bool, False),
+            wait=r.opt("wait", str), wake=r.opt("wake", str))
 
 
 # -- what the watchdog and the declared orders saw -----------------------------------------------
@@ -298,7 +307,9 @@ class HeldLock(LockInfo):
 
 @dataclass
 class DeadlockThread:
-    """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract."""
+    """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract.
+    ``waiting_for`` is a lock, or (``wait`` says how it waits) a Thread, Event, Condition,
+    Barrier, Queue or Future; ``wakers`` are the threads of the deadlock that could end the wait."""
 
     name: str
     stack: list[str]
@@ -307,23 +318,52 @@ class DeadlockThread:
     waiting_s: Optional[float] = None
     blocked_by: Optional[str] = None  # the thread holding what this one waits for
     holds: list[HeldLock] = field(default_factory=list)
+    wait: Optional[str] = None  # not a lock: join, wait, get, put, task-join, result, exception, ...
+    wakers: list[str] = field(default_factory=list)  # threads (of the deadlock) that could end the wait
     keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ident", "waiting_for", "waiting_s", "blocked_by", "holds", "stack")
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ident", "waiting_for", "waiting_s", "blocked_by", "holds",
+                                         "wait", "wakers", "stack")
 
     def to_dict(self) -> dict[str, Any]:
-        return _written([("name", self.name), ("ident", self.ident),
-                         ("waiting_for", self.waiting_for.to_dict() if self.waiting_for else None),
-                         ("waiting_s", self.waiting_s), ("blocked_by", self.blocked_by),
-                         ("holds", [h.to_dict() for h in self.holds]), ("stack", list(self.stack))],
-                        self.keys)
+        pairs: list[tuple[str, Any]] = [
+            ("name", self.name), ("ident", self.ident),
+            ("waiting_for", self.waiting_for.to_dict() if self.waiting_for else None),
+            ("waiting_s", self.waiting_s), ("blocked_by", self.blocked_by),
+            ("holds", [h.to_dict() for h in self.holds])]
+        if self.wait is not None or (self.keys is not None and "wait" in self.keys):
+            pairs += [("wait", self.wait), ("wakers", list(self.wakers))]
+        pairs.append(("stack", list(self.stack)))
+        return _written(pairs, self.keys)
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> DeadlockThread:
         r = _Reader(data, where, source)
         return cls(r.req("name", str), r.strings("stack", required=True), r.opt("ident", int),
                    r.record("waiting_for", LockInfo.from_dict), r.opt("waiting_s", float),
-                   r.opt("blocked_by", str), r.items("holds", HeldLock.from_dict), keys=r.keys(cls.FIELDS))
+                   r.opt("blocked_by", str), r.items("holds", HeldLock.from_dict),
+                   r.opt("wait", str), r.strings("wakers"), keys=r.keys(cls.FIELDS))
+
+
+@dataclass
+class PoolStarvation:
+    """A thread pool every worker of which waits on work queued behind it (a real deadlock)."""
+
+    name: str
+    site: Optional[str]
+    workers: int
+    max_workers: int
+    queued: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "site": self.site, "workers": self.workers,
+                "max_workers": self.max_workers, "queued": self.queued}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> PoolStarvation:
+        r = _Reader(data, where, source)
+        return cls(r.req("name", str), r.opt("site", str), r.opt("workers", int, 0),
+                   r.opt("max_workers", int, 0), r.opt("queued", int, 0))
 
 
 @dataclass
@@ -335,26 +375,36 @@ class Deadlock:
     policy: Optional[str] = None  # "exit", "raise" or "report"
     victim: Optional[str] = None  # the thread that got the DeadlockError ("raise")
     detected_at: Optional[float] = None  # time.time()
+    starvation: Optional[PoolStarvation] = None  # the thread pool starved, if that is the deadlock
     keys: Optional[tuple[str, ...]] = field(default=None, compare=False, repr=False)
 
-    FIELDS: ClassVar[tuple[str, ...]] = ("threads", "timeout_s", "policy", "victim", "detected_at")
+    FIELDS: ClassVar[tuple[str, ...]] = ("threads", "timeout_s", "policy", "victim", "detected_at", "starvation")
 
     @property
     def waits_for_itself(self) -> bool:
         """One thread waiting for a lock it holds itself."""
-        return len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
+        return (len(self.threads) == 1 and self.threads[0].blocked_by == self.threads[0].name
+                and self.threads[0].wait is None)
 
     def to_dict(self) -> dict[str, Any]:
-        return _written([("threads", [t.to_dict() for t in self.threads]), ("timeout_s", self.timeout_s),
-                         ("policy", self.policy), ("victim", self.victim), ("detected_at", self.detected_at)],
-                        self.keys)
+        pairs: list[tuple[str, Any]] = [
+            ("threads", [t.to_dict() for t in self.threads]), ("timeout_s", self.timeout_s),
+            ("policy", self.policy), ("victim", self.victim), ("detected_at", self.detected_at)]
+        if self.starvation is not None or (self.keys is not None and "starvation" in self.keys):
+            pairs.append(("starvation", self.starvation.to_dict() if self.starvation else None))
+        return _written(pairs, self.keys)
+
+    @property
+    def through_waits(self) -> bool:
+        """Some thread waits for something that is not a lock (a join, an Event, a Queue, ...)."""
+        return any(t.wait is not None for t in self.threads)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "deadlock", source: str = "report") -> Deadlock:
         r = _Reader(data, where, source)
         return cls(r.items("threads", DeadlockThread.from_dict), r.opt("timeout_s", float),
                    r.opt("policy", str), r.opt("victim", str), r.opt("detected_at", float),
-                   keys=r.keys(cls.FIELDS))
+                   r.record("starvation", PoolStarvation.from_dict), keys=r.keys(cls.FIELDS))
 
 
 @dataclass
@@ -443,6 +493,45 @@ class BaselineEntry:
 
 
 @dataclass
+class PoolWaitRecord:
+    """Tasks of a thread pool (created at ``site``) waited on futures of their own pool: up to
+    ``depth`` of its ``max_workers`` workers at once, ``count`` times (potential starvation)."""
+
+    site: str
+    name: str
+    max_workers: int
+    depth: int
+    thread: str
+    stack: list[str]  # where the first such wait was
+    submit_stack: list[str] = field(default_factory=list)  # where its future was submitted
+    count: int = 1
+    timed: bool = False  # every such wait had a timeout
+    function: str = ""
+    stable_file: str = ""
+    context: Optional[str] = None
+    stdlib: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "name": self.name, "function": self.function, "stable_file": self.stable_file,
+                "max_workers": self.max_workers, "depth": self.depth, "count": self.count,
+                "thread": self.thread, "stack": list(self.stack), "submit_stack": list(self.submit_stack),
+                "timed": self.timed, "context": self.context, "stdlib": self.stdlib}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> PoolWaitRecord:
+        r = _Reader(data, where, source)
+        site = r.req("site", str)
+        if not _SITE_LINE.match(site.rpartition(":")[2]):
+            r.fail(f"{r.path('site')} is not <file>:<line>")
+        return cls(site=site, name=r.req("name", str), max_workers=r.opt("max_workers", int, 0),
+                   depth=r.opt("depth", int, 0), thread=r.req("thread", str), stack=r.strings("stack"),
+                   submit_stack=r.strings("submit_stack"), count=r.opt("count", int, 1),
+                   timed=r.opt("timed", bool, False), function=r.opt("function", str, ""),
+                   stable_file=r.opt("stable_file", str, ""), context=r.opt("context", str),
+                   stdlib=r.opt("stdlib", bool, False))
+
+
+@dataclass
 class Snapshot:
     locks: list[LockStats] = field(default_factory=list)
     site_edges: list[EdgeRecord] = field(default_factory=list)
@@ -450,6 +539,7 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)  # declared-order violations
+    pool_waits: list[PoolWaitRecord] = field(default_factory=list)  # tasks waiting on their own pool
     # file -> line -> its text, as the recording process read it (sources.embed): what reports
     # show of the source, so that nobody reads a file because a report names it
     source_lines: dict[str, dict[int, str]] = field(default_factory=dict)
@@ -512,6 +602,16 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
         offset += top + 1
         out.internal_errors.extend(snap.internal_errors)
         out.violations.extend(snap.violations)
+        for pw in snap.pool_waits:
+            same = next((p for p in out.pool_waits if p.site == pw.site), None)
+            if same is None:
+                out.pool_waits.append(PoolWaitRecord(**{**pw.__dict__, "stack": list(pw.stack),
+                                                        "submit_stack": list(pw.submit_stack)}))
+            else:
+                same.depth = max(same.depth, pw.depth)
+                same.max_workers = max(same.max_workers, pw.max_workers)
+                same.count += pw.count
+                same.timed = same.timed and pw.timed
         for filename, lines in snap.source_lines.items():
             mine = out.source_lines.setdefault(filename, {})
             for line, text in lines.items():
@@ -627,9 +727,10 @@ class Report:
 # "<file>:<line> in <function>") is stored once, as pprof and speedscope do.
 
 EDGE_FIELDS = ("src", "dst", "thread", "held_stack", "acquire_stack", "src_instance", "dst_instance",
-               "count", "timed", "multi", "context", "gates", "gate_instances", "src_name", "dst_name")
+               "count", "timed", "multi", "context", "gates", "gate_instances", "src_name", "dst_name",
+               "wait", "wake")
 _REQUIRED = 5  # src .. acquire_stack: every row has them
-_DEFAULTS: tuple[Any, ...] = (None, None, 1, False, False, None, [], [], None, None)  # src_instance ..
+_DEFAULTS: tuple[Any, ...] = (None, None, 1, False, False, None, [], [], None, None, None, None)  # src_instance ..
 
 
 class _Tables:
@@ -665,14 +766,16 @@ class _Tables:
         row: list[Any] = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack),
                           self.stack(e.acquire_stack)]
         if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
-                or e.src_name is not None or e.dst_name is not None):  # the common rows, quickly
+                or e.src_name is not None or e.dst_name is not None
+                or e.wait is not None or e.wake is not None):  # the common rows, quickly
             if e.dst_instance is not None and e.src_instance is not None:
                 row += (e.src_instance, e.dst_instance)
                 return row
             if e.dst_instance is None and e.src_instance is None:
                 return row
         tail = (e.src_instance, e.dst_instance, e.count, e.timed, e.multi, e.context,
-                [self.site(g) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name)
+                [self.site(g) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name,
+                e.wait, e.wake)
         n = len(tail)
         while n and tail[n - 1] == _DEFAULTS[n - 1] and type(tail[n - 1]) is type(_DEFAULTS[n - 1]):
             n -= 1
@@ -687,6 +790,7 @@ class _Tables:
         for e in edges:
             if (e.gates or e.gate_instances or e.context is not None or e.src_name is not None
                     or e.dst_name is not None or (e.src_instance is None) != (e.dst_instance is None)
+                    or e.wait is not None or e.wake is not None
                     or type(e.count) is not int):
                 yield json.dumps(row(e), separators=_COMPACT)
                 continue
@@ -754,6 +858,7 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         ("lock_order", lambda: rows(snap.site_edges), True),
         ("instance_edges", lambda: rows(snap.instance_edges), True),
+        *([("pool_waits", lambda: [p.to_dict() for p in snap.pool_waits], False)] if snap.pool_waits else []),
         ("sites", lambda: iter(tables.sites), True),
         ("threads", lambda: ([name, ident] for name, ident in tables.threads), True),
         ("stacks", lambda: iter(tables.stack_rows), True),
@@ -888,6 +993,7 @@ class SavedReport:
                         site_edges=site_edges, instance_edges=instance_edges,
                         meta=dict(r.opt("meta", dict, {})), internal_errors=r.strings("internal_errors"),
                         violations=r.items("order_violations", Violation.from_dict),
+                        pool_waits=r.items("pool_waits", PoolWaitRecord.from_dict),
                         source_lines=_source_lines(r))
         saved = cls(snap, r.items("deadlocks", Deadlock.from_dict), r.items("alerts", Alert.from_dict),
                     baseline_gone=[BaselineEntry.from_dict(e, f"baseline_gone[{i}]", source)
@@ -996,7 +1102,7 @@ class _EdgeReader:
                 bad = "" if type(v) is int and 0 <= v <= MAX_INT else f"an integer from 0 to {MAX_INT}"
             elif name in ("timed", "multi"):
                 bad = "" if type(v) is bool else "true or false"
-            elif name in ("context", "src_name", "dst_name"):
+            elif name in ("context", "src_name", "dst_name", "wait", "wake"):
                 bad = "" if type(v) is str else "a string or null"
             elif name == "gates":
                 if not (type(v) is list and all(type(g) is int and 0 <= g < len(self.sites) for g in v)):

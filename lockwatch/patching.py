@@ -10,7 +10,7 @@ import threading
 import types
 from typing import Any
 
-from . import primitives, proxies
+from . import primitives, proxies, waits
 from .stacks import is_internal, is_threading, wrapt_dir
 
 # Importing wrapt, and when.
@@ -194,6 +194,9 @@ def install() -> None:
     wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_factory,))
     wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_factory,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
+    # Joins, Events, Barriers, Queues and thread pools: their methods wrapped at the class level
+    # (waits.py says why not replaced like the factories above).
+    waits.install()
     # A factory that is wrapt's own FunctionWrapper (Lock before 3.13) has no method of
     # lockwatch's: pickle and copy find it through their dispatch tables, looked up by exact type
     # before the proxy's methods, at no cost per call (a subclass defining them would cost ~230 ns
@@ -206,6 +209,7 @@ def install() -> None:
 def uninstall() -> None:
     """Put the original factories back (idempotent). Locks already created stay instrumented.
     (wrapt 2's unwrap_object would do this too; wrapt 1 has none, so lockwatch keeps them.)"""
+    waits.uninstall()
     while _originals:
         name, original = _originals.popitem()
         setattr(threading, name, original)

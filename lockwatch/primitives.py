@@ -7,6 +7,7 @@ from types import CodeType
 from typing import Any
 
 from . import recorder as _rec
+from . import waits as _waits
 from .proxies import (
     Lock,
     RLock,
@@ -98,9 +99,19 @@ class Condition(OrigCondition, metaclass=_Mirror):
         return result
 
     def wait(self, timeout: float | None = None) -> bool:
-        return _unmutexed(super().wait, timeout)  # wait_for() calls this
+        # wait_for() calls this. lockwatch.waits records who waits (and for what: a Queue.get, a
+        # Future.result), for real deadlocks and wait edges; it calls _unmutexed(wait, timeout).
+        return _waits.condition_wait(self, super().wait, _unmutexed, timeout)
 
     wait.__doc__ = OrigCondition.wait.__doc__
+
+    # -- waits.py: who wakes this Condition (notify_all calls notify) --------------------------
+    def notify(self, n: int = 1) -> None:
+        if _waits.active:
+            _waits.condition_notified(self)
+        return super().notify(n)
+
+    notify.__doc__ = OrigCondition.notify.__doc__
 
     def _acquire_restore(self, x: Any) -> None:
         # wait() re-takes a plain Lock through threading.Condition._acquire_restore, i.e. from

@@ -123,9 +123,16 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         "started": started,
         "duration_s": round(time.time() - started, 6),
     }
-    return Snapshot(locks=[stats[i] for i in sorted(stats)], site_edges=site_edges,
+    snap = Snapshot(locks=[stats[i] for i in sorted(stats)], site_edges=site_edges,
                     instance_edges=instance_edges, meta=meta, internal_errors=errors,
                     violations=violations)
+    waits = sys.modules.get("lockwatch.waits")
+    if waits is not None:  # edges through joins, Events, Queues, Futures (waits.py)
+        try:
+            waits.add_to_snapshot(snap)
+        except Exception as exc:
+            snap.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    return snap
 
 
 def _stdlib_dirs() -> tuple[str, ...]:

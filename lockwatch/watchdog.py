@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 from . import recorder as _rec
 from . import stacks
 from .errors import DeadlockError
-from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo
+from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo, PoolStarvation
 from .renderers.incidents import render_alert, render_deadlock, summarize
 from .settings import EXIT_DEADLOCK, POLICIES
 
@@ -94,6 +94,8 @@ class Watchdog:
         # within ~1/4 of the timeout after it, and a blocked thread wakes ~4 times per timeout.
         self.interval = max(0.02, min(1.0, shortest / 4))
         self.reported: set[frozenset] = set()
+        self.wait_reported: set[tuple[int, int, int]] = set()  # (thread, id(what), since) of waits
+        self.in_lock_cycles: set[tuple[int, int]] = set()  # (thread, since) of reported lock cycles
         self.alerted: set[tuple[Any, ...]] = set()  # (kind, serial or thread, start) already reported
         # Threads blocked re-taking a Condition's lock in wait(): never the victim if the cycle
         # has another thread (see _deadlock).
@@ -196,22 +198,34 @@ class Watchdog:
 
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
+        linger = int(min(LINGER, self.interval) * 1e9)
         with self._done:
+            wait = self.interval
             while True:
-                self._bell.acquire(True, self.interval)  # a ring, or the next poll
+                self._bell.acquire(True, wait)  # a ring, or the next poll
+                # While nobody waits, look again soon: the thread ends LINGER after the last
+                # wait ended (waits.py does not ring when one ends).
+                wait = self.interval if _anyone_waiting() else min(self.interval, LINGER)
                 if self._stopping:
                     return
                 try:
                     self.check()
                 except Exception as exc:  # the watchdog must never take the program down
                     _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
-                if not self.warn_hold and not _rec.waiting:
+                if not self.warn_hold and not _anyone_waiting():
+                    # A thread that waits again and again (a result() per task, a get() per
+                    # item) would start a thread per wait: stay a little (LINGER) after the last wait
+                    # ended (well within the second that test suites give threads to end).
+                    idle = _rec.now() - _last_wait_end()
+                    if idle < linger:
+                        wait = (linger - idle) / 1e9 + 0.001
+                        continue
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
                         # that look sees None in _launch and starts a new watchdog thread.
                         # free-threading: relies on the GIL's ordering of these two accesses.
                         me, self._ident = self._ident, None
-                        if not _rec.waiting:
+                        if not _anyone_waiting():
                             return
                         self._ident = me
 
@@ -243,7 +257,9 @@ class Watchdog:
                 if key in self.reported:
                     continue  # report once, not in a loop
                 self.reported.add(key)
+                self.in_lock_cycles.update((i, waiting[i][1]) for i in cycle)
                 found.append(self._deadlock(cycle, waiting, blocked_by, names, now))
+            found.extend(self._wait_deadlocks(waiting, by_list, names, now, limit))
         self._alerts(waiting, by_list, names, now)
         return found
 
@@ -294,6 +310,74 @@ class Watchdog:
             _rec.victims[victim] = DeadlockError(summarize(deadlock), data)
         return data
 
+    def _wait_deadlocks(self, waiting: dict, by_list: dict, names: dict, now: int, limit: int) -> list[dict]:
+        """Deadlocks through joins, Events, Conditions, Barriers, Queues and Futures (waitgraph)."""
+        waits = sys.modules.get("lockwatch.waits")
+        if waits is None or not waits.blocked:
+            return []
+        from . import waitgraph
+
+        found = []
+        for comp in waitgraph.find(now, limit, waiting, by_list, self._ident):
+            pairs = {(n.ident, id(n.obj), n.t0) for n in comp}
+            if pairs & self.wait_reported:
+                continue  # reported already (a thread that blocked later joined it: the same one)
+            if any((n.ident, n.t0) in self.in_lock_cycles for n in comp if n.op == "acquire"):
+                # Threads joining (or waiting on) threads of a lock cycle reported already: that
+                # cycle is the deadlock, and these waits are its consequence.
+                self.wait_reported |= pairs
+                continue
+            self.wait_reported |= pairs
+            found.append(self._wait_deadlock(comp, names, now))
+        return found
+
+    def _wait_deadlock(self, comp: list, names: dict, now: int) -> dict:
+        from . import waitgraph
+
+        frames = sys._current_frames()
+        stuck = {n.ident for n in comp}
+        threads = []
+        starvation = None
+        for n in comp:
+            name, kind, site = waitgraph.describe(n)
+            wakers = waitgraph.wakers_of(n, stuck)
+            held = n.held if n.held is not None else _rec.threads.get(n.ident, [])
+            threads.append(DeadlockThread(
+                name=names.get(n.ident, f"thread-{n.ident}"), ident=n.ident,
+                waiting_for=LockInfo(name=name, kind=kind, site=site),
+                waiting_s=round((now - n.t0) / 1e9, 3),
+                blocked_by=(names.get(wakers[0], f"thread-{wakers[0]}")
+                            if len(wakers) == 1 and wakers[0] != n.ident else None),
+                holds=[_held_lock(h) for h in _rec.holding(held)] if held else [],
+                stack=stacks.capture(frames.get(n.ident), limit=32),
+                wait=None if n.op == "acquire" else n.op,
+                wakers=[names.get(w, f"thread-{w}") for w in wakers] if n.op != "acquire" else [],
+            ))
+            if starvation is None and n.pool is not None:
+                info = waitgraph.pool_starving(n.pool, stuck)
+                if info is not None:
+                    starvation = PoolStarvation(**info)
+        victim = None
+        if self.policy == "raise":
+            # Only a thread blocked where lockwatch wakes it now and then can get the error: a
+            # lock's waiter (not one re-taking a Condition's lock) or a join. The main thread if
+            # it can be chosen, else the one that started waiting last; none: it is reported only.
+            pool = [n for n in comp if (n.op == "acquire" and n.ident not in self.restoring) or n.op == "join"]
+            main = threading.main_thread().ident
+            chosen = next((n for n in pool if n.ident == main), None)
+            if chosen is None and pool:
+                chosen = max(pool, key=lambda n: n.t0)
+            victim = chosen.ident if chosen is not None else None
+        deadlock = Deadlock(threads=threads, timeout_s=self.timeout, policy=self.policy,
+                            victim=names.get(victim) if victim is not None else None,
+                            detected_at=time.time(), starvation=starvation)
+        data = deadlock.to_dict()
+        text = render_deadlock(deadlock)
+        if victim is not None:
+            _rec.victims[victim] = DeadlockError(summarize(deadlock), data)
+        self.on_deadlock(data, text)
+        return data
+
     def _alerts(self, waiting: dict, by_list: dict, names: dict, now: int) -> None:
         frames = None
         if self.warn_wait:
@@ -328,6 +412,22 @@ class Watchdog:
                                   thread=names.get(ident, f"thread-{ident}"), taken_at=_taken_at(lock),
                                   stack=stacks.capture(frames.get(ident), limit=32))
                     self.on_alert(alert.to_dict(), render_alert(alert))
+
+
+LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
+
+
+def _last_wait_end() -> int:
+    waits = sys.modules.get("lockwatch.waits")
+    return waits.last_end if waits is not None else 0
+
+
+def _anyone_waiting() -> bool:
+    """A thread waits for a lock, or is in an untimed join/Event/Queue/Future wait (waits)."""
+    if _rec.waiting:
+        return True
+    waits = sys.modules.get("lockwatch.waits")
+    return bool(waits is not None and waits.blocked)
 
 
 def _cycles(blocked_by: dict[int, int]) -> list[list[int]]:

@@ -15,7 +15,8 @@ from support import load_report_fixture as load_fixture
 from lockwatch.model import save
 
 RUNTIME = ["lockwatch.patching", "lockwatch.proxies", "lockwatch.recorder", "lockwatch.watchdog",
-           "lockwatch.control", "lockwatch.primitives", "lockwatch.runner", "wrapt"]
+           "lockwatch.control", "lockwatch.primitives", "lockwatch.runner", "lockwatch.waits",
+           "lockwatch.waitgraph", "wrapt"]
 
 # Runs CODE, then prints which of RUNTIME are imported, as JSON, at exit (also after SystemExit).
 PROBE = """

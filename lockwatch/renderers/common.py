@@ -13,11 +13,13 @@ T = TypeVar("T")
 
 # Triage labels (lockwatch.model.SEVERITY) as the text report words them.
 LABELS = {"deadlock": "deadlock risk", "single-thread": "single-thread inversion",
+          "starvation": "thread-pool starvation",
           "semaphore": "through a semaphore", "timed": "timed (stall, not hang)",
           "guarded": "guarded by a gate lock"}
 
 # The same labels as the HTML page's badges words them, with the badge's class.
 BADGES = {"deadlock": ("deadlock risk", "risk"), "single-thread": ("single-thread inversion", "risk"),
+          "starvation": ("thread-pool starvation", "risk"),
           "semaphore": ("through a semaphore", "warn"), "timed": ("timed: stall, not hang", "mild"),
           "guarded": ("guarded by a gate lock", "mild")}
 
@@ -28,6 +30,47 @@ SCOPE_TEXT = {
     "site": "Locks created at these sites were taken in opposite orders (not necessarily the same "
             "objects: lock classes, as in lockdep). If two of them meet, they can deadlock.",
 }
+
+# The same for a cycle through a wait (a join, an Event, a Queue, a Future...), and for a thread
+# pool whose tasks wait on its own futures.
+WAIT_SCOPE_TEXT = ("A thread held a lock while it waited for something (a thread to end, an event, an "
+                   "item, a result) that another thread did only while holding, or after taking, that "
+                   "lock. If they meet, both wait forever.")
+POOL_SCOPE_TEXT = ("Tasks of this thread pool waited on futures of the same pool. When every worker does "
+                   "so at once, the futures they wait for stay queued behind them for ever.")
+
+
+def scope_text(p: PotentialDeadlock) -> str:
+    """What a potential deadlock's kind of cycle means, in one or two sentences."""
+    if any(e.wake == "pool" for e in p.edges):
+        return POOL_SCOPE_TEXT
+    if any(e.wait or e.wake for e in p.edges):
+        return WAIT_SCOPE_TEXT
+    return SCOPE_TEXT["instance" if p.scope == "instance" else "site"]
+
+
+def edge_words(a: str, b: str, e: Any, ctx: str = "") -> tuple[str, str, str]:
+    """How an edge a -> b of a cycle reads: (what happened, the title of its held_stack, the
+    title of its acquire_stack). ``e`` is a model.EdgeRecord; ``ctx`` goes in the parentheses."""
+    times = plural(e.count, "time") + ctx
+    if e.wake == "pool":
+        return (f"a task of the pool, in thread {quoted(e.thread)}, waited on a future of the same pool "
+                f"({times}{', with a timeout' if e.timed else ''})",
+                "the future was submitted at", "and waited for at")
+    if e.wait:
+        timed = ", with a timeout (can stall, not hang)" if e.timed else ""
+        return (f"thread {quoted(e.thread)} held {a} and waited for {b} ({e.wait}; {times}{timed})",
+                f"{a} was taken at", f"then it waited for {b} at")
+    if e.wake == "end":
+        return (f"{a} took {b} before it ended", f"{b} was taken at", "then the thread ended")
+    if e.wake:
+        did = WAKE_PHRASES.get(e.wake, e.wake)
+        return (f"thread {quoted(e.thread)} {did} {a} while holding {b} ({times})",
+                f"{b} was taken at", f"then {a} was woken ({e.wake}) at")
+    extra = ", timed acquire (can stall, not hang)" if e.timed else ""
+    return (f"thread {quoted(e.thread)} held {a} and waited for {b} ({plural(e.count, 'time')}{extra}{ctx})",
+            f"{a} was taken at", f"then {b} was taken at")
+
 
 KNOWN_REASON = "known: in the CI baseline, so it does not fail a run"
 
@@ -85,6 +128,42 @@ def fmt_ns(ns: float) -> str:
 def cycle_title(p: PotentialDeadlock) -> str:
     names = [lock.name for lock in p.locks]
     return " -> ".join(names + names[:1])
+
+
+# What a thread of a real deadlock waits for, when it is not a lock (DeadlockThread.wait).
+WAIT_PHRASES = {
+    "join": "waits for thread {q} to finish (join)",
+    "wait:Event": "waits for Event {n} to be set",
+    "wait:Condition": "waits for Condition {n} to be notified",
+    "wait:Barrier": "waits at Barrier {n} for the other threads to arrive",
+    "get": "waits to get an item from Queue {n}, which is empty",
+    "put": "waits to put an item into Queue {n}, which is full",
+    "task-join": "waits for every task of Queue {n} to be done (Queue.join)",
+    "result": "waits for the result of {n}",
+    "exception": "waits for {n} to finish (Future.exception)",
+    "wait-all": "waits for all of {n} (concurrent.futures.wait)",
+    "wait-any": "waits for any of {n} (concurrent.futures.wait)",
+    "as-completed": "waits for the next of {n} to complete (as_completed)",
+}
+
+# What a wait edge of the lock-order graph did at the resource's end (EdgeRecord.wait/.wake).
+WAKE_PHRASES = {"set": "set", "notify": "notified", "put": "put an item into", "get": "took an item from",
+                "task-done": "marked a task done in", "result": "completed", "arrive": "arrived at",
+                "end": "ended"}
+
+
+def wait_phrase(wait: str, kind: Any, name: Any) -> str:
+    """"waits for thread 'worker' to finish (join)": a wait in words."""
+    template = WAIT_PHRASES.get(f"{wait}:{kind}") or WAIT_PHRASES.get(wait) or "waits ({w}) for {k} {n}"
+    return template.format(q=quoted(name), n=name, k=kind, w=wait)
+
+
+def wakers_phrase(wakers: list[str]) -> str:
+    if not wakers:
+        return ""
+    if len(wakers) == 1:
+        return f", which only thread {quoted(wakers[0])} can end"
+    return ", which only threads " + ", ".join(quoted(w) for w in wakers) + " can end"
 
 
 def quoted(name: Any) -> str:

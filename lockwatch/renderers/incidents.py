@@ -1,18 +1,32 @@
 """The text of what really happened: real deadlocks and long hold/wait alerts (watchdog and reports)."""
 from __future__ import annotations
 
-from ..model import Alert, Deadlock
+from ..model import Alert, Deadlock, DeadlockThread
 from ..settings import EXIT_DEADLOCK
 from ..stacks import short_path
-from .common import quoted, visible
+from .common import quoted, visible, wait_phrase, wakers_phrase
+
+
+def _waits(t: DeadlockThread) -> str:
+    """What a thread waits for, in words, without "thread 'name'"."""
+    w = t.waiting_for
+    if t.wait is not None:
+        return wait_phrase(t.wait, w.kind if w else None, w.name if w else None)
+    what = f"waits for {w.name if w else None}"
+    if t.blocked_by == t.name:
+        return what + ", which it holds itself"
+    return what + f" held by {quoted(t.blocked_by)}"
 
 
 def summarize(deadlock: Deadlock) -> str:
-    """One line: who waits for what held by whom, around the cycle."""
+    """One line: who waits for what held (or to be done) by whom, around the cycle."""
     deadlock = visible(deadlock)
-    parts = [f"thread {quoted(t.name)} waits for {t.waiting_for.name if t.waiting_for else None}"
-             + (", which it holds itself" if t.blocked_by == t.name else f" held by {quoted(t.blocked_by)}")
-             for t in deadlock.threads]
+    parts = []
+    for t in deadlock.threads:
+        part = f"thread {quoted(t.name)} {_waits(t)}"
+        if t.wait is not None and t.holds:
+            part += " while holding " + ", ".join(h.name or "?" for h in t.holds)
+        parts.append(part)
     return "deadlock detected by lockwatch: " + "; ".join(parts)
 
 
@@ -27,18 +41,38 @@ def render_deadlock(deadlock: Deadlock) -> str:
     if deadlock.waits_for_itself:
         head = (f"thread {quoted(threads[0].name)} has waited{over} for a lock it holds itself,"
                 " and no other thread can release it")
+    elif deadlock.through_waits and len(threads) == 1:
+        head = f"thread {quoted(threads[0].name)} has waited{over} for something no other thread can do"
     else:
         head = f"{len(threads)} threads have waited{over} for each other"
     lines = ["=" * 78, f"lockwatch: DEADLOCK DETECTED: {head}"]
+    starved = deadlock.starvation
+    if starved is not None:
+        where = f", created at {short_path(starved.site)}" if starved.site else ""
+        lines.append(f"  thread pool {starved.name}{where} is starved: all {starved.workers} of its "
+                     f"{starved.max_workers} workers wait on work queued behind them "
+                     f"({starved.queued} queued)")
     for t in threads:
         w = t.waiting_for
         line = f"  thread {quoted(t.name)}"
-        if w:
-            line += f" waits for {w.name} ({w.kind}, created at {short_path(w.site or '?')})"
-        if t.waiting_s is not None:
-            line += f" since {t.waiting_s:.1f} s"
-        if t.blocked_by:
-            line += f", blocked by thread {quoted(t.blocked_by)}"
+        if t.wait is not None:
+            line += " " + _waits(t)
+            if w and w.site:
+                line += f" ({w.kind} created at {short_path(w.site)})"
+            if t.waiting_s is not None:
+                line += f" since {t.waiting_s:.1f} s"
+            if starved is not None and t.name in t.wakers:
+                line += (", queued behind the work of the pool's workers "
+                         + ", ".join(quoted(w) for w in t.wakers) + ", which all wait")
+            else:
+                line += wakers_phrase(t.wakers)
+        else:
+            if w:
+                line += f" waits for {w.name} ({w.kind}, created at {short_path(w.site or '?')})"
+            if t.waiting_s is not None:
+                line += f" since {t.waiting_s:.1f} s"
+            if t.blocked_by:
+                line += f", blocked by thread {quoted(t.blocked_by)}"
         lines.append(line)
         for h in t.holds:
             where = f", taken at {short_path(h.taken_at)}" if h.taken_at else ""
@@ -50,6 +84,8 @@ def render_deadlock(deadlock: Deadlock) -> str:
             lines.append("      (unknown)")
     if deadlock.policy == "raise" and deadlock.victim:
         lines.append(f"  lockwatch.DeadlockError is raised in thread {quoted(deadlock.victim)} to break the cycle")
+    elif deadlock.policy == "raise":
+        lines.append("  no thread of it waits where lockwatch can raise (a lock or a join): the threads keep waiting")
     elif deadlock.policy == "exit":
         lines.append(f"  the process ends now with status {EXIT_DEADLOCK}")
     elif deadlock.policy == "report":

@@ -13,9 +13,9 @@ from ..settings import DEFAULT_TOP
 from ..stacks import short_path
 from .common import (
     LABELS,
-    SCOPE_TEXT,
     SHOW_LIBRARY,
     cycle_title,
+    edge_words,
     fmt_ns,
     fold_frames,
     folded_frames_text,
@@ -24,6 +24,7 @@ from .common import (
     plural,
     program_first,
     quoted,
+    scope_text,
     visible,
 )
 from .incidents import render_alert, render_deadlock
@@ -168,7 +169,7 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock, show_library: bool = False) 
     out = [f"Potential deadlock {i} of {n}: {cycle_title(p)}   [{LABELS[p.triage]}]",
            f"  scope: {p.scope}   fingerprint: {p.fingerprint}"
            + (f"   ({p.occurrences} cycles through these sites)" if p.occurrences > 1 else "") + known,
-           "  " + SCOPE_TEXT["instance" if p.scope == "instance" else "site"]]
+           "  " + scope_text(p)]
     out.extend(f"  {reason}" for reason in p.reasons)
     out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)
@@ -178,13 +179,12 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock, show_library: bool = False) 
     out.append("")
     for k, e in enumerate(p.edges):
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
-        extra = ", timed acquire (can stall, not hang)" if e.timed else ""
         ctx = f", during {e.context}" if e.context else ""
-        out.append(f"  {a.name} -> {b.name}: thread {quoted(e.thread)} held {a.name} and waited for "
-                   f"{b.name} ({plural(e.count, 'time')}{extra}{ctx})")
-        out.append(f"    {a.name} was taken at:")
+        what, first, then = edge_words(a.name, b.name, e, ctx)
+        out.append(f"  {a.name} -> {b.name}: {what}")
+        out.append(f"    {first}:")
         out.extend(_stack(e.held_stack, show_library))
-        out.append(f"    then {b.name} was taken at:")
+        out.append(f"    {then}:")
         out.extend(_stack(e.acquire_stack, show_library))
         out.append("")
     out.append(RULE)

@@ -10,15 +10,16 @@ from ...stacks import short_path
 from ..common import (
     BADGES,
     KNOWN_REASON,
-    SCOPE_TEXT,
     SHOW_LIBRARY,
     cycle_title,
+    edge_words,
     fmt_ns,
     fold_frames,
     folded_frames_text,
     is_library,
     not_listed,
     plural,
+    scope_text,
 )
 from .layout import Graph, clip, focus_layout, full_keys, layered_layout, overview_keys, short_site
 from .svg import SourceLines, chart, esc, graph_svg, source_line
@@ -133,7 +134,7 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines, show_library:
            f'<span class="num">{n}</span> <span class="title">{esc(cycle_title(p).replace(" -> ", " → "))}</span> '
            + _badges(p)
            + f' <span class="muted small">threads: {esc(", ".join(p.threads))}</span></summary>',
-           f'<div class="panel"><p>{esc(SCOPE_TEXT.get(p.scope, ""))} '
+           f'<div class="panel"><p>{esc(scope_text(p))} '
            f'<span class="muted small">fingerprint <code>{esc(p.fingerprint)}</code></span></p>']
     reasons = list(p.reasons)
     if p.suppressed is not None:
@@ -155,6 +156,15 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines, show_library:
                "the file is readable here.</p>")
     for k, e in enumerate(p.edges):
         a, b = p.locks[k], p.locks[(k + 1) % len(p.locks)]
+        what, first, then = edge_words(a.name, b.name, e)
+        if e.wait or e.wake:  # an edge through a wait: edge_words says it all
+            out.append(f'<div class="edge-detail"><p><b>{esc(a.name)} → {esc(b.name)}</b>: {esc(what)}'
+                       + (f" during <code>{esc(e.context)}</code>" if e.context else "")
+                       + '</p><div class="stacks">'
+                       f'<div><h5>{esc(first)}</h5>{_stack_html(e.held_stack, lines)}</div>'
+                       f'<div><h5>{esc(then)}</h5>{_stack_html(e.acquire_stack, lines)}</div>'
+                       "</div></div>")
+            continue
         facts = [plural(e.count, "time")]
         if e.timed:
             facts.append('<span class="badge timed">timed acquire: can stall, not hang</span>')

@@ -1,0 +1,937 @@
+"""Waits other than for locks: who waits for a Thread, Event, Condition, Barrier, Queue or Future; who wakes it."""
+from __future__ import annotations
+
+# What this records, and why it is cheap (waits block; the paths that do not block stay short):
+#
+# - blocked[ident]: a thread in an *untimed* wait right now (join, Event.wait, Condition.wait,
+#   Barrier.wait, Queue.get/put/join, Future.result/exception, futures.wait/as_completed): what it
+#   waits for, since when. The watchdog (waitgraph.find) reads it with the lock waits to find
+#   real deadlocks; a timed wait is never a deadlock and is not registered.
+# - per resource, the threads that woke it (set an Event, notified a Condition, put to a Queue,
+#   finished a Future), "recorded as they happen": those are who can end a wait on it.
+# - wait edges for the lock-order graph: "held lock L while waiting for R" (at every wait call,
+#   also one that did not block: an Event set already, a thread finished already) and "R's waker
+#   held L while waking R" (set, notify, put, a Future's result) or "thread T took L before it
+#   ended". A cycle through them is a potential deadlock on a run that never hung.
+# - pool waits: a task of a ThreadPoolExecutor that waited on a Future of its own pool, with the
+#   pool's size and how many of its workers did so at once (potential starvation).
+#
+# How: threading's and queue's classes stay what they are. Thread.join/__init__, Event.wait/set/
+# __init__, Barrier.wait/__init__, Queue.__init__ and ThreadPoolExecutor.submit are wrapped at the
+# class level (the attribute in the class's __dict__ replaced by a function calling the original,
+# put back on uninstall; see _method for why not wrapt's FunctionWrapper): instances, subclasses
+# (which call the base methods through super()), isinstance(), pickling and copying are untouched,
+# since no class is replaced and no instance gets an attribute (resources are kept here, by id()
+# with a weak reference). Replacing the classes instead would break isinstance() against the
+# originals, pickles naming them, and subclasses made before lockwatch was on.
+# Condition.wait/notify are lockwatch's own Condition's (primitives.py), and the Condition waits of
+# queue.Queue and concurrent.futures.Future go through them: what a Condition is for (a Queue's, a
+# Future's) is told once from the calling frame's code, and kept on the Condition (two attributes
+# of lockwatch's own Condition: _lockwatch_owner, _lockwatch_wakers).
+# A Future made by ThreadPoolExecutor.submit is the one exception: it gets one attribute
+# (_lockwatch_submit: its pool, its function and where it was submitted), set in submit.
+import functools
+import os
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Optional
+
+from . import recorder as _rec
+from . import stacks
+
+_getframe = sys._getframe
+_tls = _rec.tls
+_now = _rec.now
+get_ident = _rec.get_ident
+
+MAX_WAKERS = 64  # recorded wakers per resource; more: anyone may wake it (treated as unknown)
+MAX_WAIT_EDGES = 10_000
+MAX_POOL_WAITS = 1_000
+
+active = False  # recording (set by install, cleared by uninstall)
+
+
+class Resource:
+    """Something threads wait for that is not a lock, and who woke it so far."""
+
+    __slots__ = ("kind", "serial", "filename", "line", "function", "name", "wakers", "ref",
+                 "thread_name", "held_list", "__weakref__")
+
+    def __init__(self, kind: str, obj: Any, frame: Any, name: Optional[str] = None) -> None:
+        self.kind = kind
+        self.serial = _rec.next_serial()
+        if frame is not None:
+            self.filename, self.line, self.function = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+        else:
+            self.filename, self.line, self.function = "<unknown>", 0, "<module>"
+        self.name = name
+        # op ("set", "notify", "put", "get", "task-done", "result", "arrive") -> threads that did
+        # it; None: too many to tell (anyone may wake it)
+        self.wakers: Optional[dict[str, set[int]]] = {}
+        self.thread_name: Optional[str] = None  # a Thread's own name (kind "Thread")
+        self.held_list: Optional[list] = None  # a Thread's held list, once it has taken a lock
+        try:
+            self.ref: Any = weakref.ref(obj, _dropper(id(obj)))
+        except TypeError:
+            self.ref = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.filename}:{self.line}:{self.kind}"
+
+    @property
+    def site(self) -> str:
+        return f"{self.filename}:{self.line}"
+
+    def display_name(self) -> str:
+        if self.kind == "Thread" and self.thread_name:
+            return f"thread {self.thread_name!r}"
+        if self.name:
+            return self.name
+        derived = stacks.derived_name(self.filename, self.line) if self.line else None
+        return derived or f"{self.kind}@{stacks.short_path(self.filename)}:{self.line}"
+
+
+resources: dict[int, Resource] = {}  # id(obj) -> its Resource, while obj lives
+
+
+def _dropper(key: int) -> Callable[[Any], None]:
+    def drop(_ref: Any) -> None:
+        try:
+            res = resources.get(key)
+            if res is not None and res.ref is _ref:
+                del resources[key]
+        except Exception:  # interpreter shutdown
+            pass
+    return drop
+
+
+def resource(obj: Any, kind: str, frame: Any = None, name: Optional[str] = None) -> Resource:
+    """The Resource of ``obj`` (made now if it has none: then ``frame`` is where it is first seen)."""
+    res = resources.get(id(obj))
+    if res is not None and res.ref is not None and res.ref() is obj:
+        return res
+    res = Resource(kind, obj, stacks.first_outside(frame) if frame is not None else None, name)
+    resources[id(obj)] = res
+    return res
+
+
+def _condition(cond: Any, frame: Any) -> Resource:
+    """A Condition's Resource: created where the Condition was, when it made its own lock (the
+    lock's site then is the Condition's), else where it is first waited for or notified."""
+    res = known(cond)
+    if res is not None:
+        return res
+    site = getattr(getattr(cond, "_lock", None), "_site", None)
+    res = resource(cond, "Condition", None if site is not None and site.kind == "Condition" else frame)
+    if site is not None and site.kind == "Condition":
+        res.filename, res.line, res.function = site.filename, site.line, site.function
+    return res
+
+
+def known(obj: Any) -> Optional[Resource]:
+    res = resources.get(id(obj))
+    if res is not None and res.ref is not None and res.ref() is obj:
+        return res
+    return None
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+class Blocked:
+    """A thread in an untimed wait: ``kind`` of what it waits for ("Thread", "Event", "Condition",
+    "Barrier", "Queue", "Future", "Futures"), ``op`` (join, wait, get, put, task-join, result,
+    exception, wait-any, wait-all), the object(s), since when."""
+
+    __slots__ = ("kind", "op", "obj", "t0", "held")
+
+    def __init__(self, kind: str, op: str, obj: Any, t0: int, held: Optional[list]) -> None:
+        self.kind, self.op, self.obj, self.t0, self.held = kind, op, obj, t0, held
+
+
+blocked: dict[int, Blocked] = {}
+
+
+def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Optional[int]:
+    """Register this thread as blocked (untimed waits only) and make sure the watchdog runs
+    (``launch``: a join launches it itself after a first slice of its wait)."""
+    if timed:
+        return None
+    ident = get_ident()
+    blocked[ident] = Blocked(kind, op, obj, _now(), getattr(_tls, "held", None))
+    if launch:
+        _launch()
+    return ident
+
+
+def _launch() -> None:
+    watch = _rec.watch
+    if watch is not None:
+        try:
+            watch._launch()
+        except Exception:
+            pass
+
+
+last_end = 0  # when the latest wait ended (the watchdog's thread lingers a little after it)
+
+
+def _end(ident: Optional[int]) -> None:
+    global last_end
+    if ident is not None:
+        blocked.pop(ident, None)
+        # No ring: the watchdog's thread looks at least every LINGER seconds while nobody
+        # waits, and ends LINGER after the last wait ended (a ring per wait made it run a look
+        # per wait).
+        last_end = _now()
+
+
+def _held_now(exclude: Any = None) -> list:
+    """The instrumented locks this thread holds (a copy), without ``exclude`` (a Condition's
+    own lock, released while it waits)."""
+    held = getattr(_tls, "held", None)
+    if not held or (len(held) == 1 and held[0] is exclude):
+        return []
+    return [h for h in _rec.holding(held) if h is not exclude and not getattr(h._site, "signal", False)]
+
+
+# -- wait edges (potential deadlocks through waits) --------------------------------------------
+
+class WaitEdge:
+    """An edge of the lock-order graph with a wait at one end: ``lock -> res`` (held the lock while
+    waiting for the resource: ``op`` is the wait) or ``res -> lock`` (woke the resource, ``op`` is
+    the waking: set, notify, put, result, end, while holding the lock, or took it before ending)."""
+
+    __slots__ = ("src", "dst", "src_kind", "op", "thread", "thread_id", "held_stack", "acquire_stack",
+                 "count", "timed", "multi", "context", "lock_site", "lock_serial", "lock_name", "res",
+                 "held_ref")
+
+    def __init__(self, to_resource: bool, lock: Any, res: Resource, op: str, timed: bool,
+                 held_stack: list[str], acquire_stack: list[str]) -> None:
+        self.src_kind = "lock" if to_resource else "resource"
+        self.op = op
+        self.res = res
+        self.lock_site = lock._site
+        self.lock_serial = lock._serial
+        self.lock_name = _rec.lock_name(lock)
+        self.thread = _rec.thread_name()
+        self.thread_id = _thread_id()
+        self.held_stack, self.acquire_stack = held_stack, acquire_stack
+        self.count = 1
+        self.timed = timed
+        self.multi = False
+        self.context = _rec.context
+        self.held_ref = getattr(_tls, "held", None)  # the thread's held list: which Thread took it
+
+
+def _thread_id() -> str:
+    return f"{os.getpid()}:{getattr(_tls, 'serial', None) or get_ident()}"
+
+
+wait_edges: dict[tuple[str, int, int], WaitEdge] = {}  # (direction, lock serial, res serial)
+
+
+def _record(to_resource: bool, locks: list, res: Resource, op: str, timed: bool, frame: Any) -> None:
+    if not _rec.recording:
+        return
+    direction = "w" if to_resource else "k"
+    me = _thread_id()
+    for lock in locks:
+        key = (direction, lock._serial, res.serial)
+        e = wait_edges.get(key)
+        if e is not None:
+            e.count += 1
+            if e.thread_id != me:
+                e.multi = True
+            if e.timed and not timed:
+                e.timed = False
+            continue
+        if len(wait_edges) >= MAX_WAIT_EDGES:
+            return
+        if lock._site.epoch != _rec.state.epoch:
+            continue  # made in an earlier session: not this session's graph
+        where = stacks.first_outside(frame)
+        held_stack = stacks.capture_taken_at(lock._at_code, lock._at_lasti, where)
+        wait_edges.setdefault(key, WaitEdge(to_resource, lock, res, op, timed, held_stack, stacks.capture(where)))
+
+
+def _safely(fn: Callable[..., None], *args: Any) -> None:
+    """Bookkeeping that must never raise into the program."""
+    if getattr(_tls, "busy", False):
+        return
+    _tls.busy = True
+    try:
+        fn(*args)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    finally:
+        _tls.busy = False
+
+
+def _waited(res: Resource, op: str, timed: bool, frame: Any, exclude: Any = None) -> None:
+    locks = _held_now(exclude)
+    if locks:
+        _record(True, locks, res, op, timed, frame)
+
+
+def _woke(res: Resource, op: str, frame: Any, exclude: Any = None) -> None:
+    wakers = res.wakers
+    if wakers is not None:
+        ident = get_ident()
+        mine = wakers.get(op)
+        if mine is None:
+            mine = wakers.setdefault(op, set())
+        if ident not in mine:
+            if len(mine) >= MAX_WAKERS:
+                res.wakers = None
+            else:
+                mine.add(ident)
+    if _holds_other(exclude):
+        _safely(_record_held, False, res, op, False, frame, exclude)
+
+
+def _record_held(to_resource: bool, res: Resource, op: str, timed: bool, frame: Any, exclude: Any) -> None:
+    locks = _held_now(exclude)
+    if locks:
+        _record(to_resource, locks, res, op, timed, frame)
+
+
+# -- pools ---------------------------------------------------------------------------------------
+
+class PoolWait:
+    """A task of a thread pool waited on a Future of its own pool."""
+
+    __slots__ = ("pool_site", "pool_function", "max_workers", "depth", "count", "thread", "stack",
+                 "submit_stack", "timed", "context")
+
+    def __init__(self, pool_site: tuple[str, int, str], max_workers: int, depth: int, thread: str,
+                 stack: list[str], submit_stack: list[str], timed: bool) -> None:
+        self.pool_site = pool_site
+        self.max_workers = max_workers
+        self.depth = depth
+        self.count = 1
+        self.thread = thread
+        self.stack = stack
+        self.submit_stack = submit_stack
+        self.timed = timed
+        self.context = _rec.context
+
+
+pool_waits: dict[tuple[str, int, str], PoolWait] = {}  # by the pool's creation site
+_pool_depth: dict[int, int] = {}  # id(pool) -> workers waiting on its own futures now
+_pool_sites: dict[int, tuple[Any, tuple[str, int, str]]] = {}  # id(pool) -> (weakref, site)
+
+
+def _pool_of_worker() -> Any:
+    """The ThreadPoolExecutor whose worker this thread is, or None (its _worker frame says;
+    found once per thread)."""
+    ref: Any = getattr(_tls, "lockwatch_pool", False)
+    if ref is not False:
+        return ref() if ref is not None else None
+    pool = _find_pool()
+    _tls.lockwatch_pool = weakref.ref(pool) if pool is not None else None
+    return pool
+
+
+def _find_pool() -> Any:
+    f: Any = _getframe(3)
+    worker = _worker_code()
+    while f is not None:
+        if f.f_code is worker:
+            ref = f.f_locals.get("executor_reference")
+            return ref() if ref is not None else None
+        f = f.f_back
+    return None
+
+
+_worker_code_cache: list = []
+
+
+def _worker_code() -> Any:
+    if not _worker_code_cache:
+        mod = sys.modules.get("concurrent.futures.thread")
+        _worker_code_cache.append(getattr(getattr(mod, "_worker", None), "__code__", None))
+    return _worker_code_cache[0]
+
+
+def _future_wait(fut: Any, timed: bool, frame: Any) -> Optional[Any]:
+    """A Future's result() or exception() is about to wait: a task of the Future's own pool?
+    Returns the pool if so (its depth is counted until _future_done)."""
+    tag = getattr(fut, "_lockwatch_submit", None)
+    if tag is None:
+        return None
+    pool = tag[0]()
+    if pool is None or _pool_of_worker() is not pool:
+        return None
+    key = id(pool)
+    depth = _pool_depth.get(key, 0) + 1
+    _pool_depth[key] = depth
+    site = _pool_sites.get(key)
+    psite = site[1] if site is not None and site[0]() is pool else ("<unknown>", 0, "<module>")
+    have = pool_waits.get(psite)
+    size = getattr(pool, "_max_workers", 0)
+    if have is not None:
+        have.count += 1
+        have.depth = max(have.depth, depth)
+        have.max_workers = max(have.max_workers, size)
+        have.timed = have.timed and timed
+    elif len(pool_waits) < MAX_POOL_WAITS and _rec.recording:
+        where = stacks.first_outside(frame)
+        pool_waits[psite] = PoolWait(psite, size, depth, _rec.thread_name(), stacks.capture(where),
+                                     submitted_at(tag), timed)
+    return pool
+
+
+def _future_done(pool: Any) -> None:
+    key = id(pool)
+    depth = _pool_depth.get(key, 1) - 1
+    if depth > 0:
+        _pool_depth[key] = depth
+    else:
+        _pool_depth.pop(key, None)
+
+
+# -- the hooks -------------------------------------------------------------------------------------
+
+def _codes() -> dict[Any, tuple[str, str]]:
+    """Code objects of the standard library's waiting and waking methods: what a Condition's wait
+    or notify is for, told from its caller's code (a subclass calling super() has the same)."""
+    import queue
+
+    out: dict[Any, tuple[str, str]] = {}
+    for name, op in (("get", "get"), ("put", "put"), ("join", "task-join"), ("task_done", "task-done")):
+        fn = getattr(queue.Queue, name, None)
+        if fn is not None:
+            out[fn.__code__] = ("Queue", op)
+    try:
+        from concurrent.futures import _base
+    except ImportError:
+        return out
+    for name, op in (("result", "result"), ("exception", "exception"), ("set_result", "result"),
+                     ("set_exception", "result"), ("cancel", "result"),
+                     ("set_running_or_notify_cancel", "result")):
+        fn = getattr(_base.Future, name, None)
+        if fn is not None:
+            out[fn.__code__] = ("Future", op)
+    for fn, op in ((getattr(_base, "wait", None), "wait"), (getattr(_base, "as_completed", None), "as-completed")):
+        if fn is not None:
+            out[fn.__code__] = ("Futures", op)
+    return out
+
+
+_by_code: dict[Any, tuple[str, str]] = {}
+
+
+FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
+
+
+def _owner_of(cond: Any, frame: Any) -> Any:
+    """What a Condition belongs to, found once per Condition (from the code calling its wait or
+    notify) and kept on it: the Queue's Resource, FUTURE, or the Condition's own Resource. Kept
+    on lockwatch's Condition itself (a plain attribute): a dict by id() would need a finalizer
+    per Condition, and a Future makes one Condition each (weakref.finalize cost ~4 us a Future)."""
+    owner = cond.__dict__.get("_lockwatch_owner")
+    if owner is not None:
+        return owner
+    what = _by_code.get(frame.f_code) if frame is not None else None
+    if what is not None and what[0] == "Queue":
+        obj = frame.f_locals.get("self")
+        owner = resource(obj, "Queue", frame) if obj is not None else _condition(cond, frame)
+    elif what is not None and what[0] == "Future":
+        owner = FUTURE
+    else:
+        owner = _condition(cond, frame)
+    cond._lockwatch_owner = owner
+    return owner
+
+
+def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[..., Any], timeout: Any) -> bool:
+    """lockwatch's Condition.wait (primitives.Condition): ``unmutexed(wait, timeout)``, recorded."""
+    if not active:
+        return unmutexed(wait, timeout)
+    ident = None
+    pool = None
+    try:
+        frame = _getframe(2)
+        owner = _owner_of(cond, frame)
+        timed = timeout is not None
+        if owner is FUTURE:
+            obj = frame.f_locals.get("self")  # Future.result/exception: it blocks anyway
+            what = _by_code.get(frame.f_code)
+            kind, op = "Future", what[1] if what is not None else "result"
+            pool = _future_wait(obj, timed, frame)
+            if _holds_other(cond._lock):
+                _safely(_waited, resource(obj, "Future", frame), op, timed, frame, cond._lock)
+        else:
+            kind = owner.kind
+            if kind == "Queue":
+                obj = owner.ref() if owner.ref is not None else None
+                what = _by_code.get(frame.f_code)
+                op = what[1] if what is not None and what[0] == "Queue" else "get"
+            else:
+                obj, op = cond, "wait"
+            if _holds_other(cond._lock):
+                _safely(_waited, owner, op, timed, frame, cond._lock)
+        if obj is not None:
+            ident = _begin(kind, op, obj, timed)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    try:
+        return unmutexed(wait, timeout)
+    finally:
+        _end(ident)
+        if pool is not None:
+            _future_done(pool)
+
+
+def _holds_other(exclude: Any) -> bool:
+    """Whether this thread holds an instrumented lock other than ``exclude`` (cheap)."""
+    held: Any = getattr(_tls, "held", None)
+    return bool(held) and not (len(held) == 1 and held[0] is exclude)
+
+
+def condition_notified(cond: Any) -> None:
+    """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition.
+
+    Called once per Queue.put/get and per completed Future, so the common case is short: the
+    notifier holds no other lock (nothing for the lock-order graph), and only a Queue's
+    Conditions, marked when the Queue was made (_queue_made), keep their notifiers. A plain
+    Condition's or a Future's waiters count any other thread as a possible waker instead."""
+    if not _holds_other(cond._lock):
+        wakers = cond.__dict__.get("_lockwatch_wakers")
+        if wakers is not None:
+            ident = get_ident()
+            if ident not in wakers and len(wakers) < MAX_WAKERS:
+                wakers.add(ident)
+        return
+    try:
+        frame: Any = _getframe(2)
+        while frame is not None and stacks.is_threading(frame.f_code.co_filename):
+            frame = frame.f_back  # notify_all() calls notify()
+        owner = _owner_of(cond, frame)
+        if owner is FUTURE:
+            obj = frame.f_locals.get("self")
+            if obj is not None:
+                _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
+            return
+        op = "notify"
+        if owner.kind == "Queue":
+            what = _by_code.get(frame.f_code)
+            op = what[1] if what is not None else "put"
+        _woke(owner, op, frame, cond._lock)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+
+
+def _queue_made(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Queue.__init__: the Queue's Resource, and its three Conditions marked with the sets of
+    their notifiers (put wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
+    result = wrapped(instance, *args, **kwargs)
+    if active:
+        try:
+            res = resource(instance, "Queue", _getframe(2))
+            if res.wakers is not None:
+                for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
+                    cond = getattr(instance, attr, None)
+                    if cond is not None and hasattr(cond, "__dict__"):
+                        cond._lockwatch_wakers = res.wakers.setdefault(op, set())
+                        cond._lockwatch_owner = res
+        except Exception as exc:
+            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    return result
+
+
+def _internal(frame: Any) -> bool:
+    return frame is not None and stacks.is_threading(frame.f_code.co_filename)
+
+
+def _made(kind: str) -> Callable[..., Any]:
+    def init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        result = wrapped(instance, *args, **kwargs)
+        if active:
+            try:
+                frame = _getframe(2)
+                if not _internal(frame):
+                    res = resource(instance, kind, frame)
+                    if kind == "Thread":
+                        res.thread_name = instance.name
+            except Exception as exc:
+                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+        return result
+    return init
+
+
+def _timeout_arg(args: tuple, kwargs: dict, pos: int = 0) -> Any:
+    return args[pos] if len(args) > pos else kwargs.get("timeout")
+
+
+def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if not active:
+        return wrapped(instance, *args, **kwargs)
+    timeout = _timeout_arg(args, kwargs)
+    ident = None
+    try:
+        frame = _getframe(2)
+        if not _internal(frame) and instance is not threading.current_thread():
+            res = resource(instance, "Thread", frame)
+            res.thread_name = instance.name
+            _safely(_waited, res, "join", timeout is not None, frame)
+            if instance.is_alive():
+                ident = _begin("Thread", "join", instance, timeout is not None, launch=False)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    if ident is None:
+        return wrapped(instance, *args, **kwargs)
+    try:
+        return _sliced_join(wrapped, instance, ident)
+    finally:
+        _end(ident)
+
+
+def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
+    """An untimed join, in slices so that the watchdog can break a deadlock by raising here
+    (policy "raise"): joining is level-triggered (the thread has ended), so a join in slices
+    returns when the one join would, and a slice that times out changes nothing."""
+    watch = _rec.watch
+    if watch is None:
+        return wrapped(thread)
+    # Most joins are short: the watchdog's thread starts only for one that outlasts a slice.
+    wrapped(thread, watch.interval)
+    if not thread.is_alive():
+        return None
+    _launch()
+    while True:
+        exc = _rec.victims.pop(ident, None)
+        if exc is not None:
+            raise exc
+        wrapped(thread, watch.interval)
+        if not thread.is_alive():
+            return None
+
+
+def _thread_started(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Thread._bootstrap_inner: the thread's held list, so that the locks it takes in order
+    (its lock-order edges) tell which locks it took before it ended."""
+    if active:
+        try:
+            res = known(instance)
+            if res is not None:
+                from .proxies import _held_list
+
+                res.held_list = _held_list()
+        except Exception:
+            pass
+    return wrapped(instance, *args, **kwargs)
+
+
+def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if not active:
+        return wrapped(instance, *args, **kwargs)
+    ident = None
+    try:
+        frame = _getframe(2)
+        if not _internal(frame):
+            timeout = _timeout_arg(args, kwargs)
+            timed = timeout is not None
+            what = _by_code.get(frame.f_code)
+            if what is not None and what[0] == "Futures":
+                # concurrent.futures.wait / as_completed: one Event for many Futures
+                loc = frame.f_locals
+                if what[1] == "wait":
+                    fs = list(loc.get("not_done") or loc.get("fs") or ())
+                    mode = "wait-all" if loc.get("return_when") == "ALL_COMPLETED" else "wait-any"
+                else:
+                    fs, mode = list(loc.get("pending") or ()), "as-completed"
+                ident = _begin("Futures", mode, fs, timed)
+            else:
+                res = resource(instance, "Event", frame)
+                _safely(_waited, res, "wait", timed, frame)
+                if not instance.is_set():
+                    ident = _begin("Event", "wait", instance, timed)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    try:
+        return wrapped(instance, *args, **kwargs)
+    finally:
+        _end(ident)
+
+
+def _event_set(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if active:
+        try:
+            frame = _getframe(2)
+            if not _internal(frame):
+                what = _by_code.get(frame.f_code)
+                if what is None or what[0] != "Futures":
+                    _woke(resource(instance, "Event", frame), "set", frame)
+        except Exception as exc:
+            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    return wrapped(instance, *args, **kwargs)
+
+
+def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if not active:
+        return wrapped(instance, *args, **kwargs)
+    ident = None
+    try:
+        frame = _getframe(2)
+        if not _internal(frame):
+            timeout = _timeout_arg(args, kwargs)
+            if timeout is None:
+                timeout = getattr(instance, "_timeout", None)
+            res = resource(instance, "Barrier", frame)
+            _safely(_waited, res, "wait", timeout is not None, frame)
+            # Arriving is what wakes the others: an arrival is a waker of the barrier (for real
+            # deadlocks). Not a wait edge: a party holding its own lock at the barrier is what
+            # barriers are for, and every arrival both waits and wakes, so "arrived holding L"
+            # closed a cycle with its own "waited holding L" on every such use.
+            wakers = res.wakers
+            if wakers is not None:
+                mine = wakers.setdefault("arrive", set())
+                if len(mine) < MAX_WAKERS:
+                    mine.add(get_ident())
+            ident = _begin("Barrier", "wait", instance, timeout is not None)
+    except Exception as exc:
+        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    try:
+        return wrapped(instance, *args, **kwargs)
+    finally:
+        _end(ident)
+
+
+def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
+    """ThreadPoolExecutor.submit, once per task: written out (no hook call in between), it tags
+    the Future with (its pool, its function, where it was submitted: code and offset, formatted
+    only if ever reported)."""
+    def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        fut = original(self, *args, **kwargs)
+        if active:
+            try:
+                have = _pool_sites.get(id(self))
+                if have is None or have[0]() is not self:
+                    have = _pool_site(self)
+                f = _getframe(1)
+                fut._lockwatch_submit = (have[0], args[0] if args else kwargs.get("fn"), f.f_code, f.f_lasti)
+            except Exception as exc:
+                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+        return fut
+
+    functools.update_wrapper(submit, original)
+    submit._lockwatch_wrapper = True  # type: ignore[attr-defined]
+    return submit
+
+
+def _pool_site(pool: Any) -> tuple[Any, tuple[str, int, str]]:
+    made = resource(pool, "Pool", None)  # made by _pool_init, with its site
+    have = _pool_sites[id(pool)] = (weakref.ref(pool), (made.filename, made.line, made.function))
+    return have
+
+
+def submitted_at(tag: Any) -> list[str]:
+    code = tag[2]
+    if code is None:
+        return []
+    return [stacks.format_frame(code.co_filename, stacks.line_of(code, tag[3]), code.co_name)]
+
+
+def task_name(tag: Any) -> str:
+    fn = tag[1]
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or "task")
+
+
+def _pool_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    result = wrapped(instance, *args, **kwargs)
+    if active:
+        try:
+            resource(instance, "Pool", _getframe(2))
+        except Exception as exc:
+            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+    return result
+
+
+# -- install ---------------------------------------------------------------------------------------
+
+_wrapped: list[tuple[Any, str, Any]] = []  # (class, attribute, original) to restore
+
+
+def _targets() -> list[tuple[Any, str, Optional[Callable[..., Any]]]]:
+    import queue
+
+    out: list[tuple[Any, str, Optional[Callable[..., Any]]]] = [
+        (threading.Thread, "__init__", _made("Thread")),
+        (threading.Thread, "join", _join),
+        (threading.Thread, "_bootstrap_inner", _thread_started),
+        (threading.Event, "__init__", _made("Event")),
+        (threading.Event, "wait", _event_wait),
+        (threading.Event, "set", _event_set),
+        (threading.Barrier, "__init__", _made("Barrier")),
+        (threading.Barrier, "wait", _barrier_wait),
+        (queue.Queue, "__init__", _queue_made),
+    ]
+    cf = sys.modules.get("concurrent.futures.thread")
+    if cf is not None:
+        out.append((cf.ThreadPoolExecutor, "__init__", _pool_init))
+        out.append((cf.ThreadPoolExecutor, "submit", None))  # _submit_method
+    return out
+
+
+def _method(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A function standing in for ``original`` in its class: ``hook(original, self, args, kwargs)``
+    (wrapt's wrapper signature). A plain function, not a wrapt.FunctionWrapper: bound on every
+    attribute access, wrapt's wrapper cost about 4 times a plain function's call on a method
+    (ThreadPoolExecutor.submit is called once per task; see benchmarks/waits.py)."""
+    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return hook(original, self, args, kwargs)
+
+    functools.update_wrapper(method, original)
+    method._lockwatch_wrapper = True  # type: ignore[attr-defined]
+    return method
+
+
+def install() -> None:
+    """Wrap the waiting and waking methods at the class level (idempotent)."""
+    global active
+    reset()
+    if _wrapped:
+        active = True
+        return
+    try:
+        import concurrent.futures.thread  # noqa: F401  (its classes are wrapped too)
+    except ImportError:
+        pass
+    _by_code.update(_codes())
+    for cls, name, wrapper in _targets():
+        original = cls.__dict__.get(name)
+        if original is None or getattr(original, "_lockwatch_wrapper", False):
+            continue
+        setattr(cls, name, _method(original, wrapper) if wrapper is not None else _submit_method(original))
+        _wrapped.append((cls, name, original))
+    active = True
+
+
+def uninstall() -> None:
+    global active
+    active = False
+    while _wrapped:
+        cls, name, original = _wrapped.pop()
+        setattr(cls, name, original)
+
+
+def reset() -> None:
+    """Forget what was recorded (a new session; a forked child, whose other threads are gone)."""
+    wait_edges.clear()
+    pool_waits.clear()
+    _pool_depth.clear()
+    blocked.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=reset)
+
+
+# -- into the snapshot -----------------------------------------------------------------------------
+
+def add_to_snapshot(snap: Any) -> None:
+    """Add the wait edges (and the resources at their ends) and the pool waits to ``snap``, a
+    model.Snapshot just taken from the recorder (snapshot.take)."""
+    from .model import EdgeRecord, LockStats, PoolWaitRecord
+    from .snapshot import is_stdlib, site_key
+
+    edges = list(wait_edges.values()) + _thread_ends()
+    if not edges and not pool_waits:
+        return
+    stats = {s.key: s for s in snap.locks}
+    seen_res: dict[str, set[int]] = {}
+
+    def res_key(res: Resource) -> str:
+        key = res.key
+        if key not in stats:
+            stats[key] = LockStats(key=key, name=res.display_name() if res.kind != "Thread" else _site_name(res),
+                                   kind=res.kind, filename=res.filename, line=res.line, function=res.function,
+                                   stdlib=is_stdlib(res.filename), stable_file=stacks.stable_path(res.filename))
+            snap.locks.append(stats[key])
+        mine = seen_res.setdefault(key, set())
+        if res.serial not in mine:
+            mine.add(res.serial)
+            stats[key].instances = len(mine)
+        return key
+
+    site_edges: dict[tuple[str, str], EdgeRecord] = {}
+    for e in edges:
+        rkey = res_key(e.res)
+        lkey = site_key(e.lock_site)
+        rname = e.res.display_name()
+        sn: Optional[str]
+        dn: Optional[str]
+        if e.src_kind == "lock":
+            src, dst, si, di, sn, dn = lkey, rkey, e.lock_serial, e.res.serial, e.lock_name, rname
+        else:
+            src, dst, si, di, sn, dn = rkey, lkey, e.res.serial, e.lock_serial, rname, e.lock_name
+        rec = EdgeRecord(src=src, dst=dst, thread=e.thread, held_stack=list(e.held_stack),
+                         acquire_stack=list(e.acquire_stack), count=e.count, timed=e.timed, context=e.context,
+                         src_instance=si, dst_instance=di, src_name=sn, dst_name=dn, thread_id=e.thread_id,
+                         multi=e.multi, wait=e.op if e.src_kind == "lock" else None,
+                         wake=e.op if e.src_kind != "lock" else None)
+        snap.instance_edges.append(rec)
+        have = site_edges.get((src, dst))
+        if have is None:
+            site_edges[(src, dst)] = EdgeRecord(**{**rec.__dict__, "src_instance": None, "dst_instance": None})
+        else:
+            have.count += rec.count
+            have.timed = have.timed and rec.timed
+            have.multi = have.multi or rec.multi or have.thread_id != rec.thread_id
+    snap.site_edges.extend(site_edges.values())
+    for pw in list(pool_waits.values()):
+        filename, line, function = pw.pool_site
+        snap.pool_waits.append(PoolWaitRecord(
+            site=f"{filename}:{line}", name=stacks.derived_name(filename, line) or "ThreadPoolExecutor",
+            function=function, stable_file=stacks.stable_path(filename), max_workers=pw.max_workers,
+            depth=pw.depth, count=pw.count, thread=pw.thread, stack=list(pw.stack),
+            submit_stack=list(pw.submit_stack), timed=pw.timed, context=pw.context,
+            stdlib=is_stdlib(filename)))
+
+
+def _site_name(res: Resource) -> str:
+    """A Thread's site name: the variable it was assigned to, else Thread@file:line."""
+    derived = stacks.derived_name(res.filename, res.line) if res.line else None
+    return derived or f"Thread@{stacks.short_path(res.filename)}:{res.line}"
+
+
+def _thread_ends() -> list[WaitEdge]:
+    """"Thread T took L before it ended", for the threads joined while a lock was held: the locks
+    T took as its lock-order edges and its wait edges show (both ends of an edge were taken)."""
+    joined = {e.res.serial: e.res for e in list(wait_edges.values())
+              if e.src_kind == "lock" and e.res.kind == "Thread" and e.res.held_list is not None}
+    if not joined:
+        return []
+    by_list = {id(res.held_list): res for res in joined.values()}
+    out: list[WaitEdge] = []
+    seen: set[tuple[int, int]] = set()
+
+    def took(res: Resource, serial: int, site: Any, name: Optional[str], thread: str, thread_id: str,
+             stack: list[str]) -> None:
+        if (res.serial, serial) in seen:
+            return
+        seen.add((res.serial, serial))
+        e = WaitEdge.__new__(WaitEdge)
+        e.src_kind, e.op, e.res = "resource", "end", res
+        e.lock_site, e.lock_serial, e.lock_name = site, serial, name
+        e.thread, e.thread_id = thread, thread_id
+        e.held_stack, e.acquire_stack = list(stack), []
+        e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, None, None
+        out.append(e)
+
+    with _rec.mutex:
+        lock_edges = [e for owner in list(_rec.state.edge_owners) for e in list((owner._in or {}).values())]
+        lock_edges += list(dict(_rec.state.kept_edges).values())
+    for le in lock_edges:
+        res = by_list.get(id(le.held_ref)) if le.held_ref is not None else None
+        if res is not None and le.held_ref is res.held_list:
+            took(res, le.src_serial, le.src_site, le.src_name, le.thread, le.thread_id, le.held_stack)
+            took(res, le.dst_serial, le.dst_site, le.dst_name, le.thread, le.thread_id, le.acquire_stack)
+    for we in list(wait_edges.values()):
+        res = by_list.get(id(we.held_ref)) if we.held_ref is not None else None
+        if res is not None and we.held_ref is res.held_list:
+            took(res, we.lock_serial, we.lock_site, we.lock_name, we.thread, we.thread_id, we.held_stack)
+    return out
