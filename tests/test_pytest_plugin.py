@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import SHOP, SHOP_PY, line_in, report_of
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)  # pytest runs in subprocesses, on a busy machine
 
 
 
@@ -34,7 +34,7 @@ def shop(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
     out = result.stdout.str()
@@ -59,7 +59,7 @@ def test_inversion_across_two_tests_fails_the_run(shop: pytest.Pytester) -> None
 
 def test_with_xdist_the_controller_merges_workers(shop: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
-    result = shop.runpytest_subprocess("--lockwatch", "-n", "2", "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "-n", "2", "-p", "no:randomly", timeout=300)
     assert result.ret != 0
     summary = result.stdout.str().split("== lockwatch ==", 1)[1]
     assert "_cart_lock -> _stock_lock -> _cart_lock" in summary
@@ -70,7 +70,7 @@ def test_with_xdist_the_controller_merges_workers(shop: pytest.Pytester) -> None
 
 
 def test_report_only_reports_without_failing(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch-report-only", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch-report-only", timeout=300)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=3)
     summary = result.stdout.str().split("== lockwatch ==", 1)[1]
@@ -89,21 +89,21 @@ def test_without_the_option_nothing_is_patched(pytester: pytest.Pytester) -> Non
                 assert "lockwatch.patching" not in sys.modules
         """
     )
-    result = pytester.runpytest_subprocess(timeout=120)
+    result = pytester.runpytest_subprocess(timeout=300)
     result.assert_outcomes(passed=1)
     assert "lockwatch" not in result.stdout.str().split("passed", 1)[-1]
 
 
 def test_ini_setting_switches_it_on(shop: pytest.Pytester) -> None:
     shop.makeini("[pytest]\nlockwatch = true\n")
-    result = shop.runpytest_subprocess("-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
 
 
 def test_bad_ini_value_is_a_usage_error(shop: pytest.Pytester) -> None:
     shop.makeini("[pytest]\nlockwatch = maybe\n")
-    result = shop.runpytest_subprocess(timeout=120)
+    result = shop.runpytest_subprocess(timeout=300)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "lockwatch" in err and "'maybe'" in err and "tox.ini" in err
@@ -111,7 +111,7 @@ def test_bad_ini_value_is_a_usage_error(shop: pytest.Pytester) -> None:
 
 
 def test_bad_json_path_is_a_usage_error(shop: pytest.Pytester) -> None:
-    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", "no/such/dir/r.json", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", "no/such/dir/r.json", timeout=300)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--lockwatch-json" in result.stderr.str()
 
@@ -127,7 +127,7 @@ def test_marker_switches_recording_off_for_one_test(shop: pytest.Pytester) -> No
                 assert restock() == "restocked"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", timeout=300)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
     assert "no potential deadlocks found" in result.stdout.str()
@@ -144,7 +144,7 @@ def test_marker_beats_command_line(shop: pytest.Pytester) -> None:
                 assert restock() == "restocked"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch-report-only", "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch-report-only", "-p", "no:randomly", timeout=300)
     result.assert_outcomes(passed=1, failed=1)
 
 
@@ -163,7 +163,7 @@ def test_marker_report_only_and_fixture(shop: pytest.Pytester) -> None:
                 assert found.scope == "instance"
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=2)
 
@@ -178,7 +178,7 @@ def test_unknown_marker_argument_is_an_error(shop: pytest.Pytester) -> None:
                 pass
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", timeout=300)
     assert result.ret != 0
     assert "unknown @pytest.mark.lockwatch argument" in (result.stdout.str() + result.stderr.str())
 
@@ -202,7 +202,7 @@ def test_conftest_imports_are_instrumented(pytester: pytest.Pytester) -> None:
                 assert type(FROM_IMPORT).__module__ == "lockwatch.proxies"
         """
     )
-    result = pytester.runpytest_subprocess("--lockwatch", timeout=120)
+    result = pytester.runpytest_subprocess("--lockwatch", timeout=300)
     result.assert_outcomes(passed=1)
 
 
@@ -214,7 +214,7 @@ def test_json_report_written_even_when_interrupted(shop: pytest.Pytester) -> Non
         """
     )
     out = shop.path / "report.json"
-    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", str(out), "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "--lockwatch-json", str(out), "-p", "no:randomly", timeout=300)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     data = report_of(out)
     assert data["format"] == "lockwatch-report"
@@ -237,13 +237,13 @@ def test_works_beside_pytest_timeout_and_an_erroring_test(shop: pytest.Pytester)
                 pass
         """
     )
-    result = shop.runpytest_subprocess("--lockwatch", "--timeout", "60", "-p", "no:randomly", timeout=120)
+    result = shop.runpytest_subprocess("--lockwatch", "--timeout", "60", "-p", "no:randomly", timeout=300)
     result.assert_outcomes(passed=2, failed=1, errors=1)
     assert "== lockwatch ==" in result.stdout.str()
 
 
 def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help", timeout=120)
+    result = pytester.runpytest_subprocess("--help", timeout=300)
     out = result.stdout.str()
     for option in ("--lockwatch", "--lockwatch-report-only", "--lockwatch-json"):
         assert option in out
