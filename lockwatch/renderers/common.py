@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from ..escapes import printable
-from ..model import PotentialDeadlock
+from ..model import Confirmation, PotentialDeadlock
 
 T = TypeVar("T")
 
@@ -84,3 +84,14 @@ def visible(value: T) -> T:
             for name, new in changed.items():
                 setattr(out, name, new)
     return out
+
+
+def confirmation_headline(c: Confirmation) -> str:
+    """What --confirm found, in one sentence: "CONFIRMED: this deadlock was reproduced in run 2 of
+    10" or "not reproduced in 10 steered runs: <the reason>"."""
+    if c.status == "confirmed":
+        of = f" of {c.of}" if c.of else ""
+        return f"CONFIRMED: this deadlock was reproduced in run {c.run}{of} (lockwatch --confirm)"
+    if not c.runs:
+        return f"not reproduced ({c.reason or 'no run'})"
+    return f"not reproduced in {plural(c.runs, 'steered run')}: {c.reason or 'no reason recorded'}"
