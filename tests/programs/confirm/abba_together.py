@@ -1,8 +1,13 @@
 """Two threads started together: one takes a then b, the other b then a a moment later.
 Never hangs on its own (the first is done long before the second starts its inversion);
-`--confirm` makes it deadlock."""
+`--confirm` makes it deadlock. It prints its arguments, cwd and $CONFIRM_PROBE first (a
+confirmation run must see the same), and exits with the status given as its first argument."""
+import os
+import sys
 import threading
 import time
+
+print("argv:", sys.argv[1:], "cwd:", os.getcwd(), "probe:", os.environ.get("CONFIRM_PROBE"), flush=True)
 
 a = threading.Lock()
 b = threading.Lock()
@@ -27,3 +32,4 @@ for t in threads:
 for t in threads:
     t.join()
 print("finished without hanging")
+sys.exit(int(sys.argv[1]) if sys.argv[1:] else 0)
