@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 from .model import MAX_OUTPUT, Confirmation, Deadlock, PotentialDeadlock, Report, ReportError
 from .stacks import short_path
@@ -74,14 +74,16 @@ def edge_specs(p: PotentialDeadlock) -> list[EdgeSpec]:
     return out
 
 
-def not_attempted(p: PotentialDeadlock) -> Optional[str]:
-    """Why a steered run cannot make this cycle hang, known without running anything; None if it can."""
+def not_attempted(p: PotentialDeadlock, apart: bool = False) -> Optional[str]:
+    """Why a steered run cannot make this cycle hang, known without running anything; None if it
+    can. ``apart``: its edges will run in threads of their own (tests run together), so a
+    single-thread cycle can hang too."""
     if p.suppressed is not None:
         return f"not attempted: suppressed ({p.suppressed})"
     if p.triage == "guarded":
         return (f"not attempted: the gate lock {p.gate} was held around every edge, so it keeps the "
                 "threads apart: they cannot deadlock on this cycle while that discipline holds")
-    if p.triage == "single-thread":
+    if p.triage == "single-thread" and not apart:
         return (f"not attempted: every edge was taken by the one thread {p.edges[0].thread!r}, and a "
                 "thread cannot deadlock with itself on this cycle; it deadlocks when two threads run "
                 "these paths at the same time")
@@ -109,34 +111,33 @@ class RunResult:
     output: str
 
 
-def confirm_report(report: Report, command: Sequence[str], *, env: Mapping[str, str], cwd: str,
-                   runs: int, pause: float, first_run_s: float = 0.0,
-                   plan_extra: Optional[dict[str, Any]] = None,
+def confirm_report(report: Report, command_for: Callable[[PotentialDeadlock], Union[list[str], str]], *,
+                   env: Mapping[str, str], cwd: str, runs: int, pause: float, first_run_s: float = 0.0,
                    meaning: Optional[str] = None) -> None:
-    """Set ``confirmation`` on every potential deadlock of ``report``: re-run ``command`` (a
-    Python command line ending where the plan file goes) up to ``runs`` times per cycle that
-    can hang, steered towards that cycle."""
+    """Set ``confirmation`` on every potential deadlock of ``report``: re-run the command line
+    that ``command_for`` gives for it (the plan file's path goes last) up to ``runs`` times,
+    steered towards that cycle. ``command_for`` gives instead the reason it is not attempted
+    (not_attempted(), or the caller's own)."""
     for p in report.potential_deadlocks:
-        reason = not_attempted(p)
-        if reason is not None:
-            p.confirmation = Confirmation("not-reproduced", 0, of=runs, reason=reason)
+        command = command_for(p)
+        if isinstance(command, str):
+            p.confirmation = Confirmation("not-reproduced", 0, of=runs, reason=command)
             continue
         p.confirmation = confirm_cycle(p, command, env=env, cwd=cwd, runs=runs, pause=pause,
-                                       timeout=RUN_TIMEOUT + 2 * first_run_s, plan_extra=plan_extra)
+                                       timeout=RUN_TIMEOUT + 2 * first_run_s)
         if meaning and p.confirmation.status == "confirmed":
             p.confirmation.reason = meaning
 
 
 def confirm_cycle(p: PotentialDeadlock, command: Sequence[str], *, env: Mapping[str, str], cwd: str,
-                  runs: int, pause: float, timeout: float,
-                  plan_extra: Optional[dict[str, Any]] = None) -> Confirmation:
+                  runs: int, pause: float, timeout: float) -> Confirmation:
     specs = edge_specs(p)
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="lockwatch-confirm-") as tmp:
         plan_path = os.path.join(tmp, "plan.json")
         result_path = os.path.join(tmp, "result.json")
         plan = {"edges": [s.__dict__ for s in specs], "pause": pause, "result": result_path,
-                "deadlock_timeout": DEADLOCK_TIMEOUT, **(plan_extra or {})}
+                "deadlock_timeout": DEADLOCK_TIMEOUT}
         with open(plan_path, "w") as f:
             json.dump(plan, f)
         for number in range(1, runs + 1):

@@ -160,8 +160,9 @@ def _confirmation(settings: Settings, args: Sequence[str], as_module: bool) -> A
     command = confirm.program_command(args[0], args[1:], as_module)
 
     def annotate(report: Any) -> None:
-        confirm.confirm_report(report, command, env=env, cwd=cwd, runs=settings.confirm_runs,
-                               pause=settings.confirm_pause, first_run_s=time.monotonic() - started)
+        confirm.confirm_report(report, lambda p: confirm.not_attempted(p) or command, env=env, cwd=cwd,
+                               runs=settings.confirm_runs, pause=settings.confirm_pause,
+                               first_run_s=time.monotonic() - started)
     return annotate
 
 

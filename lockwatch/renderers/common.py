@@ -91,7 +91,7 @@ def confirmation_headline(c: Confirmation) -> str:
     10" or "not reproduced in 10 steered runs: <the reason>"."""
     if c.status == "confirmed":
         of = f" of {c.of}" if c.of else ""
-        return f"CONFIRMED: this deadlock was reproduced in run {c.run}{of} (lockwatch --confirm)"
+        return f"CONFIRMED: this deadlock was reproduced in run {c.run}{of}"
     if not c.runs:
         return f"not reproduced ({c.reason or 'no run'})"
     return f"not reproduced in {plural(c.runs, 'steered run')}: {c.reason or 'no reason recorded'}"
