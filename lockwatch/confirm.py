@@ -256,7 +256,7 @@ def _lifetimes_apart(r: RunResult) -> Optional[str]:
     pauses = r.data.get("pauses", [])
     for a in pauses:
         for b in pauses:
-            if a["life"] == b["life"] or not (set(a["edges"]) ^ set(b["edges"])):
+            if a["life"] == b["life"] or len(set(a["edges"]) | set(b["edges"])) < 2:
                 continue
             la, lb = lives[a["life"]], lives[b["life"]]
             if la[2] is not None and la[2] <= lb[1]:

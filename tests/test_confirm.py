@@ -222,6 +222,12 @@ def test_reasons_for_cycles_no_run_reproduced() -> None:
     assert "thread 'one' ended before thread 'two' started" in confirm.why_not(
         p, specs, [_run(1, apart, lives_apart)], 0.5, 30)
     assert "never at the same time" in confirm.why_not(p, specs, [_run(1, apart, lives)], 0.5, 30)
+    # instances of one site (account locks): each pause matches both edges
+    both = [{"life": 1, "edges": [0, 1], "start": 1, "end": 1.5}, {"life": 2, "edges": [0, 1], "start": 2.5, "end": 3}]
+    assert "thread 'one' ended before thread 'two' started" in confirm.why_not(
+        p, specs, [_run(1, both, lives_apart)], 0.5, 30)
+    one_edge = [{"life": 1, "edges": [0], "start": 1, "end": 1.5}, {"life": 2, "edges": [0], "start": 2.5, "end": 3}]
+    assert "no thread reached" in confirm.why_not(p, specs, [_run(1, one_edge, lives_apart)], 0.5, 30)
     stopped = confirm.RunResult(2, None, None, "")
     assert "run 2 did not end within 30 s and was stopped" in confirm.why_not(
         p, specs, [_run(1, apart, lives), stopped], 0.5, 30)
