@@ -250,3 +250,26 @@ def test_the_held_back_threads_that_close_the_cycle_are_found() -> None:
     two = confirm._Waiter("two", 3, [(1, b)], a)  # holds b, wants a
     steer.paused.append(two)
     assert steer._cycle() == [(one, a), (two, b)]
+
+
+def test_what_a_confirmation_shows_is_escaped_in_text_and_html() -> None:
+    from support import load_report_fixture
+
+    from lockwatch.model import Deadlock
+    from lockwatch.renderers import html, text
+
+    report = load_report_fixture().shop_report()
+    p = report.potential_deadlocks[0]
+    nasty = "\x1b[2J<script>alert(1)</script>\u202e"
+    p.confirmation = Confirmation(
+        "confirmed", 2, of=5, run=2, schedule=[f"thread {nasty!r} was held back"], output=[nasty, "second line"],
+        deadlock=Deadlock.from_dict({"threads": [{"name": nasty, "stack": ["/srv/x.py:3 in f"]}]}))
+    shown = text.render(report)
+    assert "CONFIRMED: this deadlock was reproduced in run 2 of 5" in shown
+    assert "\x1b" not in shown and "\u202e" not in shown and "\\x1b[2J" in shown
+    assert "      | second line" in shown
+    page = html.render(report)
+    assert "CONFIRMED: this deadlock was reproduced in run 2 of 5" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    p.confirmation = Confirmation("not-reproduced", 0, of=5, reason="not attempted: because")
+    assert "not reproduced (not attempted: because)" in text.render(report)

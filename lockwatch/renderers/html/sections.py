@@ -97,7 +97,7 @@ def _stack_html(frames: Sequence[str], lines: SourceLines) -> str:
 def _confirmation_html(c: Confirmation, lines: SourceLines) -> str:
     """What --confirm found: the headline, the steered schedule, the real deadlock's stacks."""
     cls = "risk" if c.status == "confirmed" else "mild"
-    out = [f'<div class="confirmation"><p><span class="badge {cls}">{esc(c.status)}</span> '
+    out = [f'<div class="edge-detail confirmation"><p><span class="badge {cls}">{esc(c.status)}</span> '
            f"<b>{esc(confirmation_headline(c))}</b></p>"]
     if c.status == "confirmed" and c.reason:
         out.append(f"<p>{esc(c.reason)}</p>")
