@@ -43,7 +43,9 @@ def run_confirm(tmp_path: Path, program: str, *options: str, args: tuple[str, ..
     shutil.copy(CONFIRM / program, work / program)
     report = tmp_path / "report.json"
     target = ["-m", program[:-3]] if module else [str(work / program)]
-    proc = lockwatch("--confirm", "--json", str(report), *options, *target, *args, cwd=work,
+    # A long pause for a loaded machine: a thread is let go as soon as the cycle forms, so only a
+    # cycle that is not reproduced waits that long.
+    proc = lockwatch("--confirm", "--json", str(report), "--confirm-pause", "3", *options, *target, *args, cwd=work,
                      env=env(tmp_path / "tmp", CONFIRM_PROBE="probe-value"), timeout=150)
     assert _processes_under(work) == []
     data = report_of(report)

@@ -23,7 +23,7 @@ def run_suite(tmp_path: Path, *args: str) -> tuple[Any, dict[str, Any]]:
     (work / "pytest.ini").write_text("[pytest]\n")  # the rootdir: test ids as a user sees them
     report = tmp_path / "report.json"
     proc = python("-m", "pytest", "-p", "no:cacheprovider", "--lockwatch", "--lockwatch-json", str(report),
-                  *args, cwd=work, env=env(tmp_path / "tmp"), timeout=150)
+                  "--lockwatch-confirm-pause", "3", *args, cwd=work, env=env(tmp_path / "tmp"), timeout=150)
     assert _processes_under(work) == []
     return proc, report_of(report)
 
