@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,8 +28,9 @@ CLI = ("abba_together.py", "ring3.py", "bank.py", "gated.py", "single.py", "sequ
 PYTEST = "pytest_split"
 
 
-def one(name: str, runs: int, pause: float, tmp: Path) -> tuple[str, int, float]:
-    """(status, runs made or the run that confirmed, wall seconds) of one whole --confirm run."""
+def one(name: str, runs: int, pause: float, tmp: Path) -> tuple[str, int, float, float]:
+    """(status, runs made or the run that confirmed, wall seconds, CPU seconds of every process)
+    of one whole --confirm run. The CPU time does not grow with the machine's load; the wall time does."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
     env["PYTHONPATH"] = str(ROOT)
     report = tmp / "report.json"
@@ -47,13 +49,16 @@ def one(name: str, runs: int, pause: float, tmp: Path) -> tuple[str, int, float]
                 str(PROGRAMS / name)]
         cwd = tmp
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # grandchildren too: each waited for its own
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     data = json.loads(report.read_text())
     [found] = [p for p in data["potential_deadlocks"] if p["origin"] == "user" and
                (name != PYTEST or {lk["name"] for lk in p["locks"]} == {"cart_lock", "stock_lock"})]
     c = found["confirmation"]
-    return c["status"], c.get("run") or c["runs"], wall
+    return c["status"], c.get("run") or c["runs"], wall, cpu
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -68,14 +73,16 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
     names = [n for n in (*CLI, PYTEST) if not args.only or n in args.only]
-    print(f"{'program':<20} {'status (count)':<28} {'run that confirmed min/med/max':<32} wall s min/med/max")
+    print(f"{'program':<20} {'status (count)':<20} {'confirmed in run':<18} {'wall s min/med/max':<22} "
+          "CPU s min/med/max")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             results = [one(name, args.runs, args.pause, Path(tmp)) for _ in range(args.repeat)]
             statuses = {s: sum(1 for r in results if r[0] == s) for s in sorted({r[0] for r in results})}
             confirmed = [float(r[1]) for r in results if r[0] == "confirmed"]
-            print(f"{name:<20} {', '.join(f'{s} ({n})' for s, n in statuses.items()):<28} "
-                  f"{spread(confirmed, '.0f') if confirmed else '-':<32} {spread([r[2] for r in results], '.1f')}",
+            print(f"{name:<20} {', '.join(f'{s} ({n})' for s, n in statuses.items()):<20} "
+                  f"{spread(confirmed, '.0f') if confirmed else '-':<18} "
+                  f"{spread([r[2] for r in results], '.1f'):<22} {spread([r[3] for r in results], '.1f')}",
                   flush=True)
 
 

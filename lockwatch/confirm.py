@@ -118,13 +118,21 @@ def confirm_report(report: Report, command_for: Callable[[PotentialDeadlock], Un
     that ``command_for`` gives for it (the plan file's path goes last) up to ``runs`` times,
     steered towards that cycle. ``command_for`` gives instead the reason it is not attempted
     (not_attempted(), or the caller's own)."""
+    interrupted = False
     for p in report.potential_deadlocks:
         command = command_for(p)
-        if isinstance(command, str):
-            p.confirmation = Confirmation("not-reproduced", 0, of=runs, reason=command)
+        if interrupted or isinstance(command, str):
+            reason = "not attempted: confirming was interrupted" if interrupted else str(command)
+            p.confirmation = Confirmation("not-reproduced", 0, of=runs, reason=reason)
             continue
-        p.confirmation = confirm_cycle(p, command, env=env, cwd=cwd, runs=runs, pause=pause,
-                                       timeout=RUN_TIMEOUT + 2 * first_run_s)
+        try:
+            p.confirmation = confirm_cycle(p, command, env=env, cwd=cwd, runs=runs, pause=pause,
+                                           timeout=RUN_TIMEOUT + 2 * first_run_s)
+        except KeyboardInterrupt:  # Ctrl-C: the report of the program's own run is still written
+            interrupted = True
+            p.confirmation = Confirmation("not-reproduced", 0, of=runs,
+                                          reason="not attempted: confirming was interrupted")
+            continue
         if meaning and p.confirmation.status == "confirmed":
             p.confirmation.reason = meaning
 
@@ -137,7 +145,7 @@ def confirm_cycle(p: PotentialDeadlock, command: Sequence[str], *, env: Mapping[
         plan_path = os.path.join(tmp, "plan.json")
         result_path = os.path.join(tmp, "result.json")
         plan = {"edges": [s.__dict__ for s in specs], "pause": pause, "result": result_path,
-                "deadlock_timeout": DEADLOCK_TIMEOUT}
+                "deadlock_timeout": DEADLOCK_TIMEOUT, "timeout": timeout}
         with open(plan_path, "w") as f:
             json.dump(plan, f)
         for number in range(1, runs + 1):
@@ -511,6 +519,7 @@ def start_session(steer: Steer, plan: dict[str, Any]) -> Any:
     from .settings import Settings
 
     lockwatch._take_over()
+    _end_after(float(plan["timeout"]) + 10)
     install_steering(steer)
     # text=True: under "exit" the deadlock's text is left to the report, which finish replaces
     # (the run's output is the program's own).
@@ -518,6 +527,18 @@ def start_session(steer: Steer, plan: dict[str, Any]) -> Any:
     session.finish = lambda: write_result(steer, plan, session)  # then the watchdog ends the process
     session.start()
     return session
+
+
+def _end_after(seconds: float) -> None:
+    """End this run after ``seconds`` whatever happens: its parent stops it after its timeout,
+    but a parent that died (SIGKILL, SIGTERM) cannot, and a steered run never outlives it for long.
+    A bare _thread thread, as the watchdog's: not in threading.enumerate(), never waited for."""
+
+    def end() -> None:
+        time.sleep(seconds)
+        os._exit(124)  # as timeout(1) says a command ran out of time
+
+    _thread.start_new_thread(end, ())
 
 
 def write_result(steer: Steer, plan: dict[str, Any], session: Any) -> None:

@@ -243,7 +243,7 @@ def test_cycles_through_other_primitives_are_not_attempted() -> None:
 
 def test_the_held_back_threads_that_close_the_cycle_are_found() -> None:
     steer = confirm.Steer({"edges": [s.__dict__ for s in confirm.edge_specs(_cycle())], "pause": 0.1,
-                           "result": "", "deadlock_timeout": 0.5})
+                           "result": "", "deadlock_timeout": 0.5, "timeout": 30})
     a, b, c = object(), object(), object()
     one = confirm._Waiter("one", 1, [(0, a)], b)  # holds a, wants b
     other = confirm._Waiter("two", 2, [(1, c)], a)  # holds another b-site lock c: not the cycle
@@ -275,3 +275,37 @@ def test_what_a_confirmation_shows_is_escaped_in_text_and_html() -> None:
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     p.confirmation = Confirmation("not-reproduced", 0, of=5, reason="not attempted: because")
     assert "not reproduced (not attempted: because)" in text.render(report)
+
+
+def test_ctrl_c_while_confirming_keeps_the_report_and_leaves_no_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from support import default_sigint
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(CONFIRM / "sequential.py", work / "sequential.py")
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "lockwatch", "--confirm", "--confirm-runs", "50",
+                             "--confirm-pause", "5", "--json", str(report), str(work / "sequential.py")],
+                            cwd=work, env=env(tmp_path / "tmp"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=default_sigint)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("child_main" in c for c in _processes_under(work)):  # a steered run is going
+            assert time.monotonic() < deadline and proc.poll() is None, "no confirmation run started"
+            time.sleep(0.1)
+        proc.send_signal(2)  # SIGINT, as Ctrl-C
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err  # the program's own run's status
+    assert _processes_under(work) == []
+    c = the_finding(report_of(report))["confirmation"]
+    assert c == {"status": "not-reproduced", "runs": 0, "of": 50,
+                 "reason": "not attempted: confirming was interrupted"}
+    assert "finished without hanging" in out
