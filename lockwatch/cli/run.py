@@ -37,7 +37,7 @@ calls sys.exit or is interrupted with Ctrl-C).
 
 Every option can also be set in [tool.lockwatch] of the nearest pyproject.toml (json, html, dot,
 top, deadlock_timeout, on_deadlock, warn_hold, warn_wait, fail_on_cycle, suppressions, baseline,
-text); the command line wins.
+text, confirm, confirm_runs, confirm_pause); the command line wins.
 
 \b
   lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot|graphml] [-o PATH]
