@@ -121,9 +121,9 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
                    "(same argv, cwd and environment; output captured, shown for a confirmed cycle) with "
                    "the threads of the cycle held back just before the acquisitions that close it, "
                    "until each holds its first lock, then let go together; a real deadlock on that "
-                   "cycle is reported as CONFIRMED, else the reason it was not reproduced. What the "
-                   "re-runs do outside the process (child processes, files written) is the "
-                   "program's own business, as in any run.")
+                   "cycle is reported as CONFIRMED, else the reason it was not reproduced. Child "
+                   "processes the re-runs start and files they write are the user's business: they "
+                   "are neither steered nor undone.")
 @setting("confirm_runs", "N", f"Confirmation runs per potential deadlock, at most.  [default: {DEFAULT_CONFIRM_RUNS}]")
 @setting("confirm_pause", "SECONDS", "How long a held-back thread waits, at most, for the other "
                                      f"threads of the cycle.  [default: {DEFAULT_CONFIRM_PAUSE:g}]")
