@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.5)
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
-    names = [n for n in (*CLI, PYTEST) if not args.only or n in args.only]
+    names = [n for n in args.only if n in (*CLI, PYTEST)] if args.only else [*CLI, PYTEST]
     print(f"{'program':<20} {'status (count)':<20} {'confirmed in run':<18} {'wall s min/med/max':<22} "
           "CPU s min/med/max")
     with tempfile.TemporaryDirectory() as tmp:
