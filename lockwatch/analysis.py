@@ -265,6 +265,8 @@ def build_report(snapshots: Sequence[Snapshot], *, deadlocks: Iterable[Deadlock]
                         p.suppressed = s.suppressed[ident]
                     if ident in s.known:
                         p.known = True
+                    if ident in s.confirmations and p.confirmation is None:
+                        p.confirmation = s.confirmations[ident]
         seen = {p.fingerprint for p in report.potential_deadlocks}
         gone: dict[str, BaselineEntry] = {}
         for s in saved:

@@ -399,10 +399,12 @@ def _die_of(signum: int) -> None:
 
 
 def run_program(target: str, args: list[str], *, as_module: bool, settings: Settings,
-                suppressions: Optional[list[Any]] = None, baseline: Optional[dict[str, Any]] = None) -> int:
+                suppressions: Optional[list[Any]] = None, baseline: Optional[dict[str, Any]] = None,
+                annotate: Optional[Callable[[Report], None]] = None) -> int:
     """Run a script (or, with ``as_module``, a module) as `python` would, recording its locks,
     then write the reports that ``settings`` ask for, and return the exit status: the program's
-    own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. Raises a UserError (one line)
+    own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. ``annotate`` sees the
+    report before it is written (--confirm adds its confirmations there). Raises a UserError (one line)
     before the program starts when a report path cannot be written or the program is not found."""
     from .runner import ProgramRunner
     from .settings import SettingsError
@@ -455,7 +457,10 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         return status
     session.stop()
     try:
-        report = session.write_reports()
+        report = session.report() if annotate is not None else None
+        if report is not None and annotate is not None:
+            annotate(report)
+        report = session.write_reports(report)
     except ReportWriteError as exc:
         _warn(str(exc))
         return status or EXIT_USAGE

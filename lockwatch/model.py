@@ -623,6 +623,48 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
 
 # -- the findings ---------------------------------------------------------------------------------
 
+CONFIRMATION_STATUSES = ("confirmed", "not-reproduced")
+MAX_OUTPUT = 200  # lines of a confirmed run's output kept in a report (its end)
+
+
+@dataclass
+class Confirmation:
+    """What `--confirm` found for a potential deadlock: the run (of ``runs``) in which the steered
+    schedule really deadlocked on this cycle, with that deadlock, or the reason it did not."""
+
+    status: str  # "confirmed" | "not-reproduced"
+    runs: int  # runs made (0: none, the reason says why)
+    of: Optional[int] = None  # the runs allowed (--confirm-runs)
+    run: Optional[int] = None  # the run that deadlocked (confirmed)
+    reason: Optional[str] = None  # why it was not reproduced; what a confirmation means (pytest)
+    schedule: list[str] = field(default_factory=list)  # the steered schedule, one step a line
+    deadlock: Optional[Deadlock] = None  # the real deadlock of the confirmed run
+    output: list[str] = field(default_factory=list)  # that run's stdout and stderr lines (the end)
+    tests: list[str] = field(default_factory=list)  # pytest: the tests whose bodies were run together
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "runs": self.runs}
+        for key, value in (("of", self.of), ("run", self.run), ("reason", self.reason)):
+            if value is not None:
+                out[key] = value
+        for key, lines in (("schedule", self.schedule), ("tests", self.tests), ("output", self.output)):
+            if lines:
+                out[key] = list(lines)
+        if self.deadlock is not None:
+            out["deadlock"] = self.deadlock.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str, source: str) -> Confirmation:
+        r = _Reader(data, where, source)
+        status = r.req("status", str)
+        if status not in CONFIRMATION_STATUSES:
+            r.fail(f"{r.path('status')} is not one of {', '.join(CONFIRMATION_STATUSES)}")
+        return cls(status, r.req("runs", int), r.opt("of", int), r.opt("run", int), r.opt("reason", str),
+                   r.strings("schedule"), r.record("deadlock", Deadlock.from_dict), r.strings("output"),
+                   r.strings("tests"))
+
+
 @dataclass
 class LockRef:
     key: str
@@ -654,6 +696,7 @@ class PotentialDeadlock:
     origin: str = "user"  # "stdlib": every lock of the cycle was created by the standard library
     suppressed: Optional[str] = None  # the reason, when a suppression matched
     known: bool = False  # in the CI baseline
+    confirmation: Optional[Confirmation] = None  # set by --confirm
 
     @property
     def threads(self) -> list[str]:
@@ -674,6 +717,7 @@ class PotentialDeadlock:
             "locks": [{"name": lk.name, "kind": lk.kind, "site": lk.site, "key": lk.key,
                        "instance": lk.instance} for lk in self.locks],
             "edges": [e.to_dict() for e in self.edges],
+            **({"confirmation": self.confirmation.to_dict()} if self.confirmation is not None else {}),
         }
 
 
@@ -972,6 +1016,7 @@ class SavedReport:
     # (scope, cycle id) -> the fingerprint the recording process gave the cycle
     fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
     unused_suppressions: list[str] = field(default_factory=list)  # as its run listed them
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)  # fingerprint or cycle id ->
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "report") -> SavedReport:
@@ -1000,10 +1045,12 @@ class SavedReport:
                                    for i, e in enumerate(data.get("baseline_gone") or [])
                                    if isinstance(e, dict)],
                     unused_suppressions=r.strings("unused_suppressions"))
-        for p in data.get("potential_deadlocks") or []:
+        for i, p in enumerate(data.get("potential_deadlocks") or []):
             # Only the marks are read back: the cycles themselves are found again by analysis.
             if not isinstance(p, dict):
                 continue
+            confirmation = (Confirmation.from_dict(p["confirmation"], f"potential_deadlocks[{i}].confirmation",
+                                                   source) if p.get("confirmation") is not None else None)
             ids = [p["fingerprint"]] if isinstance(p.get("fingerprint"), str) and p["fingerprint"] else []
             locks = p.get("locks")
             if isinstance(locks, list) and all(isinstance(lk, dict) and isinstance(lk.get("key"), str)
@@ -1016,6 +1063,8 @@ class SavedReport:
                     saved.suppressed[ident] = p["suppressed"]
                 if p.get("known"):
                     saved.known.add(ident)
+                if confirmation is not None:
+                    saved.confirmations[ident] = confirmation
         return saved
 
 

@@ -21,7 +21,7 @@ _MARKER_KEYS = {"enabled", "report_only"}
 # The settings (settings.FIELDS) that a test run takes, each as --lockwatch-KEY and ini lockwatch_KEY;
 # text and fail_on_cycle are the plugin's own (the summary; --lockwatch-report-only).
 _KEYS = ("json", "html", "dot", "top", "show_library", "deadlock_timeout", "on_deadlock", "warn_hold", "warn_wait",
-         "suppressions", "baseline")
+         "suppressions", "baseline", "confirm_runs", "confirm_pause")
 _HELP = {
     "json": "Write the whole run's lockwatch report as JSON to PATH.",
     "html": "Write the whole run's lockwatch report as a self-contained HTML page to PATH.",
@@ -39,10 +39,17 @@ _HELP = {
                      "[tool.lockwatch] of pyproject.toml)."),
     "baseline": ("Potential deadlocks listed in this lockwatch baseline are known and do not fail "
                  "the run; only new ones do."),
+    "confirm_runs": "With --lockwatch-confirm: confirmation runs per potential deadlock, at most (default 5).",
+    "confirm_pause": ("With --lockwatch-confirm: how long a held-back thread waits, at most, for the "
+                      "other threads of the cycle (default 0.5)."),
 }
 _FLAGS = {"show_library"}  # options without a value (their ini setting takes true/false)
 _METAVAR = {"json": "PATH", "html": "PATH", "dot": "PATH", "top": "N", "on_deadlock": "POLICY",
-            "suppressions": "FILE", "baseline": "FILE"}
+            "suppressions": "FILE", "baseline": "FILE", "confirm_runs": "N"}
+HELP_CONFIRM = ("Confirm each potential deadlock: re-run the tests during which its edges were recorded, "
+                "in a subprocess, their bodies at the same time in one thread each (fixtures set up as "
+                "pytest would), held back before the acquisitions that close the cycle; a real "
+                "deadlock there is reported as CONFIRMED.")
 
 
 def _option_name(key: str) -> str:
@@ -57,12 +64,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     dest="lockwatch_report_only", help=HELP_REPORT_ONLY + " [ini: lockwatch_report_only]")
     parser.addini("lockwatch", HELP_ENABLE + " (true/false)", default="false")
     parser.addini("lockwatch_report_only", HELP_REPORT_ONLY + " (true/false)", default="false")
+    _add_confirm_option(group, parser)
     for key in _KEYS:
         how: dict[str, Any] = ({"action": "store_true"} if key in _FLAGS
                                else {"metavar": _METAVAR.get(key, "SECONDS")})
         group.addoption(_option_name(key), default=None, dest=f"lockwatch_{key}",
                         help=f"{_HELP[key]} [ini: lockwatch_{key}]", **how)
         parser.addini(f"lockwatch_{key}", _HELP[key], default="")
+
+
+def _add_confirm_option(group: Any, parser: pytest.Parser) -> None:
+    group.addoption("--lockwatch-confirm", action="store_true", default=None, dest="lockwatch_confirm",
+                    help=HELP_CONFIRM + " [ini: lockwatch_confirm]")
+    parser.addini("lockwatch_confirm", HELP_CONFIRM + " (true/false)", default="")
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -113,8 +127,8 @@ class Settings:
             self.enabled = True  # asking for a report implies recording
         start = str(getattr(config, "rootpath", None) or os.getcwd())
         self.project = project_config.load_project(start) if self.enabled else project_config.ProjectConfig()
-        inis = {key: ini(f"lockwatch_{key}") for key in _KEYS}
-        options = {key: _option(config, f"lockwatch_{key}") for key in _KEYS}
+        inis = {key: ini(f"lockwatch_{key}") for key in (*_KEYS, "confirm")}
+        options = {key: _option(config, f"lockwatch_{key}") for key in (*_KEYS, "confirm")}
         base = Knobs(text=False, on_deadlock=DEFAULT_ON_DEADLOCK["pytest"], fail_on_cycle=True)
         self.knobs = resolve((self.project.settings, self.project.where),
                              (inis, lambda f: f"{ini_file}ini option lockwatch_{f.key}"),
@@ -154,8 +168,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     plugin = LockwatchPlugin(early_config, settings)
     early_config.stash[_KEY] = plugin
     early_config.pluginmanager.register(plugin, "lockwatch-session")
+    _register_confirm(early_config, plugin)
     if not plugin.is_controller:
         plugin.start()
+
+
+def _register_confirm(config: pytest.Config, plugin: LockwatchPlugin) -> None:
+    """--lockwatch-confirm: the plugin that confirms the final report's cycles (confirm_pytest)."""
+    if plugin.settings.knobs.confirm:
+        from .confirm_pytest import ConfirmPlugin
+
+        config.pluginmanager.register(ConfirmPlugin(config, plugin), "lockwatch-confirm")
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

@@ -26,6 +26,11 @@ POLICIES = ("exit", "raise", "report")
 DEFAULT_DEADLOCK_TIMEOUT = 5.0
 DEFAULT_TOP = 5
 MAX_TOP = 1000
+# --confirm: re-runs per potential deadlock, and how long a steered thread waits, at most, at the
+# acquisition that closes the cycle for the other threads of the cycle to arrive (confirm.py).
+DEFAULT_CONFIRM_RUNS = 5
+MAX_CONFIRM_RUNS = 100
+DEFAULT_CONFIRM_PAUSE = 0.5
 # What a real deadlock does, by entry point. The CLI owns the process and never leaves it hanging;
 # a test run raises in the blocked test so that the rest of the suite still runs; a program that
 # switched lockwatch on itself keeps control of its own life: report, and keep waiting.
@@ -84,6 +89,25 @@ def validate_top(value: Any, where: str) -> int:
     if isinstance(value, bool) or isinstance(value, float) or not 0 <= top <= MAX_TOP:
         raise SettingsError(f"{where}: {value!r} is not a number of rows from 0 to {MAX_TOP}")
     return top
+
+
+def validate_runs(value: Any, where: str) -> int:
+    """A number of confirmation runs, 1 to MAX_CONFIRM_RUNS."""
+    try:
+        runs = int(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        runs = 0
+    if isinstance(value, (bool, float)) or not 1 <= runs <= MAX_CONFIRM_RUNS:
+        raise SettingsError(f"{where}: {value!r} is not a number of runs from 1 to {MAX_CONFIRM_RUNS}")
+    return runs
+
+
+def validate_pause(value: Any, where: str) -> float:
+    """Seconds > 0 (at most 60: a pause is short by design)."""
+    seconds = _seconds(value)
+    if not 0 < seconds <= 60:
+        raise SettingsError(f"{where}: {value!r} is not a number of seconds above 0 and at most 60")
+    return seconds
 
 
 def validate_bool(value: Any, where: str) -> bool:
@@ -156,6 +180,14 @@ FIELDS: tuple[Field, ...] = (
           "a TOML file of potential deadlocks to ignore"),
     Field("baseline_path", "baseline", "LOCKWATCH_BASELINE", validate_path,
           "a baseline of known potential deadlocks: only new ones fail"),
+    # No variables: confirming re-runs the program, which only `python -m lockwatch` and the
+    # pytest plugin can do.
+    Field("confirm", "confirm", "", validate_bool,
+          "re-run the program with a steered schedule to confirm each potential deadlock"),
+    Field("confirm_runs", "confirm_runs", "", validate_runs,
+          "confirmation runs per potential deadlock, at most"),
+    Field("confirm_pause", "confirm_pause", "", validate_pause,
+          "seconds a steered thread waits, at most, for the other threads of the cycle"),
 )
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
 
@@ -179,6 +211,9 @@ class Settings:
     fail_on_cycle: bool = False
     suppressions_path: Optional[str] = None
     baseline_path: Optional[str] = None
+    confirm: bool = False
+    confirm_runs: int = DEFAULT_CONFIRM_RUNS
+    confirm_pause: float = DEFAULT_CONFIRM_PAUSE
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

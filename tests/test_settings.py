@@ -100,7 +100,9 @@ def test_every_setting_has_an_environment_variable_and_a_key() -> None:
     assert names == {f.name for f in __import__("dataclasses").fields(Settings)}
     with_env = [f for f in settings.FIELDS if f.env]
     assert all(f.env == "LOCKWATCH_" + f.key.upper() for f in with_env)
-    assert {f.key for f in settings.FIELDS} - {f.key for f in with_env} == {"fail_on_cycle"}
+    # fail_on_cycle and --confirm: only the CLI and the pytest plugin decide a status or re-run a program
+    assert {f.key for f in settings.FIELDS} - {f.key for f in with_env} == {"fail_on_cycle", "confirm", "confirm_runs",
+                                                                          "confirm_pause"}
 
 
 # -- the same bad value through every entry point -----------------------------------------------------

@@ -7,6 +7,8 @@ from typing import Any, Optional
 import click
 
 from ..settings import (
+    DEFAULT_CONFIRM_PAUSE,
+    DEFAULT_CONFIRM_RUNS,
     DEFAULT_DEADLOCK_TIMEOUT,
     DEFAULT_ON_DEADLOCK,
     DEFAULT_TOP,
@@ -35,7 +37,7 @@ calls sys.exit or is interrupted with Ctrl-C).
 
 Every option can also be set in [tool.lockwatch] of the nearest pyproject.toml (json, html, dot,
 top, show_library, deadlock_timeout, on_deadlock, warn_hold, warn_wait, fail_on_cycle, suppressions, baseline,
-text); the command line wins.
+text, confirm, confirm_runs, confirm_pause); the command line wins.
 
 \b
   lockwatch report FILE.json [FILE.json ...] [--format text|json|html|dot|graphml] [-o PATH]
@@ -120,6 +122,17 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
          f"[default: {DEFAULT_ON_DEADLOCK['cli']}]")
 @setting("warn_hold", "SECONDS", "Report, while it happens, a lock held longer than SECONDS (with the holder's stack).")
 @setting("warn_wait", "SECONDS", "Report, while it happens, a thread waiting longer than SECONDS for a lock.")
+@click.option("--confirm", "confirm", is_flag=True, default=None,
+              help="After the run, confirm each potential deadlock that can hang: re-run the program "
+                   "(same argv, cwd and environment; output captured, shown for a confirmed cycle) with "
+                   "the threads of the cycle held back just before the acquisitions that close it, "
+                   "until each holds its first lock, then let go together; a real deadlock on that "
+                   "cycle is reported as CONFIRMED, else the reason it was not reproduced. Child "
+                   "processes the re-runs start and files they write are the user's business: they "
+                   "are neither steered nor undone.")
+@setting("confirm_runs", "N", f"Confirmation runs per potential deadlock, at most.  [default: {DEFAULT_CONFIRM_RUNS}]")
+@setting("confirm_pause", "SECONDS", "How long a held-back thread waits, at most, for the other "
+                                     f"threads of the cycle.  [default: {DEFAULT_CONFIRM_PAUSE:g}]")
 @click.version_option(package_name="pylockwatch", prog_name="lockwatch", message="%(prog)s %(version)s")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py | MODULE] [ARGS]...")
 def command(as_module: bool, quiet: Optional[bool], args: Sequence[str], **given: Any) -> int:
@@ -135,7 +148,28 @@ def command(as_module: bool, quiet: Optional[bool], args: Sequence[str], **given
     settings = resolve((project.settings, project.where), (given, cli_where), base=base)
     suppressions, known = control.load_policy(settings, project)
     return control.run_program(args[0], list(args[1:]), as_module=as_module, settings=settings,
-                               suppressions=suppressions, baseline=known)
+                               suppressions=suppressions, baseline=known,
+                               annotate=_confirmation(settings, args, as_module))
+
+
+def _confirmation(settings: Settings, args: Sequence[str], as_module: bool) -> Any:
+    """--confirm: what adds the confirmations to the report, after the program's own run (None
+    without it). The re-runs get the environment, cwd and arguments of that run."""
+    if not settings.confirm:
+        return None
+    import os
+    import time
+
+    from .. import confirm
+
+    env, cwd, started = dict(os.environ), os.getcwd(), time.monotonic()
+    command = confirm.program_command(args[0], args[1:], as_module)
+
+    def annotate(report: Any) -> None:
+        confirm.confirm_report(report, lambda p: confirm.not_attempted(p) or command, env=env, cwd=cwd,
+                               runs=settings.confirm_runs, pause=settings.confirm_pause,
+                               first_run_s=time.monotonic() - started)
+    return annotate
 
 
 def split_attached_module(argv: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from ..escapes import printable
-from ..model import LockStats, PotentialDeadlock, Report
+from ..model import Confirmation, LockStats, PotentialDeadlock, Report
 from ..stacks import library_kind
 
 T = TypeVar("T")
@@ -213,3 +213,14 @@ def not_listed(report: Report) -> str:
     at_least = "at least " if report.cycles_not_listed_at_least else ""
     return (f"{at_least}{n:,} more cycle{'s' if n != 1 or at_least else ''} not listed: in large strongly "
             "connected groups of locks only the shortest cycles are shown, and the search is bounded")
+
+
+def confirmation_headline(c: Confirmation) -> str:
+    """What --confirm found, in one sentence: "CONFIRMED: this deadlock was reproduced in run 2 of
+    10" or "not reproduced in 10 steered runs: <the reason>"."""
+    if c.status == "confirmed":
+        of = f" of {c.of}" if c.of else ""
+        return f"CONFIRMED: this deadlock was reproduced in run {c.run}{of}"
+    if not c.runs:
+        return f"not reproduced ({c.reason or 'no run'})"
+    return f"not reproduced in {plural(c.runs, 'steered run')}: {c.reason or 'no reason recorded'}"

@@ -8,12 +8,13 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-from ..model import SEVERITY, LockStats, PotentialDeadlock, Report, Violation
+from ..model import SEVERITY, Confirmation, LockStats, PotentialDeadlock, Report, Violation
 from ..settings import DEFAULT_TOP
 from ..stacks import short_path
 from .common import (
     LABELS,
     SHOW_LIBRARY,
+    confirmation_headline,
     cycle_title,
     edge_words,
     fmt_ns,
@@ -171,6 +172,8 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock, show_library: bool = False) 
            + (f"   ({p.occurrences} cycles through these sites)" if p.occurrences > 1 else "") + known,
            "  " + scope_text(p)]
     out.extend(f"  {reason}" for reason in p.reasons)
+    if p.confirmation is not None:
+        out.extend(_confirmation(p.confirmation))
     out.extend(["", "  Locks in the cycle:"])
     width = max(len(lock.name) for lock in p.locks)
     for lock in p.locks:
@@ -188,6 +191,29 @@ def _deadlock(i: int, n: int, p: PotentialDeadlock, show_library: bool = False) 
         out.extend(_stack(e.acquire_stack, show_library))
         out.append("")
     out.append(RULE)
+    return out
+
+
+def _confirmation(c: Confirmation) -> list[str]:
+    out = ["", "  " + confirmation_headline(c)]
+    if c.status == "confirmed" and c.reason:
+        out.append(f"    {c.reason}")
+    if c.tests:
+        out.append("    tests run together: " + ", ".join(c.tests))
+    if c.schedule:
+        out.append("    the steered schedule:")
+        out.extend(f"      {step}" for step in c.schedule)
+    if c.deadlock is not None:
+        out.append("    the real deadlock:")
+        for t in c.deadlock.threads:
+            w = t.waiting_for
+            held = ", ".join(h.name or "?" for h in t.holds)
+            out.append(f"      thread {quoted(t.name)} holding {held or 'nothing'} waited for "
+                       f"{w.name if w else '?'}" + (f", held by {quoted(t.blocked_by)}" if t.blocked_by else ""))
+            out.extend(f"    {line}" for line in _stack(t.stack))
+    if c.output:
+        out.append("    output of that run:")
+        out.extend(f"      | {line}" for line in c.output)
     return out
 
 

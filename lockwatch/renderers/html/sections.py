@@ -4,13 +4,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ... import histogram
-from ...model import LockInfo, PotentialDeadlock, Report, Timing
+from ...model import Confirmation, LockInfo, PotentialDeadlock, Report, Timing
 from ...sources import parse_frame
 from ...stacks import short_path
 from ..common import (
     BADGES,
     KNOWN_REASON,
     SHOW_LIBRARY,
+    confirmation_headline,
     cycle_title,
     edge_words,
     fmt_ns,
@@ -110,6 +111,32 @@ def _stack_html(frames: Sequence[str], lines: SourceLines, show_library: bool = 
     return '<ol class="stack">' + "".join(items) + "</ol>"
 
 
+def _confirmation_html(c: Confirmation, lines: SourceLines) -> str:
+    """What --confirm found: the headline, the steered schedule, the real deadlock's stacks."""
+    cls = "risk" if c.status == "confirmed" else "mild"
+    out = [f'<div class="edge-detail confirmation"><p><span class="badge {cls}">{esc(c.status)}</span> '
+           f"<b>{esc(confirmation_headline(c))}</b></p>"]
+    if c.status == "confirmed" and c.reason:
+        out.append(f"<p>{esc(c.reason)}</p>")
+    if c.tests:
+        out.append("<p>Tests run together: " + ", ".join(f"<code>{esc(t)}</code>" for t in c.tests) + "</p>")
+    if c.schedule:
+        out.append("<h5>The steered schedule</h5><ol>" + "".join(f"<li>{esc(s)}</li>" for s in c.schedule) + "</ol>")
+    if c.deadlock is not None:
+        out.append('<h5>The real deadlock</h5><div class="stacks">')
+        for t in c.deadlock.threads:
+            w = t.waiting_for
+            held = ", ".join(h.name or "?" for h in t.holds)
+            out.append(f"<div><p>thread <code>{esc(t.name)}</code> holding {esc(held or 'nothing')} "
+                       f"waited for {esc(w.name if w and w.name else '?')}</p>{_stack_html(t.stack, lines)}</div>")
+        out.append("</div>")
+    if c.output:
+        out.append("<details><summary>Output of that run</summary><pre>"
+                   + esc("\n".join(c.output)) + "</pre></details>")
+    out.append("</div>")
+    return "".join(out)
+
+
 def _badges(p: PotentialDeadlock) -> str:
     out = [f'<span class="badge {esc(p.scope)}" title="scope">{esc(p.scope)}</span>']
     label, cls = BADGES.get(p.triage, (p.triage, "mild"))
@@ -143,6 +170,8 @@ def _cycle_panel(n: int, p: PotentialDeadlock, lines: SourceLines, show_library:
         reasons.append(KNOWN_REASON)
     if reasons:
         out.append('<ul class="reasons">' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>")
+    if p.confirmation is not None:
+        out.append(_confirmation_html(p.confirmation, lines))
     out += [
            '<h4>Locks in the cycle</h4><div class="scroll-x"><table class="plain"><thead><tr>'
            "<th>lock</th><th>kind</th><th>created at</th><th>source</th></tr></thead><tbody>"]
