@@ -239,3 +239,9 @@ def edge_record(src: Any, dst: Any, thread: str, held: list[str], acquire: list[
 
     return EdgeRecord(src=src.key, dst=dst.key, thread=thread, held_stack=held, acquire_stack=acquire,
                       src_instance=si, dst_instance=di, **kw)
+
+
+def lock_edges(edges: list[Any]) -> list[Any]:
+    """The lock-order edges among ``edges``: not the wait edges (a lock held while waiting for an
+    Event, a Thread, ...; an Event set while a lock was held)."""
+    return [e for e in edges if e.wait is None and e.wake is None]

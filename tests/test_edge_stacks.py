@@ -12,6 +12,7 @@ import pytest
 
 import lockwatch as lw
 from lockwatch import recorder
+from lockwatch.model import SavedReport
 from lockwatch.renderers import html, jsonreport, text
 
 pytestmark = pytest.mark.timeout(120)
@@ -68,8 +69,10 @@ def test_text_json_and_html_show_refund(pay_refund: Any, line_of: Any) -> None:
     [reverse] = [e for e in p["edges"] if e["thread"] == "refunder"]
     assert reverse["held_stack"][-1].endswith(f":{line_of('refund-b')} in refund")
     assert reverse["acquire_stack"][-1].endswith(f":{line_of('refund-a')} in refund")
-    refund_edges = [e for e in data["instance_edges"] if e["thread"] == "refunder"]
-    assert refund_edges and all("in refund" in e["acquire_stack"][-1] for e in refund_edges)
+    # The whole graph's rows refer to the report's stack tables: read them back through the model.
+    edges = SavedReport.from_dict(data).snapshot.instance_edges
+    refund_edges = [e for e in edges if e.thread == "refunder"]
+    assert refund_edges and all("in refund" in e.acquire_stack[-1] for e in refund_edges)
 
     page = html.render(pay_refund)
     assert f"test_edge_stacks.py:{line_of('refund-a')}</span> in <span class=\"func\">refund</span>" in page

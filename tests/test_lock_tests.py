@@ -8,6 +8,7 @@ Every test that passes on the real types must pass on these.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -150,7 +151,7 @@ class BarrierTests(lock_tests.BarrierTests):
 
 def test_lock_tests_are_recorded():
     """The suites really go through the recorder: run two of them here and find their locks'
-    acquisitions and contention counted at the factory's line in this file."""
+    acquisitions and contention counted at the lines of lock_tests that call the factories."""
     import inspect
     import unittest
 
@@ -161,9 +162,11 @@ def test_lock_tests_are_recorded():
     assert result.wasSuccessful(), result.errors + result.failures
     snap = _session.snapshot()
     for factory, kind in ((_lock, "Lock"), (_semaphore, "Semaphore")):
+        # The factory only makes and returns the lock: its callers in lock_tests are the sites.
         line = inspect.getsourcelines(factory)[1] + 1  # the `return threading.X(...)` line
+        assert not [s for s in snap.locks if s.filename == __file__ and s.line == line]
         stats = [s for s in snap.locks
-                 if s.filename == __file__ and s.line == line and s.kind == kind]
-        assert len(stats) == 1, [(s.filename, s.line, s.kind) for s in snap.locks]
-        assert stats[0].instances >= 1
-        assert stats[0].acquisitions >= 2
+                 if os.path.basename(s.filename) == "lock_tests.py" and s.kind == kind and s.acquisitions]
+        assert stats, [(s.filename, s.line, s.kind) for s in snap.locks]
+        assert sum(s.instances for s in stats) >= 1
+        assert sum(s.acquisitions for s in stats) >= 2

@@ -110,7 +110,7 @@ DAMAGES = {
     "hold a string": (_set("1 s", "locks", 0, "hold"), "locks[0].hold is not an object"),
     "histogram bad pair": (_set([[1]], "locks", 0, "hold", "histogram"), "locks[0].hold.histogram[0]"),
     "count a bool": (_set(True, "locks", 0, "acquisitions"), "locks[0].acquisitions is not an integer"),
-    "edge row without dst": (_set([0], "lock_order", 0), "lock_order[0] is not a row of 5 to 15 values"),
+    "edge row without dst": (_set([0], "lock_order", 0), "lock_order[0] is not a row of 5 to 17 values"),
     "stack of strings": (_set(["main.py:1 in f"], "stacks", 0),
                          "stacks[0] has a value that is not an index into frames"),
     "gate instance text": (_set([0, 1, 0, 0, 0, 1, 2, 1, False, False, None, [0], ["x"]], "instance_edges", 0),

@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from support import instance_edges_of, python
@@ -57,15 +58,23 @@ def test_fork_child_starts_clean(threads):
     with lockwatch.watching() as session:
         other_lock = threading.Lock()
         mine = threading.Lock()
+        # A first fork while holding `mine` records the fork path's own edges (mine -> the
+        # logging module's lock, which logging's at-fork hook takes): recording a new edge needs
+        # the mutex that the other thread is about to hold for as long as the test lasts.
+        with mine:
+            first_status, first_message = _in_forked_child(lambda: "")
+        assert os.WIFEXITED(first_status) and os.WEXITSTATUS(first_status) == 0, first_message
         w = threads.start(other_thread, name="other")
         assert holding.wait(60)
         mine.acquire()
         try:
             wait_status, message = _in_forked_child(child)
         finally:
+            # Let go of `mine` first: an Event set while holding a lock is recorded (a wake edge),
+            # which needs the mutex the other thread holds until `done` is set.
+            mine.release()
             done.set()  # the other thread lets go of the mutex before anything here needs it
             w.join()
-        mine.release()
 
     assert os.WIFEXITED(wait_status), wait_status
     assert os.WEXITSTATUS(wait_status) == 0, message
@@ -154,7 +163,7 @@ def _wait_child(pid, timeout=60.0):
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail(f"the forked child was still running after {timeout}s (stuck on a lock?)")

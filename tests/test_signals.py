@@ -6,9 +6,11 @@ hook). Real processes, real signals. The program: tests/programs/processes/signa
 from __future__ import annotations
 
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -226,7 +228,12 @@ def test_a_child_terminated_right_after_start_dies_of_sigterm(tmp_path: Path, mo
     n = 60
     argv, extra = command(mode, tmp_path / "report.json")
     argv = [a if a != str(PROGRAM) else str(PROCESSES / "terminate_at_once.py") for a in argv]
-    proc = subprocess.run([*argv, method, str(n)], env=child_env(tmp_path / "tmp", **extra), cwd=PROCESSES,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    # A short TMPDIR: the forkserver's Unix socket path must stay under ~100 characters.
+    short = Path(tempfile.mkdtemp(prefix="lw-"))
+    try:
+        proc = subprocess.run([*argv, method, str(n)], env=child_env(short, **extra), cwd=PROCESSES,
+                              capture_output=True, text=True, timeout=TIMEOUT)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr
     assert f"survived 0 of {n}; exit codes {{-{int(signal.SIGTERM)}: {n}}}" in proc.stdout, proc.stdout + proc.stderr

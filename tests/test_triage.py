@@ -188,7 +188,10 @@ def test_guarded_program_exits_0_under_the_fail_option_and_says_why() -> None:
 
 def test_the_same_cycle_without_the_gate_fails_the_run() -> None:
     result = lockwatch("--fail-on-cycle", "-q", "guarded.py", "leak-later")
-    assert (result.returncode, result.stderr) == (EXIT_POTENTIAL_DEADLOCK, "")
+    assert result.returncode == EXIT_POTENTIAL_DEADLOCK
+    # -q: no report, only the closing line that says why the status is 86.
+    assert result.stderr.startswith("lockwatch: exit status 86 (--fail-on-cycle)"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 # -- the standard library's own cycles ------------------------------------------------------------

@@ -334,7 +334,7 @@ recorded = {}
 for st in snap.locks:
     if os.path.basename(st.filename) != THIS_FILE:
         continue
-    key = SITE_GROUPS.get(st.name, st.name)
+    key = SITE_GROUPS.get(st.name, st.name).rsplit(".", 1)[-1]  # "Garbage.own" -> "own"
     if key not in expected:
         continue
     r = recorded.setdefault(key, [0, 0, 0])
