@@ -216,6 +216,27 @@ context: str | None = None  # label of what is running (the pytest plugin sets t
 recording = True  # edges are recorded only while a session is enabled
 
 
+def copy_weakset(items: Any) -> list:
+    """``items`` (a WeakSet such as ``state.edge_owners``) as a list. A finalizer run by the
+    garbage collector while it is copied (this thread may hold the mutex, which is re-entrant) can
+    record a new edge and add to it: the copy is then retried, the last time with the collector
+    paused, so that the RuntimeError of the set never reaches the program."""
+    for _ in range(100):
+        try:
+            return list(items)
+        except RuntimeError:  # "Set changed size during iteration"
+            continue
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return list(items)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def reset() -> None:
     global state
     with mutex:

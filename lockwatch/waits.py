@@ -923,7 +923,8 @@ def _thread_ends() -> list[WaitEdge]:
         out.append(e)
 
     with _rec.mutex:
-        lock_edges = [e for owner in list(_rec.state.edge_owners) for e in list((owner._in or {}).values())]
+        owners = _rec.copy_weakset(_rec.state.edge_owners)
+        lock_edges = [e for owner in owners for e in list((owner._in or {}).values())]
         lock_edges += list(dict(_rec.state.kept_edges).values())
     for le in lock_edges:
         res = by_list.get(id(le.held_ref)) if le.held_ref is not None else None
