@@ -219,8 +219,10 @@ class Session:
         if self.settings.text and not self.in_forked_child:
             out = stream or sys.stderr
             try:
-                rendered = text.render(report, top=self.settings.top, show_library=self.settings.show_library)
-                rendered = text.fit(rendered, text.terminal_width(out))
+                width = text.terminal_width(out)
+                rendered = text.render(report, top=self.settings.top, show_library=self.settings.show_library,
+                                       width=width)
+                rendered = text.fit(rendered, width)
                 out.write(text.colorize(rendered) if text.use_color(out, self.settings.color) else rendered)
                 out.flush()
             except (OSError, ValueError):  # stderr closed by the program

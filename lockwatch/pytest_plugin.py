@@ -471,8 +471,10 @@ class LockwatchPlugin:
         terminalreporter.write_sep("=", "lockwatch")
         # A real deadlock is printed once, with the test it failed; the summary names those tests.
         shown = dataclasses.replace(report, deadlocks=[]) if self.deadlock_tests else report
+        width = _terminal_width(config)
         terminalreporter.write(_for_terminal(config, text.render(shown, top=self.settings.knobs.top,
-                                                                 show_library=self.settings.knobs.show_library)))
+                                                                 show_library=self.settings.knobs.show_library,
+                                                                 width=width), width))
         if self.write_error is not None:
             terminalreporter.write_line(self.write_error, red=True, bold=True)
         else:
@@ -530,15 +532,22 @@ class LockwatchPlugin:
         return f"{context} (worker{'s' if len(workers) > 1 else ''} {', '.join(workers)})"
 
 
-def _for_terminal(config: pytest.Config, report: str) -> str:
-    """The text report as pytest's terminal shows it: fitted to its width on a terminal, in
+def _terminal_width(config: pytest.Config) -> Optional[int]:
+    """pytest's terminal width when its output is a terminal; None (whole lines) otherwise."""
+    from .renderers import text
+
+    if text.terminal_width(sys.__stdout__) is None:
+        return None
+    return int(config.get_terminal_writer().fullwidth)
+
+
+def _for_terminal(config: pytest.Config, report: str, width: Optional[int] = None) -> str:
+    """The text report as pytest's terminal shows it: fitted to ``width`` (a terminal's), in
     colour when pytest's own output is (--color, NO_COLOR, FORCE_COLOR, PY_COLORS: pytest decides)."""
     from .renderers import text
 
-    writer = config.get_terminal_writer()
-    if text.terminal_width(sys.__stdout__) is not None:
-        report = text.fit(report, writer.fullwidth)
-    return text.colorize(report) if writer.hasmarkup else report
+    report = text.fit(report, width)
+    return text.colorize(report) if config.get_terminal_writer().hasmarkup else report
 
 
 class _Counted:

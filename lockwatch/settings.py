@@ -153,7 +153,7 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("json_path", "json", "LOCKWATCH_JSON", validate_path,
-          "write the report as JSON (format lockwatch-report, version 1) to this path; %p becomes the pid"),
+          "write the report as JSON (format lockwatch-report, version 2) to this path; %p becomes the pid"),
     Field("html_path", "html", "LOCKWATCH_HTML", validate_path,
           "write a self-contained HTML report to this path; %p becomes the pid"),
     Field("dot_path", "dot", "LOCKWATCH_DOT", validate_path,

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from support import TIMEOUT, child_env, write
 
+from lockwatch import analysis
+from lockwatch.model import LockStats, Snapshot, Timing
 from lockwatch.renderers import text
 
 pytestmark = pytest.mark.timeout(300)
@@ -130,9 +132,44 @@ def test_on_a_terminal_the_report_fits_and_has_colour(tmp_path: Path, flag: str)
     assert "Potential deadlock 1 of 1" in out
     assert bool(ANSI.search(out)) is (flag == "")
     lines = ANSI.sub("", out).splitlines()
-    table = False
     for line in lines:
-        table = line.startswith(("Most contended", "Longest-held")) or (table and bool(line.strip()))
-        if not table:
-            assert len(line) <= 70, line
+        assert len(line) <= 70, line
     assert any(line.endswith("prog.py:5 in one") and "…" in line for line in lines), out
+
+
+def _contended_report() -> analysis.Report:
+    stats = []
+    for i, name in enumerate(["Account._lock", "SharedStateRegistry._registry_lock_with_a_long_name"]):
+        timing = Timing(count=800, total_ns=800 * 400_000, max_ns=3_430_000)
+        timing.buckets[37] = 800
+        stats.append(LockStats(key=f"/srv/project/app/ledger.py:{i + 4}:Lock", name=name, kind="RLock" if i else "Lock",
+                               filename="/srv/project/app/ledger.py", line=i + 4, function="f", instances=3,
+                               acquisitions=800, contended=414, hold=timing, wait=timing))
+    return analysis.build_report([Snapshot(locks=stats, site_edges=[], instance_edges=[], meta={})])
+
+
+def test_contention_tables_are_fixed_columns_off_a_terminal() -> None:
+    out = text.render(_contended_report())
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("lock "))
+    assert "kind" in header and "wait p99" in header and len(header) > 100
+    assert "…" in out  # the long name cut to its column
+
+
+@pytest.mark.parametrize("width", [100, 80, 60, 44])
+def test_contention_tables_fit_a_narrow_terminal_with_whole_names(width: int) -> None:
+    out = text.fit(text.render(_contended_report(), width=width), width)
+    lines = out.splitlines()
+    long_name = "  SharedStateRegistry._registry_lock_with_a_long_name (RLock),"
+    # a name is never cut: only a line that is just a name wider than the terminal may be wider
+    assert all(len(line) <= width or line == long_name for line in lines), [line for line in lines if len(line) > width]
+    tables = out[out.index("Most contended"):]
+    # each lock's name and kind whole on its own line, then its numbers
+    assert long_name in tables
+    assert "  Account._lock (Lock)," in tables
+    assert tables.count("414 (52%)") == 2  # both locks' contention, in the contended table
+    assert "3.43 ms" in tables
+    if width >= 60:  # the numbers still in columns, under a header line
+        assert "      acquired  contended    wait p50" in tables
+    else:  # label-value pairs, never split inside one
+        assert "contended 414 (52%)" in tables.replace("\n      ", " ")
+        assert not any(line.rstrip().endswith(("wait", "hold")) for line in lines)

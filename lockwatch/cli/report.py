@@ -29,7 +29,7 @@ alerts of all the files are listed together.
 \b
 Formats:
   text     the report as `python -m lockwatch` prints it (the default)
-  json     a JSON report (format lockwatch-report, version 1), e.g. the merged one
+  json     a JSON report (format lockwatch-report, version 2), e.g. the merged one
   html     one self-contained page: graph, cycles with their stacks, sortable table, charts
   dot      the lock-order graph between creation sites in Graphviz DOT, cycles in red
   graphml  the same graph in GraphML (yEd, Gephi, Cytoscape, networkx)

@@ -89,7 +89,7 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
                                             "max_content_width": 100})
 @click.option("-m", "as_module", is_flag=True,
               help="Run library module MODULE (the first argument) as a script, as `python -m MODULE` does.")
-@setting("json", "PATH", "Also write the report as JSON (format lockwatch-report, version 1) to PATH.")
+@setting("json", "PATH", "Also write the report as JSON (format lockwatch-report, version 2) to PATH.")
 @setting("html", "PATH", "Also write a self-contained HTML report (lock-order graph, cycles, contention).")
 @setting("dot", "PATH", "Also write the lock-order graph in Graphviz DOT, cycles marked.")
 @setting("suppressions", "FILE",

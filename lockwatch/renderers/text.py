@@ -64,9 +64,11 @@ def _summary(report: Report) -> list[str]:
     return out
 
 
-def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, **options: Any) -> str:
+def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, width: Optional[int] = None,
+           **options: Any) -> str:
     """The text report. The program's own locks lead; the standard library's and installed
-    packages' locks and stack frames are folded (counted) unless ``show_library``."""
+    packages' locks and stack frames are folded (counted) unless ``show_library``. ``width``: the
+    terminal's, for the contention tables (see fit() for the rest); None writes them in fixed columns."""
     report = visible(report)  # names, threads, paths: control characters shown as escapes
     snap = report.snapshot
     found = report.potential_deadlocks
@@ -124,7 +126,7 @@ def render(report: Report, top: int = DEFAULT_TOP, show_library: bool = False, *
         for entry in report.baseline_gone:
             out.append(f"  {entry.fingerprint}  " + "; ".join(entry.locks))
         out.append("")
-    out.extend(_contention(report, top, show_library))
+    out.extend(_contention(report, top, show_library, width))
     if snap.internal_errors:
         out.append(f"lockwatch: {plural(len(snap.internal_errors), 'internal error')} while "
                    f"recording (first: {snap.internal_errors[0]})")
@@ -224,7 +226,7 @@ def _stack(frames: list[str], show_library: bool = True) -> list[str]:
             for f in fold_frames(frames, show_library)]
 
 
-def _contention(report: Report, top: int, show_library: bool = False) -> list[str]:
+def _contention(report: Report, top: int, show_library: bool = False, width: Optional[int] = None) -> list[str]:
     out: list[str] = []
     everything = report.most_contended(len(report.snapshot.locks))
     contended, folded_c = program_first(everything, show_library)
@@ -234,22 +236,18 @@ def _contention(report: Report, top: int, show_library: bool = False) -> list[st
     held = held[:top]
     if contended:
         out.append("Most contended locks (waited for while another thread held them):")
-        out.append(_row("lock", "kind", "created at", "acquired", "contended",
-                        "wait p50", "wait p99", "wait max"))
-        for s in contended:
-            out.append(_row(s.name, s.kind, _site(s), str(s.acquisitions),
+        out.extend(_table(("lock", "kind", "created at", "acquired", "contended", "wait p50", "wait p99", "wait max"),
+                          [(s.name, s.kind, _site(s), str(s.acquisitions),
                             f"{s.contended} ({100 * s.contended / max(1, s.acquisitions):.0f}%)",
                             fmt_ns(s.wait.percentile_ns(0.5)), fmt_ns(s.wait.percentile_ns(0.99)),
-                            fmt_ns(s.wait.max_ns)))
+                            fmt_ns(s.wait.max_ns)) for s in contended], width))
         out.append("")
     if held:
         out.append("Longest-held locks:")
-        out.append(_row("lock", "kind", "created at", "acquired", "hold mean",
-                        "hold p50", "hold p99", "hold max"))
-        for s in held:
-            out.append(_row(s.name, s.kind, _site(s), str(s.acquisitions), fmt_ns(s.hold.mean_ns),
+        out.extend(_table(("lock", "kind", "created at", "acquired", "hold mean", "hold p50", "hold p99", "hold max"),
+                          [(s.name, s.kind, _site(s), str(s.acquisitions), fmt_ns(s.hold.mean_ns),
                             fmt_ns(s.hold.percentile_ns(0.5)), fmt_ns(s.hold.percentile_ns(0.99)),
-                            fmt_ns(s.hold.max_ns)))
+                            fmt_ns(s.hold.max_ns)) for s in held], width))
         out.append("")
     if folded_c or folded_h:
         out.append(f"({plural(max(folded_c, folded_h), 'lock')} of the standard library and installed "
@@ -258,14 +256,53 @@ def _contention(report: Report, top: int, show_library: bool = False) -> list[st
     return out
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], width: Optional[int]) -> list[str]:
+    """A contention table in fixed columns; on a terminal narrower than that (``width``), each lock
+    as two lines: "lock (kind), created at site" whole, then its numbers, in columns when they fit
+    and as "label value" pairs wrapped to the width when not."""
+    lines = [_row(*header)] + [_row(*row) for row in rows]
+    if width is None or all(len(line) <= width for line in lines):
+        return lines
+    width = max(width, MIN_WIDTH)
+    out: list[str] = []
+    indent = "      "
+    columns = indent + " ".join(f"{c:<{w}}" for c, w in zip(header[3:], _WIDTHS[3:])).rstrip()
+    in_columns = len(columns) <= width
+    if in_columns:
+        out.extend(_what(header[0], header[1], header[2], width))
+        out.append(columns)
+    for row in rows:
+        out.extend(_what(row[0], row[1], row[2], width))
+        if in_columns:
+            out.append(indent + " ".join(f"{c:<{w}}" for c, w in zip(row[3:], _WIDTHS[3:])).rstrip())
+        else:  # "label value" pairs, never split inside one (no-break spaces while wrapping)
+            pairs = ", ".join(f"{label} {value}".replace(" ", "\xa0") for label, value in zip(header[3:], row[3:]))
+            out.extend(line.replace("\xa0", " ") for line in
+                       textwrap.wrap(pairs, width, initial_indent=indent, subsequent_indent=indent,
+                                     break_long_words=False, break_on_hyphens=False))
+    return out
+
+
+def _what(name: str, kind: str, site: str, width: int) -> list[str]:
+    """"  name (kind), site" in ``width`` columns; else the site on a line of its own, losing its
+    start when it must ("…/mod.py:12"). A name is never cut (the terminal wraps one wider than it)."""
+    line = f"  {name} ({kind}), {site}"
+    if len(line) <= width:
+        return [line]
+    room = width - 4
+    return [f"  {name} ({kind}),", "    " + (site if len(site) <= room else "…" + site[len(site) - room + 1:])]
+
+
 def _site(s: LockStats) -> str:
     return f"{short_path(s.filename)}:{s.line}"
 
 
+_WIDTHS = (20, 16, 28, 9, 12, 9, 9, 9)  # the contention tables' columns: lock, kind, site, numbers
+
+
 def _row(*cells: str) -> str:
-    widths = (20, 16, 28, 9, 12, 9, 9, 9)
     parts = []
-    for cell, w in zip(cells, widths):
+    for cell, w in zip(cells, _WIDTHS):
         cell = cell if len(cell) <= w else "…" + cell[-(w - 1):]
         parts.append(f"{cell:<{w}}")
     return "  " + " ".join(parts).rstrip()
@@ -335,19 +372,17 @@ def terminal_width(stream: object) -> Optional[int]:
 def fit(text: str, width: Optional[int]) -> str:
     """The text report fitted to ``width`` columns: sentences wrapped at spaces (continued two
     columns further in), a stack frame's path shortened from the left ("…/pkg/mod.py:12 in f":
-    the file, line and function stay whole). The contention tables' rows are left as they are
-    (their columns are already cut to fixed widths)."""
+    the file, line and function stay whole). The contention tables are laid out for the width
+    by render(width=...) and left as they are here."""
     if width is None:
         return text
     width = max(width, MIN_WIDTH)
     out: list[str] = []
-    in_table = False
+    in_table = False  # the rows of a contention table, after its title (which is wrapped as a sentence)
     for line in text.splitlines():
-        if line.startswith(("Most contended locks", "Longest-held locks")):
-            in_table = True
-        elif not line.strip():
-            in_table = False
-        if len(line) <= width or in_table:
+        rows, in_table = in_table and bool(line.strip()), (
+            line.startswith(("Most contended locks", "Longest-held locks")) or (in_table and bool(line.strip())))
+        if len(line) <= width or rows:
             out.append(line)
             continue
         if set(line) == {"="}:  # a rule
@@ -371,3 +406,4 @@ def fit(text: str, width: Optional[int]) -> str:
         out.extend(textwrap.wrap(" ".join(words), width, initial_indent=indent, subsequent_indent=indent + "  ",
                                  break_long_words=False, break_on_hyphens=False) or [line])
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
