@@ -222,6 +222,8 @@ class LockwatchPlugin:
         self.seen_violations = 0
         self.seen_version = -1
         self.worker_snapshots: list[Any] = []
+        self.worker_deadlocks: list[Any] = []  # real deadlocks and alerts of pytest-xdist workers
+        self.worker_alerts: list[Any] = []
         self.worker_acknowledged: set[str] = set()
         self.final: Any = None
         self.write_error: Optional[str] = None  # a report file that could not be written
@@ -394,9 +396,13 @@ class LockwatchPlugin:
         from .model import ReportError, SavedReport
 
         try:
-            self.worker_snapshots.append(SavedReport.from_dict(data, "a pytest-xdist worker's report").snapshot)
+            saved = SavedReport.from_dict(data, "a pytest-xdist worker's report")
         except ReportError:
             return
+        self.worker_snapshots.append(saved.snapshot)
+        # A worker's real deadlocks and alerts belong in the run's report (JSON, HTML) too.
+        self.worker_deadlocks.extend(saved.deadlocks)
+        self.worker_alerts.extend(saved.alerts)
         self.worker_acknowledged.update(node.workeroutput.get("lockwatch_acknowledged", []))
         self.failed_by_tests.update(node.workeroutput.get("lockwatch_failed", []))
         self.acknowledged_violations += int(node.workeroutput.get("lockwatch_acknowledged_violations", 0))
@@ -418,8 +424,9 @@ class LockwatchPlugin:
             suppressions, baseline = self.settings.policy
             self.final = build_report(
                 own + self.worker_snapshots, suppressions=suppressions, baseline=baseline,
-                deadlocks=[Deadlock.from_dict(d) for d in (self.session.deadlocks if self.session else [])],
-                alerts=[Alert.from_dict(a) for a in (self.session.alerts if self.session else [])])
+                deadlocks=[Deadlock.from_dict(d) for d in (self.session.deadlocks if self.session else [])]
+                + self.worker_deadlocks,
+                alerts=[Alert.from_dict(a) for a in (self.session.alerts if self.session else [])] + self.worker_alerts)
         return self.final
 
     @pytest.hookimpl(trylast=True)

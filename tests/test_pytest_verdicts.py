@@ -147,6 +147,24 @@ def test_a_real_deadlock_fails_its_test_once_and_the_next_test_passes(pytester: 
     result.stdout.fnmatch_lines(["*FAILED test_deadlock.py::test_main_thread_deadlocks - lockwatch.errors.Deadlo*"])
 
 
+def test_a_real_deadlock_on_an_xdist_worker_is_in_the_run_report(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_deadlock=DEADLOCK)
+    result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-deadlock-timeout", "1", "-n", "2",
+                                           "-p", "no:randomly", "--lockwatch-json", "run.json", timeout=300)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2, passed=1)
+    out = result.stdout.str()
+    assert "lockwatch: 2 tests failed because threads really deadlocked" in out
+    # The controller's report (merged from the workers') carries both deadlocks, with their threads.
+    import json
+
+    data = json.loads((pytester.path / "run.json").read_text())
+    assert len(data["deadlocks"]) == 2
+    names = sorted(sorted(t["name"] for t in d["threads"]) for d in data["deadlocks"])
+    assert names == [["MainThread", "other"], ["one", "two"]]
+
+
 def test_no_lockwatch_frame_in_a_deadlock_traceback(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_deadlock=DEADLOCK)
     result = pytester.runpytest_subprocess("--lockwatch", "--lockwatch-deadlock-timeout", "1",
