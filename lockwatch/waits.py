@@ -181,10 +181,14 @@ def _end(ident: Optional[int]) -> None:
     global last_end
     if ident is not None:
         blocked.pop(ident, None)
-        # No ring: the watchdog's thread looks at least every LINGER seconds while nobody
-        # waits, and ends LINGER after the last wait ended (a ring per wait made it run a look
-        # per wait).
+        # The watchdog's thread looks at least every LINGER seconds while nobody waits, and ends
+        # LINGER after the last wait ended; when the last one ends while it sleeps a whole
+        # polling interval, it is woken once (wait_ended), never once per wait.
         last_end = _now()
+        if not blocked:
+            watch = _rec.watch
+            if watch is not None and watch._dozing:
+                watch.wait_ended()
 
 
 def _held_now(exclude: Any = None) -> list:

@@ -108,6 +108,7 @@ class Watchdog:
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
         self._armed = False
         self._starting = _thread.allocate_lock()
+        self._dozing = False  # the watchdog's thread sleeps a whole polling interval
 
     # -- the blocked side (called from proxies on the contended path) --------------------------
     def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: Optional[float],
@@ -189,6 +190,14 @@ class Watchdog:
             if self._done.acquire(True, 5):  # the watchdog thread has ended
                 self._done.release()
 
+    def wait_ended(self) -> None:
+        """No thread waits any more: wake the watchdog's thread if it sleeps a whole polling
+        interval, so that it ends LINGER from now (at most one ring per such sleep, not one per
+        wait: a thread that waits again and again rings once)."""
+        if self._dozing:
+            self._dozing = False
+            self._ring()
+
     def _ring(self) -> None:
         """Wake the watchdog's thread now (to end, or to look whether it may)."""
         try:
@@ -202,7 +211,11 @@ class Watchdog:
         with self._done:
             wait = self.interval
             while True:
+                # A whole polling interval (up to a second) is longer than test suites give a
+                # thread to end after a test: the end of the last wait rings (wait_ended).
+                self._dozing = wait > LINGER
                 self._bell.acquire(True, wait)  # a ring, or the next poll
+                self._dozing = False
                 # While nobody waits, look again soon: the thread ends LINGER after the last
                 # wait ended (waits.py does not ring when one ends).
                 wait = self.interval if _anyone_waiting() else min(self.interval, LINGER)

@@ -148,3 +148,44 @@ def test_watchdog_thread_takes_no_signal_of_the_program(tmp_path):
     r = python("prog.py", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["watchdog SIGINT SIGTERM SIGHUP SIGUSR1 SIGALRM SIGCHLD", "main end"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_watchdog_thread_ends_within_a_second_of_the_last_wait(tmp_path):
+    """Test suites give a test's threads one second to end after it (CPython's
+    threading_cleanup()): the watchdog's thread, asleep for a whole polling interval (one
+    second under the default timeout) when the last untimed wait ends, is woken by that end and
+    is gone well within the second, not a polling interval plus its linger later."""
+    source = '''
+    import os
+    import threading
+    import time
+
+    from lockwatch import recorder
+
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    event = threading.Event()
+
+    def wait():
+        event.wait()  # an untimed wait (of the program: event.wait as the target is threading's)
+
+    waiter = threading.Thread(target=wait, name="waiter")
+    waiter.start()
+    while threads() < 3 or not recorder.watch._dozing:  # main, waiter, the watchdog asleep
+        time.sleep(0.005)
+    event.set()
+    waiter.join()
+    t0 = time.monotonic()
+    while threads() > 1 and time.monotonic() - t0 < 5:
+        time.sleep(0.005)
+    print("interval", recorder.watch.interval, "gone after", round(time.monotonic() - t0, 3), "threads", threads())
+    '''
+    r = run(tmp_path, source)
+    assert r.returncode == 0, r.explain()
+    [line] = r.lines("interval")
+    words = line.split()
+    assert words[1] == "1.0", r.explain()  # the default timeout's polling interval: a second
+    assert words[-1] == "1", r.explain()
+    assert float(words[4]) < 1.0, r.explain()
