@@ -339,6 +339,7 @@ def _after_fork_in_child_restoring() -> None:
     mask = _masks_before_fork.pop(_thread.get_ident(), None)
     _masks_before_fork.clear()  # other threads' entries did not survive the fork
     try:
+        _drop_sigterm_handler()
         _after_fork_in_child()
     finally:
         if mask is not None:
@@ -353,6 +354,45 @@ def _after_fork_in_child_restoring() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_block_sigterm_for_fork, after_in_parent=_restore_sigterm_after_fork,
                         after_in_child=_after_fork_in_child_restoring)
+
+
+def _drop_sigterm_handler() -> None:
+    """In a child process (forked, or a multiprocessing child): SIGTERM's default action again,
+    as without lockwatch. A Python-level handler runs only when the main thread next runs Python
+    code: a SIGTERM that arrives just before the main thread blocks in C (a multiprocessing
+    SemLock, a pipe read: a Pool worker going back for work) waits until something wakes that
+    thread, and Pool.terminate() then hangs joining the worker (measured on 3.13, forkserver:
+    1 Pool of 4 fresh workers in 30-40 left a worker running). Such a child loses its report
+    when SIGTERM kills it, as coverage.py's children do unless told otherwise; the process where
+    lockwatch was switched on keeps its handler (its report is the one people read)."""
+    global _our_sigterm
+    if _our_sigterm is None:
+        return
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGTERM) is _our_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        return
+    _our_sigterm = None
+
+
+def is_multiprocessing_child() -> bool:
+    """Whether this process was started by multiprocessing's spawn or forkserver start method (a
+    worker, a manager, the forkserver itself, the resource tracker): its command line is
+    `python -c "from multiprocessing... import ..."`."""
+    argv = getattr(sys, "orig_argv", None)
+    if argv is None:  # Python 3.9
+        try:
+            with open("/proc/self/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")]
+        except OSError:
+            return False
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-c":
+            return argv[i + 1].lstrip().startswith("from multiprocessing.")
+    return False
 
 
 def _register_mp_finalizer(session: Session) -> None:
@@ -370,6 +410,8 @@ def _install_sigterm(session: Session) -> None:
 
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
         return
+    if is_multiprocessing_child():
+        return  # SIGTERM keeps its default action there: see _drop_sigterm_handler
     try:
         if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
             return

@@ -237,3 +237,24 @@ def test_a_child_terminated_right_after_start_dies_of_sigterm(tmp_path: Path, mo
         shutil.rmtree(short, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr
     assert f"survived 0 of {n}; exit codes {{-{int(signal.SIGTERM)}: {n}}}" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_pool_terminate_right_after_start_never_hangs(tmp_path: Path, method: str) -> None:
+    """Pool.terminate() right after the Pool started: its workers are on their way to block on the
+    task queue (a semaphore, a pipe). A Python-level SIGTERM handler in a worker runs only when
+    its main thread next runs Python code, so a SIGTERM that came just before the block was never
+    acted on and terminate() hung (with lockwatch's handler in the workers: about one Pool in
+    30-40 on 3.13). Children keep SIGTERM's default action, as without lockwatch."""
+    if method not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    n = 80
+    short = Path(tempfile.mkdtemp(prefix="lw-"))  # the forkserver's socket path must stay short
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lockwatch", "-q", "--json", str(tmp_path / "report.json"),
+                               str(PROCESSES / "pool_terminate.py"), method, str(n)],
+                              env=child_env(short), cwd=PROCESSES, capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"terminate() hung 0 of {n}" in proc.stdout, proc.stdout + proc.stderr
