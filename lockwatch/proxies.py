@@ -668,7 +668,7 @@ def _load_core() -> Any:
         return None
 
 
-def _compiled(base: Any, pure: type, names: tuple[str, ...], extra: dict[str, Any]) -> type:
+def _compiled(base: Any, pure: type, names: tuple[str, ...], extra: dict[str, Any]) -> Any:
     """The instrumented class of the compiled core: ``base``'s hot methods, ``pure``'s others."""
     body: dict[str, Any] = {"__slots__": (), "__module__": __name__, "__qualname__": pure.__qualname__,
                             "__doc__": pure.__doc__, "_lw_alloc": base.__new__}
