@@ -93,6 +93,8 @@ static PyObject *g_py_lock_acquire; /* the pure-Python methods, for the other ca
 static PyObject *g_py_rlock_acquire;
 static PyObject *g_py_rlock_release;
 static PyObject *g_pending;         /* recorder.pending */
+static PyObject *g_live;            /* recorder.live: serial -> weakref of each live instance */
+static PyObject *g_fold_instance;   /* recorder.fold_instance */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
 static PyTypeObject *g_lock_type;   /* type(_thread.allocate_lock()) */
@@ -102,7 +104,7 @@ static int g_tls_plain;             /* recorder.tls is CPython's _thread._local 
 static Py_ssize_t g_same_site_sources = 8;
 static int g_configured;
 
-static PyObject *s_held, *s_acquire, *s_release, *g_empty;
+static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *g_empty;
 
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
@@ -761,6 +763,74 @@ lw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* _core.new(cls, real, serial, site): an instance set up as proxies._init sets one up, all
+   fields at once (its caller finds the site, counts it made and registers the instance). */
+static PyObject *
+lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyType_Check(args[0])
+            || !(PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
+                 || PyType_IsSubtype((PyTypeObject *)args[0], &RLockType)))
+        return PyErr_Format(PyExc_TypeError, "new(cls, real, serial, site): cls of lockwatch._core's types");
+    PyObject *hh = PyObject_GetAttr(args[3], s_hold_hist);
+    if (hh == NULL)
+        return NULL;
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    LW *self = (LW *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(hh);
+        return NULL;
+    }
+    Py_INCREF(args[1]);
+    self->real = args[1];
+    Py_INCREF(args[2]);
+    self->serial = args[2];
+    Py_INCREF(Py_None);
+    self->in = Py_None;
+    Py_INCREF(Py_None);
+    self->out = Py_None;
+    Py_INCREF(g_empty);
+    self->held_in = g_empty;
+    Py_INCREF(Py_None);
+    self->at_code = Py_None;
+    self->at_lasti = -1;
+    self->hh = hh;
+    Py_INCREF(Py_None);
+    self->ann = Py_None;
+    Py_INCREF(args[3]);
+    self->site = args[3];
+    return (PyObject *)self;
+}
+
+/* __del__ (proxies._Tracked.__del__): an instance that was never taken and has no edges only
+   leaves the registry; any other is folded into its site by recorder.fold_instance. */
+static void
+lw_finalize(LW *self)
+{
+    if (!g_configured || self->serial == NULL)
+        return;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    int simple = self->n == 0 && self->nfail == 0
+                 && (self->in == NULL || self->in == Py_None)
+                 && (self->out == NULL || self->out == Py_None);
+    if (simple) {
+        if (PyDict_CheckExact(g_live)) {
+            if (PyDict_DelItem(g_live, self->serial) < 0)
+                PyErr_Clear(); /* not registered (half made): as live.pop(serial, None) */
+        }
+        else {
+            simple = 0;
+        }
+    }
+    if (!simple) {
+        PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
+        Py_XDECREF(res);
+    }
+    PyErr_Clear(); /* as __del__'s `except Exception: pass` (interpreter shutdown) */
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
 static int
 lw_traverse(LW *self, visitproc visit, void *arg)
 {
@@ -856,6 +926,7 @@ static PyTypeObject LockType = {
     .tp_dealloc = (destructor)lw_dealloc,
     .tp_traverse = (traverseproc)lw_traverse,
     .tp_clear = (inquiry)lw_clear,
+    .tp_finalize = (destructor)lw_finalize,
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = lock_methods,
     .tp_members = lock_members,
@@ -871,6 +942,7 @@ static PyTypeObject RLockType = {
     .tp_dealloc = (destructor)lw_dealloc,
     .tp_traverse = (traverseproc)lw_traverse,
     .tp_clear = (inquiry)lw_clear,
+    .tp_finalize = (destructor)lw_finalize,
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = rlock_methods,
     .tp_members = rlock_members,
@@ -974,6 +1046,8 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_py_rlock_acquire, "py_rlock_acquire");
     TAKE(g_py_rlock_release, "py_rlock_release");
     TAKE(g_pending, "pending");
+    TAKE(g_live, "live");
+    TAKE(g_fold_instance, "fold_instance");
     if (!PyDict_Check(g_pending))
         return PyErr_Format(PyExc_TypeError, "pending must be a dict");
     PyObject *edge = PyDict_GetItemString(kwargs, "edge_type");
@@ -1017,6 +1091,8 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set up the hot path (proxies.py calls it once at import)."},
+    {"new", (PyCFunction)(void (*)(void))lw_make, METH_FASTCALL,
+     "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
     {NULL},
@@ -1033,8 +1109,9 @@ PyInit__core(void)
     s_held = PyUnicode_InternFromString("held");
     s_acquire = PyUnicode_InternFromString("acquire");
     s_release = PyUnicode_InternFromString("release");
+    s_hold_hist = PyUnicode_InternFromString("hold_hist");
     g_empty = PyTuple_New(0);
-    if (s_held == NULL || s_acquire == NULL || s_release == NULL || g_empty == NULL)
+    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || g_empty == NULL)
         return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0)
         return NULL;

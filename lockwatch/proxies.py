@@ -386,14 +386,14 @@ class Lock(_Tracked):
 _LOCK_IS_A_CLASS = isinstance(threading.Lock, type)  # Python 3.13+
 
 
-def new_lock(frame: Any, outside: bool = False) -> Lock:
+def _new_lock_py(frame: Any, outside: bool = False) -> Lock:
     """An instrumented Lock created by the code running in ``frame``."""
     lock = _alloc_lock(Lock)
     _init(lock, _allocate_lock(), "Lock", frame, outside)
     return lock
 
 
-def new_rlock(frame: Any, outside: bool = False) -> RLock:
+def _new_rlock_py(frame: Any, outside: bool = False) -> RLock:
     """An instrumented RLock created by the code running in ``frame`` (as RLock("RLock", frame),
     without the __init__ call)."""
     lock = _alloc_rlock(RLock)
@@ -683,7 +683,8 @@ if _core is not None:
     CORE_DETAILS = _core.configure(
         tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
         py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
-        py_rlock_release=PyRLock.release, pending=_pending, edge_type=_rec.Edge,
+        py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
+        edge_type=_rec.Edge,
         same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
     Lock = _compiled(  # type: ignore[misc]
         _core.Lock, PyLock, ("__new__", "__init__", "locked", "_is_owned", "_at_fork_reinit", "__repr__"),
@@ -696,3 +697,28 @@ if _core is not None:
 
 _alloc_lock = Lock._lw_alloc
 _alloc_rlock = RLock._lw_alloc
+
+
+def _new_lock_c(frame: Any, outside: bool = False) -> Any:
+    """new_lock() of the compiled core: _init() with the instance's fields set in one C call."""
+    site = _site_for(frame if outside else first_outside(frame), "Lock")
+    serial = _next_serial()
+    lock = _core_new(Lock, _allocate_lock(), serial, site)
+    next(site.made)
+    _live[serial] = _weakref(lock)  # last: an instance registered is complete
+    return lock
+
+
+def _new_rlock_c(frame: Any, outside: bool = False) -> Any:
+    site = _site_for(frame if outside else first_outside(frame), "RLock")
+    serial = _next_serial()
+    lock = _core_new(RLock, _real_rlock(), serial, site)
+    next(site.made)
+    _live[serial] = _weakref(lock)
+    return lock
+
+
+_core_new: Any = _core.new if _core is not None else None
+# What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
+new_lock = _new_lock_c if _core is not None else _new_lock_py
+new_rlock = _new_rlock_c if _core is not None else _new_rlock_py
