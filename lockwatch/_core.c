@@ -49,6 +49,8 @@
 #define LW_HAVE_TLS 0
 #endif
 
+#define LW_API 1 /* what proxies.py expects: _core.API */
+
 /* ---- the instance ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1118,6 +1120,10 @@ PyInit__core(void)
     PyObject *m = PyModule_Create(&coremodule);
     if (m == NULL)
         return NULL;
+    /* proxies.py uses this module only if it was built from the same source (an in-place build
+       left over from an older checkout is ignored): bump on any change of what proxies calls. */
+    if (PyModule_AddIntConstant(m, "API", LW_API) < 0)
+        goto error;
     Py_INCREF(&LockType);
     if (PyModule_AddObject(m, "Lock", (PyObject *)&LockType) < 0)
         goto error;

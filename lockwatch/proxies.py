@@ -659,13 +659,20 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
+_CORE_API = 1  # the lockwatch._core this file works with (its API constant)
+
+
 def _load_core() -> Any:
     if os.environ.get("LOCKWATCH_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        return importlib.import_module("lockwatch._core")
+        core = importlib.import_module("lockwatch._core")
     except ImportError:
         return None
+    if getattr(core, "API", None) != _CORE_API:  # built from another version (a stale in-place build)
+        CORE_DETAILS["stale"] = f"lockwatch._core API {getattr(core, 'API', None)}, not {_CORE_API}: rebuild it"
+        return None
+    return core
 
 
 def _compiled(base: Any, pure: type, names: tuple[str, ...], extra: dict[str, Any]) -> Any:
