@@ -14,10 +14,16 @@ nox.options.reuse_existing_virtualenvs = False
 
 
 @nox.session(python=PRESENT)
-def tests(session: nox.Session) -> None:
-    """The README's test command: install with the test extra, run pytest."""
+@nox.parametrize("core", ["c", "python"])
+def tests(session: nox.Session, core: str) -> None:
+    """The README's test command: install with the test extra (which builds the C core), run
+    pytest; once per core: the compiled one (lockwatch._core, which must have been built here)
+    and the pure-Python one (LOCKWATCH_PURE_PYTHON=1, kept in the children the tests start)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", *session.posargs)
+    env = {"LOCKWATCH_PURE_PYTHON": "1" if core == "python" else ""}
+    # Fails if the C core did not build: CI must test it, not silently the fallback twice.
+    session.run("python", "-c", f"import lockwatch.proxies as p; assert p.CORE == {core!r}, p.CORE", env=env)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", *session.posargs, env=env)
 
 
 @nox.session(python=PRESENT[-1:] or None)

@@ -21,7 +21,13 @@ What it measures, each as lockwatch / plain:
 6. memory: bytes per live lock (tracemalloc), and RSS growth (``/proc/self/statm``, else
    ``getrusage``) while 1,000,000 locks are alive and after dropping them and ``gc.collect()``,
    instrumented and plain, in two cycles (a fresh process's first cycle keeps memory in the
-   allocator even for plain locks: the plain column is the yardstick).
+   allocator even for plain locks: the plain column is the yardstick);
+7. creation: ``Lock()`` and ``RLock()`` through threading's factories (the instance dies at once:
+   its ``__del__`` is part of the cost).
+
+Each core of lockwatch's hot path is measured in its own process: by default (``--core both``)
+this script runs itself once with the compiled core (lockwatch._core, if built) and once with
+``LOCKWATCH_PURE_PYTHON=1``, prints both tables, then the ratios side by side.
 
 The plain primitives are taken before ``lockwatch.enable()``; the instrumented ones are made by the
 patched ``threading`` factories afterwards, and their types are printed as a check. The workload
@@ -39,6 +45,7 @@ import argparse
 import concurrent.futures
 import concurrent.futures.thread
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -60,6 +67,7 @@ RAW_RLOCK = threading.RLock
 RAW_CONDITION = threading.Condition
 
 import lockwatch  # noqa: E402
+from lockwatch import proxies  # noqa: E402  (proxies.CORE: which core this process runs)
 
 # concurrent.futures.thread creates `_global_shutdown_lock` at import, and every submit() takes it:
 # the instrumented workload run swaps in an instrumented one (as `python -m lockwatch` would have).
@@ -196,6 +204,12 @@ def bench_nested(raw: tuple, lw: tuple, cfg: Config) -> Result:
     stmt = "with a:\n    with b:\n        pass"
     return timeit_result("with a: with b: (nested Locks)", stmt,
                          {"a": raw[0], "b": raw[1]}, {"a": lw[0], "b": lw[1]}, cfg)
+
+
+def bench_creation(raw: Any, lw: Any, name: str, cfg: Config) -> Result:
+    """``raw`` and ``lw`` are the factories (the plain class or function, the patched one)."""
+    return timeit_result(f"{name}() creation", "make()", {"make": raw}, {"make": lw}, cfg,
+                         note="the instance dies at once: its __del__ is part of the cost")
 
 
 # --- 4: Condition ping-pong -------------------------------------------------------------------
@@ -486,14 +500,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shrink everything for a smoke run")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     parser.add_argument("--rounds", type=int, help="rounds of interleaved measurements")
+    parser.add_argument("--core", choices=("both", "c", "python"), default="both",
+                        help="which core of lockwatch to measure (both: each in its own process)")
     args = parser.parse_args(argv)
+    if args.core == "both" or args.core != proxies.CORE:
+        return run_cores(args, sys.argv[1:] if argv is None else argv)
     cfg = QUICK if args.quick else FULL
     if args.rounds:
         cfg = replace(cfg, rounds=args.rounds, workload_rounds=args.rounds)
 
     print(f"Python {sys.version.split()[0]} ({platform.python_implementation()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs), lockwatch {lockwatch.__version__}"
-          f"{', --quick' if args.quick else ''}")
+          f"{platform.machine()}, {os.cpu_count()} CPUs), lockwatch {lockwatch.__version__}, "
+          f"{proxies.CORE} core{', --quick' if args.quick else ''}")
     print(f"{cfg.rounds} interleaved rounds, each side's best of {cfg.repeats} per round "
           f"(workload: {cfg.workload_rounds} rounds of one run each);\n"
           "raw and lockwatch are medians over the rounds, ratio the median of per-round ratios\n")
@@ -522,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_nested(raw_pair, lw_pair, cfg),
             bench_condition(raw_cond, lw_cond, cfg),
         ]
+        results.append(bench_creation(RAW_LOCK, threading.Lock, "Lock", cfg))
+        results.append(bench_creation(RAW_RLOCK, threading.RLock, "RLock", cfg))
         workload, raw_types, lw_types = bench_workload(cfg, label=" (~1 us work each)")
         results.append(workload)
         # The same pipeline doing some work per item, as real pipelines do: the ratio depends on
@@ -561,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             "implementation": platform.python_implementation(),
             "cpus": os.cpu_count(),
             "lockwatch": lockwatch.__version__,
+            "core": proxies.CORE,
             "quick": args.quick,
             "config": asdict(cfg),
             "types": {k: {"raw": r, "lockwatch": w} for k, (r, w) in types.items()},
@@ -569,6 +590,66 @@ def main(argv: list[str] | None = None) -> int:
         }
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
+            f.write("\n")
+        print(f"\nJSON written to {args.json}")
+    return 0
+
+
+def _without(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and its value (either "--opt VALUE" or "--opt=VALUE")."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
+def run_cores(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this script once per core asked for, each in a process of its own (the core is chosen
+    at import), then print the ratios of both side by side (and write both to --json)."""
+    import subprocess
+    import tempfile
+
+    built = importlib.util.find_spec("lockwatch._core") is not None
+    cores = ["c", "python"] if args.core == "both" else [args.core]
+    if "c" in cores and not built:
+        print("lockwatch._core is not built (no C compiler at install?): the compiled core is not measured\n")
+        cores.remove("c")
+    if not cores:
+        return 1
+    base = _without(_without(argv, "--core"), "--json")
+    found: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for core in cores:
+            env = {**os.environ, "LOCKWATCH_PURE_PYTHON": "1" if core == "python" else ""}
+            out = os.path.join(tmp, f"{core}.json")
+            print(f"=== {core} core " + "=" * 60, flush=True)
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), *base, "--core", core,
+                                   "--json", out], env=env)
+            if proc.returncode != 0 or not os.path.exists(out):
+                print(f"the {core} core's run failed (exit status {proc.returncode})")
+                return proc.returncode or 1
+            with open(out, encoding="utf-8") as f:
+                found[core] = json.load(f)
+            print()
+    print("=== ratios, lockwatch / raw, by core " + "=" * 38)
+    names = [r["name"] for r in next(iter(found.values()))["results"]]
+    width = max(len(n) for n in names)
+    print(f"{'benchmark'.ljust(width)}  " + "  ".join(f"{c:>8}" for c in found))
+    for name in names:
+        cells = []
+        for core in found:
+            row = next((r for r in found[core]["results"] if r["name"] == name), None)
+            ratio = row and row["ratio"]
+            cells.append(f"{ratio:7.2f}x" if isinstance(ratio, (int, float)) else f"{'-':>8}")
+        print(f"{name.ljust(width)}  " + "  ".join(cells))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"cores": found}, f, indent=2)
             f.write("\n")
         print(f"\nJSON written to {args.json}")
     return 0

@@ -464,12 +464,12 @@ def install_steering(steer: Steer) -> None:
     allocate, real_rlock, init = proxies._allocate_lock, proxies._real_rlock, proxies._init
 
     def new_lock(frame: Any, outside: bool = False) -> Any:
-        lock = object.__new__(lock_cls)
+        lock = lock_cls._lw_alloc(lock_cls)  # object.__new__, or the compiled core's
         init(lock, allocate(), "Lock", frame, outside)
         return lock
 
     def new_rlock(frame: Any, outside: bool = False) -> Any:
-        lock = object.__new__(rlock_cls)
+        lock = rlock_cls._lw_alloc(rlock_cls)
         init(lock, real_rlock(), "RLock", frame, outside)
         lock._depth = 0
         return lock

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import _thread
+import importlib
 import itertools
+import os
 import sys
 import threading
 from types import CodeType
@@ -22,7 +24,6 @@ _real_rlock = threading.RLock
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 
 _getframe = sys._getframe
-_object_new = object.__new__
 _tls = _rec.tls
 _new_edge = _rec.new_edge
 _thread_start = _rec.thread_start
@@ -208,6 +209,9 @@ def _valid_timeout(timeout: Any) -> bool:
 class _Tracked:
     __slots__ = ()
     _lw_tracked = True  # an instrument (recorder.live registers each instance)
+    # Makes a blank instance: object.__new__, or the C base type's __new__ (the compiled core's
+    # types refuse object.__new__).
+    _lw_alloc: Any = object.__new__
 
     # The instance state, in the subclasses' __slots__ and set by _init() (declared for type checkers).
     _real: Any  # the C lock: _thread.lock, or _thread.RLock whose private methods typeshed lacks
@@ -259,7 +263,7 @@ class Lock(_Tracked):
             raise TypeError(f"cannot create '{cls.__module__}.{cls.__qualname__}' instances")
         if args or kwargs:
             raise TypeError("lock() takes no arguments")
-        lock = object.__new__(cls)
+        lock = cls._lw_alloc(cls)
         _init(lock, _allocate_lock(), "Lock", _getframe(1))
         return lock
 
@@ -382,17 +386,17 @@ class Lock(_Tracked):
 _LOCK_IS_A_CLASS = isinstance(threading.Lock, type)  # Python 3.13+
 
 
-def new_lock(frame: Any, outside: bool = False) -> Lock:
+def _new_lock_py(frame: Any, outside: bool = False) -> Lock:
     """An instrumented Lock created by the code running in ``frame``."""
-    lock = _object_new(Lock)
+    lock = _alloc_lock(Lock)
     _init(lock, _allocate_lock(), "Lock", frame, outside)
     return lock
 
 
-def new_rlock(frame: Any, outside: bool = False) -> RLock:
+def _new_rlock_py(frame: Any, outside: bool = False) -> RLock:
     """An instrumented RLock created by the code running in ``frame`` (as RLock("RLock", frame),
     without the __init__ call)."""
-    lock = _object_new(RLock)
+    lock = _alloc_rlock(RLock)
     _init(lock, _real_rlock(), "RLock", frame, outside)
     lock._depth = 0
     return lock
@@ -636,3 +640,92 @@ class RLock(_Tracked):
         state = "locked" if self._held_in else "unlocked"
         return (f"<{state} lockwatch.RLock object {self._describe()} wrapping {self._real!r}"
                 f" at {id(self):#x}>")
+
+
+# -- The cores ------------------------------------------------------------------------------------
+#
+# The classes above are the pure-Python core: the reference, and the fallback. The compiled core
+# (lockwatch/_core.c, built by `pip install` where a C compiler exists) provides base types whose
+# acquire(), __enter__, release() and __exit__ record exactly what the methods above record, in
+# C for the common case and by calling the functions above for the rest; the classes below add
+# the other methods, the very functions of the pure classes. This is the one place that decides
+# which core runs: `Lock` and `RLock` name the chosen classes, which new_lock()/new_rlock(),
+# patching, primitives and confirm use. LOCKWATCH_PURE_PYTHON=1 (any value but "" or "0")
+# forces the pure-Python core.
+
+PyLock = Lock
+PyRLock = RLock
+CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the report's meta)
+CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
+
+
+_CORE_API = 1  # the lockwatch._core this file works with (its API constant)
+
+
+def _load_core() -> Any:
+    if os.environ.get("LOCKWATCH_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        core = importlib.import_module("lockwatch._core")
+    except ImportError:
+        return None
+    if getattr(core, "API", None) != _CORE_API:  # built from another version (a stale in-place build)
+        CORE_DETAILS["stale"] = f"lockwatch._core API {getattr(core, 'API', None)}, not {_CORE_API}: rebuild it"
+        return None
+    return core
+
+
+def _compiled(base: Any, pure: type, names: tuple[str, ...], extra: dict[str, Any]) -> Any:
+    """The instrumented class of the compiled core: ``base``'s hot methods, ``pure``'s others."""
+    body: dict[str, Any] = {"__slots__": (), "__module__": __name__, "__qualname__": pure.__qualname__,
+                            "__doc__": pure.__doc__, "_lw_alloc": base.__new__}
+    for name in names:
+        body[name] = pure.__dict__[name]
+    body.update(extra)
+    return type(pure.__name__, (base, _Tracked), body)
+
+
+_core = _load_core()
+if _core is not None:
+    CORE_DETAILS = _core.configure(
+        tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
+        py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
+        py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
+        edge_type=_rec.Edge,
+        same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
+    Lock = _compiled(  # type: ignore[misc]
+        _core.Lock, PyLock, ("__new__", "__init__", "locked", "_is_owned", "_at_fork_reinit", "__repr__"),
+        {"acquire_lock": _core.Lock.acquire, "release_lock": _core.Lock.release, "locked_lock": PyLock.locked})
+    RLock = _compiled(  # type: ignore[misc]
+        _core.RLock, PyRLock, ("__init__", "_end_hold", "_release_save", "_acquire_restore", "_is_owned",
+                               "_recursion_count", "_at_fork_reinit", "__repr__"),
+        {"_owner": None})
+    CORE = "c"
+
+_alloc_lock = Lock._lw_alloc
+_alloc_rlock = RLock._lw_alloc
+
+
+def _new_lock_c(frame: Any, outside: bool = False) -> Any:
+    """new_lock() of the compiled core: _init() with the instance's fields set in one C call."""
+    site = _site_for(frame if outside else first_outside(frame), "Lock")
+    serial = _next_serial()
+    lock = _core_new(Lock, _allocate_lock(), serial, site)
+    next(site.made)
+    _live[serial] = _weakref(lock)  # last: an instance registered is complete
+    return lock
+
+
+def _new_rlock_c(frame: Any, outside: bool = False) -> Any:
+    site = _site_for(frame if outside else first_outside(frame), "RLock")
+    serial = _next_serial()
+    lock = _core_new(RLock, _real_rlock(), serial, site)
+    next(site.made)
+    _live[serial] = _weakref(lock)
+    return lock
+
+
+_core_new: Any = _core.new if _core is not None else None
+# What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
+new_lock = _new_lock_c if _core is not None else _new_lock_py
+new_rlock = _new_rlock_c if _core is not None else _new_rlock_py

@@ -57,6 +57,11 @@ def _site_edge(entry: list) -> EdgeRecord:
     return rec
 
 
+def _core_name() -> str:
+    proxies = sys.modules.get("lockwatch.proxies")
+    return str(getattr(proxies, "CORE", "python"))
+
+
 def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snapshot:
     """Copy the recorder's state into plain data. Live instances' counters are summed in; their
     sites already hold the totals of instances that died. ``live_stats=False`` skips visiting
@@ -118,6 +123,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
     meta = {
         "python": sys.version.split()[0],
         "implementation": sys.implementation.name,
+        "core": _core_name(),  # which hot path recorded it: "c" (lockwatch._core) or "python"
         "pid": os.getpid(),
         "argv": list(sys.argv),
         "started": started,

@@ -105,7 +105,7 @@ def shop_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
     def make(source: str) -> pytest.Pytester:
         for k in list(os.environ):
-            if k.startswith("LOCKWATCH"):
+            if k.startswith("LOCKWATCH") and k != "LOCKWATCH_PURE_PYTHON":  # the core stays
                 monkeypatch.delenv(k)
         pytester.makepyfile(shop=source)
         pytester.makepyfile(

@@ -23,6 +23,7 @@ FIXTURES = TESTS / "fixtures"  # data: saved reports and sample projects
 # lockwatch's own code: a traceback that shows none of it names no file in here (the checkout's
 # folder may itself be called lockwatch, so the word alone proves nothing)
 PACKAGE_DIR = os.path.dirname(os.path.realpath(importlib.util.find_spec("lockwatch").origin or "")) + os.sep
+CORE_SWITCH = "LOCKWATCH_PURE_PYTHON"  # =1: the pure-Python core (kept in children's environments)
 TIMEOUT = 300  # seconds for one child process: one still running then is hung, and the test fails
 #             (generous: at a load of 30 on two cores a 2-second run took over 120 s)
 
@@ -33,8 +34,8 @@ def child_env(tmp: Optional[Path] = None, **extra: str) -> dict[str, str]:
     """The environment for a child Python: this one without LOCKWATCH* settings (the child runs
     lockwatch only as the test says), with this checkout importable, no .pyc files written, and
     ``extra``. ``tmp`` (created) becomes TMPDIR, where `python -m lockwatch` makes its children's
-    folder."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    folder. LOCKWATCH_PURE_PYTHON stays: it chooses the core the whole suite runs on (noxfile.py)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH") or k == CORE_SWITCH}
     e.pop("PYTHONSAFEPATH", None)
     e.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONDONTWRITEBYTECODE="1")
     if tmp is not None:

@@ -440,9 +440,12 @@ def test_help_after_the_script_belongs_to_the_program(tmp_path: Path) -> None:
 
 def test_version(tmp_path: Path) -> None:
     import lockwatch as package
+    from lockwatch.proxies import CORE  # this process has the environment the command gets
 
     result = lockwatch("--version", cwd=tmp_path)
-    assert (result.returncode, result.stdout) == (0, f"lockwatch {package.__version__}\n")
+    assert (result.returncode, result.stdout) == (0, f"lockwatch {package.__version__} (core: {CORE})\n")
+    if os.environ.get("LOCKWATCH_PURE_PYTHON", "") not in ("", "0"):
+        assert CORE == "python"
 
 
 # -- the console script -------------------------------------------------------------------------------

@@ -84,6 +84,18 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
                         default=None, help=help, **kwargs)
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """`lockwatch --version`: the version and the core the hot path runs on ("c" for the compiled
+    lockwatch._core, "python" without it or with LOCKWATCH_PURE_PYTHON=1)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .. import __version__
+    from ..proxies import CORE
+
+    click.echo(f"lockwatch {__version__} (core: {CORE})")
+    ctx.exit()
+
+
 @click.command(help=HELP, context_settings={"allow_interspersed_args": False,
                                             "help_option_names": ["-h", "--help"],
                                             "max_content_width": 100})
@@ -133,7 +145,8 @@ def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
 @setting("confirm_runs", "N", f"Confirmation runs per potential deadlock, at most.  [default: {DEFAULT_CONFIRM_RUNS}]")
 @setting("confirm_pause", "SECONDS", "How long a held-back thread waits, at most, for the other "
                                      f"threads of the cycle.  [default: {DEFAULT_CONFIRM_PAUSE:g}]")
-@click.version_option(package_name="pylockwatch", prog_name="lockwatch", message="%(prog)s %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version, and which core records (c: compiled, python), and exit.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[script.py | MODULE] [ARGS]...")
 def command(as_module: bool, quiet: Optional[bool], args: Sequence[str], **given: Any) -> int:
     if not args:

@@ -1,0 +1,184 @@
+"""The two cores of the hot path record the same: the compiled one (lockwatch._core) and the
+pure-Python one (lockwatch/proxies.py, the reference), chosen by LOCKWATCH_PURE_PYTHON.
+
+The whole suite runs with each core (noxfile.py); these tests compare them directly, and check
+the choice itself. The C core's tests skip where it was not built (no compiler at install)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import CORE_SWITCH, PROGRAMS, child_env, lockwatch, python, report_of
+
+import lockwatch as package
+from lockwatch import proxies
+
+PROGRAM = PROGRAMS / "cores" / "deterministic.py"
+BUILT = importlib.util.find_spec("lockwatch._core") is not None
+needs_c = pytest.mark.skipif(not BUILT, reason="lockwatch._core was not built (no C compiler at install)")
+
+
+def env_for(core: str, tmp: Path) -> dict[str, str]:
+    env = child_env(tmp)
+    env.pop(CORE_SWITCH, None)
+    if core == "python":
+        env[CORE_SWITCH] = "1"
+    return env
+
+
+def _timeless(data: Any, key: str = "") -> Any:
+    """A report without what differs from run to run: durations (hold and wait times; their
+    histograms keep only how many they counted), process ids, start times, the core's name."""
+    if isinstance(data, dict):
+        if key in ("hold", "wait"):
+            return {"count": data.get("count"),
+                    "histogram_count": sum(n for _, n in data.get("histogram", []))}
+        return {k: _timeless(v, k) for k, v in data.items() if k not in ("meta",)}
+    if isinstance(data, list):
+        return [_timeless(v, key) for v in data]
+    if isinstance(data, str) and key in ("thread_id",):
+        return data.split(":", 1)[1]
+    return data
+
+
+def _run(core: str, tmp_path: Path) -> dict[str, Any]:
+    out = tmp_path / f"{core}.json"
+    result = lockwatch("-q", "--json", str(out), str(PROGRAM), cwd=tmp_path, env=env_for(core, tmp_path / core))
+    assert result.stdout == "done\n", result.stderr
+    data = report_of(out)
+    assert data["meta"]["core"] == core
+    # threads: [name, "<pid>:<serial>"]: the serial is the same in both runs, the pid is not
+    data["threads"] = [[name, ident.split(":", 1)[1]] for name, ident in data["threads"]]
+    return data
+
+
+@needs_c
+def test_both_cores_record_the_same_report(tmp_path: Path) -> None:
+    c, py = _run("c", tmp_path), _run("python", tmp_path)
+    assert _timeless(c) == _timeless(py)
+    # ... and it is not the same because nothing was recorded
+    locks = {lock["name"]: lock for lock in py["locks"]}
+    # a: 50 nested + 50 under r + arguments, out_of_order, handed_over, the Condition, main
+    assert (locks["a"]["acquisitions"], locks["r"]["acquisitions"]) == (50 + 50 + 5, 50 + 2)
+    assert locks["a"]["failed"] == 1
+    [cycle] = py["potential_deadlocks"]
+    assert sorted(lock["name"] for lock in cycle["locks"]) == ["a", "b"]
+    counts = sorted(e["count"] for e in cycle["edges"])
+    assert counts == [1, 50 + 1]  # a -> b: 50 nested + out_of_order; b -> a once
+
+
+def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:
+    result = python("-c", "import lockwatch.proxies as p; print(p.CORE, p.Lock is p.PyLock, p.RLock is p.PyRLock)",
+                    cwd=tmp_path, env=env_for("python", tmp_path))
+    assert result.stdout == "python True True\n", result.stderr
+
+
+@needs_c
+def test_the_c_core_by_default_where_built(tmp_path: Path) -> None:
+    result = python("-c", "import lockwatch.proxies as p, lockwatch._core as c; "
+                    "print(p.CORE, issubclass(p.Lock, c.Lock), issubclass(p.RLock, c.RLock), "
+                    "sorted(p.CORE_DETAILS.items()))", cwd=tmp_path, env=env_for("c", tmp_path))
+    # the real locks are used through their C handles on the CPython versions whose layout is known
+    details = "[('edges_in_c', True), ('held_cache', True), ('lock_handle', True), ('rlock_handle', True)]"
+    assert result.stdout == f"c True True {details}\n", result.stderr
+    version = lockwatch("--version", cwd=tmp_path, env=env_for("c", tmp_path))
+    assert version.stdout == f"lockwatch {package.__version__} (core: c)\n"
+
+
+def test_this_process_runs_the_core_its_environment_asks_for() -> None:
+    """What the suite runs on (noxfile.py runs it once per core)."""
+    pure = os.environ.get(CORE_SWITCH, "") not in ("", "0")
+    assert proxies.CORE == ("python" if pure or not BUILT else "c")
+    with package.watching():
+        lock, rlock = threading.Lock(), threading.RLock()
+    assert type(lock) is proxies.Lock and type(rlock) is proxies.RLock
+    if proxies.CORE == "c":
+        from lockwatch import _core  # type: ignore[attr-defined]
+
+        assert isinstance(lock, _core.Lock) and isinstance(rlock, _core.RLock)
+    else:
+        assert type(lock).__mro__[1:] == proxies.PyLock.__mro__[1:]
+
+
+@needs_c
+def test_c_core_instances_behave_as_the_pure_ones(tmp_path: Path) -> None:
+    """Attributes, weak references, subclasses, refusals: the other modules see no difference."""
+    program = """
+import gc, pickle, threading, weakref, copy
+import lockwatch
+from lockwatch import proxies, recorder
+with lockwatch.watching():
+    a, r = threading.Lock(), threading.RLock()
+    class Sub(proxies.Lock):
+        __slots__ = ()
+    s = proxies.new_lock.__globals__["_alloc_lock"](Sub)
+    proxies._init(s, proxies._allocate_lock(), "Lock", __import__("sys")._getframe())
+    with a:
+        held = recorder.tls.held
+        print("held", held == [a], a._held_in is held, a._n, a._at_lasti >= 0, a._at_code is not None)
+    print("released", a._held_in == (), a._hold_tot >= 0, a.locked())
+    with r:
+        with r:
+            print("depth", r._depth, r._is_owned())
+    print("after", r._depth, r._is_owned())
+    with s:
+        print("sub", type(s).__name__, s._held_in is recorder.tls.held)
+    ref = weakref.ref(a)
+    for obj in (a, r):
+        for f in (pickle.dumps, copy.copy):
+            try:
+                f(obj)
+            except TypeError as e:
+                print("refused", type(obj).__name__, f.__name__)
+    serial = a._serial
+    del a
+    gc.collect()
+    print("dead", ref() is None, serial not in recorder.live)
+"""
+    result = python("-c", program, cwd=tmp_path, env=env_for("c", tmp_path))
+    assert result.stdout.splitlines() == [
+        "held True True 1 True True", "released True True False", "depth 2 True", "after 0 False",
+        "sub Sub True",
+        "refused Lock dumps", "refused Lock copy", "refused RLock dumps", "refused RLock copy",
+        "dead True True",
+    ], result.stderr
+
+
+@needs_c
+def test_held_list_cache_follows_threads_and_fork(tmp_path: Path) -> None:
+    """The C core caches each thread's held list: a new thread (a new thread state) gets its own,
+    and a forked child keeps the forking thread's, which the child then uses."""
+    program = """
+import os, threading
+import lockwatch
+from lockwatch import recorder
+with lockwatch.watching():
+    a, b = threading.Lock(), threading.Lock()
+    lists = []
+    def take():
+        with a:
+            lists.append(recorder.tls.held)
+            lists.append(list(recorder.tls.held) == [a])
+    for _ in range(3):
+        t = threading.Thread(target=take); t.start(); t.join()
+    print("threads", len({id(x) for x in lists[::2]}) == 3 or "reused", lists[1::2])
+    with a:
+        mine = recorder.tls.held
+        pid = os.fork()
+        if pid == 0:
+            with b:
+                ok = recorder.tls.held is mine and mine == [a, b]
+            a.release()
+            ok = ok and mine == [] and a._held_in == ()
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status)
+"""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork() here")
+    result = python("-c", program, cwd=tmp_path, env=env_for("c", tmp_path))
+    assert result.stdout.splitlines() == ["threads True [True, True, True]", "child 0"], result.stderr
