@@ -30,6 +30,7 @@ from __future__ import annotations
 # of lockwatch's own Condition: _lockwatch_owner, _lockwatch_wakers).
 # A Future made by ThreadPoolExecutor.submit is the one exception: it gets one attribute
 # (_lockwatch_submit: its pool, its function and where it was submitted), set in submit.
+import dataclasses
 import functools
 import os
 import sys
@@ -825,6 +826,7 @@ def uninstall() -> None:
 def reset() -> None:
     """Forget what was recorded (a new session; a forked child, whose other threads are gone)."""
     wait_edges.clear()
+    _channel_serials.clear()
     pool_waits.clear()
     _pool_depth.clear()
     blocked.clear()
@@ -866,12 +868,18 @@ def add_to_snapshot(snap: Any) -> None:
         rkey = res_key(e.res)
         lkey = site_key(e.lock_site)
         rname = e.res.display_name()
+        rserial = e.res.serial
+        channel = _queue_channel(e) if e.res.kind == "Queue" else None
+        if channel:  # a Queue's free slots or unfinished tasks: a node of its own (see _queue_channel)
+            rkey = _channel_node(stats, snap, rkey, channel)
+            rname = f"{rname} ({channel})"
+            rserial = _channel_serials.setdefault((e.res.serial, channel), _rec.next_serial())
         sn: Optional[str]
         dn: Optional[str]
         if e.src_kind == "lock":
-            src, dst, si, di, sn, dn = lkey, rkey, e.lock_serial, e.res.serial, e.lock_name, rname
+            src, dst, si, di, sn, dn = lkey, rkey, e.lock_serial, rserial, e.lock_name, rname
         else:
-            src, dst, si, di, sn, dn = rkey, lkey, e.res.serial, e.lock_serial, rname, e.lock_name
+            src, dst, si, di, sn, dn = rkey, lkey, rserial, e.lock_serial, rname, e.lock_name
         rec = EdgeRecord(src=src, dst=dst, thread=e.thread, held_stack=list(e.held_stack),
                          acquire_stack=list(e.acquire_stack), count=e.count, timed=e.timed, context=e.context,
                          src_instance=si, dst_instance=di, src_name=sn, dst_name=dn, thread_id=e.thread_id,
@@ -894,6 +902,30 @@ def add_to_snapshot(snap: Any) -> None:
             depth=pw.depth, count=pw.count, thread=pw.thread, stack=list(pw.stack),
             submit_stack=list(pw.submit_stack), timed=pw.timed, context=pw.context,
             stdlib=is_stdlib(filename)))
+
+
+# What a wait on a Queue waits for, and which wakes can end it: get() waits for an item (put
+# ends it), put() on a full queue for a free slot (get ends it), join() for the unfinished tasks
+# (task_done ends it). Items are the Queue's own node; the other two are nodes of their own, so
+# that "put while holding L" and "join while holding L" (the same thread submitting work and then
+# waiting for it under one lock) make no cycle: a put never ends a join.
+_QUEUE_CHANNELS = {("w", "put"): "free slots", ("k", "get"): "free slots",
+                   ("w", "task-join"): "unfinished tasks", ("k", "task-done"): "unfinished tasks"}
+_channel_serials: dict[tuple[int, str], int] = {}  # (the Queue's serial, channel) -> its node's serial
+
+
+def _queue_channel(e: WaitEdge) -> Optional[str]:
+    return _QUEUE_CHANNELS.get(("w" if e.src_kind == "lock" else "k", e.op))
+
+
+def _channel_node(stats: dict[str, Any], snap: Any, key: str, channel: str) -> str:
+    """The key of a Queue's ``channel`` node (a LockStats like the Queue's own, named for it)."""
+    ckey = f"{key}:{channel.replace(' ', '-')}"
+    if ckey not in stats:
+        base = stats[key]
+        stats[ckey] = dataclasses.replace(base, key=ckey, name=f"{base.name} ({channel})")
+        snap.locks.append(stats[ckey])
+    return ckey
 
 
 def _site_name(res: Resource) -> str:

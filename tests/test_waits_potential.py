@@ -94,6 +94,42 @@ def test_event_already_set_waited_for_while_holding_the_setters_lock(tmp_path):
     assert "thread 'setter' set ready while holding L" in r.stderr, r.explain()
 
 
+def test_queue_join_while_holding_the_lock_taken_to_mark_tasks_done(tmp_path):
+    """The worker once called task_done() inside L; later main held L across q.join(): had a task
+    been unfinished then, the worker would have waited for L and main for the task."""
+    r = run(tmp_path, """
+        import queue, threading, time
+        L = threading.Lock()
+        q = queue.Queue()
+        def worker():
+            while True:
+                locked = q.get()
+                if locked is None:
+                    return
+                time.sleep(0.05)
+                if locked:
+                    with L:
+                        q.task_done()
+                else:
+                    q.task_done()
+        t = threading.Thread(target=worker, name="worker")
+        t.start()
+        q.put(True)
+        q.join()
+        q.put(False)
+        with L:
+            q.join()  # waits for the task: its worker needs no lock this time
+        q.put(None)
+        t.join()
+        print("FINISHED")
+    """)
+    found = findings(r)
+    [p] = [p for p in found if any(lk["kind"] == "Queue" for lk in p["locks"])]
+    assert kinds_of(p) == [("Lock", "L"), ("Queue", "q (unfinished tasks)")], p
+    assert {e.get("wait") for e in p["edges"]} == {"task-join", None}, p["edges"]
+    assert {e.get("wake") for e in p["edges"]} == {"task-done", None}, p["edges"]
+
+
 def test_a_timed_wait_closes_a_timed_cycle_only(tmp_path):
     r = run(tmp_path, """
         import threading
@@ -176,6 +212,25 @@ QUIET = {
         with ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(lambda: other.submit(pow, 2, 3).result()).result()  # another pool's
         other.shutdown()
+        print("FINISHED")
+    """,
+    "put to a queue and join it under one lock, its worker taking none": """
+        import queue, threading, time
+        L = threading.Lock()
+        q = queue.Queue()
+        def worker():
+            while True:
+                item = q.get()
+                time.sleep(0.01)
+                q.task_done()
+                if item is None:
+                    return
+        threading.Thread(target=worker).start()
+        with L:  # a put never ends a join: no cycle (futurist's executor shutdown does this)
+            for i in range(5):
+                q.put(i)
+            q.put(None)
+            q.join()
         print("FINISHED")
     """,
     "a Condition used as designed": """
