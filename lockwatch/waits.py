@@ -187,13 +187,31 @@ def _end(ident: Optional[int]) -> None:
         last_end = _now()
 
 
+_pending = _rec.pending  # hand-offs to their holders' threads, by id() of the held list (one dict, never rebound)
+_reconcile = _rec._reconcile
+
+
 def _held_now(exclude: Any = None) -> list:
     """The instrumented locks this thread holds (a copy), without ``exclude`` (a Condition's
-    own lock, released while it waits)."""
+    own lock, released while it waits).
+
+    Read without lockwatch's mutex: a wait or a set runs while the program holds its own locks,
+    and must never block on lockwatch's bookkeeping (another thread may hold the mutex for a
+    long time: a snapshot, a finalizer, program code in a hook). The list is this thread's own,
+    which only this thread changes; releases other threads handed to it and not yet applied are
+    subtracted from the copy as recorder.holding() does (each lock's own record says who holds
+    it; the pending list is copied in one C call, as its appends are). They stay pending: the
+    owner applies them at its next nested acquisition (proxies._before)."""
     held = getattr(_tls, "held", None)
     if not held or (len(held) == 1 and held[0] is exclude):
         return []
-    return [h for h in _rec.holding(held) if h is not exclude and not getattr(h._site, "signal", False)]
+    out = list(held)
+    if _pending:
+        handed = _pending.get(id(held))
+        if handed:
+            for lock in list(handed):
+                _reconcile(out, lock, held)
+    return [h for h in out if h is not exclude and not getattr(h._site, "signal", False)]
 
 
 # -- wait edges (potential deadlocks through waits) --------------------------------------------
@@ -513,7 +531,8 @@ def condition_notified(cond: Any) -> None:
         if owner is FUTURE:
             obj = frame.f_locals.get("self")
             if obj is not None:
-                _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
+                # not through _safely: _woke records through it, and a nested _safely does nothing
+                _woke(resource(obj, "Future", frame), "result", frame, cond._lock)
             return
         op = "notify"
         if owner.kind == "Queue":
