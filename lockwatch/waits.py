@@ -161,7 +161,9 @@ def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Op
     ident = get_ident()
     blocked[ident] = Blocked(kind, op, obj, _now(), getattr(_tls, "held", None))
     if launch:
-        _launch()
+        watch = _rec.watch
+        if watch is not None and watch._ident is None:  # not running yet
+            _launch()
     return ident
 
 
@@ -510,19 +512,10 @@ def _holds_other(exclude: Any) -> bool:
 
 
 def condition_notified(cond: Any) -> None:
-    """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition.
-
-    Called once per Queue.put/get and per completed Future, so the common case is short: the
-    notifier holds no other lock (nothing for the lock-order graph), and only a Queue's
-    Conditions, marked when the Queue was made (_queue_made), keep their notifiers. A plain
-    Condition's or a Future's waiters count any other thread as a possible waker instead."""
-    if not _holds_other(cond._lock):
-        wakers = cond.__dict__.get("_lockwatch_wakers")
-        if wakers is not None:
-            ident = get_ident()
-            if ident not in wakers and len(wakers) < MAX_WAKERS:
-                wakers.add(ident)
-        return
+    """lockwatch's Condition.notify (and notify_all, which calls it) by a thread holding another
+    lock than the Condition's: the wake edges "held L while waking". (The common case, no other
+    lock held, is written out in primitives.Condition.notify: it only keeps a Queue's notifiers.
+    A plain Condition's or a Future's waiters count any other thread as a possible waker.)"""
     try:
         frame: Any = _getframe(2)
         while frame is not None and stacks.is_threading(frame.f_code.co_filename):
@@ -543,69 +536,161 @@ def condition_notified(cond: Any) -> None:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
 
 
-def _queue_made(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """Queue.__init__: the Queue's Resource, and its three Conditions marked with the sets of
-    their notifiers (put wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
-    result = wrapped(instance, *args, **kwargs)
-    if active:
-        try:
-            res = resource(instance, "Queue", _getframe(2))
-            if res.wakers is not None:
-                for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
-                    cond = getattr(instance, attr, None)
-                    if cond is not None and hasattr(cond, "__dict__"):
-                        cond._lockwatch_wakers = res.wakers.setdefault(op, set())
-                        cond._lockwatch_owner = res
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return result
+def _mark_queue(queue: Any, res: Resource) -> None:
+    """A Queue made while recording: its three Conditions keep the sets of their notifiers (put
+    wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
+    if res.wakers is not None:
+        for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
+            cond = getattr(queue, attr, None)
+            if cond is not None and hasattr(cond, "__dict__"):
+                cond._lockwatch_wakers = res.wakers.setdefault(op, set())
+                cond._lockwatch_owner = res
 
 
-def _internal(frame: Any) -> bool:
-    return frame is not None and stacks.is_threading(frame.f_code.co_filename)
+def _name_thread(thread: Any, res: Resource) -> None:
+    res.thread_name = thread.name
 
 
-def _made(kind: str) -> Callable[..., Any]:
-    def init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        result = wrapped(instance, *args, **kwargs)
+def _failed(exc: Exception) -> None:
+    _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+
+
+_THREADING_FILE = threading.__file__  # threading.py's own calls (a Thread's start-up Event) are not the program's
+
+# -- the wrappers ----------------------------------------------------------------------------------
+# One factory per shape of method, each making the plain function that stands in for a method in
+# its class (install, _TARGETS): made (__init__), a wait, a wake, join, Thread._bootstrap_inner,
+# ThreadPoolExecutor.submit. The recording is written out in each function (no hook call in
+# between: these run once per put, per set, per task), and what differs between the methods of
+# one shape is the factory's arguments.
+
+
+def _initializer(original: Callable[..., Any], kind: str,
+                 mark: Optional[Callable[[Any, Resource], None]] = None) -> Callable[..., Any]:
+    """__init__ of a Thread, Event, Barrier, Queue or ThreadPoolExecutor: its Resource, made
+    where the program made the object; ``mark(obj, res)`` then (a Thread's name, a Queue's
+    Conditions)."""
+    def __init__(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
         if active:
             try:
-                frame = _getframe(2)
-                if not _internal(frame):
-                    res = resource(instance, kind, frame)
-                    if kind == "Thread":
-                        res.thread_name = instance.name
+                frame = _getframe(1)
+                if frame.f_code.co_filename != _THREADING_FILE:
+                    res = resource(self, kind, frame)
+                    if mark is not None:
+                        mark(self, res)
             except Exception as exc:
-                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+                _failed(exc)
         return result
-    return init
+    return __init__
 
 
-def _timeout_arg(args: tuple, kwargs: dict, pos: int = 0) -> Any:
-    return args[pos] if len(args) > pos else kwargs.get("timeout")
+def _waiter(original: Callable[..., Any], kind: str, default_timeout: Optional[str] = None,
+            done: Optional[str] = None, arrive: bool = False, futures: bool = False) -> Callable[..., Any]:
+    """A wait method whose first argument is its timeout (Event.wait, Barrier.wait): the wait
+    edges from the locks held, and, untimed, the thread registered as blocked unless ``done``
+    (the name of a method: the wait returns at once). ``default_timeout``: the attribute holding
+    the object's own timeout (a Barrier's). ``arrive``: calling it wakes the others too (a
+    Barrier's parties: a waker, not a wake edge). ``futures``: concurrent.futures.wait and
+    as_completed wait on an Event for many Futures (registered as waiting for those)."""
+    def wait(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not active:
+            return original(self, *args, **kwargs)
+        ident = None
+        try:
+            frame = _getframe(1)
+            code = frame.f_code
+            if code.co_filename != _THREADING_FILE:
+                timeout = args[0] if args else kwargs.get("timeout")
+                if timeout is None and default_timeout is not None:
+                    timeout = getattr(self, default_timeout, None)
+                timed = timeout is not None
+                what = _by_code.get(code) if futures else None
+                if what is not None and what[0] == "Futures":
+                    ident = _futures_wait(what[1], frame, timed)
+                else:
+                    res = resource(self, kind, frame)
+                    if getattr(_tls, "held", None):
+                        _safely(_waited, res, "wait", timed, frame)
+                    if arrive:
+                        # Arriving is what wakes the others: an arrival is a waker of the barrier
+                        # (for real deadlocks). Not a wait edge: a party holding its own lock at
+                        # the barrier is what barriers are for, and every arrival both waits and
+                        # wakes, so "arrived holding L" closed a cycle with its own "waited
+                        # holding L" on every such use.
+                        wakers = res.wakers
+                        if wakers is not None:
+                            mine = wakers.setdefault("arrive", set())
+                            if len(mine) < MAX_WAKERS:
+                                mine.add(get_ident())
+                    if not timed and (done is None or not getattr(self, done)()):
+                        ident = _begin(kind, "wait", self, False)
+        except Exception as exc:
+            _failed(exc)
+        if ident is None:
+            return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _end(ident)
+    return wait
 
 
-def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    timeout = _timeout_arg(args, kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame) and instance is not threading.current_thread():
-            res = resource(instance, "Thread", frame)
-            res.thread_name = instance.name
-            _safely(_waited, res, "join", timeout is not None, frame)
-            if instance.is_alive():
-                ident = _begin("Thread", "join", instance, timeout is not None, launch=False)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    if ident is None:
-        return wrapped(instance, *args, **kwargs)
-    try:
-        return _sliced_join(wrapped, instance, ident)
-    finally:
-        _end(ident)
+def _futures_wait(op: str, frame: Any, timed: bool) -> Optional[int]:
+    """concurrent.futures.wait / as_completed, about to wait on their one Event for many Futures."""
+    loc = frame.f_locals
+    if op == "wait":
+        fs = list(loc.get("not_done") or loc.get("fs") or ())
+        mode = "wait-all" if loc.get("return_when") == "ALL_COMPLETED" else "wait-any"
+    else:
+        fs, mode = list(loc.get("pending") or ()), "as-completed"
+    return _begin("Futures", mode, fs, timed)
+
+
+def _waker(original: Callable[..., Any], kind: str, op: str) -> Callable[..., Any]:
+    """A waking method (Event.set): the thread is a waker of the object; holding a lock, the
+    wake edges from it."""
+    def wake(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if active:
+            try:
+                frame = _getframe(1)
+                code = frame.f_code
+                if code.co_filename != _THREADING_FILE:
+                    what = _by_code.get(code)
+                    if what is None or what[0] != "Futures":
+                        _woke(resource(self, kind, frame), op, frame)
+            except Exception as exc:
+                _failed(exc)
+        return original(self, *args, **kwargs)
+    return wake
+
+
+def _joiner(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Thread.join: the wait edges from the locks held (also when the thread has ended), and an
+    untimed join of a live thread in slices (_sliced_join)."""
+    def join(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not active:
+            return original(self, *args, **kwargs)
+        ident = None
+        try:
+            frame = _getframe(1)
+            if frame.f_code.co_filename != _THREADING_FILE and self is not threading.current_thread():
+                timed = (args[0] if args else kwargs.get("timeout")) is not None
+                res = resource(self, "Thread", frame)
+                res.thread_name = self.name
+                if getattr(_tls, "held", None):
+                    _safely(_waited, res, "join", timed, frame)
+                if not timed and self.is_alive():
+                    ident = _begin("Thread", "join", self, False, launch=False)
+        except Exception as exc:
+            _failed(exc)
+        if ident is None:
+            return original(self, *args, **kwargs)
+        try:
+            return _sliced_join(original, self, ident)
+        finally:
+            _end(ident)
+    return join
 
 
 def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
@@ -629,100 +714,26 @@ def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
             return None
 
 
-def _thread_started(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _starter(original: Callable[..., Any]) -> Callable[..., Any]:
     """Thread._bootstrap_inner: the thread's held list, so that the locks it takes in order
     (its lock-order edges) tell which locks it took before it ended."""
-    if active:
-        try:
-            res = known(instance)
-            if res is not None:
-                from .proxies import _held_list
+    from .proxies import _held_list
 
-                res.held_list = _held_list()
-        except Exception:
-            pass
-    return wrapped(instance, *args, **kwargs)
-
-
-def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame):
-            timeout = _timeout_arg(args, kwargs)
-            timed = timeout is not None
-            what = _by_code.get(frame.f_code)
-            if what is not None and what[0] == "Futures":
-                # concurrent.futures.wait / as_completed: one Event for many Futures
-                loc = frame.f_locals
-                if what[1] == "wait":
-                    fs = list(loc.get("not_done") or loc.get("fs") or ())
-                    mode = "wait-all" if loc.get("return_when") == "ALL_COMPLETED" else "wait-any"
-                else:
-                    fs, mode = list(loc.get("pending") or ()), "as-completed"
-                ident = _begin("Futures", mode, fs, timed)
-            else:
-                res = resource(instance, "Event", frame)
-                _safely(_waited, res, "wait", timed, frame)
-                if not instance.is_set():
-                    ident = _begin("Event", "wait", instance, timed)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    try:
-        return wrapped(instance, *args, **kwargs)
-    finally:
-        _end(ident)
+    def _bootstrap_inner(self: Any) -> Any:
+        if active:
+            try:
+                res = known(self)
+                if res is not None:
+                    res.held_list = _held_list()
+            except Exception:
+                pass
+        return original(self)
+    return _bootstrap_inner
 
 
-def _event_set(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if active:
-        try:
-            frame = _getframe(2)
-            if not _internal(frame):
-                what = _by_code.get(frame.f_code)
-                if what is None or what[0] != "Futures":
-                    _woke(resource(instance, "Event", frame), "set", frame)
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return wrapped(instance, *args, **kwargs)
-
-
-def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame):
-            timeout = _timeout_arg(args, kwargs)
-            if timeout is None:
-                timeout = getattr(instance, "_timeout", None)
-            res = resource(instance, "Barrier", frame)
-            _safely(_waited, res, "wait", timeout is not None, frame)
-            # Arriving is what wakes the others: an arrival is a waker of the barrier (for real
-            # deadlocks). Not a wait edge: a party holding its own lock at the barrier is what
-            # barriers are for, and every arrival both waits and wakes, so "arrived holding L"
-            # closed a cycle with its own "waited holding L" on every such use.
-            wakers = res.wakers
-            if wakers is not None:
-                mine = wakers.setdefault("arrive", set())
-                if len(mine) < MAX_WAKERS:
-                    mine.add(get_ident())
-            ident = _begin("Barrier", "wait", instance, timeout is not None)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    try:
-        return wrapped(instance, *args, **kwargs)
-    finally:
-        _end(ident)
-
-
-def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
-    """ThreadPoolExecutor.submit, once per task: written out (no hook call in between), it tags
-    the Future with (its pool, its function, where it was submitted: code and offset, formatted
-    only if ever reported)."""
+def _submitter(original: Callable[..., Any]) -> Callable[..., Any]:
+    """ThreadPoolExecutor.submit, once per task: tags the Future with (its pool, its function,
+    where it was submitted: code and offset, formatted only if ever reported)."""
     def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         fut = original(self, *args, **kwargs)
         if active:
@@ -733,16 +744,13 @@ def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
                 f = _getframe(1)
                 fut._lockwatch_submit = (have[0], args[0] if args else kwargs.get("fn"), f.f_code, f.f_lasti)
             except Exception as exc:
-                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+                _failed(exc)
         return fut
-
-    functools.update_wrapper(submit, original)
-    submit._lockwatch_wrapper = True  # type: ignore[attr-defined]
     return submit
 
 
 def _pool_site(pool: Any) -> tuple[Any, tuple[str, int, str]]:
-    made = resource(pool, "Pool", None)  # made by _pool_init, with its site
+    made = resource(pool, "Pool", None)  # made by its __init__ (_initializer), with its site
     have = _pool_sites[id(pool)] = (weakref.ref(pool), (made.filename, made.line, made.function))
     return have
 
@@ -759,50 +767,40 @@ def task_name(tag: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or "task")
 
 
-def _pool_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    result = wrapped(instance, *args, **kwargs)
-    if active:
-        try:
-            resource(instance, "Pool", _getframe(2))
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return result
-
-
 # -- install ---------------------------------------------------------------------------------------
 
 _wrapped: list[tuple[Any, str, Any]] = []  # (class, attribute, original) to restore
 
 
-def _targets() -> list[tuple[Any, str, Optional[Callable[..., Any]]]]:
+def _targets() -> list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]]:
+    """(class, method, factory, the factory's arguments) of every method replaced."""
     import queue
 
-    out: list[tuple[Any, str, Optional[Callable[..., Any]]]] = [
-        (threading.Thread, "__init__", _made("Thread")),
-        (threading.Thread, "join", _join),
-        (threading.Thread, "_bootstrap_inner", _thread_started),
-        (threading.Event, "__init__", _made("Event")),
-        (threading.Event, "wait", _event_wait),
-        (threading.Event, "set", _event_set),
-        (threading.Barrier, "__init__", _made("Barrier")),
-        (threading.Barrier, "wait", _barrier_wait),
-        (queue.Queue, "__init__", _queue_made),
+    out: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]] = [
+        (threading.Thread, "__init__", _initializer, {"kind": "Thread", "mark": _name_thread}),
+        (threading.Thread, "join", _joiner, {}),
+        (threading.Thread, "_bootstrap_inner", _starter, {}),
+        (threading.Event, "__init__", _initializer, {"kind": "Event"}),
+        (threading.Event, "wait", _waiter, {"kind": "Event", "done": "is_set", "futures": True}),
+        (threading.Event, "set", _waker, {"kind": "Event", "op": "set"}),
+        (threading.Barrier, "__init__", _initializer, {"kind": "Barrier"}),
+        (threading.Barrier, "wait", _waiter, {"kind": "Barrier", "default_timeout": "_timeout", "arrive": True}),
+        (queue.Queue, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}),
     ]
     cf = sys.modules.get("concurrent.futures.thread")
     if cf is not None:
-        out.append((cf.ThreadPoolExecutor, "__init__", _pool_init))
-        out.append((cf.ThreadPoolExecutor, "submit", None))  # _submit_method
+        out.append((cf.ThreadPoolExecutor, "__init__", _initializer, {"kind": "Pool"}))
+        out.append((cf.ThreadPoolExecutor, "submit", _submitter, {}))
     return out
 
 
-def _method(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[..., Any]:
-    """A function standing in for ``original`` in its class: ``hook(original, self, args, kwargs)``
-    (wrapt's wrapper signature). A plain function, not a wrapt.FunctionWrapper: bound on every
-    attribute access, wrapt's wrapper cost about 4 times a plain function's call on a method
-    (ThreadPoolExecutor.submit is called once per task; see benchmarks/waits.py)."""
-    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return hook(original, self, args, kwargs)
-
+def _method(original: Callable[..., Any], factory: Callable[..., Callable[..., Any]],
+            options: dict[str, Any]) -> Callable[..., Any]:
+    """The function standing in for ``original`` in its class. A plain function, not a
+    wrapt.FunctionWrapper: bound on every attribute access, wrapt's wrapper cost about 4 times a
+    plain function's call on a method (ThreadPoolExecutor.submit is called once per task; see
+    benchmarks/waits.py); and the recording is written out in it, not a hook it calls."""
+    method = factory(original, **options)
     functools.update_wrapper(method, original)
     method._lockwatch_wrapper = True  # type: ignore[attr-defined]
     return method
@@ -820,11 +818,11 @@ def install() -> None:
     except ImportError:
         pass
     _by_code.update(_codes())
-    for cls, name, wrapper in _targets():
+    for cls, name, factory, options in _targets():
         original = cls.__dict__.get(name)
         if original is None or getattr(original, "_lockwatch_wrapper", False):
             continue
-        setattr(cls, name, _method(original, wrapper) if wrapper is not None else _submit_method(original))
+        setattr(cls, name, _method(original, factory, options))
         _wrapped.append((cls, name, original))
     active = True
 

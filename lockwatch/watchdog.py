@@ -144,7 +144,7 @@ class Watchdog:
             _rec.waiting.pop(ident, None)
             if restoring:
                 self.restoring.discard(ident)
-            if not _rec.waiting and self._ident is not None:
+            if not _rec.waiting and self._ident is not None and _may_end(self.interval):
                 self._ring()  # the last waiter left: the watchdog's thread may end now
 
     # -- the watching side ---------------------------------------------------------------------
@@ -420,6 +420,17 @@ LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
 def _last_wait_end() -> int:
     waits = sys.modules.get("lockwatch.waits")
     return waits.last_end if waits is not None else 0
+
+
+def _may_end(interval: float) -> bool:
+    """Whether the watchdog's thread would end if rung now: nobody in a wait of waits.py, and
+    the last of those ended over LINGER ago. While the thread stays anyway (a program whose
+    threads wait on queues and futures all the time), a ring after each contended acquisition
+    would only make it look again: a thread switch and a look per contention."""
+    waits = sys.modules.get("lockwatch.waits")
+    if waits is None:
+        return True
+    return not waits.blocked and _rec.now() - waits.last_end >= min(LINGER, interval) * 1e9
 
 
 def _anyone_waiting() -> bool:
