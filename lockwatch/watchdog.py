@@ -200,12 +200,10 @@ class Watchdog:
         self.native_id = threading.get_native_id()
         linger = int(min(LINGER, self.interval) * 1e9)
         with self._done:
-            wait = self.interval
+            wait = self._poll()
             while True:
                 self._bell.acquire(True, wait)  # a ring, or the next poll
-                # While nobody waits, look again soon: the thread ends LINGER after the last
-                # wait ended (waits.py does not ring when one ends).
-                wait = self.interval if _anyone_waiting() else min(self.interval, LINGER)
+                wait = self._poll()
                 if self._stopping:
                     return
                 try:
@@ -218,7 +216,7 @@ class Watchdog:
                     # ended (well within the second that test suites give threads to end).
                     idle = _rec.now() - _last_wait_end()
                     if idle < linger:
-                        wait = (linger - idle) / 1e9 + 0.001
+                        wait = min(wait, (linger - idle) / 1e9 + 0.001)
                         continue
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
@@ -228,6 +226,15 @@ class Watchdog:
                         if not _anyone_waiting():
                             return
                         self._ident = me
+
+    def _poll(self) -> float:
+        """How long the watchdog's thread sleeps before its next look. While no thread waits for
+        a lock, not long: the thread ends LINGER after the last wait ended, and waits.py does not
+        ring when one ends, so a thread blocked in queue.get() or Event.wait() is looked at every
+        LINGER (a look at waits younger than the timeout reads a few dictionaries). Looking once
+        per interval then, the thread stayed up to an interval after a short Event.wait() (1 s
+        by default, all the time CPython's threading_cleanup() gives a test's threads to end)."""
+        return self.interval if _rec.waiting or self.warn_hold else min(self.interval, LINGER)
 
     def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
         """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""

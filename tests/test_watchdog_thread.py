@@ -148,3 +148,31 @@ def test_watchdog_thread_takes_no_signal_of_the_program(tmp_path):
     r = python("prog.py", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["watchdog SIGINT SIGTERM SIGHUP SIGUSR1 SIGALRM SIGCHLD", "main end"]
+
+
+def test_watchdog_thread_started_by_a_short_untimed_wait_ends_within_cpythons_cleanup_time(tmp_path):
+    """An untimed Event.wait() starts the watchdog's thread at once (a wait may be a deadlock);
+    CPython's threading_cleanup() (test_threading's TimerTests, test_queue, ...) then gives the
+    threads started during a test 1 s to end, counting them with _thread._count(), which counts
+    the watchdog's bare thread too. It must end LINGER after the wait, not after a polling
+    interval (1 s by default, so it outlived the second from before the wait): that made
+    test_threading's TimerTests fail 'env changed' under lockwatch."""
+    source = '''
+    import _thread
+    import threading
+    import time
+
+    before = _thread._count()
+    deadline = time.monotonic() + 1.0  # threading_cleanup()'s budget, from the test's start here
+    ready = threading.Event()
+    timer = threading.Timer(0.01, ready.set)
+    timer.start()
+    ready.wait()
+    timer.join()
+    while _thread._count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("left", _thread._count() - before)
+    '''
+    r = run(tmp_path, source)
+    assert r.returncode == 0, r.explain()
+    assert r.lines("left") == ["left 0"], r.explain()
