@@ -116,7 +116,7 @@ class Condition(OrigCondition, metaclass=_Mirror):
 
     def notify(self, n: int = 1) -> None:
         if _waits.active:
-            held = getattr(_tls, "held", None)
+            held = _tls.__dict__.get("held")  # (getattr's default costs an AttributeError)
             if held and (len(held) > 1 or held[0] is not self._lock):
                 _waits.condition_notified(self)
             else:

@@ -159,7 +159,7 @@ def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Op
     if timed:
         return None
     ident = get_ident()
-    blocked[ident] = Blocked(kind, op, obj, _now(), getattr(_tls, "held", None))
+    blocked[ident] = Blocked(kind, op, obj, _now(), _tls.__dict__.get("held"))
     if launch:
         watch = _rec.watch
         if watch is not None and watch._ident is None:  # not running yet
@@ -204,7 +204,7 @@ def _held_now(exclude: Any = None) -> list:
     subtracted from the copy as recorder.holding() does (each lock's own record says who holds
     it; the pending list is copied in one C call, as its appends are). They stay pending: the
     owner applies them at its next nested acquisition (proxies._before)."""
-    held = getattr(_tls, "held", None)
+    held = _tls.__dict__.get("held")
     if not held or (len(held) == 1 and held[0] is exclude):
         return []
     out = list(held)
@@ -242,7 +242,7 @@ class WaitEdge:
         self.timed = timed
         self.multi = False
         self.context = _rec.context
-        self.held_ref = getattr(_tls, "held", None)  # the thread's held list: which Thread took it
+        self.held_ref = _tls.__dict__.get("held")  # the thread's held list: which Thread took it
 
 
 def _thread_id() -> str:
@@ -440,7 +440,16 @@ def _codes() -> dict[Any, tuple[str, str]]:
     return out
 
 
-_by_code: dict[Any, tuple[str, str]] = {}
+# By id() of the code object (the functions are the standard library's: they live as long as the
+# process), the code kept to compare: a code object's own hash is computed from its name,
+# constants and names at every lookup (about a microsecond: once per notify, set and wait).
+_by_code: dict[int, tuple[Any, str, str]] = {}
+
+
+def _what(code: Any) -> Optional[tuple[str, str]]:
+    """(kind, op) of a standard-library waiting or waking function's code, else None."""
+    hit = _by_code.get(id(code))
+    return (hit[1], hit[2]) if hit is not None and hit[0] is code else None
 
 
 FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
@@ -454,7 +463,7 @@ def _owner_of(cond: Any, frame: Any) -> Any:
     owner = cond.__dict__.get("_lockwatch_owner")
     if owner is not None:
         return owner
-    what = _by_code.get(frame.f_code) if frame is not None else None
+    what = _what(frame.f_code) if frame is not None else None
     if what is not None and what[0] == "Queue":
         obj = frame.f_locals.get("self")
         owner = resource(obj, "Queue", frame) if obj is not None else _condition(cond, frame)
@@ -478,7 +487,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
         timed = timeout is not None
         if owner is FUTURE:
             obj = frame.f_locals.get("self")  # Future.result/exception: it blocks anyway
-            what = _by_code.get(frame.f_code)
+            what = _what(frame.f_code)
             kind, op = "Future", what[1] if what is not None else "result"
             pool = _future_wait(obj, timed, frame)
             if _holds_other(cond._lock):
@@ -487,7 +496,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
             kind = owner.kind
             if kind == "Queue":
                 obj = owner.ref() if owner.ref is not None else None
-                what = _by_code.get(frame.f_code)
+                what = _what(frame.f_code)
                 op = what[1] if what is not None and what[0] == "Queue" else "get"
             else:
                 obj, op = cond, "wait"
@@ -507,7 +516,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
 
 def _holds_other(exclude: Any) -> bool:
     """Whether this thread holds an instrumented lock other than ``exclude`` (cheap)."""
-    held: Any = getattr(_tls, "held", None)
+    held: Any = _tls.__dict__.get("held")
     return bool(held) and not (len(held) == 1 and held[0] is exclude)
 
 
@@ -529,7 +538,7 @@ def condition_notified(cond: Any) -> None:
             return
         op = "notify"
         if owner.kind == "Queue":
-            what = _by_code.get(frame.f_code)
+            what = _what(frame.f_code)
             op = what[1] if what is not None else "put"
         _woke(owner, op, frame, cond._lock)
     except Exception as exc:
@@ -605,12 +614,12 @@ def _waiter(original: Callable[..., Any], kind: str, default_timeout: Optional[s
                 if timeout is None and default_timeout is not None:
                     timeout = getattr(self, default_timeout, None)
                 timed = timeout is not None
-                what = _by_code.get(code) if futures else None
+                what = _what(code) if futures else None
                 if what is not None and what[0] == "Futures":
                     ident = _futures_wait(what[1], frame, timed)
                 else:
                     res = resource(self, kind, frame)
-                    if getattr(_tls, "held", None):
+                    if _tls.__dict__.get("held"):
                         _safely(_waited, res, "wait", timed, frame)
                     if arrive:
                         # Arriving is what wakes the others: an arrival is a waker of the barrier
@@ -656,7 +665,7 @@ def _waker(original: Callable[..., Any], kind: str, op: str) -> Callable[..., An
                 frame = _getframe(1)
                 code = frame.f_code
                 if code.co_filename != _THREADING_FILE:
-                    what = _by_code.get(code)
+                    what = _what(code)
                     if what is None or what[0] != "Futures":
                         _woke(resource(self, kind, frame), op, frame)
             except Exception as exc:
@@ -678,7 +687,7 @@ def _joiner(original: Callable[..., Any]) -> Callable[..., Any]:
                 timed = (args[0] if args else kwargs.get("timeout")) is not None
                 res = resource(self, "Thread", frame)
                 res.thread_name = self.name
-                if getattr(_tls, "held", None):
+                if _tls.__dict__.get("held"):
                     _safely(_waited, res, "join", timed, frame)
                 if not timed and self.is_alive():
                     ident = _begin("Thread", "join", self, False, launch=False)
@@ -817,7 +826,7 @@ def install() -> None:
         import concurrent.futures.thread  # noqa: F401  (its classes are wrapped too)
     except ImportError:
         pass
-    _by_code.update(_codes())
+    _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
     for cls, name, factory, options in _targets():
         original = cls.__dict__.get(name)
         if original is None or getattr(original, "_lockwatch_wrapper", False):
