@@ -104,6 +104,7 @@ class Watchdog:
         self._bell.acquire()
         self._stopping = False
         self._ident: Optional[int] = None  # the watchdog thread's, once started
+        self._long_sleep = False  # its thread sleeps a whole interval now (rung when the last lock waiter leaves)
         self.native_id: Optional[int] = None  # its kernel thread id (for /proc), once running
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
         self._armed = False
@@ -144,8 +145,13 @@ class Watchdog:
             _rec.waiting.pop(ident, None)
             if restoring:
                 self.restoring.discard(ident)
-            if not _rec.waiting and self._ident is not None and _may_end(self.interval):
-                self._ring()  # the last waiter left: the watchdog's thread may end now
+            if not _rec.waiting and self._ident is not None and self._long_sleep:
+                # The last waiter left: the watchdog's thread may end now. Rung only while it
+                # sleeps a whole interval (it saw a lock waiter): otherwise it looks again within
+                # LINGER anyway, and a ring after each contended acquisition of a program whose
+                # threads wait on queues and futures all the time made a thread switch and a
+                # look per contention.
+                self._ring()
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -202,6 +208,7 @@ class Watchdog:
         with self._done:
             wait = self._poll()
             while True:
+                self._long_sleep = wait > LINGER
                 self._bell.acquire(True, wait)  # a ring, or the next poll
                 wait = self._poll()
                 if self._stopping:
@@ -427,17 +434,6 @@ LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
 def _last_wait_end() -> int:
     waits = sys.modules.get("lockwatch.waits")
     return waits.last_end if waits is not None else 0
-
-
-def _may_end(interval: float) -> bool:
-    """Whether the watchdog's thread would end if rung now: nobody in a wait of waits.py, and
-    the last of those ended over LINGER ago. While the thread stays anyway (a program whose
-    threads wait on queues and futures all the time), a ring after each contended acquisition
-    would only make it look again: a thread switch and a look per contention."""
-    waits = sys.modules.get("lockwatch.waits")
-    if waits is None:
-        return True
-    return not waits.blocked and _rec.now() - waits.last_end >= min(LINGER, interval) * 1e9
 
 
 def _anyone_waiting() -> bool:

@@ -176,3 +176,43 @@ def test_watchdog_thread_started_by_a_short_untimed_wait_ends_within_cpythons_cl
     r = run(tmp_path, source)
     assert r.returncode == 0, r.explain()
     assert r.lines("left") == ["left 0"], r.explain()
+
+
+def test_watchdog_thread_ends_soon_after_a_lock_waiter_leaves_right_after_another_wait(tmp_path):
+    """The watchdog's thread, having seen a thread waiting for a lock, sleeps a whole polling
+    interval (1 s here); when that waiter leaves it is rung, also when another wait ended just
+    before (a join: then it lingers LINGER, then ends), not left asleep for the rest of the
+    interval (CPython's process-pool tests, whose shutdown joins threads while others wait for
+    locks, failed 'env changed': threading_cleanup() gives threads 1 s)."""
+    source = '''
+    import _thread
+    import threading
+    import time
+
+    before = _thread._count()
+    deadline = time.monotonic() + 1.0  # threading_cleanup()'s budget, from the test's start here
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def holder():
+        with lock:
+            time.sleep(0.05)  # main blocks in started.wait() meanwhile
+            started.set()
+            time.sleep(0.3)  # main waits for the lock meanwhile; the watchdog looks and sees it
+            t = threading.Thread(target=time.sleep, args=(0.01,))
+            t.start()
+            t.join()  # an untimed wait that ends just before the lock is released
+
+    h = threading.Thread(target=holder)
+    h.start()
+    started.wait()  # an untimed wait: starts the watchdog's thread
+    with lock:
+        pass
+    h.join()
+    while _thread._count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("left", _thread._count() - before)
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", "8")
+    assert r.returncode == 0, r.explain()
+    assert r.lines("left") == ["left 0"], r.explain()
