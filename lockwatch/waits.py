@@ -55,16 +55,22 @@ active = False  # recording (set by install, cleared by uninstall)
 class Resource:
     """Something threads wait for that is not a lock, and who woke it so far."""
 
-    __slots__ = ("kind", "serial", "filename", "line", "function", "name", "wakers", "ref",
+    __slots__ = ("kind", "serial", "filename", "_line", "_code", "_lasti", "function", "name", "wakers", "ref",
                  "thread_name", "held_list", "__weakref__")
 
     def __init__(self, kind: str, obj: Any, frame: Any, name: Optional[str] = None) -> None:
         self.kind = kind
         self.serial = _rec.next_serial()
+        self._line: Optional[int]
         if frame is not None:
-            self.filename, self.line, self.function = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+            code = frame.f_code
+            self.filename, self.function = code.co_filename, code.co_name
+            # The line is found when first asked for (reports): frame.f_lineno scans the code's
+            # line table, ~15,000 instructions per Thread made in a long function.
+            self._code, self._lasti, self._line = code, frame.f_lasti, None
         else:
-            self.filename, self.line, self.function = "<unknown>", 0, "<module>"
+            self.filename, self.function = "<unknown>", "<module>"
+            self._code, self._lasti, self._line = None, -1, 0
         self.name = name
         # op ("set", "notify", "put", "get", "task-done", "result", "arrive") -> threads that did
         # it; None: too many to tell (anyone may wake it)
@@ -75,6 +81,18 @@ class Resource:
             self.ref: Any = weakref.ref(obj, _dropper(id(obj)))
         except TypeError:
             self.ref = None
+
+    @property
+    def line(self) -> int:
+        line = self._line
+        if line is None:
+            line = self._line = stacks.line_of(self._code, self._lasti)
+            self._code = None
+        return line
+
+    @line.setter
+    def line(self, value: int) -> None:
+        self._line, self._code = value, None
 
     @property
     def key(self) -> str:
@@ -726,14 +744,15 @@ def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
 def _starter(original: Callable[..., Any]) -> Callable[..., Any]:
     """Thread._bootstrap_inner: the thread's held list, so that the locks it takes in order
     (its lock-order edges) tell which locks it took before it ended."""
-    from .proxies import _held_list
-
     def _bootstrap_inner(self: Any) -> Any:
         if active:
             try:
                 res = known(self)
                 if res is not None:
-                    res.held_list = _held_list()
+                    held = _tls.__dict__.get("held")
+                    # the new thread's held list, made now as at its first lock (not through
+                    # proxies._held_list, whose AttributeError costs more than the rest here)
+                    res.held_list = held if held is not None else _rec.thread_start()
             except Exception:
                 pass
         return original(self)
