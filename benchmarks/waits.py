@@ -5,6 +5,7 @@ Run from the project root (lockwatch importable)::
     python benchmarks/waits.py                  # the wait micro-benchmarks, ~1 minute
     python benchmarks/waits.py --quick          # a smoke run
     python benchmarks/waits.py --workload       # only overhead.py's Queue + ThreadPoolExecutor workload
+    python benchmarks/waits.py --against nowaits  # against lockwatch without its recording of waits
 
 What it measures, each as lockwatch / plain (ns per operation):
 
@@ -15,7 +16,8 @@ What it measures, each as lockwatch / plain (ns per operation):
 4. ``Future(); set_result(); result()`` in one thread, and ``submit(f).result()`` on a
    ``ThreadPoolExecutor(1)`` (a round trip through a worker);
 5. with ``--workload``: overhead.py's workload (producers -> ``queue.Queue`` -> main thread
-   submits to a ``ThreadPoolExecutor(4)``), ~1 us of work per item, as overhead.py measures it.
+   submits to a ``ThreadPoolExecutor(4)``), ~1 us of work per item, as overhead.py measures it,
+   on three sides: plain, lockwatch without its recording of waits ("nowaits") and lockwatch.
 
 lockwatch wraps Thread, Event, Barrier, Queue and ThreadPoolExecutor methods at the class level
 when it is enabled and restores them when disabled: the plain side is measured with lockwatch
