@@ -5,6 +5,7 @@ Run from the project root (lockwatch importable)::
     python benchmarks/waits.py                  # the wait micro-benchmarks, ~1 minute
     python benchmarks/waits.py --quick          # a smoke run
     python benchmarks/waits.py --workload       # only overhead.py's Queue + ThreadPoolExecutor workload
+    python benchmarks/waits.py --against nowaits  # against lockwatch without its recording of waits
 
 What it measures, each as lockwatch / plain (ns per operation):
 
@@ -15,7 +16,8 @@ What it measures, each as lockwatch / plain (ns per operation):
 4. ``Future(); set_result(); result()`` in one thread, and ``submit(f).result()`` on a
    ``ThreadPoolExecutor(1)`` (a round trip through a worker);
 5. with ``--workload``: overhead.py's workload (producers -> ``queue.Queue`` -> main thread
-   submits to a ``ThreadPoolExecutor(4)``), ~1 us of work per item, as overhead.py measures it.
+   submits to a ``ThreadPoolExecutor(4)``), ~1 us of work per item, as overhead.py measures it,
+   on three sides: plain, lockwatch without its recording of waits ("nowaits") and lockwatch.
 
 lockwatch wraps Thread, Event, Barrier, Queue and ThreadPoolExecutor methods at the class level
 when it is enabled and restores them when disabled: the plain side is measured with lockwatch
@@ -41,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overhead  # noqa: E402  (same folder: the workload and the interleaving)
 
 import lockwatch  # noqa: E402
+from lockwatch import waits  # noqa: E402
 
 
 def _noop() -> None:
@@ -144,34 +147,55 @@ BENCHES: list[tuple[str, Callable[[int], float], int]] = [
 ]
 
 
-def measure(fn: Callable[[int], float], n: int, enabled: bool, repeats: int) -> float:
-    """Best ns per operation of ``repeats`` runs, lockwatch enabled or not."""
-    if enabled:
-        lockwatch.enable(report_at_exit=False)
+SIDES = ("plain", "nowaits", "lockwatch")
+
+
+def _enable(side: str) -> None:
+    """Switch to ``side``: "plain" (lockwatch off), "lockwatch" (on, default settings) or
+    "nowaits" (on, with the wait recording of waits.py taken out: its class-level wrappers
+    restored and its Condition hooks inactive, i.e. lockwatch as it was before it recorded
+    waits; the locks, Conditions and semaphores are still instrumented)."""
+    if side == "plain":
+        return
+    lockwatch.enable(report_at_exit=False)
+    if side == "nowaits":
+        waits.uninstall()
+
+
+def _disable(side: str) -> None:
+    if side != "plain":
+        lockwatch.disable()
+
+
+def measure(fn: Callable[[int], float], n: int, side: str, repeats: int) -> float:
+    """Best ns per operation of ``repeats`` runs on ``side``."""
+    _enable(side)
     try:
         return min(fn(n) for _ in range(repeats)) / n * 1e9
     finally:
-        if enabled:
-            lockwatch.disable()
+        _disable(side)
 
 
-def run_benches(rounds: int, repeats: int, scale: float) -> None:
-    print(f"{'benchmark':<44} {'raw ns':>10} {'lockwatch ns':>13} {'ratio':>7}   spread")
+def _ratios(base: list[float], other: list[float]) -> str:
+    ratios = [b / a for a, b in zip(base, other)]
+    return f"{statistics.median(ratios):>6.2f}x   {min(ratios):.2f}x .. {max(ratios):.2f}x"
+
+
+def run_benches(rounds: int, repeats: int, scale: float, base: str) -> None:
+    print(f"{'benchmark':<44} {base + ' ns':>10} {'lockwatch ns':>13} {'ratio':>7}   spread")
     for name, fn, n in BENCHES:
         n = max(10, int(n * scale))
         fn(n // 10)  # warm up
-        raw, lw = overhead.interleaved(lambda fn=fn, n=n: measure(fn, n, False, repeats),
-                                       lambda fn=fn, n=n: measure(fn, n, True, repeats), rounds)
-        ratios = [b / a for a, b in zip(raw, lw)]
-        print(f"{name:<44} {statistics.median(raw):>10,.0f} {statistics.median(lw):>13,.0f} "
-              f"{statistics.median(ratios):>6.2f}x   {min(ratios):.2f}x .. {max(ratios):.2f}x")
+        raw, lw = overhead.interleaved(lambda fn=fn, n=n: measure(fn, n, base, repeats),
+                                       lambda fn=fn, n=n: measure(fn, n, "lockwatch", repeats), rounds)
+        print(f"{name:<44} {statistics.median(raw):>10,.0f} {statistics.median(lw):>13,.0f} {_ratios(raw, lw)}")
 
 
-def _workload_once(items: int, enabled: bool) -> tuple[float, float]:
-    """(wall, CPU) ns per item of one overhead.run_workload, lockwatch enabled or not. CPU time
-    of the process (all its threads) is less sensitive than wall time to a loaded machine."""
-    if enabled:
-        lockwatch.enable(report_at_exit=False)
+def _workload_once(items: int, side: str) -> tuple[float, float]:
+    """(wall, CPU) ns per item of one overhead.run_workload on ``side``. CPU time of the process
+    (all its threads) is less sensitive than wall time to a loaded machine."""
+    _enable(side)
+    if side != "plain":
         # concurrent.futures.thread made its _global_shutdown_lock at import: an instrumented one,
         # as `python -m lockwatch` would have (overhead.py does the same)
         concurrent.futures.thread._global_shutdown_lock = threading.Lock()
@@ -180,27 +204,33 @@ def _workload_once(items: int, enabled: bool) -> tuple[float, float]:
         wall, _types = overhead.run_workload(items)
         cpu = time.process_time() - c0
     finally:
-        if enabled:
+        if side != "plain":
             concurrent.futures.thread._global_shutdown_lock = overhead._RAW_GLOBAL_SHUTDOWN_LOCK
-            lockwatch.disable()
+        _disable(side)
     return wall / items * 1e9, cpu / items * 1e9
 
 
 def run_workload(rounds: int, items: int) -> None:
-    _workload_once(items // 4, False)
-    _workload_once(items // 4, True)
-    rows: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    """The three sides in turn, each round starting with a different one; medians and the
+    median of the per-round ratios (lockwatch against plain, and against nowaits: what the
+    recording of waits costs)."""
+    for side in SIDES:
+        _workload_once(items // 4, side)
+    rows: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
     for i in range(rounds):
-        for enabled in ((False, True) if i % 2 == 0 else (True, False)):
-            rows[enabled].append(_workload_once(items, enabled))
-    name = f"workload: Queue + ThreadPoolExecutor(4), {items:,} items (~1 us work each)"
+        for j in range(len(SIDES)):
+            side = SIDES[(i + j) % len(SIDES)]
+            rows[side].append(_workload_once(items, side))
+    print(f"workload: Queue + ThreadPoolExecutor(4), {items:,} items (~1 us work each), ns/item, "
+          f"medians of {rounds} rounds (spread)")
     for k, what in ((0, "wall"), (1, "CPU")):
-        raw = [r[k] for r in rows[False]]
-        lw = [r[k] for r in rows[True]]
-        ratios = [b / a for a, b in zip(raw, lw)]
-        print(f"{name}, {what}: raw {statistics.median(raw):,.0f} ns/item, lockwatch "
-              f"{statistics.median(lw):,.0f} ns/item (spread {min(lw):,.0f} .. {max(lw):,.0f}), "
-              f"ratio {statistics.median(ratios):.3f}x ({min(ratios):.2f}x .. {max(ratios):.2f}x)")
+        col = {side: [r[k] for r in rows[side]] for side in SIDES}
+        cells = ", ".join(f"{side} {statistics.median(v):,.0f} ({min(v):,.0f} .. {max(v):,.0f})"
+                          for side, v in col.items())
+        print(f"  {what}: {cells}")
+        print(f"  {what}: lockwatch/plain {_ratios(col['plain'], col['lockwatch']).strip()};"
+              f" lockwatch/nowaits {_ratios(col['nowaits'], col['lockwatch']).strip()};"
+              f" nowaits/plain {_ratios(col['plain'], col['nowaits']).strip()}")
     print(f"  lockwatch from {os.path.dirname(lockwatch.__file__)}")
 
 
@@ -209,13 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and operations (rough numbers)")
     parser.add_argument("--workload", action="store_true", help="only the Queue + ThreadPoolExecutor workload")
     parser.add_argument("--rounds", type=int, help="rounds of interleaved measurements")
+    parser.add_argument("--items", type=int, help="items of the workload (default 8,000)")
+    parser.add_argument("--against", choices=("plain", "nowaits"), default="plain",
+                        help="micro-benchmarks: compare lockwatch with plain threading (default) or with "
+                             "lockwatch without its recording of waits")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
     print(f"Python {sys.version.split()[0]}, lockwatch {lockwatch.__version__}, {rounds} rounds")
     if args.workload:
-        run_workload(rounds, 1_000 if args.quick else 8_000)
+        run_workload(rounds, args.items or (1_000 if args.quick else 8_000))
     else:
-        run_benches(rounds, 2 if args.quick else 3, 0.2 if args.quick else 1.0)
+        run_benches(rounds, 2 if args.quick else 3, 0.2 if args.quick else 1.0, args.against)
     return 0
 
 

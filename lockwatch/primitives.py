@@ -34,6 +34,8 @@ OrigBoundedSemaphore = threading.BoundedSemaphore
 _getframe = sys._getframe
 _tls = _rec.tls
 _unmutexed = _rec.waiting_without_mutex
+_get_ident = _rec.get_ident
+_orig_notify = OrigCondition.notify
 
 
 class _Hold:
@@ -106,10 +108,24 @@ class Condition(OrigCondition, metaclass=_Mirror):
     wait.__doc__ = OrigCondition.wait.__doc__
 
     # -- waits.py: who wakes this Condition (notify_all calls notify) --------------------------
+    # Called once per Queue.put/get and per completed Future, so the common case is written out
+    # here: the notifier holds no lock but the Condition's own (nothing for the lock-order graph),
+    # and only a Queue's Conditions (waits._mark_queue set their _lockwatch_wakers) keep their
+    # notifiers, one set lookup once the thread is known. Anything else: waits.condition_notified.
+    _lockwatch_wakers: set[int] | None = None  # the set of a Queue's Condition (waits._mark_queue)
+
     def notify(self, n: int = 1) -> None:
         if _waits.active:
-            _waits.condition_notified(self)
-        return super().notify(n)
+            held = _tls.__dict__.get("held")  # (getattr's default costs an AttributeError)
+            if held and (len(held) > 1 or held[0] is not self._lock):
+                _waits.condition_notified(self)
+            else:
+                wakers = self._lockwatch_wakers
+                if wakers is not None:
+                    ident = _get_ident()
+                    if ident not in wakers and len(wakers) < _waits.MAX_WAKERS:
+                        wakers.add(ident)
+        return _orig_notify(self, n)
 
     notify.__doc__ = OrigCondition.notify.__doc__
 

@@ -82,7 +82,7 @@ def _recorded(obj: Any, ops: tuple[str, ...], waiter: int) -> Optional[set[int]]
 
 def _queue_marked(q: Any) -> bool:
     """Whether every put/get/task_done of ``q`` is recorded (it was made while lockwatch was on:
-    waits._queue_made marked its Conditions); otherwise only some are, and any thread may wake it."""
+    waits._mark_queue marked its Conditions); otherwise only some are, and any thread may wake it."""
     cond = getattr(q, "not_empty", None)
     return isinstance(getattr(cond, "__dict__", None), dict) and "_lockwatch_wakers" in cond.__dict__
 

@@ -56,16 +56,22 @@ active = False  # recording (set by install, cleared by uninstall)
 class Resource:
     """Something threads wait for that is not a lock, and who woke it so far."""
 
-    __slots__ = ("kind", "serial", "filename", "line", "function", "name", "wakers", "ref",
+    __slots__ = ("kind", "serial", "filename", "_line", "_code", "_lasti", "function", "name", "wakers", "ref",
                  "thread_name", "held_list", "__weakref__")
 
     def __init__(self, kind: str, obj: Any, frame: Any, name: Optional[str] = None) -> None:
         self.kind = kind
         self.serial = _rec.next_serial()
+        self._line: Optional[int]
         if frame is not None:
-            self.filename, self.line, self.function = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+            code = frame.f_code
+            self.filename, self.function = code.co_filename, code.co_name
+            # The line is found when first asked for (reports): frame.f_lineno scans the code's
+            # line table, ~15,000 instructions per Thread made in a long function.
+            self._code, self._lasti, self._line = code, frame.f_lasti, None
         else:
-            self.filename, self.line, self.function = "<unknown>", 0, "<module>"
+            self.filename, self.function = "<unknown>", "<module>"
+            self._code, self._lasti, self._line = None, -1, 0
         self.name = name
         # op ("set", "notify", "put", "get", "task-done", "result", "arrive") -> threads that did
         # it; None: too many to tell (anyone may wake it)
@@ -76,6 +82,18 @@ class Resource:
             self.ref: Any = weakref.ref(obj, _dropper(id(obj)))
         except TypeError:
             self.ref = None
+
+    @property
+    def line(self) -> int:
+        line = self._line
+        if line is None:
+            line = self._line = stacks.line_of(self._code, self._lasti)
+            self._code = None
+        return line
+
+    @line.setter
+    def line(self, value: int) -> None:
+        self._line, self._code = value, None
 
     @property
     def key(self) -> str:
@@ -160,9 +178,11 @@ def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Op
     if timed:
         return None
     ident = get_ident()
-    blocked[ident] = Blocked(kind, op, obj, _now(), getattr(_tls, "held", None))
+    blocked[ident] = Blocked(kind, op, obj, _now(), _tls.__dict__.get("held"))
     if launch:
-        _launch()
+        watch = _rec.watch
+        if watch is not None and watch._ident is None:  # not running yet
+            _launch()
     return ident
 
 
@@ -182,23 +202,37 @@ def _end(ident: Optional[int]) -> None:
     global last_end
     if ident is not None:
         blocked.pop(ident, None)
-        # The watchdog's thread looks at least every LINGER seconds while nobody waits, and ends
-        # LINGER after the last wait ended; when the last one ends while it sleeps a whole
-        # polling interval, it is woken once (wait_ended), never once per wait.
+        # No ring: the watchdog's thread looks every LINGER seconds while no thread waits for a
+        # lock, and ends LINGER after the last wait ended (a ring per wait made it run a look
+        # per wait).
         last_end = _now()
-        if not blocked:
-            watch = _rec.watch
-            if watch is not None and watch._dozing:
-                watch.wait_ended()
+
+
+_pending = _rec.pending  # hand-offs to their holders' threads, by id() of the held list (one dict, never rebound)
+_reconcile = _rec._reconcile
 
 
 def _held_now(exclude: Any = None) -> list:
     """The instrumented locks this thread holds (a copy), without ``exclude`` (a Condition's
-    own lock, released while it waits)."""
-    held = getattr(_tls, "held", None)
+    own lock, released while it waits).
+
+    Read without lockwatch's mutex: a wait or a set runs while the program holds its own locks,
+    and must never block on lockwatch's bookkeeping (another thread may hold the mutex for a
+    long time: a snapshot, a finalizer, program code in a hook). The list is this thread's own,
+    which only this thread changes; releases other threads handed to it and not yet applied are
+    subtracted from the copy as recorder.holding() does (each lock's own record says who holds
+    it; the pending list is copied in one C call, as its appends are). They stay pending: the
+    owner applies them at its next nested acquisition (proxies._before)."""
+    held = _tls.__dict__.get("held")
     if not held or (len(held) == 1 and held[0] is exclude):
         return []
-    return [h for h in _rec.holding(held) if h is not exclude and not getattr(h._site, "signal", False)]
+    out = list(held)
+    if _pending:
+        handed = _pending.get(id(held))
+        if handed:
+            for lock in list(handed):
+                _reconcile(out, lock, held)
+    return [h for h in out if h is not exclude and not getattr(h._site, "signal", False)]
 
 
 # -- wait edges (potential deadlocks through waits) --------------------------------------------
@@ -227,7 +261,7 @@ class WaitEdge:
         self.timed = timed
         self.multi = False
         self.context = _rec.context
-        self.held_ref = getattr(_tls, "held", None)  # the thread's held list: which Thread took it
+        self.held_ref = _tls.__dict__.get("held")  # the thread's held list: which Thread took it
 
 
 def _thread_id() -> str:
@@ -425,7 +459,16 @@ def _codes() -> dict[Any, tuple[str, str]]:
     return out
 
 
-_by_code: dict[Any, tuple[str, str]] = {}
+# By id() of the code object (the functions are the standard library's: they live as long as the
+# process), the code kept to compare: a code object's own hash is computed from its name,
+# constants and names at every lookup (about a microsecond: once per notify, set and wait).
+_by_code: dict[int, tuple[Any, str, str]] = {}
+
+
+def _what(code: Any) -> Optional[tuple[str, str]]:
+    """(kind, op) of a standard-library waiting or waking function's code, else None."""
+    hit = _by_code.get(id(code))
+    return (hit[1], hit[2]) if hit is not None and hit[0] is code else None
 
 
 FUTURE = "Future"  # a Condition's owner mark: the Condition of a concurrent.futures.Future
@@ -439,7 +482,7 @@ def _owner_of(cond: Any, frame: Any) -> Any:
     owner = cond.__dict__.get("_lockwatch_owner")
     if owner is not None:
         return owner
-    what = _by_code.get(frame.f_code) if frame is not None else None
+    what = _what(frame.f_code) if frame is not None else None
     if what is not None and what[0] == "Queue":
         obj = frame.f_locals.get("self")
         owner = resource(obj, "Queue", frame) if obj is not None else _condition(cond, frame)
@@ -463,7 +506,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
         timed = timeout is not None
         if owner is FUTURE:
             obj = frame.f_locals.get("self")  # Future.result/exception: it blocks anyway
-            what = _by_code.get(frame.f_code)
+            what = _what(frame.f_code)
             kind, op = "Future", what[1] if what is not None else "result"
             pool = _future_wait(obj, timed, frame)
             if _holds_other(cond._lock):
@@ -472,7 +515,7 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
             kind = owner.kind
             if kind == "Queue":
                 obj = owner.ref() if owner.ref is not None else None
-                what = _by_code.get(frame.f_code)
+                what = _what(frame.f_code)
                 op = what[1] if what is not None and what[0] == "Queue" else "get"
             else:
                 obj, op = cond, "wait"
@@ -492,24 +535,15 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
 
 def _holds_other(exclude: Any) -> bool:
     """Whether this thread holds an instrumented lock other than ``exclude`` (cheap)."""
-    held: Any = getattr(_tls, "held", None)
+    held: Any = _tls.__dict__.get("held")
     return bool(held) and not (len(held) == 1 and held[0] is exclude)
 
 
 def condition_notified(cond: Any) -> None:
-    """lockwatch's Condition.notify (and notify_all, which calls it): who wakes this Condition.
-
-    Called once per Queue.put/get and per completed Future, so the common case is short: the
-    notifier holds no other lock (nothing for the lock-order graph), and only a Queue's
-    Conditions, marked when the Queue was made (_queue_made), keep their notifiers. A plain
-    Condition's or a Future's waiters count any other thread as a possible waker instead."""
-    if not _holds_other(cond._lock):
-        wakers = cond.__dict__.get("_lockwatch_wakers")
-        if wakers is not None:
-            ident = get_ident()
-            if ident not in wakers and len(wakers) < MAX_WAKERS:
-                wakers.add(ident)
-        return
+    """lockwatch's Condition.notify (and notify_all, which calls it) by a thread holding another
+    lock than the Condition's: the wake edges "held L while waking". (The common case, no other
+    lock held, is written out in primitives.Condition.notify: it only keeps a Queue's notifiers.
+    A plain Condition's or a Future's waiters count any other thread as a possible waker.)"""
     try:
         frame: Any = _getframe(2)
         while frame is not None and stacks.is_threading(frame.f_code.co_filename):
@@ -518,80 +552,173 @@ def condition_notified(cond: Any) -> None:
         if owner is FUTURE:
             obj = frame.f_locals.get("self")
             if obj is not None:
-                _safely(_woke, resource(obj, "Future", frame), "result", frame, cond._lock)
+                # not through _safely: _woke records through it, and a nested _safely does nothing
+                _woke(resource(obj, "Future", frame), "result", frame, cond._lock)
             return
         op = "notify"
         if owner.kind == "Queue":
-            what = _by_code.get(frame.f_code)
+            what = _what(frame.f_code)
             op = what[1] if what is not None else "put"
         _woke(owner, op, frame, cond._lock)
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
 
 
-def _queue_made(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    """Queue.__init__: the Queue's Resource, and its three Conditions marked with the sets of
-    their notifiers (put wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
-    result = wrapped(instance, *args, **kwargs)
-    if active:
-        try:
-            res = resource(instance, "Queue", _getframe(2))
-            if res.wakers is not None:
-                for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
-                    cond = getattr(instance, attr, None)
-                    if cond is not None and hasattr(cond, "__dict__"):
-                        cond._lockwatch_wakers = res.wakers.setdefault(op, set())
-                        cond._lockwatch_owner = res
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return result
+def _mark_queue(queue: Any, res: Resource) -> None:
+    """A Queue made while recording: its three Conditions keep the sets of their notifiers (put
+    wakes not_empty's waiters, get not_full's, task_done all_tasks_done's)."""
+    if res.wakers is not None:
+        for attr, op in (("not_empty", "put"), ("not_full", "get"), ("all_tasks_done", "task-done")):
+            cond = getattr(queue, attr, None)
+            if cond is not None and hasattr(cond, "__dict__"):
+                cond._lockwatch_wakers = res.wakers.setdefault(op, set())
+                cond._lockwatch_owner = res
 
 
-def _internal(frame: Any) -> bool:
-    return frame is not None and stacks.is_threading(frame.f_code.co_filename)
+def _name_thread(thread: Any, res: Resource) -> None:
+    res.thread_name = thread.name
 
 
-def _made(kind: str) -> Callable[..., Any]:
-    def init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        result = wrapped(instance, *args, **kwargs)
+def _failed(exc: Exception) -> None:
+    _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+
+
+_THREADING_FILE = threading.__file__  # threading.py's own calls (a Thread's start-up Event) are not the program's
+
+# -- the wrappers ----------------------------------------------------------------------------------
+# One factory per shape of method, each making the plain function that stands in for a method in
+# its class (install, _TARGETS): made (__init__), a wait, a wake, join, Thread._bootstrap_inner,
+# ThreadPoolExecutor.submit. The recording is written out in each function (no hook call in
+# between: these run once per put, per set, per task), and what differs between the methods of
+# one shape is the factory's arguments.
+
+
+def _initializer(original: Callable[..., Any], kind: str,
+                 mark: Optional[Callable[[Any, Resource], None]] = None) -> Callable[..., Any]:
+    """__init__ of a Thread, Event, Barrier, Queue or ThreadPoolExecutor: its Resource, made
+    where the program made the object; ``mark(obj, res)`` then (a Thread's name, a Queue's
+    Conditions)."""
+    def __init__(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
         if active:
             try:
-                frame = _getframe(2)
-                if not _internal(frame):
-                    res = resource(instance, kind, frame)
-                    if kind == "Thread":
-                        res.thread_name = instance.name
+                frame = _getframe(1)
+                if frame.f_code.co_filename != _THREADING_FILE:
+                    res = resource(self, kind, frame)
+                    if mark is not None:
+                        mark(self, res)
             except Exception as exc:
-                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+                _failed(exc)
         return result
-    return init
+    return __init__
 
 
-def _timeout_arg(args: tuple, kwargs: dict, pos: int = 0) -> Any:
-    return args[pos] if len(args) > pos else kwargs.get("timeout")
+def _waiter(original: Callable[..., Any], kind: str, default_timeout: Optional[str] = None,
+            done: Optional[str] = None, arrive: bool = False, futures: bool = False) -> Callable[..., Any]:
+    """A wait method whose first argument is its timeout (Event.wait, Barrier.wait): the wait
+    edges from the locks held, and, untimed, the thread registered as blocked unless ``done``
+    (the name of a method: the wait returns at once). ``default_timeout``: the attribute holding
+    the object's own timeout (a Barrier's). ``arrive``: calling it wakes the others too (a
+    Barrier's parties: a waker, not a wake edge). ``futures``: concurrent.futures.wait and
+    as_completed wait on an Event for many Futures (registered as waiting for those)."""
+    def wait(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not active:
+            return original(self, *args, **kwargs)
+        ident = None
+        try:
+            frame = _getframe(1)
+            code = frame.f_code
+            if code.co_filename != _THREADING_FILE:
+                timeout = args[0] if args else kwargs.get("timeout")
+                if timeout is None and default_timeout is not None:
+                    timeout = getattr(self, default_timeout, None)
+                timed = timeout is not None
+                what = _what(code) if futures else None
+                if what is not None and what[0] == "Futures":
+                    ident = _futures_wait(what[1], frame, timed)
+                else:
+                    res = resource(self, kind, frame)
+                    if _tls.__dict__.get("held"):
+                        _safely(_waited, res, "wait", timed, frame)
+                    if arrive:
+                        # Arriving is what wakes the others: an arrival is a waker of the barrier
+                        # (for real deadlocks). Not a wait edge: a party holding its own lock at
+                        # the barrier is what barriers are for, and every arrival both waits and
+                        # wakes, so "arrived holding L" closed a cycle with its own "waited
+                        # holding L" on every such use.
+                        wakers = res.wakers
+                        if wakers is not None:
+                            mine = wakers.setdefault("arrive", set())
+                            if len(mine) < MAX_WAKERS:
+                                mine.add(get_ident())
+                    if not timed and (done is None or not getattr(self, done)()):
+                        ident = _begin(kind, "wait", self, False)
+        except Exception as exc:
+            _failed(exc)
+        if ident is None:
+            return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _end(ident)
+    return wait
 
 
-def _join(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    timeout = _timeout_arg(args, kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame) and instance is not threading.current_thread():
-            res = resource(instance, "Thread", frame)
-            res.thread_name = instance.name
-            _safely(_waited, res, "join", timeout is not None, frame)
-            if instance.is_alive():
-                ident = _begin("Thread", "join", instance, timeout is not None, launch=False)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    if ident is None:
-        return wrapped(instance, *args, **kwargs)
-    try:
-        return _sliced_join(wrapped, instance, ident)
-    finally:
-        _end(ident)
+def _futures_wait(op: str, frame: Any, timed: bool) -> Optional[int]:
+    """concurrent.futures.wait / as_completed, about to wait on their one Event for many Futures."""
+    loc = frame.f_locals
+    if op == "wait":
+        fs = list(loc.get("not_done") or loc.get("fs") or ())
+        mode = "wait-all" if loc.get("return_when") == "ALL_COMPLETED" else "wait-any"
+    else:
+        fs, mode = list(loc.get("pending") or ()), "as-completed"
+    return _begin("Futures", mode, fs, timed)
+
+
+def _waker(original: Callable[..., Any], kind: str, op: str) -> Callable[..., Any]:
+    """A waking method (Event.set): the thread is a waker of the object; holding a lock, the
+    wake edges from it."""
+    def wake(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if active:
+            try:
+                frame = _getframe(1)
+                code = frame.f_code
+                if code.co_filename != _THREADING_FILE:
+                    what = _what(code)
+                    if what is None or what[0] != "Futures":
+                        _woke(resource(self, kind, frame), op, frame)
+            except Exception as exc:
+                _failed(exc)
+        return original(self, *args, **kwargs)
+    return wake
+
+
+def _joiner(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Thread.join: the wait edges from the locks held (also when the thread has ended), and an
+    untimed join of a live thread in slices (_sliced_join)."""
+    def join(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not active:
+            return original(self, *args, **kwargs)
+        ident = None
+        try:
+            frame = _getframe(1)
+            if frame.f_code.co_filename != _THREADING_FILE and self is not threading.current_thread():
+                timed = (args[0] if args else kwargs.get("timeout")) is not None
+                res = resource(self, "Thread", frame)
+                res.thread_name = self.name
+                if _tls.__dict__.get("held"):
+                    _safely(_waited, res, "join", timed, frame)
+                if not timed and self.is_alive():
+                    ident = _begin("Thread", "join", self, False, launch=False)
+        except Exception as exc:
+            _failed(exc)
+        if ident is None:
+            return original(self, *args, **kwargs)
+        try:
+            return _sliced_join(original, self, ident)
+        finally:
+            _end(ident)
+    return join
 
 
 def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
@@ -615,100 +742,27 @@ def _sliced_join(wrapped: Any, thread: Any, ident: int) -> None:
             return None
 
 
-def _thread_started(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _starter(original: Callable[..., Any]) -> Callable[..., Any]:
     """Thread._bootstrap_inner: the thread's held list, so that the locks it takes in order
     (its lock-order edges) tell which locks it took before it ended."""
-    if active:
-        try:
-            res = known(instance)
-            if res is not None:
-                from .proxies import _held_list
-
-                res.held_list = _held_list()
-        except Exception:
-            pass
-    return wrapped(instance, *args, **kwargs)
-
-
-def _event_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame):
-            timeout = _timeout_arg(args, kwargs)
-            timed = timeout is not None
-            what = _by_code.get(frame.f_code)
-            if what is not None and what[0] == "Futures":
-                # concurrent.futures.wait / as_completed: one Event for many Futures
-                loc = frame.f_locals
-                if what[1] == "wait":
-                    fs = list(loc.get("not_done") or loc.get("fs") or ())
-                    mode = "wait-all" if loc.get("return_when") == "ALL_COMPLETED" else "wait-any"
-                else:
-                    fs, mode = list(loc.get("pending") or ()), "as-completed"
-                ident = _begin("Futures", mode, fs, timed)
-            else:
-                res = resource(instance, "Event", frame)
-                _safely(_waited, res, "wait", timed, frame)
-                if not instance.is_set():
-                    ident = _begin("Event", "wait", instance, timed)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    try:
-        return wrapped(instance, *args, **kwargs)
-    finally:
-        _end(ident)
+    def _bootstrap_inner(self: Any) -> Any:
+        if active:
+            try:
+                res = known(self)
+                if res is not None:
+                    held = _tls.__dict__.get("held")
+                    # the new thread's held list, made now as at its first lock (not through
+                    # proxies._held_list, whose AttributeError costs more than the rest here)
+                    res.held_list = held if held is not None else _rec.thread_start()
+            except Exception:
+                pass
+        return original(self)
+    return _bootstrap_inner
 
 
-def _event_set(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if active:
-        try:
-            frame = _getframe(2)
-            if not _internal(frame):
-                what = _by_code.get(frame.f_code)
-                if what is None or what[0] != "Futures":
-                    _woke(resource(instance, "Event", frame), "set", frame)
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return wrapped(instance, *args, **kwargs)
-
-
-def _barrier_wait(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if not active:
-        return wrapped(instance, *args, **kwargs)
-    ident = None
-    try:
-        frame = _getframe(2)
-        if not _internal(frame):
-            timeout = _timeout_arg(args, kwargs)
-            if timeout is None:
-                timeout = getattr(instance, "_timeout", None)
-            res = resource(instance, "Barrier", frame)
-            _safely(_waited, res, "wait", timeout is not None, frame)
-            # Arriving is what wakes the others: an arrival is a waker of the barrier (for real
-            # deadlocks). Not a wait edge: a party holding its own lock at the barrier is what
-            # barriers are for, and every arrival both waits and wakes, so "arrived holding L"
-            # closed a cycle with its own "waited holding L" on every such use.
-            wakers = res.wakers
-            if wakers is not None:
-                mine = wakers.setdefault("arrive", set())
-                if len(mine) < MAX_WAKERS:
-                    mine.add(get_ident())
-            ident = _begin("Barrier", "wait", instance, timeout is not None)
-    except Exception as exc:
-        _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    try:
-        return wrapped(instance, *args, **kwargs)
-    finally:
-        _end(ident)
-
-
-def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
-    """ThreadPoolExecutor.submit, once per task: written out (no hook call in between), it tags
-    the Future with (its pool, its function, where it was submitted: code and offset, formatted
-    only if ever reported)."""
+def _submitter(original: Callable[..., Any]) -> Callable[..., Any]:
+    """ThreadPoolExecutor.submit, once per task: tags the Future with (its pool, its function,
+    where it was submitted: code and offset, formatted only if ever reported)."""
     def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         fut = original(self, *args, **kwargs)
         if active:
@@ -719,16 +773,13 @@ def _submit_method(original: Callable[..., Any]) -> Callable[..., Any]:
                 f = _getframe(1)
                 fut._lockwatch_submit = (have[0], args[0] if args else kwargs.get("fn"), f.f_code, f.f_lasti)
             except Exception as exc:
-                _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
+                _failed(exc)
         return fut
-
-    functools.update_wrapper(submit, original)
-    submit._lockwatch_wrapper = True  # type: ignore[attr-defined]
     return submit
 
 
 def _pool_site(pool: Any) -> tuple[Any, tuple[str, int, str]]:
-    made = resource(pool, "Pool", None)  # made by _pool_init, with its site
+    made = resource(pool, "Pool", None)  # made by its __init__ (_initializer), with its site
     have = _pool_sites[id(pool)] = (weakref.ref(pool), (made.filename, made.line, made.function))
     return have
 
@@ -745,50 +796,40 @@ def task_name(tag: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or "task")
 
 
-def _pool_init(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    result = wrapped(instance, *args, **kwargs)
-    if active:
-        try:
-            resource(instance, "Pool", _getframe(2))
-        except Exception as exc:
-            _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
-    return result
-
-
 # -- install ---------------------------------------------------------------------------------------
 
 _wrapped: list[tuple[Any, str, Any]] = []  # (class, attribute, original) to restore
 
 
-def _targets() -> list[tuple[Any, str, Optional[Callable[..., Any]]]]:
+def _targets() -> list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]]:
+    """(class, method, factory, the factory's arguments) of every method replaced."""
     import queue
 
-    out: list[tuple[Any, str, Optional[Callable[..., Any]]]] = [
-        (threading.Thread, "__init__", _made("Thread")),
-        (threading.Thread, "join", _join),
-        (threading.Thread, "_bootstrap_inner", _thread_started),
-        (threading.Event, "__init__", _made("Event")),
-        (threading.Event, "wait", _event_wait),
-        (threading.Event, "set", _event_set),
-        (threading.Barrier, "__init__", _made("Barrier")),
-        (threading.Barrier, "wait", _barrier_wait),
-        (queue.Queue, "__init__", _queue_made),
+    out: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]] = [
+        (threading.Thread, "__init__", _initializer, {"kind": "Thread", "mark": _name_thread}),
+        (threading.Thread, "join", _joiner, {}),
+        (threading.Thread, "_bootstrap_inner", _starter, {}),
+        (threading.Event, "__init__", _initializer, {"kind": "Event"}),
+        (threading.Event, "wait", _waiter, {"kind": "Event", "done": "is_set", "futures": True}),
+        (threading.Event, "set", _waker, {"kind": "Event", "op": "set"}),
+        (threading.Barrier, "__init__", _initializer, {"kind": "Barrier"}),
+        (threading.Barrier, "wait", _waiter, {"kind": "Barrier", "default_timeout": "_timeout", "arrive": True}),
+        (queue.Queue, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}),
     ]
     cf = sys.modules.get("concurrent.futures.thread")
     if cf is not None:
-        out.append((cf.ThreadPoolExecutor, "__init__", _pool_init))
-        out.append((cf.ThreadPoolExecutor, "submit", None))  # _submit_method
+        out.append((cf.ThreadPoolExecutor, "__init__", _initializer, {"kind": "Pool"}))
+        out.append((cf.ThreadPoolExecutor, "submit", _submitter, {}))
     return out
 
 
-def _method(original: Callable[..., Any], hook: Callable[..., Any]) -> Callable[..., Any]:
-    """A function standing in for ``original`` in its class: ``hook(original, self, args, kwargs)``
-    (wrapt's wrapper signature). A plain function, not a wrapt.FunctionWrapper: bound on every
-    attribute access, wrapt's wrapper cost about 4 times a plain function's call on a method
-    (ThreadPoolExecutor.submit is called once per task; see benchmarks/waits.py)."""
-    def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return hook(original, self, args, kwargs)
-
+def _method(original: Callable[..., Any], factory: Callable[..., Callable[..., Any]],
+            options: dict[str, Any]) -> Callable[..., Any]:
+    """The function standing in for ``original`` in its class. A plain function, not a
+    wrapt.FunctionWrapper: bound on every attribute access, wrapt's wrapper cost about 4 times a
+    plain function's call on a method (ThreadPoolExecutor.submit is called once per task; see
+    benchmarks/waits.py); and the recording is written out in it, not a hook it calls."""
+    method = factory(original, **options)
     functools.update_wrapper(method, original)
     method._lockwatch_wrapper = True  # type: ignore[attr-defined]
     return method
@@ -805,12 +846,12 @@ def install() -> None:
         import concurrent.futures.thread  # noqa: F401  (its classes are wrapped too)
     except ImportError:
         pass
-    _by_code.update(_codes())
-    for cls, name, wrapper in _targets():
+    _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
+    for cls, name, factory, options in _targets():
         original = cls.__dict__.get(name)
         if original is None or getattr(original, "_lockwatch_wrapper", False):
             continue
-        setattr(cls, name, _method(original, wrapper) if wrapper is not None else _submit_method(original))
+        setattr(cls, name, _method(original, factory, options))
         _wrapped.append((cls, name, original))
     active = True
 

@@ -104,11 +104,11 @@ class Watchdog:
         self._bell.acquire()
         self._stopping = False
         self._ident: Optional[int] = None  # the watchdog thread's, once started
+        self._long_sleep = False  # its thread sleeps a whole interval now (rung when the last lock waiter leaves)
         self.native_id: Optional[int] = None  # its kernel thread id (for /proc), once running
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
         self._armed = False
         self._starting = _thread.allocate_lock()
-        self._dozing = False  # the watchdog's thread sleeps a whole polling interval
 
     # -- the blocked side (called from proxies on the contended path) --------------------------
     def blocking_acquire(self, lock: Any, acquire: Callable[..., bool], timeout: Optional[float],
@@ -145,8 +145,13 @@ class Watchdog:
             _rec.waiting.pop(ident, None)
             if restoring:
                 self.restoring.discard(ident)
-            if not _rec.waiting and self._ident is not None:
-                self._ring()  # the last waiter left: the watchdog's thread may end now
+            if not _rec.waiting and self._ident is not None and self._long_sleep:
+                # The last waiter left: the watchdog's thread may end now. Rung only while it
+                # sleeps a whole interval (it saw a lock waiter): otherwise it looks again within
+                # LINGER anyway, and a ring after each contended acquisition of a program whose
+                # threads wait on queues and futures all the time made a thread switch and a
+                # look per contention.
+                self._ring()
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -190,14 +195,6 @@ class Watchdog:
             if self._done.acquire(True, 5):  # the watchdog thread has ended
                 self._done.release()
 
-    def wait_ended(self) -> None:
-        """No thread waits any more: wake the watchdog's thread if it sleeps a whole polling
-        interval, so that it ends LINGER from now (at most one ring per such sleep, not one per
-        wait: a thread that waits again and again rings once)."""
-        if self._dozing:
-            self._dozing = False
-            self._ring()
-
     def _ring(self) -> None:
         """Wake the watchdog's thread now (to end, or to look whether it may)."""
         try:
@@ -209,16 +206,11 @@ class Watchdog:
         self.native_id = threading.get_native_id()
         linger = int(min(LINGER, self.interval) * 1e9)
         with self._done:
-            wait = self.interval
+            wait = self._poll()
             while True:
-                # A whole polling interval (up to a second) is longer than test suites give a
-                # thread to end after a test: the end of the last wait rings (wait_ended).
-                self._dozing = wait > LINGER
+                self._long_sleep = wait > LINGER
                 self._bell.acquire(True, wait)  # a ring, or the next poll
-                self._dozing = False
-                # While nobody waits, look again soon: the thread ends LINGER after the last
-                # wait ended (waits.py does not ring when one ends).
-                wait = self.interval if _anyone_waiting() else min(self.interval, LINGER)
+                wait = self._poll()
                 if self._stopping:
                     return
                 try:
@@ -231,7 +223,7 @@ class Watchdog:
                     # ended (well within the second that test suites give threads to end).
                     idle = _rec.now() - _last_wait_end()
                     if idle < linger:
-                        wait = (linger - idle) / 1e9 + 0.001
+                        wait = min(wait, (linger - idle) / 1e9 + 0.001)
                         continue
                     with self._starting:
                         # Cleared before the last look: a thread registering as waiting after
@@ -241,6 +233,15 @@ class Watchdog:
                         if not _anyone_waiting():
                             return
                         self._ident = me
+
+    def _poll(self) -> float:
+        """How long the watchdog's thread sleeps before its next look. While no thread waits for
+        a lock, not long: the thread ends LINGER after the last wait ended, and waits.py does not
+        ring when one ends, so a thread blocked in queue.get() or Event.wait() is looked at every
+        LINGER (a look at waits younger than the timeout reads a few dictionaries). Looking once
+        per interval then, the thread stayed up to an interval after a short Event.wait() (1 s
+        by default, all the time CPython's threading_cleanup() gives a test's threads to end)."""
+        return self.interval if _rec.waiting or self.warn_hold else min(self.interval, LINGER)
 
     def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
         """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""

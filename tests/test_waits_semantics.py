@@ -141,3 +141,77 @@ def test_waits_are_registered_only_while_blocked(threads, lockwatch_off):
         w.join()
         assert seen == [{"Event"}]
         assert w.thread.ident not in waits.blocked
+
+
+def test_a_wait_or_a_wake_holding_a_lock_never_blocks_on_lockwatchs_mutex(lockwatch_off):
+    """Another thread holding lockwatch's mutex (a snapshot, a finalizer, a hook) must not stop a
+    thread that holds a program lock in Event.set/wait, Queue.put/get, a Future's round trip or a
+    join: the wait bookkeeping reads the thread's own held list without the mutex. Coordinated
+    with raw _thread locks (not instrumented); the worker's first round records every edge, so
+    the second round, run while the mutex is held, is the common path."""
+    import _thread
+
+    from lockwatch import recorder
+
+    go, done = _thread.allocate_lock(), _thread.allocate_lock()
+    go.acquire()
+    done.acquire()
+    rounds: list[int] = []
+    with lockwatch.watching():
+        lock, ev, q = threading.Lock(), threading.Event(), queue.Queue()
+        futures: list[Future] = [Future(), Future()]
+        ended = threading.Thread(target=rounds.copy)
+        ended.start()
+
+        def one_round() -> None:
+            with lock:
+                ev.set()
+                ev.wait()
+                q.put(1)
+                assert q.get() == 1
+                for f in futures:
+                    f.done()  # the edges from `lock` to each Future's lock: recorded in round 1
+                futures[len(rounds)].set_result(len(rounds))
+                assert futures[len(rounds)].result() == len(rounds)
+                ended.join()
+            rounds.append(1)
+
+        def worker() -> None:
+            one_round()
+            go.acquire()
+            one_round()
+            done.release()
+
+        t = threading.Thread(target=worker)
+        t.start()
+        while not rounds:
+            threading.Event().wait(0.01)
+        with recorder.mutex:
+            go.release()
+            finished = done.acquire(True, 10)
+        t.join(10)
+        assert finished, "a lock-holding thread blocked on lockwatch's mutex in a wait or a wake"
+        assert rounds == [1, 1] and not t.is_alive()
+        ends = {(e.src_kind, e.res.kind) for e in waits.wait_edges.values() if e.lock_serial == lock._serial}
+        assert ends == {("lock", "Event"), ("resource", "Event"), ("resource", "Queue"), ("resource", "Future"),
+                        ("lock", "Thread")}
+
+
+def test_a_lock_handed_off_and_not_yet_applied_draws_no_wait_edge(threads, lockwatch_off):
+    """A Lock released by another thread stays on its holder's list until the holder applies the
+    hand-off: a wait or a wake in between must not count it as held (the list is read without the
+    mutex, less the pending hand-offs)."""
+    with lockwatch.watching():
+        lock, other, ev = threading.Lock(), threading.Lock(), threading.Event()
+
+        def holder() -> None:
+            with lock:
+                other.acquire()
+                threads.run(other.release, name="releaser")  # a hand-off, pending on this list
+                ev.set()
+                ev.wait()
+
+        threads.run(holder, name="holder")
+        edges = [e for e in waits.wait_edges.values() if e.res is waits.known(ev)]
+        assert {e.lock_serial for e in edges} == {lock._serial}
+        assert {e.op for e in edges} == {"set", "wait"}
