@@ -1039,6 +1039,14 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
 {
     if (kwargs == NULL || PyTuple_GET_SIZE(args) != 0)
         return PyErr_Format(PyExc_TypeError, "configure() takes keyword arguments only");
+    /* The configuration and the held-list cache are process-wide C globals: a subinterpreter
+       (a site hook runs there too) would replace them with its own objects, freed when it ends,
+       and the main interpreter's next release would use them. Subinterpreters take the
+       pure-Python core. */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_ImportError, "lockwatch._core serves the main interpreter only");
+        return NULL;
+    }
     TAKE(g_tls, "tls");
     TAKE(g_thread_start, "thread_start");
     TAKE(g_before, "before");

@@ -685,14 +685,27 @@ def _compiled(base: Any, pure: type, names: tuple[str, ...], extra: dict[str, An
     return type(pure.__name__, (base, _Tracked), body)
 
 
+def _configure(core: Any) -> Any:
+    """The compiled core set up with this module's functions; None where it declines (in a
+    subinterpreter: its state is process-wide), saying why in CORE_DETAILS."""
+    try:
+        details = core.configure(
+            tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
+            py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
+            py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
+            edge_type=_rec.Edge,
+            same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
+    except ImportError as exc:
+        CORE_DETAILS["unavailable"] = str(exc)
+        return None
+    CORE_DETAILS.update(details)
+    return core
+
+
 _core = _load_core()
 if _core is not None:
-    CORE_DETAILS = _core.configure(
-        tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
-        py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
-        py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
-        edge_type=_rec.Edge,
-        same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
+    _core = _configure(_core)
+if _core is not None:
     Lock = _compiled(  # type: ignore[misc]
         _core.Lock, PyLock, ("__new__", "__init__", "locked", "_is_owned", "_at_fork_reinit", "__repr__"),
         {"acquire_lock": _core.Lock.acquire, "release_lock": _core.Lock.release, "locked_lock": PyLock.locked})

@@ -89,6 +89,18 @@ def test_the_c_core_by_default_where_built(tmp_path: Path) -> None:
     assert version.stdout == f"lockwatch {package.__version__} (core: c)\n"
 
 
+@needs_c
+def test_a_subinterpreter_leaves_the_main_interpreters_core_alone(tmp_path: Path) -> None:
+    """CPython's test_threading SubinterpThreadingTests crashed the next test (a segmentation fault
+    in a release): the subinterpreter's lockwatch configured the process-wide C core with its own
+    objects, freed when it ended."""
+    pytest.importorskip("_testcapi")
+    result = lockwatch("-q", str(PROGRAMS / "cores" / "subinterpreter.py"), cwd=tmp_path,
+                       env=env_for("c", tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "FINISHED\n", result.stderr
+
+
 def test_this_process_runs_the_core_its_environment_asks_for() -> None:
     """What the suite runs on (noxfile.py runs it once per core)."""
     pure = os.environ.get(CORE_SWITCH, "") not in ("", "0")
