@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 1 /* what proxies.py expects: _core.API */
+#define LW_API 2 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -64,6 +64,7 @@ typedef struct {
     PyObject *at_code;   /* _at_code */
     PyObject *hh;        /* _hh: the site's hold histogram (list of itertools.count) */
     PyObject *ann;       /* _ann */
+    PyObject *last;      /* _last: the held list of the thread that released it last (NULL: None) */
     long long t, at_lasti, n, ncont, nfail, hold_tot, hold_max, wait_tot, wait_max, depth;
     PyObject *weakreflist;
 } LW;
@@ -609,7 +610,16 @@ end_hold(LW *self, long long t, int rlock)
     self->hold_tot += d;
     if (d > self->hold_max)
         self->hold_max = d;
-    set_held_in(self, g_empty);
+    /* The holder's list moves to _last (who released it last: a join while holding it asks). */
+    PyObject *held = self->held_in, *prev = self->last;
+    Py_INCREF(g_empty);
+    self->held_in = g_empty;
+    if (held != g_empty) {
+        self->last = held;
+        Py_XDECREF(prev);
+    }
+    else
+        Py_XDECREF(held);
     if (rlock)
         self->depth = 0;
     PyObject *real = self->real, *hh = self->hh;
@@ -845,6 +855,7 @@ lw_traverse(LW *self, visitproc visit, void *arg)
     Py_VISIT(self->at_code);
     Py_VISIT(self->hh);
     Py_VISIT(self->ann);
+    Py_VISIT(self->last);
     return 0;
 }
 
@@ -860,6 +871,7 @@ lw_clear(LW *self)
     Py_CLEAR(self->at_code);
     Py_CLEAR(self->hh);
     Py_CLEAR(self->ann);
+    Py_CLEAR(self->last);
     return 0;
 }
 
@@ -883,6 +895,7 @@ lw_dealloc(LW *self)
     {"_at_code", T_OBJECT_EX, offsetof(LW, at_code), 0, NULL}, \
     {"_hh", T_OBJECT_EX, offsetof(LW, hh), 0, NULL}, \
     {"_ann", T_OBJECT_EX, offsetof(LW, ann), 0, NULL}, \
+    {"_last", T_OBJECT, offsetof(LW, last), 0, NULL}, \
     {"_t", T_LONGLONG, offsetof(LW, t), 0, NULL}, \
     {"_at_lasti", T_LONGLONG, offsetof(LW, at_lasti), 0, NULL}, \
     {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}, \

@@ -40,7 +40,7 @@ _weakref = _rec.weakref_ref
 # acquire/release costs one more Python call each. So the hot methods are written out twice.
 _SLOTS = (
     "_real", "_serial", "_site", "_in", "_out", "_held_in", "_t", "_at_code", "_at_lasti",
-    "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh", "_ann",
+    "_n", "_ncont", "_nfail", "_hold_tot", "_hold_max", "_wait_tot", "_wait_max", "_hh", "_ann", "_last",
     "__weakref__",
 )
 
@@ -196,6 +196,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
     lock._hh = site.hold_hist  # the site's list, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
+    lock._last = None  # the held list of the thread that released it last
     lock._site = site
     next(site.made)  # one more instance made here (atomic: no lock needed)
     # Last: what fork and snapshots visit (no heap walk); an instance registered is complete.
@@ -232,6 +233,7 @@ class _Tracked:
     _wait_max: int
     _hh: list[itertools.count[int]]  # the site's hold histogram
     _ann: dict[str, Any] | None
+    _last: list[Any] | None  # the held list of the thread that released it last
 
     def __del__(self) -> None:
         try:
@@ -329,6 +331,7 @@ class Lock(_Tracked):
             return _release_slow(self, t)
         held.pop()
         self._held_in = ()  # exact: a stale entry of this lock is told from a hold by it
+        self._last = held  # who released it last (a join while holding it asks: waits.py)
         d = t - self._t
         self._hold_tot += d  # counters change before the real release: the lock guards them
         if d > self._hold_max:
@@ -351,6 +354,7 @@ class Lock(_Tracked):
             return _release_slow(self, t)
         held.pop()
         self._held_in = ()
+        self._last = held
         d = t - self._t
         self._hold_tot += d
         if d > self._hold_max:
@@ -414,6 +418,7 @@ def _release_slow(lock: Any, t: int) -> None:
         lock._hold_max = d
     lock._held_in = ()
     if held:
+        lock._last = held
         if held is _own_list():
             _unhold(held, lock)
         else:
@@ -569,6 +574,7 @@ class RLock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._held_in = ()
+        self._last = held
         self._depth = 0
         self._real.release()
         next(self._hh[(d * d).bit_length()])
@@ -581,6 +587,7 @@ class RLock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._held_in = ()
+        self._last = held
         self._depth = 0
         result = release()
         next(self._hh[(d * d).bit_length()])
@@ -659,7 +666,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 1  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 2  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:

@@ -708,6 +708,8 @@ def _joiner(original: Callable[..., Any]) -> Callable[..., Any]:
                 res.thread_name = self.name
                 if _tls.__dict__.get("held"):
                     _safely(_waited, res, "join", timed, frame)
+                    if res.held_list is not None:
+                        _safely(_released_by, res)
                 if not timed and self.is_alive():
                     ident = _begin("Thread", "join", self, False, launch=False)
         except Exception as exc:
@@ -973,6 +975,31 @@ def _site_name(res: Resource) -> str:
     """A Thread's site name: the variable it was assigned to, else Thread@file:line."""
     derived = stacks.derived_name(res.filename, res.line) if res.line else None
     return derived or f"Thread@{stacks.short_path(res.filename)}:{res.line}"
+
+
+def _released_by(res: Resource) -> None:
+    """A join while holding locks: those of them that the joined thread released last (a lock
+    remembers the held list of the thread that released it last, ``_last``) were taken by that
+    thread, which may have needed them before it could end: "T took L before it ended". This
+    finds the plain `with L:` of a worker that took L alone (no lock-order edge shows it), as
+    long as no other thread released L in between; where the thread took it is not recorded."""
+    if not _rec.recording:
+        return
+    mine = res.held_list
+    for lock in _held_now():
+        if getattr(lock, "_last", None) is not mine:
+            continue
+        key = ("k", lock._serial, res.serial)
+        if key in wait_edges or len(wait_edges) >= MAX_WAIT_EDGES or lock._site.epoch != _rec.state.epoch:
+            continue
+        e = WaitEdge.__new__(WaitEdge)
+        e.src_kind, e.op, e.res = "resource", "end", res
+        e.lock_site, e.lock_serial, e.lock_name = lock._site, lock._serial, _rec.lock_name(lock)
+        e.thread = res.thread_name or "?"
+        e.thread_id = f"{os.getpid()}:thread-{res.serial}"  # not the joiner's: another thread
+        e.held_stack, e.acquire_stack = [], []
+        e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, _rec.context, mine
+        wait_edges[key] = e
 
 
 def _thread_ends() -> list[WaitEdge]:

@@ -50,6 +50,52 @@ def test_join_while_holding_a_lock_the_finished_worker_took(tmp_path):
     assert "took L before it ended" in r.stderr, r.explain()
 
 
+def test_join_while_holding_a_lock_the_finished_worker_took_alone(tmp_path):
+    """The issue's own example: the worker takes L (no other lock held: no lock-order edge shows
+    it) and ends; later main holds L and joins it."""
+    r = run(tmp_path, """
+        import threading
+        L = threading.Lock()
+        def worker():
+            with L:
+                pass
+        t = threading.Thread(target=worker, name="worker")
+        t.start()
+        t.join()
+        with L:
+            t.join()
+        print("FINISHED")
+    """)
+    found = findings(r)
+    assert [kinds_of(p) for p in found] == [[("Lock", "L"), ("Thread", "thread 'worker'")]], found
+    [p] = found
+    assert p["triage"] == "deadlock" and p["fails"], p
+    assert {(e.get("wait"), e.get("wake")) for e in p["edges"]} == {(None, "end"), ("join", None)}, p["edges"]
+    assert "took L before it ended" in r.stderr, r.explain()
+
+
+def test_no_join_cycle_when_another_thread_released_the_lock_last(tmp_path):
+    """Only the thread that released L last is known to have taken it: a join of a worker that
+    never took L is quiet even though L was taken by others."""
+    r = run(tmp_path, """
+        import threading
+        L = threading.Lock()
+        def other():
+            with L:
+                pass
+        def worker():
+            pass
+        o = threading.Thread(target=other, name="other")
+        o.start(); o.join()
+        t = threading.Thread(target=worker, name="worker")
+        t.start()
+        with L:
+            t.join()
+        print("FINISHED")
+    """)
+    assert findings(r) == []
+
+
 def test_join_while_holding_a_lock_the_worker_held_while_waking(tmp_path):
     r = run(tmp_path, """
         import threading
