@@ -119,6 +119,9 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         errors = list(state.internal_errors)
         raw_violations = [dict(v) for v in state.violations]
         started = state.started
+    # In creation order of their ends, not in the order of a weak set (ids): the same program gives
+    # the same report (both cores, every run).
+    instance_edges.sort(key=lambda e: (e.src_instance or 0, e.dst_instance or 0))
     violations = [Violation.from_dict(v, "violation", "the recorder") for v in raw_violations]
     meta = {
         "python": sys.version.split()[0],

@@ -437,7 +437,18 @@ LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
 # second), so a thread that comes and goes with waits fails them "env changed". There the
 # watchdog's thread runs from start() to stop(), the same before and after every test (os.fork()
 # warns about threads only from 3.12 on).
-RUNS_THROUGHOUT = sys.version_info < (3, 11)
+def _in_main_interpreter() -> bool:
+    import importlib
+
+    try:
+        interpreters = importlib.import_module("_xxsubinterpreters")  # 3.9-3.12 (private)
+    except ImportError:
+        return True
+    return bool(interpreters.get_current() == interpreters.get_main())
+
+
+# Not in a subinterpreter: a thread still running when it ends is a fatal error (Py_EndInterpreter).
+RUNS_THROUGHOUT = sys.version_info < (3, 11) and _in_main_interpreter()
 
 
 def _last_wait_end() -> int:
