@@ -159,10 +159,9 @@ class Watchdog:
         one polling interval, and ends as soon as no thread waits; with long-hold alerts (they
         need no waiter) it runs from now on. A program that is not waiting for a lock right now
         is not made multi-threaded: os.fork() warns about threads from Python 3.12 on, and test
-        suites (CPython's own) check that a test leaves no thread behind. Before Python 3.11 it
-        runs from now on (RUNS_THROUGHOUT)."""
+        suites (CPython's own) check that a test leaves no thread behind."""
         self._armed = True
-        if self.warn_hold or RUNS_THROUGHOUT:
+        if self.warn_hold:
             self._launch()
 
     def _launch(self) -> None:
@@ -218,7 +217,7 @@ class Watchdog:
                     self.check()
                 except Exception as exc:  # the watchdog must never take the program down
                     _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
-                if not self.warn_hold and not RUNS_THROUGHOUT and not _anyone_waiting():
+                if not self.warn_hold and not _anyone_waiting():
                     # A thread that waits again and again (a result() per task, a get() per
                     # item) would start a thread per wait: stay a little (LINGER) after the last wait
                     # ended (well within the second that test suites give threads to end).
@@ -242,9 +241,7 @@ class Watchdog:
         LINGER (a look at waits younger than the timeout reads a few dictionaries). Looking once
         per interval then, the thread stayed up to an interval after a short Event.wait() (1 s
         by default, all the time CPython's threading_cleanup() gives a test's threads to end)."""
-        if _rec.waiting or self.warn_hold or RUNS_THROUGHOUT:
-            return self.interval
-        return min(self.interval, LINGER)
+        return self.interval if _rec.waiting or self.warn_hold else min(self.interval, LINGER)
 
     def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
         """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""
@@ -432,23 +429,6 @@ class Watchdog:
 
 
 LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
-# Before Python 3.11 CPython's test suites count a thread that is still alive right after a test as
-# left behind (threading_cleanup() warns at its first look; from 3.11 on it gives threads a
-# second), so a thread that comes and goes with waits fails them "env changed". There the
-# watchdog's thread runs from start() to stop(), the same before and after every test (os.fork()
-# warns about threads only from 3.12 on).
-def _in_main_interpreter() -> bool:
-    import importlib
-
-    try:
-        interpreters = importlib.import_module("_xxsubinterpreters")  # 3.9-3.12 (private)
-    except ImportError:
-        return True
-    return bool(interpreters.get_current() == interpreters.get_main())
-
-
-# Not in a subinterpreter: a thread still running when it ends is a fatal error (Py_EndInterpreter).
-RUNS_THROUGHOUT = sys.version_info < (3, 11) and _in_main_interpreter()
 
 
 def _last_wait_end() -> int:

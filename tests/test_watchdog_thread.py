@@ -9,17 +9,10 @@ import pytest
 from scenarios import EXIT_DEADLOCK, TIMEOUT, run
 from support import python
 
-from lockwatch.watchdog import RUNS_THROUGHOUT
-
 pytestmark = pytest.mark.timeout(300)
-
-# Before Python 3.11 the watchdog's thread runs from the start of a session to its end (CPython's
-# suites there count a thread still alive right after a test as left behind).
-lazy_thread = pytest.mark.skipif(RUNS_THROUGHOUT, reason="before Python 3.11 the watchdog's thread runs throughout")
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-@lazy_thread
 def test_watchdog_thread_starts_at_the_first_contended_wait(tmp_path):
     """Under the CLI (watchdog on by default) a program that never waits for a lock has no thread
     but its own (the count os.fork() warns about on 3.12+); a wait longer than the watchdog's
@@ -61,7 +54,6 @@ def test_watchdog_thread_starts_at_the_first_contended_wait(tmp_path):
     assert r.lines("threads") == ["threads 2"], r.explain()
 
 
-@lazy_thread
 def test_a_deadlock_after_the_watchdog_went_idle_is_still_detected(tmp_path):
     """The watchdog's thread ends when no thread waits; a later deadlock starts it again."""
     source = '''
@@ -224,34 +216,3 @@ def test_watchdog_thread_ends_soon_after_a_lock_waiter_leaves_right_after_anothe
     r = run(tmp_path, source, "--deadlock-timeout", "8")
     assert r.returncode == 0, r.explain()
     assert r.lines("left") == ["left 0"], r.explain()
-
-
-@pytest.mark.skipif(not RUNS_THROUGHOUT, reason="from Python 3.11 on the watchdog's thread comes and goes with waits")
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_before_python_3_11_the_watchdog_thread_is_there_before_and_after_every_wait(tmp_path):
-    """CPython 3.9 and 3.10's threading_cleanup() counts a thread alive right after a test as left
-    behind: the count is the same before a wait, during it and right after it."""
-    source = '''
-    import os
-    import queue
-    import threading
-
-    def threads():
-        return len(os.listdir("/proc/self/task"))
-
-    print("before", threads())
-    q = queue.Queue()
-    t = threading.Thread(target=lambda: q.put(q.get()))
-    t.start()
-    q.put(1)
-    t.join()
-    for _ in range(500):  # the joined thread's kernel thread may linger a moment after join()
-        if threads() <= 2:
-            break
-        threading.Event().wait(0.01)
-    print("after", threads(), q.get())
-    '''
-    r = run(tmp_path, source)
-    assert r.returncode == 0, r.explain()
-    assert r.lines("before") == ["before 2"], r.explain()  # main and the watchdog's thread
-    assert r.lines("after") == ["after 2 1"], r.explain()
