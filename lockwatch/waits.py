@@ -977,6 +977,18 @@ def _site_name(res: Resource) -> str:
     return derived or f"Thread@{stacks.short_path(res.filename)}:{res.line}"
 
 
+def _end_edge(res: Resource, site: Any, serial: int, name: Optional[str], thread: str, thread_id: str,
+              stack: list[str], context: Optional[str], held_ref: Optional[list]) -> WaitEdge:
+    """The wake edge "thread ``res`` took the lock (``site``, ``serial``) before it ended"."""
+    e = WaitEdge.__new__(WaitEdge)
+    e.src_kind, e.op, e.res = "resource", "end", res
+    e.lock_site, e.lock_serial, e.lock_name = site, serial, name
+    e.thread, e.thread_id = thread, thread_id
+    e.held_stack, e.acquire_stack = stack, []
+    e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, context, held_ref
+    return e
+
+
 def _released_by(res: Resource) -> None:
     """A join while holding locks: those of them that the joined thread released last (a lock
     remembers the held list of the thread that released it last, ``_last``) were taken by that
@@ -992,14 +1004,9 @@ def _released_by(res: Resource) -> None:
         key = ("k", lock._serial, res.serial)
         if key in wait_edges or len(wait_edges) >= MAX_WAIT_EDGES or lock._site.epoch != _rec.state.epoch:
             continue
-        e = WaitEdge.__new__(WaitEdge)
-        e.src_kind, e.op, e.res = "resource", "end", res
-        e.lock_site, e.lock_serial, e.lock_name = lock._site, lock._serial, _rec.lock_name(lock)
-        e.thread = res.thread_name or "?"
-        e.thread_id = f"{os.getpid()}:thread-{res.serial}"  # not the joiner's: another thread
-        e.held_stack, e.acquire_stack = [], []
-        e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, _rec.context, mine
-        wait_edges[key] = e
+        wait_edges[key] = _end_edge(res, lock._site, lock._serial, _rec.lock_name(lock), res.thread_name or "?",
+                                    f"{os.getpid()}:thread-{res.serial}",  # not the joiner's: another thread
+                                    [], _rec.context, mine)
 
 
 def _thread_ends() -> list[WaitEdge]:
@@ -1018,13 +1025,7 @@ def _thread_ends() -> list[WaitEdge]:
         if (res.serial, serial) in seen:
             return
         seen.add((res.serial, serial))
-        e = WaitEdge.__new__(WaitEdge)
-        e.src_kind, e.op, e.res = "resource", "end", res
-        e.lock_site, e.lock_serial, e.lock_name = site, serial, name
-        e.thread, e.thread_id = thread, thread_id
-        e.held_stack, e.acquire_stack = list(stack), []
-        e.count, e.timed, e.multi, e.context, e.held_ref = 1, False, False, None, None
-        out.append(e)
+        out.append(_end_edge(res, site, serial, name, thread, thread_id, list(stack), None, None))
 
     with _rec.mutex:
         owners = _rec.copy_weakset(_rec.state.edge_owners)
