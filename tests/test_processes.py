@@ -327,16 +327,17 @@ def test_forking_while_other_threads_are_inside_lockwatch(tmp_path: Path) -> Non
     child) must still record, report and exit. A deadlocked child would die of SIGALRM."""
     reports = tmp_path / "reports"
     reports.mkdir()
-    wanted_hits = 4
-    result = hook("fork_stress.py", "80", str(wanted_hits), LOCKWATCH_TEXT="0",
+    result = hook("fork_stress.py", "200", "2", LOCKWATCH_TEXT="0",
                   LOCKWATCH_JSON=str(reports / "r-%p.json"))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     parent = json.loads(stdout_value(result, "parent"))
     statuses = {int(pid): status for pid, status in parent["children"].items()}
     assert statuses and all(status == 0 for status in statuses.values()), statuses
-    # The scenario happened: some forks caught another thread inside lockwatch's mutex.
-    assert parent["hits"] >= wanted_hits, parent
+    # The scenario happened: the last fork caught another thread holding lockwatch's mutex, and
+    # so (on a loaded machine, in fewer of the 200 tries) did some of the others.
+    assert parent["hits"] == parent["random_hits"] + 1, parent
+    assert parent["random_hits"] >= 1, parent
     children = [json.loads(line[len("child: "):]) for line in result.stdout.splitlines()
                 if line.startswith("child: ")]
     assert sorted(c["pid"] for c in children) == sorted(statuses)

@@ -5,7 +5,9 @@ Four threads take semaphores (whose counters lockwatch guards with its own mutex
 try-locks (counted under the mutex), create and drop locks (an instance counted and folded under
 the mutex) and nest fresh pairs of locks (a new lock-order edge); a fifth copies the recorded
 state (a snapshot: the mutex held for a while). The main thread forks until WANTED_HITS forks
-happened while another thread held lockwatch's mutex (or MAX_FORKS forks were made). Each child
+happened while another thread held lockwatch's mutex (or MAX_FORKS forks were made), then forks
+once more while a thread of its own holds the mutex (a hit on every run, however the machine's
+load shifts the odds of the others). Each child
 must be able to use lockwatch: it takes fresh locks (nested, a failed try-lock, a semaphore),
 takes a snapshot, prints one line ``child: {json}`` and exits normally, which writes its own
 report. A child that hangs is ended by SIGALRM.
@@ -90,7 +92,10 @@ for w in workers:
 
 statuses = {}
 hits = 0
-while len(statuses) < MAX_FORKS and hits < WANTED_HITS:
+
+
+def fork_once():
+    global hits
     mutex = recorder.mutex
     r, w = os.pipe()
     sys.stdout.flush()
@@ -105,7 +110,29 @@ while len(statuses) < MAX_FORKS and hits < WANTED_HITS:
         hits += pipe.read() == b"1"
     _, status = os.waitpid(pid, 0)
     statuses[pid] = os.waitstatus_to_exitcode(status)
+
+
+while len(statuses) < MAX_FORKS and hits < WANTED_HITS:
+    fork_once()
 stop.set()
 for w in workers:
     w.join(120)
-print(f"parent: {json.dumps({'pid': os.getpid(), 'children': statuses, 'hits': hits})}", flush=True)
+random_hits = hits
+
+# One fork while a thread of this program holds lockwatch's mutex, released only after the fork.
+holding, forked = threading.Event(), threading.Event()
+
+
+def hold_mutex():
+    with recorder.mutex:
+        holding.set()
+        forked.wait()
+
+
+holder = threading.Thread(target=hold_mutex, name="holder")
+holder.start()
+holding.wait()
+fork_once()
+forked.set()
+holder.join(120)
+print(f"parent: {json.dumps({'pid': os.getpid(), 'children': statuses, 'hits': hits, 'random_hits': random_hits})}", flush=True)
