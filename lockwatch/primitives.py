@@ -1,6 +1,7 @@
 """Instrumented Condition, Semaphore and BoundedSemaphore: subclasses of threading's own classes."""
 from __future__ import annotations
 
+import _thread
 import sys
 import threading
 from types import CodeType
@@ -36,6 +37,7 @@ _tls = _rec.tls
 _unmutexed = _rec.waiting_without_mutex
 _get_ident = _rec.get_ident
 _orig_notify = OrigCondition.notify
+_allocate_lock = _thread.allocate_lock  # threading.Condition.wait's waiter lock
 
 
 class _Hold:
@@ -102,10 +104,47 @@ class Condition(OrigCondition, metaclass=_Mirror):
 
     def wait(self, timeout: float | None = None) -> bool:
         # wait_for() calls this. lockwatch.waits records who waits (and for what: a Queue.get, a
-        # Future.result), for real deadlocks and wait edges; it calls _unmutexed(wait, timeout).
-        return _waits.condition_wait(self, super().wait, _unmutexed, timeout)
+        # Future.result), for real deadlocks and wait edges; it calls
+        # _unmutexed(self._wait, timeout, launch).
+        return _waits.condition_wait(self, self._wait, _unmutexed, timeout)
 
     wait.__doc__ = OrigCondition.wait.__doc__
+
+    def _wait(self, timeout: float | None, launch: bool) -> bool:
+        # threading.Condition.wait, statement for statement (the same in CPython 3.9 to 3.13:
+        # tests/test_primitives.py compares them), but for one thing: with ``launch`` (the
+        # thread is registered as blocked) an untimed wait first waits one slice of the
+        # watchdog's interval, and starts the watchdog's thread only if it outlasts it. The
+        # waiter stays in the queue all along, so no notify can be missed (a timed wait that
+        # timed out and waited again could consume one and lose it: notify() wakes one waiter).
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)  # type: ignore[attr-defined]
+        saved_state = self._release_save()  # type: ignore[attr-defined]
+        gotit = False
+        try:    # restore state no matter what (e.g., KeyboardInterrupt)
+            if timeout is None:
+                piece = _waits._slice() if launch else None
+                if piece is None or not waiter.acquire(True, piece):
+                    if piece is not None:
+                        _waits._launch()
+                    waiter.acquire()
+                gotit = True
+            else:
+                if timeout > 0:
+                    gotit = waiter.acquire(True, timeout)
+                else:
+                    gotit = waiter.acquire(False)
+            return gotit
+        finally:
+            self._acquire_restore(saved_state)
+            if not gotit:
+                try:
+                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                except ValueError:
+                    pass
 
     # -- waits.py: who wakes this Condition (notify_all calls notify) --------------------------
     # Called once per Queue.put/get and per completed Future, so the common case is written out

@@ -172,17 +172,13 @@ class Blocked:
 blocked: dict[int, Blocked] = {}
 
 
-def _begin(kind: str, op: str, obj: Any, timed: bool, launch: bool = True) -> Optional[int]:
-    """Register this thread as blocked (untimed waits only) and make sure the watchdog runs
-    (``launch``: a join launches it itself after a first slice of its wait)."""
+def _begin(kind: str, op: str, obj: Any, timed: bool) -> Optional[int]:
+    """Register this thread as blocked (untimed waits only). The caller starts the watchdog's
+    thread (_launch) if its wait outlasts a first slice; most waits are short."""
     if timed:
         return None
     ident = get_ident()
     blocked[ident] = Blocked(kind, op, obj, _now(), _tls.__dict__.get("held"))
-    if launch:
-        watch = _rec.watch
-        if watch is not None and watch._ident is None:  # not running yet
-            _launch()
     return ident
 
 
@@ -195,17 +191,22 @@ def _launch() -> None:
             pass
 
 
-last_end = 0  # when the latest wait ended (the watchdog's thread lingers a little after it)
+def _slice() -> Optional[float]:
+    """How long an untimed wait waits before it starts the watchdog's thread (None: no watchdog)."""
+    watch = _rec.watch
+    return watch.interval if watch is not None else None
 
 
 def _end(ident: Optional[int]) -> None:
-    global last_end
     if ident is not None:
         blocked.pop(ident, None)
-        # No ring: the watchdog's thread looks every LINGER seconds while no thread waits for a
-        # lock, and ends LINGER after the last wait ended (a ring per wait made it run a look
-        # per wait).
-        last_end = _now()
+        if not blocked:
+            watch = _rec.watch
+            if watch is not None and watch._ident is not None and not _rec.waiting:
+                try:
+                    watch.retire()  # the last wait ended: the watchdog's thread ends now
+                except Exception:
+                    pass
 
 
 _pending = _rec.pending  # hand-offs to their holders' threads, by id() of the held list (one dict, never rebound)
@@ -495,9 +496,10 @@ def _owner_of(cond: Any, frame: Any) -> Any:
 
 
 def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[..., Any], timeout: Any) -> bool:
-    """lockwatch's Condition.wait (primitives.Condition): ``unmutexed(wait, timeout)``, recorded."""
+    """lockwatch's Condition.wait (primitives.Condition): ``unmutexed(wait, timeout, launch)``,
+    recorded."""
     if not active:
-        return unmutexed(wait, timeout)
+        return unmutexed(wait, timeout, False)
     ident = None
     pool = None
     try:
@@ -526,7 +528,9 @@ def condition_wait(cond: Any, wait: Callable[..., bool], unmutexed: Callable[...
     except Exception as exc:
         _rec.state.internal_errors.append(f"waits: {type(exc).__name__}: {exc}")
     try:
-        return unmutexed(wait, timeout)
+        # Registered as blocked: an untimed wait's first slice ends, if it outlasts it, by
+        # starting the watchdog's thread (primitives.Condition._wait).
+        return unmutexed(wait, timeout, ident is not None)
     finally:
         _end(ident)
         if pool is not None:
@@ -658,6 +662,14 @@ def _waiter(original: Callable[..., Any], kind: str, default_timeout: Optional[s
         if ident is None:
             return original(self, *args, **kwargs)
         try:
+            if not arrive:
+                # An Event's wait is level-triggered (it returns once the flag is set, whoever
+                # set it when): a first slice that times out changes nothing. Most waits end
+                # within it; a longer one starts the watchdog's thread.
+                piece = _slice()
+                if piece is not None and original(self, piece):
+                    return True
+            _launch()  # a Barrier's wait cannot be taken in slices (each call is an arrival)
             return original(self, *args, **kwargs)
         finally:
             _end(ident)
@@ -711,7 +723,7 @@ def _joiner(original: Callable[..., Any]) -> Callable[..., Any]:
                     if res.held_list is not None:
                         _safely(_released_by, res)
                 if not timed and self.is_alive():
-                    ident = _begin("Thread", "join", self, False, launch=False)
+                    ident = _begin("Thread", "join", self, False)
         except Exception as exc:
             _failed(exc)
         if ident is None:

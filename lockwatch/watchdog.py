@@ -104,9 +104,11 @@ class Watchdog:
         self._bell.acquire()
         self._stopping = False
         self._ident: Optional[int] = None  # the watchdog thread's, once started
-        self._long_sleep = False  # its thread sleeps a whole interval now (rung when the last lock waiter leaves)
         self.native_id: Optional[int] = None  # its kernel thread id (for /proc), once running
         self._done = _thread.allocate_lock()  # held while the watchdog thread runs
+        # Released once the running watchdog thread is gone for good (see _run): what a thread
+        # whose wait ended waits on in retire().
+        self._gone: Any = None
         self._armed = False
         self._starting = _thread.allocate_lock()
 
@@ -145,13 +147,8 @@ class Watchdog:
             _rec.waiting.pop(ident, None)
             if restoring:
                 self.restoring.discard(ident)
-            if not _rec.waiting and self._ident is not None and self._long_sleep:
-                # The last waiter left: the watchdog's thread may end now. Rung only while it
-                # sleeps a whole interval (it saw a lock waiter): otherwise it looks again within
-                # LINGER anyway, and a ring after each contended acquisition of a program whose
-                # threads wait on queues and futures all the time made a thread switch and a
-                # look per contention.
-                self._ring()
+            if not _rec.waiting and self._ident is not None:
+                self.retire()
 
     # -- the watching side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -165,6 +162,8 @@ class Watchdog:
             self._launch()
 
     def _launch(self) -> None:
+        """Start the watchdog's thread (a wait outlasted its first slice) unless it runs. Returns
+        once the thread runs: a wait that ends right after can then wait for its end (retire)."""
         # A bare _thread thread, not a threading.Thread: the program's threading.settrace /
         # setprofile hooks (a coverage tool, a debugger, its own) never run in it, it is not in
         # threading.enumerate(), and the interpreter never waits for it at exit (like a daemon).
@@ -177,13 +176,16 @@ class Watchdog:
             # starts it, restored right after): the kernel hands a process-directed signal to any
             # thread that does not block it, and one taken by this thread would not interrupt the
             # main thread's sleep or wait, so a SIGTERM or Ctrl-C could go unanswered until then.
+            ready = _thread.allocate_lock()
+            ready.acquire()
             blocked = _block_signals()
             try:
-                self._ident = _thread.start_new_thread(self._run, ())
+                self._ident = _thread.start_new_thread(self._run, (ready,))
             except RuntimeError:  # at interpreter shutdown no thread can start: waits stay plain
                 return
             finally:
                 _restore_signals(blocked)
+            ready.acquire(True, 5)
 
     def stop(self) -> None:
         self._armed = False
@@ -195,6 +197,26 @@ class Watchdog:
             if self._done.acquire(True, 5):  # the watchdog thread has ended
                 self._done.release()
 
+    def retire(self) -> None:
+        """Called by a thread whose wait just ended: if no thread waits any more, the watchdog's
+        thread ends now, and this thread returns to the program once it is gone (within a few
+        microseconds; at most RETIRE_WAIT). A test suite counting threads right after its test
+        (CPython 3.9 and 3.10's threading_cleanup(), with no grace period) then finds none left
+        that the program did not start; and the next wait that outlasts a slice starts it again
+        (one thread start per such wait)."""
+        ident = self._ident
+        gone = self._gone
+        if (ident is None or gone is None or self.warn_hold or self._stopping
+                or ident == _thread.get_ident() or _anyone_waiting() or _rec.mutex._is_owned()):
+            return
+        self._ring()
+        deadline = time.monotonic() + RETIRE_WAIT
+        # In small steps: a wait that began meanwhile keeps the thread running (it then stays).
+        while not gone.acquire(True, 0.005):
+            if (self._ident is not None and _anyone_waiting()) or time.monotonic() > deadline:
+                return
+        gone.release()
+
     def _ring(self) -> None:
         """Wake the watchdog's thread now (to end, or to look whether it may)."""
         try:
@@ -202,46 +224,38 @@ class Watchdog:
         except RuntimeError:
             pass  # rung already
 
-    def _run(self) -> None:
+    def _run(self, ready: Any) -> None:
         self.native_id = threading.get_native_id()
-        linger = int(min(LINGER, self.interval) * 1e9)
-        with self._done:
-            wait = self._poll()
-            while True:
-                self._long_sleep = wait > LINGER
-                self._bell.acquire(True, wait)  # a ring, or the next poll
-                wait = self._poll()
-                if self._stopping:
-                    return
-                try:
-                    self.check()
-                except Exception as exc:  # the watchdog must never take the program down
-                    _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
-                if not self.warn_hold and not _anyone_waiting():
-                    # A thread that waits again and again (a result() per task, a get() per
-                    # item) would start a thread per wait: stay a little (LINGER) after the last wait
-                    # ended (well within the second that test suites give threads to end).
-                    idle = _rec.now() - _last_wait_end()
-                    if idle < linger:
-                        wait = min(wait, (linger - idle) / 1e9 + 0.001)
-                        continue
-                    with self._starting:
-                        # Cleared before the last look: a thread registering as waiting after
-                        # that look sees None in _launch and starts a new watchdog thread.
-                        # free-threading: relies on the GIL's ordering of these two accesses.
-                        me, self._ident = self._ident, None
-                        if not _anyone_waiting():
-                            return
-                        self._ident = me
-
-    def _poll(self) -> float:
-        """How long the watchdog's thread sleeps before its next look. While no thread waits for
-        a lock, not long: the thread ends LINGER after the last wait ended, and waits.py does not
-        ring when one ends, so a thread blocked in queue.get() or Event.wait() is looked at every
-        LINGER (a look at waits younger than the timeout reads a few dictionaries). Looking once
-        per interval then, the thread stayed up to an interval after a short Event.wait() (1 s
-        by default, all the time CPython's threading_cleanup() gives a test's threads to end)."""
-        return self.interval if _rec.waiting or self.warn_hold else min(self.interval, LINGER)
+        # _set_sentinel() (CPython up to 3.12) gives a lock released when this thread's state is
+        # deleted, after the interpreter stopped counting it in _thread._count(); elsewhere the
+        # end of _run is as close as there is.
+        sentinel = getattr(_thread, "_set_sentinel", None)
+        gone = sentinel() if sentinel is not None else _thread.allocate_lock()
+        gone.acquire()
+        self._gone = gone
+        try:
+            with self._done:
+                ready.release()
+                while True:
+                    self._bell.acquire(True, self.interval)  # a ring, or the next look
+                    if self._stopping:
+                        return
+                    if not self.warn_hold and not _anyone_waiting():
+                        with self._starting:
+                            # Cleared before the last look: a thread registering as waiting after
+                            # that look sees None in _launch and starts a new watchdog thread.
+                            # free-threading: relies on the GIL's ordering of these two accesses.
+                            me, self._ident = self._ident, None
+                            if not _anyone_waiting():
+                                return
+                            self._ident = me
+                    try:
+                        self.check()
+                    except Exception as exc:  # the watchdog must never take the program down
+                        _rec.state.internal_errors.append(f"watchdog: {type(exc).__name__}: {exc}")
+        finally:
+            if sentinel is None:
+                gone.release()
 
     def check(self, now: Optional[int] = None) -> list[dict[str, Any]]:
         """One look: report new deadlocks and alerts. Returns the deadlocks found this time."""
@@ -428,12 +442,7 @@ class Watchdog:
                     self.on_alert(alert.to_dict(), render_alert(alert))
 
 
-LINGER = 0.1  # seconds the watchdog's thread stays after the last wait ended
-
-
-def _last_wait_end() -> int:
-    waits = sys.modules.get("lockwatch.waits")
-    return waits.last_end if waits is not None else 0
+RETIRE_WAIT = 2.0  # seconds a thread whose wait ended waits at most for the watchdog's thread to end
 
 
 def _anyone_waiting() -> bool:

@@ -385,3 +385,33 @@ def test_semaphore_with_two_holders_records_each_threads_own_acquisition(threads
     assert e.thread == "A"
     assert e.held_stack[-1] == frame(holder_a, line_of("two:a"))
     assert e.acquire_stack[-1] == frame(holder_a, line_of("two:lock"))
+
+
+def test_condition_wait_is_threadings_own_but_for_the_first_slice():
+    """lockwatch's Condition waits with threading.Condition.wait's own statements (its waiter
+    stays queued throughout, so no notify is lost), except that an untimed wait, registered as
+    blocked, first waits one slice and then starts the watchdog's thread. Undo that one branch
+    and the two functions must be the same statement for statement on this Python."""
+    import ast
+    import inspect
+    import textwrap
+
+    from lockwatch.primitives import Condition
+
+    def body(func):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        fn = tree.body[0]
+        stmts = fn.body
+        if isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+            stmts = stmts[1:]  # the docstring
+        return fn, stmts
+
+    _, theirs = body(Condition._lw_original.wait)  # threading.Condition.wait
+    fn, ours = body(Condition._wait)
+    untimed = [node for node in ast.walk(fn) if isinstance(node, ast.If)
+               and ast.unparse(node.test) == "timeout is None"]
+    assert len(untimed) == 1
+    assert ast.unparse(untimed[0]) != "if timeout is None:\n    waiter.acquire()\n    gotit = True"
+    untimed[0].body = ast.parse("waiter.acquire()\ngotit = True").body
+    dump = lambda stmts: [ast.dump(s) for s in stmts]  # noqa: E731
+    assert dump(ours) == dump(theirs)

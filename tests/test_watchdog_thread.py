@@ -151,12 +151,10 @@ def test_watchdog_thread_takes_no_signal_of_the_program(tmp_path):
 
 
 def test_watchdog_thread_started_by_a_short_untimed_wait_ends_within_cpythons_cleanup_time(tmp_path):
-    """An untimed Event.wait() starts the watchdog's thread at once (a wait may be a deadlock);
-    CPython's threading_cleanup() (test_threading's TimerTests, test_queue, ...) then gives the
-    threads started during a test 1 s to end, counting them with _thread._count(), which counts
-    the watchdog's bare thread too. It must end LINGER after the wait, not after a polling
-    interval (1 s by default, so it outlived the second from before the wait): that made
-    test_threading's TimerTests fail 'env changed' under lockwatch."""
+    """A short untimed Event.wait() (test_threading's TimerTests) leaves no thread of lockwatch's
+    behind within the second CPython 3.11+'s threading_cleanup() gives a test's threads (counting
+    them with _thread._count(), which counts the watchdog's bare thread too): when the watchdog's
+    thread ended a polling interval after such a wait, TimerTests failed 'env changed'."""
     source = '''
     import _thread
     import threading
@@ -180,10 +178,10 @@ def test_watchdog_thread_started_by_a_short_untimed_wait_ends_within_cpythons_cl
 
 def test_watchdog_thread_ends_soon_after_a_lock_waiter_leaves_right_after_another_wait(tmp_path):
     """The watchdog's thread, having seen a thread waiting for a lock, sleeps a whole polling
-    interval (1 s here); when that waiter leaves it is rung, also when another wait ended just
-    before (a join: then it lingers LINGER, then ends), not left asleep for the rest of the
-    interval (CPython's process-pool tests, whose shutdown joins threads while others wait for
-    locks, failed 'env changed': threading_cleanup() gives threads 1 s)."""
+    interval (1 s here); when that waiter leaves it ends, also when another wait ended just
+    before (a join), not left asleep for the rest of the interval (CPython's process-pool tests,
+    whose shutdown joins threads while others wait for locks, failed 'env changed':
+    threading_cleanup() gives threads 1 s)."""
     source = '''
     import _thread
     import threading
@@ -216,3 +214,50 @@ def test_watchdog_thread_ends_soon_after_a_lock_waiter_leaves_right_after_anothe
     r = run(tmp_path, source, "--deadlock-timeout", "8")
     assert r.returncode == 0, r.explain()
     assert r.lines("left") == ["left 0"], r.explain()
+
+
+# Each: a setup line, the wait main makes (untimed), and what the helper thread does to end it.
+_WAITS = {
+    "Event.wait": ("e = threading.Event()", "e.wait()", "e.set()"),
+    "Condition.wait": ("c = threading.Condition()", "with c:\n    c.wait()", "with c:\n        c.notify()"),
+    "Queue.get": ("import queue\nq = queue.Queue()", "q.get()", "q.put(1)"),
+    "Queue.join": ("import queue\nq = queue.Queue()\nq.put(1)", "q.join()", "q.get(); q.task_done()"),
+    "Future.result": ("from concurrent.futures import Future\nf = Future()", "f.result()", "f.set_result(1)"),
+    "futures.wait": ("from concurrent.futures import Future, wait\nf = Future()", "wait([f])", "f.set_result(1)"),
+    "Lock.acquire": ("L = threading.Lock()\nL.acquire()", "L.acquire()", "L.release()"),
+    "Barrier.wait": ("b = threading.Barrier(2)", "b.wait()", "b.wait()"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(_WAITS))
+def test_watchdog_thread_is_gone_when_the_wait_that_started_it_returns(tmp_path, what):
+    """CPython 3.9 and 3.10's threading_cleanup() counts threads with _thread._count() right after
+    a test and reports any extra one at once ('env changed'; 3.11+ gives a second). A wait long
+    enough to start the watchdog's thread (one slice: 0.25 s here) must not leave it running
+    once the wait has returned and the program's own threads are joined."""
+    setup, wait, wake = _WAITS[what]
+    source = f'''
+    import _thread
+    import threading
+    import time
+
+    before = _thread._count()
+    {textwrap.indent(setup, "    ").lstrip()}
+
+    def helper():
+        deadline = time.monotonic() + 30
+        while _thread._count() < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the watchdog's thread runs (beside this one)
+        print("during", _thread._count() - before, flush=True)
+        {textwrap.indent(wake, "        ").lstrip()}
+
+    t = threading.Thread(target=helper)
+    t.start()
+    {textwrap.indent(wait, "    ").lstrip()}
+    t.join()
+    print("after", _thread._count() - before)
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", "1")
+    assert r.returncode == 0, r.explain()
+    assert r.lines("during") == ["during 2"], r.explain()  # the helper and the watchdog's thread
+    assert r.lines("after") == ["after 0"], r.explain()
