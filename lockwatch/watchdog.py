@@ -304,7 +304,7 @@ class Watchdog:
         return True
 
     def _deadlock(self, cycle: list[int], waiting: dict, blocked_by: dict, names: dict, now: int) -> dict:
-        frames = sys._current_frames()
+        frames = stacks.other_threads_frames()
         threads = []
         for ident in cycle:
             lock, t0, _timed = waiting[ident]
@@ -362,7 +362,7 @@ class Watchdog:
     def _wait_deadlock(self, comp: list, names: dict, now: int) -> dict:
         from . import waitgraph
 
-        frames = sys._current_frames()
+        frames = stacks.other_threads_frames()
         stuck = {n.ident for n in comp}
         threads = []
         starvation = None
@@ -415,7 +415,7 @@ class Watchdog:
                 if now - t0 < limit or key in self.alerted:
                     continue
                 self.alerted.add(key)
-                frames = frames or sys._current_frames()
+                frames = frames or stacks.other_threads_frames()
                 held = _holder_list(lock)
                 holder = by_list.get(id(held)) if held is not None else None
                 alert = Alert(kind="long-wait", lock=_lock_info(lock), seconds=round((now - t0) / 1e9, 3),
@@ -435,7 +435,7 @@ class Watchdog:
                     if key in self.alerted:
                         continue
                     self.alerted.add(key)
-                    frames = frames or sys._current_frames()
+                    frames = frames or stacks.other_threads_frames()
                     alert = Alert(kind="long-hold", lock=_lock_info(lock), seconds=round((now - t) / 1e9, 3),
                                   thread=names.get(ident, f"thread-{ident}"), taken_at=_taken_at(lock),
                                   stack=stacks.capture(frames.get(ident), limit=32))

@@ -261,3 +261,27 @@ def test_watchdog_thread_is_gone_when_the_wait_that_started_it_returns(tmp_path,
     assert r.returncode == 0, r.explain()
     assert r.lines("during") == ["during 2"], r.explain()  # the helper and the watchdog's thread
     assert r.lines("after") == ["after 0"], r.explain()
+
+
+def test_the_watchdogs_looks_keep_no_thread_alive(tmp_path):
+    """The watchdog looks at every thread's stack while a wait is older than the timeout (here a
+    join). What it looked at must not outlive the look: a reference cycle through its own frame
+    kept the joined thread's Thread object alive until the garbage collector ran, and CPython
+    3.9/3.10's threading_cleanup() reported it as a dangling thread (test_concurrent_futures
+    'env changed'). The collector is off here, as it may not run before such a check."""
+    source = '''
+    import gc
+    import threading
+    import time
+
+    gc.disable()
+    before = len(threading._dangling)
+    t = threading.Thread(target=time.sleep, args=(1.5,))
+    t.start()
+    t.join()
+    del t
+    print("dangling", len(threading._dangling) - before)
+    '''
+    r = run(tmp_path, source, "--deadlock-timeout", "0.5")
+    assert r.returncode == 0, r.explain()
+    assert r.lines("dangling") == ["dangling 0"], r.explain()
