@@ -127,9 +127,10 @@ class Condition(OrigCondition, metaclass=_Mirror):
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
                 piece = _waits._slice() if launch else None
-                if piece is None or not waiter.acquire(True, piece):
-                    if piece is not None:
-                        _waits._launch()
+                if piece is None:
+                    waiter.acquire()
+                elif not waiter.acquire(True, piece):
+                    _waits._launch()
                     waiter.acquire()
                 gotit = True
             else:

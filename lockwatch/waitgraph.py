@@ -202,7 +202,7 @@ def find(now: int, limit: int, lock_waits: dict[int, tuple], by_list: dict[int, 
     least one thing that is not a lock (lock-only cycles are the watchdog's own)."""
     if not any(now - b.t0 >= limit for b in list(waits.blocked.values())):
         return []  # no wait is old enough (the common case: looked at before anything else)
-    frames = stacks.other_threads_frames()  # without the watchdog's own (me)
+    frames = stacks.other_threads_frames()  # without the caller's own (the watchdog's: me)
     everyone = {i for i in frames if i != me}
     nodes: dict[int, Node] = {}
     for ident, (lock, t0, timed) in lock_waits.items():

@@ -199,8 +199,8 @@ class Watchdog:
 
     def retire(self) -> None:
         """Called by a thread whose wait just ended: if no thread waits any more, the watchdog's
-        thread ends now, and this thread returns to the program once it is gone (within a few
-        microseconds; at most RETIRE_WAIT). A test suite counting threads right after its test
+        thread ends now, and this thread returns to the program once it is gone (at most
+        RETIRE_WAIT later). A test suite counting threads right after its test
         (CPython 3.9 and 3.10's threading_cleanup(), with no grace period) then finds none left
         that the program did not start; and the next wait that outlasts a slice starts it again
         (one thread start per such wait)."""
