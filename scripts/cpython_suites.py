@@ -44,8 +44,10 @@ by regrtest (a start method the platform lacks), a test file with no test in the
 test cases skipped inside each suite with their reasons (resources such as network or cpu are
 not enabled: regrtest's default).
 
-Every run's output (log, JUnit XML) and, for each test failing only under lockwatch, its
-traceback are kept in a temporary folder printed at the start and the end.
+Every run's output (log, JUnit XML, and under lockwatch its JSON report) and, for each test
+failing only under lockwatch, its traceback are kept in a temporary folder printed at the start
+and the end. A real deadlock that lockwatch's watchdog ended (instead of a hang) is listed at the
+end with the threads and what each waited for, and the report that has its stacks.
 
 Run it in the foreground or background alike: a background job starts with SIGINT ignored, and
 test_threading's interrupt_main tests need Python's SIGINT handler, so each regrtest process gets
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import signal
@@ -183,6 +186,7 @@ class Outcome:
         self.status: int | None = None
         self.seconds = 0.0
         self.note = ""
+        self.deadlocks: list[str] = []                 # real deadlocks lockwatch's watchdog ended
 
 
 def parse_xml(path: str, test_files: list[str], outcome: Outcome) -> None:
@@ -329,10 +333,11 @@ def traceback_after(lines: list[str], i: int) -> str:
 
 def run(py: Interpreter, variant: str, args: list[str], log: str, outer_timeout: float) -> tuple[
         int | None, float, str]:
-    """One regrtest process group, killed whole after outer_timeout seconds."""
+    """One regrtest process group, killed whole after outer_timeout seconds. Under lockwatch the
+    JSON report (its child processes' merged in) is kept beside the log (``-q`` prints none)."""
     cmd = [py.python]
     if variant == "lockwatch":
-        cmd += ["-m", "lockwatch", "-q"]
+        cmd += ["-m", "lockwatch", "-q", "--json", report_path(log)]
     cmd += ["-m", "test", *args]
     start = time.monotonic()
     note = ""
@@ -351,6 +356,32 @@ def run(py: Interpreter, variant: str, args: list[str], log: str, outer_timeout:
             kill_tree(proc.pid)  # the workers and children left behind
             proc.wait()
     return status, time.monotonic() - start, note
+
+
+def report_path(log: str) -> str:
+    return log[:-len(".log")] + ".lockwatch.json"
+
+
+def real_deadlocks(path: str) -> list[str]:
+    """One line per real deadlock in a lockwatch JSON report: its threads and what each waited for."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        found = report.get("deadlocks") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    lines = []
+    for deadlock in found if isinstance(found, list) else []:
+        threads = deadlock.get("threads") if isinstance(deadlock, dict) else None
+        parts = []
+        for t in threads if isinstance(threads, list) else []:
+            if isinstance(t, dict):
+                waiting = t.get("waiting_for")
+                if isinstance(waiting, dict):
+                    waiting = waiting.get("name")
+                parts.append(f"{t.get('name')!s} waits for {waiting!s}")
+        lines.append("; ".join(parts) + f" (report: {path})")
+    return lines
 
 
 def kill_tree(pid: int) -> None:
@@ -393,6 +424,8 @@ def run_and_parse(py: Interpreter, variant: str, args: list[str], test_files: li
     outcome = Outcome()
     outcome.status, outcome.seconds, outcome.note = status, seconds, note
     parse_xml(xml, test_files, outcome)
+    if variant == "lockwatch":
+        outcome.deadlocks = real_deadlocks(report_path(log))
     with open(log, errors="replace") as f:
         parse_log(f.read(), test_files, outcome)
     if outcome.finished and status not in (None, 0) and not outcome.failing:
@@ -421,8 +454,9 @@ def entry_fails(entry: str, failing: dict[str, str]) -> bool:
 
 
 def confirm(py: Interpreter, variant: str, entries: list[str], test_files: list[str],
-            matchfile: str, stem: str, times: int, timeout: float) -> int:
-    """How many of `times` standalone serial runs of these entries fail (any of them)."""
+            matchfile: str, stem: str, times: int, timeout: float, deadlocks: list[str]) -> int:
+    """How many of `times` standalone serial runs of these entries fail (any of them); the real
+    deadlocks lockwatch ended in them are added to ``deadlocks``."""
     files = sorted({f for f in (file_of(e, test_files) or scope(e) for e in entries)
                     if f in test_files})
     failures = 0
@@ -436,6 +470,7 @@ def confirm(py: Interpreter, variant: str, entries: list[str], test_files: list[
                 args += ["-m", where if where == entry else where + ".*"]
         outcome = run_and_parse(py, variant, args + files, files, f"{stem}.{n + 1}",
                                 timeout * len(files) + 120)
+        deadlocks += outcome.deadlocks
         if any(entry_fails(e, outcome.failing) for e in entries):
             failures += 1
     return failures
@@ -527,6 +562,9 @@ def main() -> int:
     new_total = 0
     rows = []
     details = []
+    deadlocks: list[str] = []  # real deadlocks lockwatch's watchdog ended, in any run
+    for outcome in outcomes.values():
+        deadlocks += [d for d in outcome.deadlocks if d not in deadlocks]
     for suite, fs in files.items():
         for mode in modes:
             plain = outcomes[suite, mode, "plain"]
@@ -536,12 +574,13 @@ def main() -> int:
             if new:
                 stem = os.path.join(workdir, f"confirm.{suite}.{mode}")
                 again_plain = confirm(py, "plain", new, fs, matchfile, stem + ".plain",
-                                      ns.confirm, ns.timeout) if ns.confirm else 0
+                                      ns.confirm, ns.timeout, deadlocks) if ns.confirm else 0
                 verdict = f"re-run alone {ns.confirm}x: failed {again_plain}x without lockwatch"
                 if ns.confirm and not any(e.endswith("]") for e in new):
                     # cheap for test cases; a whole file that hung would cost the timeout again
                     again_watched = confirm(py, "lockwatch", new, fs, matchfile,
-                                            stem + ".lockwatch", ns.confirm, ns.timeout)
+                                            stem + ".lockwatch", ns.confirm, ns.timeout,
+                                            deadlocks)
                     verdict += f", {again_watched}x with it"
                 if again_plain:
                     details.append(f"{suite} {mode}: FLAKY (fails without lockwatch too), not "
@@ -583,6 +622,11 @@ def main() -> int:
     print()
     for line in details:
         print(line)
+    if deadlocks:  # the program's own deadlocks: a test that hung under lockwatch says which
+        print(f"\nlockwatch's watchdog ended {len(deadlocks)} real deadlock(s) (a program's own, "
+              "reported instead of hanging):")
+        for line in deadlocks:
+            print(f"    {line}")
     print_skips(files, modes, outcomes, skipped_notes)
     print(f"\ntotal {time.monotonic() - began:.0f} s; output of every run in {workdir}")
     if new_total:
@@ -625,6 +669,7 @@ def merge(parts: list[Outcome]) -> Outcome:
         whole.skipped_files.update(p.skipped_files)
         whole.skipped_cases.update(p.skipped_cases)
         whole.cases_run.update(p.cases_run)
+        whole.deadlocks += p.deadlocks
     return whole
 
 
@@ -633,6 +678,7 @@ def restrict(whole: Outcome, test_files: list[str]) -> Outcome:
     part = Outcome()
     part.finished, part.status, part.seconds, part.note = (whole.finished, whole.status,
                                                            whole.seconds, whole.note)
+    part.deadlocks = whole.deadlocks  # one report for the whole -j0 run: not split by suite
     for entry, text in whole.failing.items():
         name = entry.split(" [")[0]
         if name in test_files or file_of(entry, test_files) is not None:
