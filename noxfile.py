@@ -23,7 +23,8 @@ def tests(session: nox.Session, core: str) -> None:
     env = {"LOCKWATCH_PURE_PYTHON": "1" if core == "python" else ""}
     # Fails if the C core did not build: CI must test it, not silently the fallback twice.
     session.run("python", "-c", f"import lockwatch.proxies as p; assert p.CORE == {core!r}, p.CORE", env=env)
-    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", *session.posargs, env=env)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup",
+                *session.posargs, env=env)
 
 
 @nox.session(python=PRESENT[-1:] or None)

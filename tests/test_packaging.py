@@ -12,24 +12,36 @@ from pathlib import Path
 import pytest
 from support import PROJECT_ROOT
 
-pytestmark = pytest.mark.timeout(900)
+# One worker runs this module (nox: --dist loadgroup), so the distributions are built once.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("packaging")]
 
 
-def test_license_file_is_in_the_sdist_and_the_wheel(tmp_path: Path) -> None:
-    pytest.importorskip("build")  # the test extra installs it
-    license_text = (PROJECT_ROOT / "LICENSE").read_text(encoding="utf-8")
-    assert license_text.startswith("MIT License\n")
-    # Build from a copy: the checkout stays as it is (no build/ or dist/ left behind).
+def _copy_of_project(tmp_path: Path) -> Path:
     source = tmp_path / "src"
     shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".nox", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache"))
+        ".git", ".venv", ".nox", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "*.so"))
+    return source
+
+
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The sdist and the wheel `python -m build` makes of a copy of the project (the wheel is
+    built from the sdist, as pip would build it from PyPI): built once for the tests below."""
+    pytest.importorskip("build")  # the test extra installs it
+    tmp_path = tmp_path_factory.mktemp("dist")
     out = tmp_path / "dist"
-    # sdist, then the wheel built from that sdist (what pip does with a source release)
-    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(_copy_of_project(tmp_path))],
                           capture_output=True, text=True, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [sdist] = out.glob("*.tar.gz")
     [wheel] = out.glob("*.whl")
+    return sdist, wheel
+
+
+def test_license_file_is_in_the_sdist_and_the_wheel(distributions: tuple[Path, Path]) -> None:
+    sdist, wheel = distributions
+    license_text = (PROJECT_ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n")
     with tarfile.open(sdist) as tar:
         [member] = [m for m in tar.getmembers() if m.name.endswith("/LICENSE") and m.name.count("/") == 1]
         extracted = tar.extractfile(member)
@@ -41,13 +53,6 @@ def test_license_file_is_in_the_sdist_and_the_wheel(tmp_path: Path) -> None:
         meta = whl.read(metadata).decode("utf-8")
     assert "License: MIT" in meta or "License-Expression: MIT" in meta
     assert "License-File: LICENSE" in meta
-
-
-def _copy_of_project(tmp_path: Path) -> Path:
-    source = tmp_path / "src"
-    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".nox", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", "*.so"))
-    return source
 
 
 def test_without_a_compiler_the_install_falls_back_to_the_pure_python_core(tmp_path: Path) -> None:
@@ -70,15 +75,10 @@ def test_without_a_compiler_the_install_falls_back_to_the_pure_python_core(tmp_p
     assert core.stdout == "python\n", core.stderr
 
 
-def test_the_wheel_carries_the_c_core_where_a_compiler_exists(tmp_path: Path) -> None:
-    pytest.importorskip("build")
+def test_the_wheel_carries_the_c_core_where_a_compiler_exists(distributions: tuple[Path, Path]) -> None:
     if not shutil.which(os.environ.get("CC") or "cc"):
         pytest.skip("no C compiler here")
-    out = tmp_path / "dist"
-    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out),
-                           str(_copy_of_project(tmp_path))], capture_output=True, text=True, timeout=840)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    [wheel] = out.glob("*.whl")
+    _, wheel = distributions
     with zipfile.ZipFile(wheel) as whl:
         names = whl.namelist()
     assert "pylockwatch.pth" in names
