@@ -6,7 +6,6 @@ import json.encoder
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -183,14 +182,24 @@ class LockStats:
         return f"{self.filename}:{self.line}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind, "site": self.site, "key": self.key, "function": self.function,
-            "named": self.named, "signal": self.signal, "value": self.value, "stdlib": self.stdlib,
+        # "key" and the flags after "function" are left out where from_dict's defaults give them
+        # back (most locks of a large report: 5-10 MB of 100,000 locks).
+        site = self.site
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "site": site}
+        if self.key != f"{site}:{self.kind}":
+            out["key"] = self.key
+        out["function"] = self.function
+        for flag, value, default in (("named", self.named, False), ("signal", self.signal, False),
+                                     ("value", self.value, 0), ("stdlib", self.stdlib, False)):
+            if value != default:
+                out[flag] = value
+        out.update({
             "stable_file": self.stable_file,
             "instances": self.instances, "acquisitions": self.acquisitions,
             "contended": self.contended, "failed": self.failed, "hold": self.hold.to_dict(),
             "wait": self.wait.to_dict(),
-        }
+        })
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> LockStats:
@@ -869,6 +878,7 @@ class _Tables:
 
 
 _COMPACT = (",", ":")
+_COMPACT_ENCODER = json.JSONEncoder(separators=_COMPACT)  # json.dumps(x, separators=_COMPACT), made once
 
 
 def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable[[], Any], bool]]:
@@ -913,15 +923,13 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
     ]
 
 
-def _ints(row: list[Any]) -> str:
-    """A row as JSON: a list of integers (most rows) without json.dumps' per-call cost."""
-    if None in row or len(row) > 7:  # past dst_instance: booleans, strings, lists
-        return json.dumps(row, separators=_COMPACT)
+def _int_list(row: list[int]) -> str:
+    """A stack row (frame indices, any length) as JSON."""
     return "[" + ",".join(map(str, row)) + "]"
 
 
 _ITEM_ENCODERS: dict[str, Callable[[Any], str]] = {
-    "lock_order": str, "instance_edges": str, "stacks": _ints,  # rows: encoded by _Tables
+    "lock_order": str, "instance_edges": str, "stacks": _int_list,  # rows: encoded by _Tables
     "sites": json.encoder.encode_basestring_ascii,
     "frames": json.encoder.encode_basestring_ascii,
 }
@@ -940,16 +948,18 @@ def iter_dumps(report: Report) -> Iterator[str]:
             yield (json.dumps(list(v), separators=(", ", ": ")) if isinstance(v, tuple)  # a short row
                    else json.dumps(v, indent=2).replace("\n", "\n  "))
             continue
-        encode = _ITEM_ENCODERS.get(key) or partial(json.dumps, separators=_COMPACT)
+        encode = _ITEM_ENCODERS.get(key) or _COMPACT_ENCODER.encode
+        # One item per line, not indented: a large report has millions of rows (4 spaces each
+        # were 11 MB of the 100,000-site report of benchmarks/scale.py).
         opened = False
         batch: list[str] = []
         for item in value():
             batch.append(encode(item))
             if len(batch) >= 4096:
-                yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+                yield (",\n" if opened else "[\n") + ",\n".join(batch)
                 opened, batch = True, []
         if batch:
-            yield (",\n    " if opened else "[\n    ") + ",\n    ".join(batch)
+            yield (",\n" if opened else "[\n") + ",\n".join(batch)
             opened = True
         yield "\n  ]" if opened else "[]"
     yield "\n}\n"
