@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 2 /* what proxies.py expects: _core.API */
+#define LW_API 3 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -107,7 +107,18 @@ static int g_tls_plain;             /* recorder.tls is CPython's _thread._local 
 static Py_ssize_t g_same_site_sources = 8;
 static int g_configured;
 
-static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *g_empty;
+/* Creation (set by configure() and set_fallbacks()): see "creation" below. */
+static PyObject *g_allocate_lock;   /* _thread.allocate_lock */
+static PyObject *g_real_rlock;      /* the real RLock factory (proxies._real_rlock) */
+static PyObject *g_serials;         /* recorder._serials: one next() per instance */
+static PyObject *g_site_verdict;    /* patching._site_verdict(frame, kind) */
+static PyTypeObject *g_site_type;   /* recorder.Site */
+static Py_ssize_t g_off_made, g_off_hold_hist;
+static PyTypeObject *g_lock_cls, *g_rlock_cls; /* proxies.Lock, proxies.RLock (set_fallbacks) */
+static PyObject *g_lock_fallback;   /* patching._lock_factory(wrapped, instance, args, kwargs) */
+static PyObject *g_rlock_fallback;  /* patching._rlock_for(wrapped, args, kwargs, frame) */
+
+static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *s_wrapped, *s_lock, *s_rlock, *g_empty;
 
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
@@ -417,6 +428,19 @@ wait_for(LW *self, PyObject *real, long long *t)
     return 0;
 }
 
+/* frame.f_lasti: the frame's current instruction offset. */
+static inline int
+frame_lasti(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(f);
+#elif PY_VERSION_HEX >= 0x030A0000
+    return f->f_lasti < 0 ? -1 : f->f_lasti * 2;
+#else
+    return f->f_lasti;
+#endif
+}
+
 /* Where the caller took the lock: its code object and instruction offset (frame.f_lasti). */
 static void
 record_site(LW *self)
@@ -431,13 +455,7 @@ record_site(LW *self)
     }
     else {
         code = (PyObject *)PyFrame_GetCode(f);
-#if PY_VERSION_HEX >= 0x030B0000
-        lasti = PyFrame_GetLasti(f);
-#elif PY_VERSION_HEX >= 0x030A0000
-        lasti = f->f_lasti < 0 ? -1 : (long long)f->f_lasti * 2;
-#else
-        lasti = f->f_lasti;
-#endif
+        lasti = frame_lasti(f);
     }
     PyObject *old = self->at_code;
     self->at_code = code;
@@ -814,6 +832,364 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)self;
 }
 
+/* ---- creation ------------------------------------------------------------------------------ */
+
+/* patching's factories (threading.Lock, threading.RLock) are these when the compiled core runs:
+   lock_factory is the wrapper wrapt's FunctionWrapper calls with (wrapped, instance, args,
+   kwargs), rlock_call the __call__ of the RLock factory (threading.RLock is a Python function).
+   A call without arguments from an instruction seen before takes no Python code: the site comes
+   from the cache below, and the instance is made as proxies.new_lock makes it. Anything else (an
+   instruction seen for the first time, arguments, a factory function whose caller decides the
+   site) goes to patching's own Python wrappers. */
+
+/* What a creating instruction means, by (code object, instruction offset, kind): the Site of the
+   locks it makes, or Py_False when it makes real ones (threading's, wrapt's and lockwatch's own
+   code). recorder.instruction_site keeps the same per instruction behind a tuple key; this table
+   is looked at first. An entry holds its code object (so its address is not reused while cached)
+   and its value; recorder.reset() empties it (reset_hooks: the sites of a new State are new), and
+   it is emptied when full (code compiled again and again: exec). */
+typedef struct {
+    PyObject *code; /* NULL: an empty slot */
+    PyObject *value;
+    int lasti;
+    int kind;
+} SiteEntry;
+
+#define SITE_CACHE_MIN 256
+#define SITE_CACHE_MAX (1 << 17)
+static SiteEntry *g_sites;
+static Py_ssize_t g_sites_cap, g_sites_used;
+
+static inline size_t
+site_hash(PyObject *code, int lasti, int kind)
+{
+    size_t h = ((size_t)code >> 4) ^ ((size_t)(unsigned)lasti * 0x9E3779B1u) ^ (size_t)kind;
+    return h ^ (h >> 13);
+}
+
+static PyObject * /* borrowed; NULL: not cached */
+site_cache_get(PyObject *code, int lasti, int kind)
+{
+    if (g_sites == NULL)
+        return NULL;
+    size_t mask = (size_t)g_sites_cap - 1;
+    for (size_t i = site_hash(code, lasti, kind) & mask;; i = (i + 1) & mask) {
+        SiteEntry *e = &g_sites[i];
+        if (e->code == NULL)
+            return NULL;
+        if (e->code == code && e->lasti == lasti && e->kind == kind)
+            return e->value;
+    }
+}
+
+static void
+site_table_free(SiteEntry *t, Py_ssize_t cap)
+{
+    for (Py_ssize_t i = 0; i < cap; i++) {
+        Py_XDECREF(t[i].code);
+        Py_XDECREF(t[i].value);
+    }
+    PyMem_Free(t);
+}
+
+static PyObject *
+clear_site_cache(PyObject *mod, PyObject *unused)
+{
+    SiteEntry *t = g_sites;
+    Py_ssize_t cap = g_sites_cap;
+    g_sites = NULL; /* detached first: the references dropped below may run code */
+    g_sites_cap = g_sites_used = 0;
+    if (t != NULL)
+        site_table_free(t, cap);
+    Py_RETURN_NONE;
+}
+
+static void
+site_slot_set(PyObject *code, int lasti, int kind, PyObject *value)
+{
+    size_t mask = (size_t)g_sites_cap - 1;
+    for (size_t i = site_hash(code, lasti, kind) & mask;; i = (i + 1) & mask) {
+        SiteEntry *e = &g_sites[i];
+        if (e->code == NULL) {
+            e->code = code;
+            e->value = value;
+            e->lasti = lasti;
+            e->kind = kind;
+            g_sites_used++;
+            return;
+        }
+        if (e->code == code && e->lasti == lasti && e->kind == kind) { /* cached meanwhile */
+            PyObject *old_code = e->code, *old_value = e->value;
+            e->code = code;
+            e->value = value;
+            Py_DECREF(old_code);
+            Py_DECREF(old_value);
+            return;
+        }
+    }
+}
+
+static int
+site_cache_put(PyObject *code, int lasti, int kind, PyObject *value)
+{
+    if (g_sites == NULL || (g_sites_used + 1) * 2 > g_sites_cap) {
+        SiteEntry *old = g_sites;
+        Py_ssize_t old_cap = g_sites_cap;
+        int keep = old != NULL && old_cap * 2 <= SITE_CACHE_MAX;
+        Py_ssize_t cap = keep ? old_cap * 2 : SITE_CACHE_MIN;
+        SiteEntry *t = PyMem_Calloc((size_t)cap, sizeof(SiteEntry));
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        g_sites = t;
+        g_sites_cap = cap;
+        g_sites_used = 0;
+        if (keep) { /* grown: the entries move, with their references */
+            for (Py_ssize_t i = 0; i < old_cap; i++)
+                if (old[i].code != NULL)
+                    site_slot_set(old[i].code, old[i].lasti, old[i].kind, old[i].value);
+            PyMem_Free(old);
+        }
+        else if (old != NULL) {
+            site_table_free(old, old_cap); /* full: start again */
+        }
+    }
+    Py_INCREF(code);
+    Py_INCREF(value);
+    site_slot_set(code, lasti, kind, value);
+    return 0;
+}
+
+/* A new instance for `site`, as proxies.new_lock / new_rlock make it: serial, real lock, fields,
+   one more made at the site, and last the registration (an instance registered is complete). */
+static PyObject *
+new_instance(int rlock, PyObject *site)
+{
+    if (!Py_IS_TYPE(site, g_site_type))
+        return PyErr_Format(PyExc_TypeError, "a lockwatch site, not %.100s", Py_TYPE(site)->tp_name);
+    PyObject *serial = PyIter_Next(g_serials);
+    if (serial == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "no more serial numbers");
+        return NULL;
+    }
+    PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
+    PyObject *hh = SLOT(site, g_off_hold_hist);
+    if (real == NULL || hh == NULL) {
+        if (real != NULL)
+            PyErr_SetString(PyExc_AttributeError, "hold_hist");
+        Py_DECREF(serial);
+        Py_XDECREF(real);
+        return NULL;
+    }
+    PyTypeObject *type = rlock ? g_rlock_cls : g_lock_cls;
+    LW *self = (LW *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(serial);
+        Py_DECREF(real);
+        return NULL;
+    }
+    self->real = real;
+    self->serial = serial;
+    Py_INCREF(Py_None);
+    self->in = Py_None;
+    Py_INCREF(Py_None);
+    self->out = Py_None;
+    Py_INCREF(g_empty);
+    self->held_in = g_empty;
+    Py_INCREF(Py_None);
+    self->at_code = Py_None;
+    self->at_lasti = -1;
+    Py_INCREF(hh);
+    self->hh = hh;
+    Py_INCREF(Py_None);
+    self->ann = Py_None;
+    Py_INCREF(site);
+    self->site = site;
+    PyObject *made = SLOT(site, g_off_made); /* next(site.made) */
+    PyObject *v = NULL;
+    if (made != NULL) {
+        Py_INCREF(made);
+        v = PyIter_Next(made);
+        Py_DECREF(made);
+    }
+    else
+        PyErr_SetString(PyExc_AttributeError, "made");
+    if (v == NULL && PyErr_Occurred())
+        goto error;
+    Py_XDECREF(v);
+    PyObject *ref = PyWeakref_NewRef((PyObject *)self, NULL);
+    if (ref == NULL)
+        goto error;
+    int r = PyDict_SetItem(g_live, self->serial, ref);
+    Py_DECREF(ref);
+    if (r < 0)
+        goto error;
+    return (PyObject *)self;
+error:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* The lock for the calling Python frame, or *handled = 0 when patching's Python wrapper must
+   make it. `wrapped` (or, if NULL, owner.__wrapped__) makes a real one. */
+static PyObject *
+make_for_caller(int rlock, PyObject *wrapped, PyObject *owner, int *handled)
+{
+    *handled = 0;
+    if (!g_configured || g_lock_cls == NULL || g_site_verdict == NULL)
+        return NULL;
+    PyFrameObject *f = PyEval_GetFrame(); /* the caller: wrapt's C __call__ and this push none */
+    if (f == NULL)
+        return NULL;
+    PyObject *code = (PyObject *)PyFrame_GetCode(f);
+    int lasti = frame_lasti(f);
+    PyObject *v = site_cache_get(code, lasti, rlock);
+    if (v != NULL)
+        Py_INCREF(v);
+    else {
+        PyObject *args[2] = {(PyObject *)f, rlock ? s_rlock : s_lock};
+        v = PyObject_Vectorcall(g_site_verdict, args, 2, NULL);
+        if (v == NULL) {
+            Py_DECREF(code);
+            *handled = 1;
+            return NULL;
+        }
+        if (v == Py_None) { /* decided by more than the instruction */
+            Py_DECREF(v);
+            Py_DECREF(code);
+            return NULL;
+        }
+        if (site_cache_put(code, lasti, rlock, v) < 0) {
+            Py_DECREF(v);
+            Py_DECREF(code);
+            *handled = 1;
+            return NULL;
+        }
+    }
+    Py_DECREF(code);
+    *handled = 1;
+    PyObject *result;
+    if (v == Py_False) { /* a real one */
+        if (wrapped != NULL)
+            result = PyObject_CallNoArgs(wrapped);
+        else {
+            PyObject *w = PyObject_GetAttr(owner, s_wrapped);
+            result = w != NULL ? PyObject_CallNoArgs(w) : NULL;
+            Py_XDECREF(w);
+        }
+    }
+    else
+        result = new_instance(rlock, v);
+    Py_DECREF(v);
+    return result;
+}
+
+static int
+no_arguments(PyObject *args, PyObject *kwargs)
+{
+    return PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 0
+           && (kwargs == Py_None || (PyDict_CheckExact(kwargs) && PyDict_GET_SIZE(kwargs) == 0));
+}
+
+/* factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock (and RLock). */
+static PyObject *
+factory_call(int rlock, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "a factory wrapper takes (wrapped, instance, args, kwargs)");
+    if (no_arguments(args[2], args[3])) {
+        int handled;
+        PyObject *r = make_for_caller(rlock, args[0], NULL, &handled);
+        if (handled)
+            return r;
+    }
+    PyObject *fallback = rlock ? g_rlock_fallback : g_lock_fallback;
+    if (fallback == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core.set_fallbacks() was not called");
+    return PyObject_Vectorcall(fallback, args, 4, NULL);
+}
+
+static PyObject *
+lock_factory(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    return factory_call(0, args, nargs);
+}
+
+static PyObject *
+rlock_factory(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    return factory_call(1, args, nargs);
+}
+
+/* __call__(self, *args, **kwargs) of the RLock factory around threading's Python function: as
+   rlock_factory(self.__wrapped__, None, args, kwargs), without wrapt's call (which first looks
+   for the function's __self__, an AttributeError caught on every call). */
+static PyObject *
+rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)) {
+        int handled;
+        PyObject *r = make_for_caller(1, NULL, self, &handled);
+        if (handled)
+            return r;
+    }
+    if (g_rlock_fallback == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core.set_fallbacks() was not called");
+    PyObject *wrapped = PyObject_GetAttr(self, s_wrapped);
+    PyObject *tuple = wrapped != NULL ? PyTuple_New(nargs) : NULL;
+    PyObject *dict = tuple != NULL ? PyDict_New() : NULL;
+    PyObject *res = NULL;
+    if (dict != NULL) {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        Py_ssize_t nk = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+        Py_ssize_t i = 0;
+        for (; i < nk; i++)
+            if (PyDict_SetItem(dict, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                break;
+        if (i == nk) {
+            PyObject *call[4] = {wrapped, Py_None, tuple, dict};
+            res = PyObject_Vectorcall(g_rlock_fallback, call, 4, NULL);
+        }
+    }
+    Py_XDECREF(wrapped);
+    Py_XDECREF(tuple);
+    Py_XDECREF(dict);
+    return res;
+}
+
+static PyMethodDef rlock_call_def = {
+    "rlock_call", (PyCFunction)(void (*)(void))rlock_call, METH_FASTCALL | METH_KEYWORDS,
+    "__call__ of the RLock factory (patching): an instrumented RLock for the calling frame.",
+};
+
+/* set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict): the classes
+   made (proxies' compiled Lock and RLock), patching's wrappers for the calls the factories leave
+   to them, and patching's verdict on a creating instruction not cached yet (site_verdict(frame,
+   kind): its Site, False for a real lock, None to leave the call to the fallback). */
+static PyObject *
+set_fallbacks(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1])
+            || !PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
+            || !PyType_IsSubtype((PyTypeObject *)args[1], &RLockType))
+        return PyErr_Format(PyExc_TypeError,
+                            "set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict)");
+    for (int i = 0; i < 5; i++)
+        Py_INCREF(args[i]);
+    Py_XSETREF(g_lock_cls, (PyTypeObject *)args[0]);
+    Py_XSETREF(g_rlock_cls, (PyTypeObject *)args[1]);
+    Py_XSETREF(g_lock_fallback, args[2]);
+    Py_XSETREF(g_rlock_fallback, args[3]);
+    Py_XSETREF(g_site_verdict, args[4]);
+    clear_site_cache(NULL, NULL);
+    Py_RETURN_NONE;
+}
+
 /* __del__ (proxies._Tracked.__del__): an instance that was never taken and has no edges only
    leaves the registry; any other is folded into its site by recorder.fold_instance. */
 static void
@@ -1071,6 +1447,27 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_pending, "pending");
     TAKE(g_live, "live");
     TAKE(g_fold_instance, "fold_instance");
+    TAKE(g_allocate_lock, "allocate_lock");
+    TAKE(g_real_rlock, "real_rlock");
+    TAKE(g_serials, "serials");
+    PyObject *site_type = PyDict_GetItemString(kwargs, "site_type");
+    if (site_type == NULL || !PyType_Check(site_type))
+        return PyErr_Format(PyExc_TypeError, "configure() needs site_type");
+    {
+        Py_ssize_t off_made, off_hh;
+        int rr = member_offset(site_type, "made", &off_made);
+        if (rr == 0)
+            rr = member_offset(site_type, "hold_hist", &off_hh);
+        if (rr < 0)
+            return NULL;
+        if (rr > 0)
+            return PyErr_Format(PyExc_TypeError, "site_type: made and hold_hist must be slots");
+        Py_INCREF(site_type);
+        Py_XSETREF(g_site_type, (PyTypeObject *)site_type);
+        g_off_made = off_made;
+        g_off_hold_hist = off_hh;
+    }
+    clear_site_cache(NULL, NULL);
     if (!PyDict_Check(g_pending))
         return PyErr_Format(PyExc_TypeError, "pending must be a dict");
     PyObject *edge = PyDict_GetItemString(kwargs, "edge_type");
@@ -1118,6 +1515,14 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"clear_site_cache", clear_site_cache, METH_NOARGS,
+     "Forget the sites cached by creating instruction (recorder.reset_hooks)."},
+    {"set_fallbacks", (PyCFunction)(void (*)(void))set_fallbacks, METH_FASTCALL,
+     "set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict): see lock_factory."},
+    {"lock_factory", (PyCFunction)(void (*)(void))lock_factory, METH_FASTCALL,
+     "lock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock."},
+    {"rlock_factory", (PyCFunction)(void (*)(void))rlock_factory, METH_FASTCALL,
+     "rlock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.RLock."},
     {NULL},
 };
 
@@ -1133,8 +1538,12 @@ PyInit__core(void)
     s_acquire = PyUnicode_InternFromString("acquire");
     s_release = PyUnicode_InternFromString("release");
     s_hold_hist = PyUnicode_InternFromString("hold_hist");
+    s_wrapped = PyUnicode_InternFromString("__wrapped__");
+    s_lock = PyUnicode_InternFromString("Lock");
+    s_rlock = PyUnicode_InternFromString("RLock");
     g_empty = PyTuple_New(0);
-    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || g_empty == NULL)
+    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL
+            || s_lock == NULL || s_rlock == NULL || g_empty == NULL)
         return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0)
         return NULL;
@@ -1151,6 +1560,12 @@ PyInit__core(void)
     Py_INCREF(&RLockType);
     if (PyModule_AddObject(m, "RLock", (PyObject *)&RLockType) < 0)
         goto error;
+    /* A method of any object: the RLock factory's class takes it as its __call__. */
+    PyObject *call = PyDescr_NewMethod(&PyBaseObject_Type, &rlock_call_def);
+    if (call == NULL || PyModule_AddObject(m, "rlock_call", call) < 0) {
+        Py_XDECREF(call);
+        goto error;
+    }
     return m;
 error:
     Py_DECREF(m);

@@ -666,7 +666,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 2  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 3  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -701,7 +701,8 @@ def _configure(core: Any) -> Any:
             py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
             py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
             edge_type=_rec.Edge,
-            same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
+            same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock(),
+            allocate_lock=_allocate_lock, real_rlock=_real_rlock, serials=_rec.serials, site_type=_rec.Site)
     except ImportError as exc:
         CORE_DETAILS["unavailable"] = str(exc)
         return None
@@ -746,6 +747,19 @@ def _new_rlock_c(frame: Any, outside: bool = False) -> Any:
 
 
 _core_new: Any = _core.new if _core is not None else None
+if _core is not None:
+    _rec.reset_hooks.append(_core.clear_site_cache)  # its cache of sites by creating instruction
+
+
+def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any) -> tuple[Any, Any, Any] | None:
+    """The compiled core's factory wrappers (lockwatch/_core.c, "creation"): wrapt's wrapper of
+    threading.Lock and of threading.RLock, and a __call__ for an RLock factory class; each makes
+    an instrumented lock without Python code for an instruction seen before, and leaves the other
+    calls to the fallbacks (patching's Python wrappers). None when the pure-Python core runs."""
+    if _core is None:
+        return None
+    _core.set_fallbacks(Lock, RLock, lock_fallback, rlock_fallback, site_verdict)
+    return _core.lock_factory, _core.rlock_factory, _core.rlock_call
 # What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
 new_lock = _new_lock_c if _core is not None else _new_lock_py
 new_rlock = _new_rlock_c if _core is not None else _new_rlock_py
