@@ -49,25 +49,43 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 3 /* what proxies.py expects: _core.API */
+#define LW_API 4 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
+/* An instance's size is what a program with many locks pays for each (tracemalloc counted 399
+   bytes per Lock when every field was here and each instance had a weak reference in
+   recorder.live: 4.5x a real lock). So what most instances never need is kept apart, allocated
+   on first use (LWExt: edges, annotations, contention and failure counts), the serial number is
+   a C integer (its int object is made when asked for), `_hh` is read from the site, and the
+   registry of live instances is a list threaded through the instances themselves (prev/next)
+   instead of a weak reference each in a dict. */
 typedef struct {
+    PyObject *in;        /* _in: {source serial: Edge}; NULL: None */
+    PyObject *out;       /* _out: set of destination serials; NULL: None */
+    PyObject *ann;       /* _ann; NULL: None */
+    PyObject *serial;    /* _serial as an int, made on first use (edges are keyed by it); or NULL */
+    long long ncont, nfail, wait_tot, wait_max;
+} LWExt;
+
+typedef struct LW {
     PyObject_HEAD
     PyObject *real;      /* _real: the _thread lock */
-    PyObject *serial;    /* _serial: int */
     PyObject *site;      /* _site */
-    PyObject *in;        /* _in: {source serial: Edge} or None */
-    PyObject *out;       /* _out */
     PyObject *held_in;   /* _held_in: the holder's held list, () when not held */
     PyObject *at_code;   /* _at_code */
-    PyObject *hh;        /* _hh: the site's hold histogram (list of itertools.count) */
-    PyObject *ann;       /* _ann */
     PyObject *last;      /* _last: the held list of the thread that released it last (NULL: None) */
-    long long t, at_lasti, n, ncont, nfail, hold_tot, hold_max, wait_tot, wait_max, depth;
+    LWExt *ext;          /* NULL until one of its fields is set */
+    struct LW *prev, *next; /* the registry of live instances (see "the registry") */
+    long long serial;    /* _serial; 0: not set yet (made by __new__, before proxies._init) */
+    long long t, n, hold_tot, hold_max;
+    int at_lasti;
+    int flags;
     PyObject *weakreflist;
+    long long depth;     /* RLock only: a Lock's instances end before it */
 } LW;
+
+#define LW_MAYBE_IN_LIVE 1 /* made by __new__: proxies._init may have put it in recorder.live */
 
 /* The real locks' layouts, CPython 3.9-3.13 (Modules/_threadmodule.c), verified at configure(). */
 typedef struct {
@@ -96,7 +114,6 @@ static PyObject *g_py_lock_acquire; /* the pure-Python methods, for the other ca
 static PyObject *g_py_rlock_acquire;
 static PyObject *g_py_rlock_release;
 static PyObject *g_pending;         /* recorder.pending */
-static PyObject *g_live;            /* recorder.live: serial -> weakref of each live instance */
 static PyObject *g_fold_instance;   /* recorder.fold_instance */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
@@ -125,6 +142,117 @@ static PyTypeObject RLockType;
 
 #define IS_LW(o) (Py_IS_TYPE(o, &LockType) || Py_IS_TYPE(o, &RLockType) || \
                   PyObject_TypeCheck(o, &LockType) || PyObject_TypeCheck(o, &RLockType))
+
+/* ---- the instance's parts ---------------------------------------------------------------- */
+
+#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off))) /* an object slot at a member's offset */
+
+#define LW_LISTED 2 /* in the registry of live instances */
+
+/* The extension, allocated on first use; NULL with MemoryError. */
+static LWExt *
+ext_of(LW *self)
+{
+    if (self->ext == NULL) {
+        self->ext = PyMem_Calloc(1, sizeof(LWExt));
+        if (self->ext == NULL)
+            PyErr_NoMemory();
+    }
+    return self->ext;
+}
+
+/* _serial as an int, kept in the extension (a borrowed reference); NULL with an exception. */
+static PyObject *
+serial_object(LW *self)
+{
+    LWExt *x = ext_of(self);
+    if (x == NULL)
+        return NULL;
+    if (x->serial == NULL)
+        x->serial = PyLong_FromLongLong(self->serial);
+    return x->serial;
+}
+
+/* The site's hold histogram (_hh), a new reference. */
+static PyObject *
+hold_hist_of(LW *self)
+{
+    PyObject *site = self->site;
+    if (site == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
+        return NULL;
+    }
+    if (g_site_type != NULL && Py_IS_TYPE(site, g_site_type)) {
+        PyObject *hh = SLOT(site, g_off_hold_hist);
+        if (hh != NULL) {
+            Py_INCREF(hh);
+            return hh;
+        }
+    }
+    return PyObject_GetAttr(site, s_hold_hist);
+}
+
+/* ---- the registry ------------------------------------------------------------------------- */
+
+/* Every live instance of these types, in a list threaded through the instances (what
+   recorder.live, a weak reference each in a dict, is for the pure-Python core): fork and
+   snapshots visit it, never the heap. An instance is listed when allocated and leaves when it
+   is finalized or freed; only complete ones (their site set) are handed out. The GIL guards it. */
+static LW *g_first;
+static Py_ssize_t g_listed;
+
+static void
+list_add(LW *self)
+{
+    self->prev = NULL;
+    self->next = g_first;
+    if (g_first != NULL)
+        g_first->prev = self;
+    g_first = self;
+    self->flags |= LW_LISTED;
+    g_listed++;
+}
+
+static void
+list_remove(LW *self)
+{
+    if (!(self->flags & LW_LISTED))
+        return;
+    if (self->prev != NULL)
+        self->prev->next = self->next;
+    else
+        g_first = self->next;
+    if (self->next != NULL)
+        self->next->prev = self->prev;
+    self->prev = self->next = NULL;
+    self->flags &= ~LW_LISTED;
+    g_listed--;
+}
+
+static PyObject *
+live_instances(PyObject *mod, PyObject *unused)
+{
+    for (;;) {
+        Py_ssize_t n = g_listed;
+        PyObject *list = PyList_New(n);
+        if (list == NULL)
+            return NULL;
+        if (n != g_listed) { /* a collection during the allocation ended some */
+            Py_DECREF(list);
+            continue;
+        }
+        Py_ssize_t i = 0;
+        for (LW *o = g_first; o != NULL && i < n; o = o->next) {
+            if (o->site == NULL || o->serial == 0)
+                continue; /* made by __new__, not set up yet */
+            Py_INCREF(o);
+            PyList_SET_ITEM(list, i, (PyObject *)o);
+            i++;
+        }
+        Py_SET_SIZE(list, i);
+        return list;
+    }
+}
 
 /* ---- the clock: time.perf_counter_ns ------------------------------------------------------ */
 
@@ -291,8 +419,6 @@ real_release(PyObject *real, int rlock)
 
 /* ---- recording ---------------------------------------------------------------------------- */
 
-#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
-
 /* proxies._before(lock, held, False) for the common case, all in C: every other lock held is
    one of these types and its edge into `self` is known, ungated. Returns 1 when done, 0 when
    proxies._before must run instead (nothing changed then), -1 on error. */
@@ -306,7 +432,7 @@ count_known_edges(LW *self, PyObject *held)
     Py_ssize_t n = PyList_GET_SIZE(held);
     if (n > g_same_site_sources)
         return 0; /* proxies._sources */
-    PyObject *ins = self->in;
+    PyObject *ins = self->ext != NULL ? self->ext->in : NULL;
     int need = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *h = PyList_GET_ITEM(held, i);
@@ -315,9 +441,11 @@ count_known_edges(LW *self, PyObject *held)
         need = 1;
         if (ins == NULL || !PyDict_CheckExact(ins) || !IS_LW(h))
             return 0;
-        PyObject *serial = ((LW *)h)->serial;
-        if (serial == NULL || !PyLong_CheckExact(serial))
-            return 0;
+        if (((LW *)h)->ext == NULL)
+            return 0; /* no edge out of h yet (its _out would have made the extension) */
+        PyObject *serial = serial_object((LW *)h);
+        if (serial == NULL)
+            return -1;
         PyObject *e = PyDict_GetItemWithError(ins, serial);
         if (e == NULL) {
             if (PyErr_Occurred())
@@ -344,9 +472,9 @@ count_known_edges(LW *self, PyObject *held)
     Py_INCREF(ins);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
         PyObject *h = PyList_GET_ITEM(held, i);
-        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->serial == NULL)
+        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
             continue;
-        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->serial);
+        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
         if (e == NULL) {
             if (PyErr_Occurred()) {
                 Py_DECREF(ins);
@@ -460,7 +588,7 @@ record_site(LW *self)
     PyObject *old = self->at_code;
     self->at_code = code;
     Py_XDECREF(old);
-    self->at_lasti = lasti;
+    self->at_lasti = (int)lasti;
 }
 
 /* next(self._hh[(d * d).bit_length()]): histogram.bucket_of, as proxies.py writes it inline. */
@@ -519,7 +647,7 @@ ready(LW *self)
         PyErr_SetString(PyExc_RuntimeError, "lockwatch._core is not configured");
         return 0;
     }
-    if (self->real == NULL || self->hh == NULL || self->held_in == NULL) {
+    if (self->real == NULL || self->site == NULL || self->held_in == NULL) {
         PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
         return 0;
     }
@@ -624,6 +752,9 @@ release_slow(LW *self, long long t)
 static PyObject *
 end_hold(LW *self, long long t, int rlock)
 {
+    PyObject *hh = hold_hist_of(self);
+    if (hh == NULL)
+        return NULL;
     long long d = t - self->t;
     self->hold_tot += d;
     if (d > self->hold_max)
@@ -640,9 +771,8 @@ end_hold(LW *self, long long t, int rlock)
         Py_XDECREF(held);
     if (rlock)
         self->depth = 0;
-    PyObject *real = self->real, *hh = self->hh;
+    PyObject *real = self->real;
     Py_INCREF(real);
-    Py_INCREF(hh);
     int r = real_release(real, rlock);
     Py_DECREF(real);
     if (r == 0)
@@ -790,6 +920,8 @@ lw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(g_empty);
     self->held_in = g_empty;
     self->at_lasti = -1;
+    self->flags = LW_MAYBE_IN_LIVE;
+    list_add(self);
     return (PyObject *)self;
 }
 
@@ -802,33 +934,26 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             || !(PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
                  || PyType_IsSubtype((PyTypeObject *)args[0], &RLockType)))
         return PyErr_Format(PyExc_TypeError, "new(cls, real, serial, site): cls of lockwatch._core's types");
-    PyObject *hh = PyObject_GetAttr(args[3], s_hold_hist);
-    if (hh == NULL)
+    long long serial = PyLong_AsLongLong(args[2]);
+    if (serial == -1 && PyErr_Occurred())
         return NULL;
+    if (serial <= 0)
+        return PyErr_Format(PyExc_ValueError, "a serial number is positive");
     PyTypeObject *type = (PyTypeObject *)args[0];
     LW *self = (LW *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(hh);
+    if (self == NULL)
         return NULL;
-    }
     Py_INCREF(args[1]);
     self->real = args[1];
-    Py_INCREF(args[2]);
-    self->serial = args[2];
-    Py_INCREF(Py_None);
-    self->in = Py_None;
-    Py_INCREF(Py_None);
-    self->out = Py_None;
+    self->serial = serial;
     Py_INCREF(g_empty);
     self->held_in = g_empty;
     Py_INCREF(Py_None);
     self->at_code = Py_None;
     self->at_lasti = -1;
-    self->hh = hh;
-    Py_INCREF(Py_None);
-    self->ann = Py_None;
     Py_INCREF(args[3]);
     self->site = args[3];
+    list_add(self);
     return (PyObject *)self;
 }
 
@@ -962,49 +1087,38 @@ site_cache_put(PyObject *code, int lasti, int kind, PyObject *value)
 }
 
 /* A new instance for `site`, as proxies.new_lock / new_rlock make it: serial, real lock, fields,
-   one more made at the site, and last the registration (an instance registered is complete). */
+   one more made at the site, and last the registration (an instance listed is complete). */
 static PyObject *
 new_instance(int rlock, PyObject *site)
 {
     if (!Py_IS_TYPE(site, g_site_type))
         return PyErr_Format(PyExc_TypeError, "a lockwatch site, not %.100s", Py_TYPE(site)->tp_name);
-    PyObject *serial = PyIter_Next(g_serials);
-    if (serial == NULL) {
+    PyObject *next = PyIter_Next(g_serials);
+    if (next == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_RuntimeError, "no more serial numbers");
         return NULL;
     }
-    PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
-    PyObject *hh = SLOT(site, g_off_hold_hist);
-    if (real == NULL || hh == NULL) {
-        if (real != NULL)
-            PyErr_SetString(PyExc_AttributeError, "hold_hist");
-        Py_DECREF(serial);
-        Py_XDECREF(real);
+    long long serial = PyLong_AsLongLong(next);
+    Py_DECREF(next);
+    if (serial == -1 && PyErr_Occurred())
         return NULL;
-    }
+    PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
+    if (real == NULL)
+        return NULL;
     PyTypeObject *type = rlock ? g_rlock_cls : g_lock_cls;
     LW *self = (LW *)type->tp_alloc(type, 0);
     if (self == NULL) {
-        Py_DECREF(serial);
         Py_DECREF(real);
         return NULL;
     }
     self->real = real;
     self->serial = serial;
-    Py_INCREF(Py_None);
-    self->in = Py_None;
-    Py_INCREF(Py_None);
-    self->out = Py_None;
     Py_INCREF(g_empty);
     self->held_in = g_empty;
     Py_INCREF(Py_None);
     self->at_code = Py_None;
     self->at_lasti = -1;
-    Py_INCREF(hh);
-    self->hh = hh;
-    Py_INCREF(Py_None);
-    self->ann = Py_None;
     Py_INCREF(site);
     self->site = site;
     PyObject *made = SLOT(site, g_off_made); /* next(site.made) */
@@ -1019,13 +1133,7 @@ new_instance(int rlock, PyObject *site)
     if (v == NULL && PyErr_Occurred())
         goto error;
     Py_XDECREF(v);
-    PyObject *ref = PyWeakref_NewRef((PyObject *)self, NULL);
-    if (ref == NULL)
-        goto error;
-    int r = PyDict_SetItem(g_live, self->serial, ref);
-    Py_DECREF(ref);
-    if (r < 0)
-        goto error;
+    list_add(self); /* last: an instance registered is complete */
     return (PyObject *)self;
 error:
     Py_DECREF(self);
@@ -1195,22 +1303,19 @@ set_fallbacks(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 static void
 lw_finalize(LW *self)
 {
-    if (!g_configured || self->serial == NULL)
+    /* First, before any Python code runs: a snapshot taken meanwhile must not find it (and take
+       a new reference to an instance being finalized). */
+    list_remove(self);
+    if (!g_configured || self->serial == 0)
         return;
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    int simple = self->n == 0 && self->nfail == 0
-                 && (self->in == NULL || self->in == Py_None)
-                 && (self->out == NULL || self->out == Py_None);
-    if (simple) {
-        if (PyDict_CheckExact(g_live)) {
-            if (PyDict_DelItem(g_live, self->serial) < 0)
-                PyErr_Clear(); /* not registered (half made): as live.pop(serial, None) */
-        }
-        else {
-            simple = 0;
-        }
-    }
+    /* Not simple: counts to fold into the site, edges to drop, or maybe an entry in recorder.live
+       (made by __new__ and proxies._init, or given one with its first edge: its serial's int
+       was made then). */
+    LWExt *x = self->ext;
+    int simple = self->n == 0 && !(self->flags & LW_MAYBE_IN_LIVE)
+                 && (x == NULL || (x->nfail == 0 && x->in == NULL && x->out == NULL && x->serial == NULL));
     if (!simple) {
         PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
         Py_XDECREF(res);
@@ -1223,15 +1328,16 @@ static int
 lw_traverse(LW *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->real);
-    Py_VISIT(self->serial);
     Py_VISIT(self->site);
-    Py_VISIT(self->in);
-    Py_VISIT(self->out);
     Py_VISIT(self->held_in);
     Py_VISIT(self->at_code);
-    Py_VISIT(self->hh);
-    Py_VISIT(self->ann);
     Py_VISIT(self->last);
+    if (self->ext != NULL) {
+        Py_VISIT(self->ext->in);
+        Py_VISIT(self->ext->out);
+        Py_VISIT(self->ext->ann);
+        Py_VISIT(self->ext->serial);
+    }
     return 0;
 }
 
@@ -1239,15 +1345,16 @@ static int
 lw_clear(LW *self)
 {
     Py_CLEAR(self->real);
-    Py_CLEAR(self->serial);
     Py_CLEAR(self->site);
-    Py_CLEAR(self->in);
-    Py_CLEAR(self->out);
     Py_CLEAR(self->held_in);
     Py_CLEAR(self->at_code);
-    Py_CLEAR(self->hh);
-    Py_CLEAR(self->ann);
     Py_CLEAR(self->last);
+    if (self->ext != NULL) {
+        Py_CLEAR(self->ext->in);
+        Py_CLEAR(self->ext->out);
+        Py_CLEAR(self->ext->ann);
+        Py_CLEAR(self->ext->serial);
+    }
     return 0;
 }
 
@@ -1255,32 +1362,148 @@ static void
 lw_dealloc(LW *self)
 {
     PyObject_GC_UnTrack(self);
+    list_remove(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     lw_clear(self);
+    PyMem_Free(self->ext);
+    self->ext = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 #define COMMON_MEMBERS \
     {"_real", T_OBJECT_EX, offsetof(LW, real), 0, NULL}, \
-    {"_serial", T_OBJECT_EX, offsetof(LW, serial), 0, NULL}, \
     {"_site", T_OBJECT_EX, offsetof(LW, site), 0, NULL}, \
-    {"_in", T_OBJECT_EX, offsetof(LW, in), 0, NULL}, \
-    {"_out", T_OBJECT_EX, offsetof(LW, out), 0, NULL}, \
     {"_held_in", T_OBJECT_EX, offsetof(LW, held_in), 0, NULL}, \
     {"_at_code", T_OBJECT_EX, offsetof(LW, at_code), 0, NULL}, \
-    {"_hh", T_OBJECT_EX, offsetof(LW, hh), 0, NULL}, \
-    {"_ann", T_OBJECT_EX, offsetof(LW, ann), 0, NULL}, \
     {"_last", T_OBJECT, offsetof(LW, last), 0, NULL}, \
     {"_t", T_LONGLONG, offsetof(LW, t), 0, NULL}, \
-    {"_at_lasti", T_LONGLONG, offsetof(LW, at_lasti), 0, NULL}, \
+    {"_at_lasti", T_INT, offsetof(LW, at_lasti), 0, NULL}, \
     {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}, \
-    {"_ncont", T_LONGLONG, offsetof(LW, ncont), 0, NULL}, \
-    {"_nfail", T_LONGLONG, offsetof(LW, nfail), 0, NULL}, \
     {"_hold_tot", T_LONGLONG, offsetof(LW, hold_tot), 0, NULL}, \
-    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}, \
-    {"_wait_tot", T_LONGLONG, offsetof(LW, wait_tot), 0, NULL}, \
-    {"_wait_max", T_LONGLONG, offsetof(LW, wait_max), 0, NULL}
+    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}
+
+/* The attributes kept in the extension (or computed): read as the pure-Python core's slots read,
+   None or 0 until set. Setting None or 0 allocates nothing. */
+static PyObject *
+get_serial(LW *self, void *closure)
+{
+    if (self->serial == 0) {
+        PyErr_SetString(PyExc_AttributeError, "_serial");
+        return NULL;
+    }
+    if (self->ext != NULL) {
+        PyObject *o = serial_object(self);
+        Py_XINCREF(o);
+        return o;
+    }
+    return PyLong_FromLongLong(self->serial);
+}
+
+static int
+set_serial(LW *self, PyObject *value, void *closure)
+{
+    long long v = value != NULL ? PyLong_AsLongLong(value) : 0;
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v <= 0) {
+        PyErr_SetString(PyExc_ValueError, "a serial number is positive");
+        return -1;
+    }
+    self->serial = v;
+    if (self->ext != NULL)
+        Py_CLEAR(self->ext->serial);
+    return 0;
+}
+
+#define EXT_OBJECT(name, field) \
+    static PyObject * \
+    get_##field(LW *self, void *closure) \
+    { \
+        PyObject *o = self->ext != NULL && self->ext->field != NULL ? self->ext->field : Py_None; \
+        Py_INCREF(o); \
+        return o; \
+    } \
+    static int \
+    set_##field(LW *self, PyObject *value, void *closure) \
+    { \
+        if (value == NULL) { \
+            PyErr_SetString(PyExc_AttributeError, "cannot delete " name); \
+            return -1; \
+        } \
+        if (value == Py_None && self->ext == NULL) \
+            return 0; \
+        LWExt *x = ext_of(self); \
+        if (x == NULL) \
+            return -1; \
+        PyObject *old = x->field; \
+        if (value == Py_None) \
+            x->field = NULL; \
+        else { \
+            Py_INCREF(value); \
+            x->field = value; \
+        } \
+        Py_XDECREF(old); \
+        return 0; \
+    }
+
+#define EXT_COUNT(name, field) \
+    static PyObject * \
+    get_##field(LW *self, void *closure) \
+    { \
+        return PyLong_FromLongLong(self->ext != NULL ? self->ext->field : 0); \
+    } \
+    static int \
+    set_##field(LW *self, PyObject *value, void *closure) \
+    { \
+        if (value == NULL) { \
+            PyErr_SetString(PyExc_AttributeError, "cannot delete " name); \
+            return -1; \
+        } \
+        long long v = PyLong_AsLongLong(value); \
+        if (v == -1 && PyErr_Occurred()) \
+            return -1; \
+        if (v == 0 && self->ext == NULL) \
+            return 0; \
+        LWExt *x = ext_of(self); \
+        if (x == NULL) \
+            return -1; \
+        x->field = v; \
+        return 0; \
+    }
+
+EXT_OBJECT("_in", in)
+EXT_OBJECT("_out", out)
+EXT_OBJECT("_ann", ann)
+EXT_COUNT("_ncont", ncont)
+EXT_COUNT("_nfail", nfail)
+EXT_COUNT("_wait_tot", wait_tot)
+EXT_COUNT("_wait_max", wait_max)
+
+static PyObject *
+get_hh(LW *self, void *closure)
+{
+    return hold_hist_of(self);
+}
+
+static int
+set_hh(LW *self, PyObject *value, void *closure)
+{
+    return 0; /* proxies._init sets the pure-Python core's slot; here it is read from the site */
+}
+
+static PyGetSetDef lw_getset[] = {
+    {"_serial", (getter)get_serial, (setter)set_serial, NULL, NULL},
+    {"_in", (getter)get_in, (setter)set_in, NULL, NULL},
+    {"_out", (getter)get_out, (setter)set_out, NULL, NULL},
+    {"_ann", (getter)get_ann, (setter)set_ann, NULL, NULL},
+    {"_ncont", (getter)get_ncont, (setter)set_ncont, NULL, NULL},
+    {"_nfail", (getter)get_nfail, (setter)set_nfail, NULL, NULL},
+    {"_wait_tot", (getter)get_wait_tot, (setter)set_wait_tot, NULL, NULL},
+    {"_wait_max", (getter)get_wait_max, (setter)set_wait_max, NULL, NULL},
+    {"_hh", (getter)get_hh, (setter)set_hh, NULL, NULL},
+    {NULL},
+};
 
 static PyMemberDef lock_members[] = {COMMON_MEMBERS, {NULL}};
 static PyMemberDef rlock_members[] = {
@@ -1310,7 +1533,7 @@ static PyMethodDef rlock_methods[] = {
 static PyTypeObject LockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "lockwatch._core.Lock",
-    .tp_basicsize = sizeof(LW),
+    .tp_basicsize = offsetof(LW, depth), /* an RLock's field, last */
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The compiled hot path of lockwatch.proxies.Lock (its base class).",
     .tp_new = lw_new,
@@ -1321,6 +1544,7 @@ static PyTypeObject LockType = {
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = lock_methods,
     .tp_members = lock_members,
+    .tp_getset = lw_getset,
 };
 
 static PyTypeObject RLockType = {
@@ -1337,6 +1561,7 @@ static PyTypeObject RLockType = {
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = rlock_methods,
     .tp_members = rlock_members,
+    .tp_getset = lw_getset,
 };
 
 /* ---- configure() -------------------------------------------------------------------------- */
@@ -1445,7 +1670,6 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_py_rlock_acquire, "py_rlock_acquire");
     TAKE(g_py_rlock_release, "py_rlock_release");
     TAKE(g_pending, "pending");
-    TAKE(g_live, "live");
     TAKE(g_fold_instance, "fold_instance");
     TAKE(g_allocate_lock, "allocate_lock");
     TAKE(g_real_rlock, "real_rlock");
@@ -1515,6 +1739,8 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"live_instances", live_instances, METH_NOARGS,
+     "The live instances of these types (their registry: see \"the registry\")."},
     {"clear_site_cache", clear_site_cache, METH_NOARGS,
      "Forget the sites cached by creating instruction (recorder.reset_hooks)."},
     {"set_fallbacks", (PyCFunction)(void (*)(void))set_fallbacks, METH_FASTCALL,

@@ -271,14 +271,20 @@ next_serial = serials.__next__  # a lock's serial number
 # itself when it dies (fold_instance, from its __del__).
 live: dict[int, Any] = {}
 weakref_ref = weakref.ref
+# The compiled core's Lock and RLock instances are not in `live`: it keeps a registry of its own
+# (a list threaded through the instances, lockwatch/_core.c), and this returns them. A compiled
+# instance is in `live` too once it has an edge (_record_edge: _drop_edges finds an edge's other
+# end by serial there), or if proxies._init set it up.
+compiled_live: Any = None
 
 
 def live_instances() -> list:
     """The instruments alive now (a copy: instances come and go meanwhile)."""
-    out = []
+    out = compiled_live() if compiled_live is not None else []
+    listed = {id(o) for o in out}
     for ref in list(live.values()):
         o = ref()
-        if o is not None:
+        if o is not None and id(o) not in listed:
             out.append(o)
     return out
 
@@ -622,6 +628,9 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
             return
         if src._out is None: src._out = set()  # noqa: E701  (one line: nothing comes between)
         src._out.add(dst._serial)
+        for end in (src, dst):  # the compiled core's instances are found by serial from now on
+            if end._serial not in live:
+                live[end._serial] = weakref_ref(end)
         st.edges_version += 1
         # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
         # Site from an earlier State) shared keys with this session's sites, and its edge
