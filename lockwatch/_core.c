@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 4 /* what proxies.py expects: _core.API */
+#define LW_API 5 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -190,6 +190,80 @@ hold_hist_of(LW *self)
         }
     }
     return PyObject_GetAttr(site, s_hold_hist);
+}
+
+/* ---- counters ------------------------------------------------------------------------------ */
+
+/* next() of an itertools.count (recorder.serials, Site.made): its field incremented where its
+   layout is known (CPython 3.9-3.13, checked at configure(): the counter's value shows in the
+   field and the other way round), else through next(). Under the GIL, as next() itself. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t cnt; /* PY_SSIZE_T_MAX: past the fast range (next() then counts in long_cnt) */
+    PyObject *long_cnt;
+    PyObject *long_step;
+} CountObject;
+
+static PyTypeObject *g_count_type;
+static int g_count_layout;
+
+/* 0 with the value taken in *value (if not NULL), -1 with an exception. */
+static int
+count_next(PyObject *counter, long long *value)
+{
+    if (g_count_layout && Py_IS_TYPE(counter, g_count_type)) {
+        CountObject *c = (CountObject *)counter;
+        if (c->cnt != PY_SSIZE_T_MAX) {
+            if (value != NULL)
+                *value = c->cnt;
+            c->cnt++;
+            return 0;
+        }
+    }
+    PyObject *v = PyIter_Next(counter);
+    if (v == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "a counter ended");
+        return -1;
+    }
+    long long x = value != NULL ? PyLong_AsLongLong(v) : 0;
+    Py_DECREF(v);
+    if (value != NULL) {
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        *value = x;
+    }
+    return 0;
+}
+
+static long long
+call_count(PyObject *counter)
+{
+    PyObject *v = PyIter_Next(counter);
+    long long x = v != NULL ? PyLong_AsLongLong(v) : -1;
+    Py_XDECREF(v);
+    return x;
+}
+
+/* A counter made through its type shows its value in the field, and a value set in the field
+   shows in next(). */
+static int
+check_count_layout(PyObject *sample)
+{
+    g_count_layout = 0;
+    if (Py_TYPE(sample)->tp_basicsize != (Py_ssize_t)sizeof(CountObject))
+        return 0;
+    CountObject *c = (CountObject *)sample;
+    if (c->cnt != 41 || c->long_cnt != NULL)
+        return 0;
+    if (call_count(sample) != 41 || c->cnt != 42)
+        return PyErr_Occurred() ? -1 : 0;
+    c->cnt = 1000;
+    if (call_count(sample) != 1000 || c->cnt != 1001)
+        return PyErr_Occurred() ? -1 : 0;
+    g_count_type = Py_TYPE(sample);
+    g_count_layout = 1;
+    return 0;
 }
 
 /* ---- the registry ------------------------------------------------------------------------- */
@@ -1093,15 +1167,8 @@ new_instance(int rlock, PyObject *site)
 {
     if (!Py_IS_TYPE(site, g_site_type))
         return PyErr_Format(PyExc_TypeError, "a lockwatch site, not %.100s", Py_TYPE(site)->tp_name);
-    PyObject *next = PyIter_Next(g_serials);
-    if (next == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "no more serial numbers");
-        return NULL;
-    }
-    long long serial = PyLong_AsLongLong(next);
-    Py_DECREF(next);
-    if (serial == -1 && PyErr_Occurred())
+    long long serial;
+    if (count_next(g_serials, &serial) < 0)
         return NULL;
     PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
     if (real == NULL)
@@ -1122,17 +1189,15 @@ new_instance(int rlock, PyObject *site)
     Py_INCREF(site);
     self->site = site;
     PyObject *made = SLOT(site, g_off_made); /* next(site.made) */
-    PyObject *v = NULL;
-    if (made != NULL) {
-        Py_INCREF(made);
-        v = PyIter_Next(made);
-        Py_DECREF(made);
-    }
-    else
+    if (made == NULL) {
         PyErr_SetString(PyExc_AttributeError, "made");
-    if (v == NULL && PyErr_Occurred())
         goto error;
-    Py_XDECREF(v);
+    }
+    Py_INCREF(made);
+    int r = count_next(made, NULL);
+    Py_DECREF(made);
+    if (r < 0)
+        goto error;
     list_add(self); /* last: an instance registered is complete */
     return (PyObject *)self;
 error:
@@ -1717,6 +1782,11 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         Py_INCREF(edge);
         g_edge_type = (PyTypeObject *)edge;
     }
+    PyObject *count_sample = PyDict_GetItemString(kwargs, "count_sample");
+    if (count_sample == NULL)
+        return PyErr_Format(PyExc_TypeError, "configure() needs count_sample (itertools.count(41))");
+    if (check_count_layout(count_sample) < 0)
+        return NULL;
     g_tls_plain = strcmp(Py_TYPE(g_tls)->tp_name, "_thread._local") == 0;
     forget_held_cache(NULL, NULL);
     g_lock_layout = g_rlock_layout = 0;
@@ -1725,7 +1795,8 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
 #endif
     g_configured = 1;
-    return Py_BuildValue("{s:O,s:O,s:O,s:O}",
+    return Py_BuildValue("{s:O,s:O,s:O,s:O,s:O}",
+                         "counters", g_count_layout ? Py_True : Py_False,
                          "lock_handle", g_lock_layout ? Py_True : Py_False,
                          "rlock_handle", g_rlock_layout ? Py_True : Py_False,
                          "held_cache", (LW_HAVE_TLS && g_tls_plain) ? Py_True : Py_False,

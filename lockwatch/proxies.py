@@ -666,7 +666,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 4  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 5  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -702,7 +702,8 @@ def _configure(core: Any) -> Any:
             py_rlock_release=PyRLock.release, pending=_pending, fold_instance=_rec.fold_instance,
             edge_type=_rec.Edge,
             same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock(),
-            allocate_lock=_allocate_lock, real_rlock=_real_rlock, serials=_rec.serials, site_type=_rec.Site)
+            allocate_lock=_allocate_lock, real_rlock=_real_rlock, serials=_rec.serials, site_type=_rec.Site,
+            count_sample=itertools.count(41))
     except ImportError as exc:
         CORE_DETAILS["unavailable"] = str(exc)
         return None
