@@ -102,6 +102,13 @@ _lock_wrapper: Any = _compiled[0] if _compiled is not None else _lock_factory
 _rlock_wrapper: Any = _compiled[1] if _compiled is not None else _rlock_factory
 _ours_wrappers = (_lock_factory, _rlock_factory, _lock_wrapper, _rlock_wrapper)
 
+
+def make_instances_of(lock_cls: type[Any], rlock_cls: type[Any]) -> None:
+    """The compiled factories make instances of these subclasses of proxies.Lock and RLock from now
+    on (a confirmation run's steered locks, confirm.install_steering, which replaces _new_lock
+    and _new_rlock for the calls the Python wrappers make)."""
+    proxies.compiled_factories(_lock_factory, _rlock_factory, _site_verdict, lock_cls, rlock_cls)
+
 _factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
 
 
