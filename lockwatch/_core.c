@@ -49,25 +49,43 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 2 /* what proxies.py expects: _core.API */
+#define LW_API 5 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
+/* An instance's size is what a program with many locks pays for each (tracemalloc counted 399
+   bytes per Lock when every field was here and each instance had a weak reference in
+   recorder.live: 4.5x a real lock). So what most instances never need is kept apart, allocated
+   on first use (LWExt: edges, annotations, contention and failure counts), the serial number is
+   a C integer (its int object is made when asked for), `_hh` is read from the site, and the
+   registry of live instances is a list threaded through the instances themselves (prev/next)
+   instead of a weak reference each in a dict. */
 typedef struct {
+    PyObject *in;        /* _in: {source serial: Edge}; NULL: None */
+    PyObject *out;       /* _out: set of destination serials; NULL: None */
+    PyObject *ann;       /* _ann; NULL: None */
+    PyObject *serial;    /* _serial as an int, made on first use (edges are keyed by it); or NULL */
+    long long ncont, nfail, wait_tot, wait_max;
+} LWExt;
+
+typedef struct LW {
     PyObject_HEAD
     PyObject *real;      /* _real: the _thread lock */
-    PyObject *serial;    /* _serial: int */
     PyObject *site;      /* _site */
-    PyObject *in;        /* _in: {source serial: Edge} or None */
-    PyObject *out;       /* _out */
     PyObject *held_in;   /* _held_in: the holder's held list, () when not held */
     PyObject *at_code;   /* _at_code */
-    PyObject *hh;        /* _hh: the site's hold histogram (list of itertools.count) */
-    PyObject *ann;       /* _ann */
     PyObject *last;      /* _last: the held list of the thread that released it last (NULL: None) */
-    long long t, at_lasti, n, ncont, nfail, hold_tot, hold_max, wait_tot, wait_max, depth;
+    LWExt *ext;          /* NULL until one of its fields is set */
+    struct LW *prev, *next; /* the registry of live instances (see "the registry") */
+    long long serial;    /* _serial; 0: not set yet (made by __new__, before proxies._init) */
+    long long t, n, hold_tot, hold_max;
+    int at_lasti;
+    int flags;
     PyObject *weakreflist;
+    long long depth;     /* RLock only: a Lock's instances end before it */
 } LW;
+
+#define LW_MAYBE_IN_LIVE 1 /* made by __new__: proxies._init may have put it in recorder.live */
 
 /* The real locks' layouts, CPython 3.9-3.13 (Modules/_threadmodule.c), verified at configure(). */
 typedef struct {
@@ -96,7 +114,6 @@ static PyObject *g_py_lock_acquire; /* the pure-Python methods, for the other ca
 static PyObject *g_py_rlock_acquire;
 static PyObject *g_py_rlock_release;
 static PyObject *g_pending;         /* recorder.pending */
-static PyObject *g_live;            /* recorder.live: serial -> weakref of each live instance */
 static PyObject *g_fold_instance;   /* recorder.fold_instance */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
@@ -107,13 +124,209 @@ static int g_tls_plain;             /* recorder.tls is CPython's _thread._local 
 static Py_ssize_t g_same_site_sources = 8;
 static int g_configured;
 
-static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *g_empty;
+/* Creation (set by configure() and set_fallbacks()): see "creation" below. */
+static PyObject *g_allocate_lock;   /* _thread.allocate_lock */
+static PyObject *g_real_rlock;      /* the real RLock factory (proxies._real_rlock) */
+static PyObject *g_serials;         /* recorder._serials: one next() per instance */
+static PyObject *g_site_verdict;    /* patching._site_verdict(frame, kind) */
+static PyTypeObject *g_site_type;   /* recorder.Site */
+static Py_ssize_t g_off_made, g_off_hold_hist;
+static PyTypeObject *g_lock_cls, *g_rlock_cls; /* proxies.Lock, proxies.RLock (set_fallbacks) */
+static PyObject *g_lock_fallback;   /* patching._lock_factory(wrapped, instance, args, kwargs) */
+static PyObject *g_rlock_fallback;  /* patching._rlock_for(wrapped, args, kwargs, frame) */
+
+static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *s_wrapped, *s_lock, *s_rlock, *g_empty;
 
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
 
 #define IS_LW(o) (Py_IS_TYPE(o, &LockType) || Py_IS_TYPE(o, &RLockType) || \
                   PyObject_TypeCheck(o, &LockType) || PyObject_TypeCheck(o, &RLockType))
+
+/* ---- the instance's parts ---------------------------------------------------------------- */
+
+#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off))) /* an object slot at a member's offset */
+
+#define LW_LISTED 2 /* in the registry of live instances */
+
+/* The extension, allocated on first use; NULL with MemoryError. */
+static LWExt *
+ext_of(LW *self)
+{
+    if (self->ext == NULL) {
+        self->ext = PyMem_Calloc(1, sizeof(LWExt));
+        if (self->ext == NULL)
+            PyErr_NoMemory();
+    }
+    return self->ext;
+}
+
+/* _serial as an int, kept in the extension (a borrowed reference); NULL with an exception. */
+static PyObject *
+serial_object(LW *self)
+{
+    LWExt *x = ext_of(self);
+    if (x == NULL)
+        return NULL;
+    if (x->serial == NULL)
+        x->serial = PyLong_FromLongLong(self->serial);
+    return x->serial;
+}
+
+/* The site's hold histogram (_hh), a new reference. */
+static PyObject *
+hold_hist_of(LW *self)
+{
+    PyObject *site = self->site;
+    if (site == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
+        return NULL;
+    }
+    if (g_site_type != NULL && Py_IS_TYPE(site, g_site_type)) {
+        PyObject *hh = SLOT(site, g_off_hold_hist);
+        if (hh != NULL) {
+            Py_INCREF(hh);
+            return hh;
+        }
+    }
+    return PyObject_GetAttr(site, s_hold_hist);
+}
+
+/* ---- counters ------------------------------------------------------------------------------ */
+
+/* next() of an itertools.count (recorder.serials, Site.made): its field incremented where its
+   layout is known (CPython 3.9-3.13, checked at configure(): the counter's value shows in the
+   field and the other way round), else through next(). Under the GIL, as next() itself. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t cnt; /* PY_SSIZE_T_MAX: past the fast range (next() then counts in long_cnt) */
+    PyObject *long_cnt;
+    PyObject *long_step;
+} CountObject;
+
+static PyTypeObject *g_count_type;
+static int g_count_layout;
+
+/* 0 with the value taken in *value (if not NULL), -1 with an exception. */
+static int
+count_next(PyObject *counter, long long *value)
+{
+    if (g_count_layout && Py_IS_TYPE(counter, g_count_type)) {
+        CountObject *c = (CountObject *)counter;
+        if (c->cnt != PY_SSIZE_T_MAX) {
+            if (value != NULL)
+                *value = c->cnt;
+            c->cnt++;
+            return 0;
+        }
+    }
+    PyObject *v = PyIter_Next(counter);
+    if (v == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "a counter ended");
+        return -1;
+    }
+    long long x = value != NULL ? PyLong_AsLongLong(v) : 0;
+    Py_DECREF(v);
+    if (value != NULL) {
+        if (x == -1 && PyErr_Occurred())
+            return -1;
+        *value = x;
+    }
+    return 0;
+}
+
+static long long
+call_count(PyObject *counter)
+{
+    PyObject *v = PyIter_Next(counter);
+    long long x = v != NULL ? PyLong_AsLongLong(v) : -1;
+    Py_XDECREF(v);
+    return x;
+}
+
+/* A counter made through its type shows its value in the field, and a value set in the field
+   shows in next(). */
+static int
+check_count_layout(PyObject *sample)
+{
+    g_count_layout = 0;
+    if (Py_TYPE(sample)->tp_basicsize != (Py_ssize_t)sizeof(CountObject))
+        return 0;
+    CountObject *c = (CountObject *)sample;
+    if (c->cnt != 41 || c->long_cnt != NULL)
+        return 0;
+    if (call_count(sample) != 41 || c->cnt != 42)
+        return PyErr_Occurred() ? -1 : 0;
+    c->cnt = 1000;
+    if (call_count(sample) != 1000 || c->cnt != 1001)
+        return PyErr_Occurred() ? -1 : 0;
+    g_count_type = Py_TYPE(sample);
+    g_count_layout = 1;
+    return 0;
+}
+
+/* ---- the registry ------------------------------------------------------------------------- */
+
+/* Every live instance of these types, in a list threaded through the instances (what
+   recorder.live, a weak reference each in a dict, is for the pure-Python core): fork and
+   snapshots visit it, never the heap. An instance is listed when allocated and leaves when it
+   is finalized or freed; only complete ones (their site set) are handed out. The GIL guards it. */
+static LW *g_first;
+static Py_ssize_t g_listed;
+
+static void
+list_add(LW *self)
+{
+    self->prev = NULL;
+    self->next = g_first;
+    if (g_first != NULL)
+        g_first->prev = self;
+    g_first = self;
+    self->flags |= LW_LISTED;
+    g_listed++;
+}
+
+static void
+list_remove(LW *self)
+{
+    if (!(self->flags & LW_LISTED))
+        return;
+    if (self->prev != NULL)
+        self->prev->next = self->next;
+    else
+        g_first = self->next;
+    if (self->next != NULL)
+        self->next->prev = self->prev;
+    self->prev = self->next = NULL;
+    self->flags &= ~LW_LISTED;
+    g_listed--;
+}
+
+static PyObject *
+live_instances(PyObject *mod, PyObject *unused)
+{
+    for (;;) {
+        Py_ssize_t n = g_listed;
+        PyObject *list = PyList_New(n);
+        if (list == NULL)
+            return NULL;
+        if (n != g_listed) { /* a collection during the allocation ended some */
+            Py_DECREF(list);
+            continue;
+        }
+        Py_ssize_t i = 0;
+        for (LW *o = g_first; o != NULL && i < n; o = o->next) {
+            if (o->site == NULL || o->serial == 0)
+                continue; /* made by __new__, not set up yet */
+            Py_INCREF(o);
+            PyList_SET_ITEM(list, i, (PyObject *)o);
+            i++;
+        }
+        Py_SET_SIZE(list, i);
+        return list;
+    }
+}
 
 /* ---- the clock: time.perf_counter_ns ------------------------------------------------------ */
 
@@ -280,8 +493,6 @@ real_release(PyObject *real, int rlock)
 
 /* ---- recording ---------------------------------------------------------------------------- */
 
-#define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
-
 /* proxies._before(lock, held, False) for the common case, all in C: every other lock held is
    one of these types and its edge into `self` is known, ungated. Returns 1 when done, 0 when
    proxies._before must run instead (nothing changed then), -1 on error. */
@@ -295,7 +506,7 @@ count_known_edges(LW *self, PyObject *held)
     Py_ssize_t n = PyList_GET_SIZE(held);
     if (n > g_same_site_sources)
         return 0; /* proxies._sources */
-    PyObject *ins = self->in;
+    PyObject *ins = self->ext != NULL ? self->ext->in : NULL;
     int need = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *h = PyList_GET_ITEM(held, i);
@@ -304,9 +515,11 @@ count_known_edges(LW *self, PyObject *held)
         need = 1;
         if (ins == NULL || !PyDict_CheckExact(ins) || !IS_LW(h))
             return 0;
-        PyObject *serial = ((LW *)h)->serial;
-        if (serial == NULL || !PyLong_CheckExact(serial))
-            return 0;
+        if (((LW *)h)->ext == NULL)
+            return 0; /* no edge out of h yet (its _out would have made the extension) */
+        PyObject *serial = serial_object((LW *)h);
+        if (serial == NULL)
+            return -1;
         PyObject *e = PyDict_GetItemWithError(ins, serial);
         if (e == NULL) {
             if (PyErr_Occurred())
@@ -333,9 +546,9 @@ count_known_edges(LW *self, PyObject *held)
     Py_INCREF(ins);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
         PyObject *h = PyList_GET_ITEM(held, i);
-        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->serial == NULL)
+        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
             continue;
-        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->serial);
+        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
         if (e == NULL) {
             if (PyErr_Occurred()) {
                 Py_DECREF(ins);
@@ -417,6 +630,19 @@ wait_for(LW *self, PyObject *real, long long *t)
     return 0;
 }
 
+/* frame.f_lasti: the frame's current instruction offset. */
+static inline int
+frame_lasti(PyFrameObject *f)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyFrame_GetLasti(f);
+#elif PY_VERSION_HEX >= 0x030A0000
+    return f->f_lasti < 0 ? -1 : f->f_lasti * 2;
+#else
+    return f->f_lasti;
+#endif
+}
+
 /* Where the caller took the lock: its code object and instruction offset (frame.f_lasti). */
 static void
 record_site(LW *self)
@@ -431,18 +657,12 @@ record_site(LW *self)
     }
     else {
         code = (PyObject *)PyFrame_GetCode(f);
-#if PY_VERSION_HEX >= 0x030B0000
-        lasti = PyFrame_GetLasti(f);
-#elif PY_VERSION_HEX >= 0x030A0000
-        lasti = f->f_lasti < 0 ? -1 : (long long)f->f_lasti * 2;
-#else
-        lasti = f->f_lasti;
-#endif
+        lasti = frame_lasti(f);
     }
     PyObject *old = self->at_code;
     self->at_code = code;
     Py_XDECREF(old);
-    self->at_lasti = lasti;
+    self->at_lasti = (int)lasti;
 }
 
 /* next(self._hh[(d * d).bit_length()]): histogram.bucket_of, as proxies.py writes it inline. */
@@ -501,7 +721,7 @@ ready(LW *self)
         PyErr_SetString(PyExc_RuntimeError, "lockwatch._core is not configured");
         return 0;
     }
-    if (self->real == NULL || self->hh == NULL || self->held_in == NULL) {
+    if (self->real == NULL || self->site == NULL || self->held_in == NULL) {
         PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
         return 0;
     }
@@ -606,6 +826,9 @@ release_slow(LW *self, long long t)
 static PyObject *
 end_hold(LW *self, long long t, int rlock)
 {
+    PyObject *hh = hold_hist_of(self);
+    if (hh == NULL)
+        return NULL;
     long long d = t - self->t;
     self->hold_tot += d;
     if (d > self->hold_max)
@@ -622,9 +845,8 @@ end_hold(LW *self, long long t, int rlock)
         Py_XDECREF(held);
     if (rlock)
         self->depth = 0;
-    PyObject *real = self->real, *hh = self->hh;
+    PyObject *real = self->real;
     Py_INCREF(real);
-    Py_INCREF(hh);
     int r = real_release(real, rlock);
     Py_DECREF(real);
     if (r == 0)
@@ -772,6 +994,8 @@ lw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(g_empty);
     self->held_in = g_empty;
     self->at_lasti = -1;
+    self->flags = LW_MAYBE_IN_LIVE;
+    list_add(self);
     return (PyObject *)self;
 }
 
@@ -784,34 +1008,359 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             || !(PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
                  || PyType_IsSubtype((PyTypeObject *)args[0], &RLockType)))
         return PyErr_Format(PyExc_TypeError, "new(cls, real, serial, site): cls of lockwatch._core's types");
-    PyObject *hh = PyObject_GetAttr(args[3], s_hold_hist);
-    if (hh == NULL)
+    long long serial = PyLong_AsLongLong(args[2]);
+    if (serial == -1 && PyErr_Occurred())
         return NULL;
+    if (serial <= 0)
+        return PyErr_Format(PyExc_ValueError, "a serial number is positive");
     PyTypeObject *type = (PyTypeObject *)args[0];
     LW *self = (LW *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(hh);
+    if (self == NULL)
         return NULL;
-    }
     Py_INCREF(args[1]);
     self->real = args[1];
-    Py_INCREF(args[2]);
-    self->serial = args[2];
-    Py_INCREF(Py_None);
-    self->in = Py_None;
-    Py_INCREF(Py_None);
-    self->out = Py_None;
+    self->serial = serial;
     Py_INCREF(g_empty);
     self->held_in = g_empty;
     Py_INCREF(Py_None);
     self->at_code = Py_None;
     self->at_lasti = -1;
-    self->hh = hh;
-    Py_INCREF(Py_None);
-    self->ann = Py_None;
     Py_INCREF(args[3]);
     self->site = args[3];
+    list_add(self);
     return (PyObject *)self;
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
+
+/* patching's factories (threading.Lock, threading.RLock) are these when the compiled core runs:
+   lock_factory is the wrapper wrapt's FunctionWrapper calls with (wrapped, instance, args,
+   kwargs), rlock_call the __call__ of the RLock factory (threading.RLock is a Python function).
+   A call without arguments from an instruction seen before takes no Python code: the site comes
+   from the cache below, and the instance is made as proxies.new_lock makes it. Anything else (an
+   instruction seen for the first time, arguments, a factory function whose caller decides the
+   site) goes to patching's own Python wrappers. */
+
+/* What a creating instruction means, by (code object, instruction offset, kind): the Site of the
+   locks it makes, or Py_False when it makes real ones (threading's, wrapt's and lockwatch's own
+   code). recorder.instruction_site keeps the same per instruction behind a tuple key; this table
+   is looked at first. An entry holds its code object (so its address is not reused while cached)
+   and its value; recorder.reset() empties it (reset_hooks: the sites of a new State are new), and
+   it is emptied when full (code compiled again and again: exec). */
+typedef struct {
+    PyObject *code; /* NULL: an empty slot */
+    PyObject *value;
+    int lasti;
+    int kind;
+} SiteEntry;
+
+#define SITE_CACHE_MIN 256
+#define SITE_CACHE_MAX (1 << 17)
+static SiteEntry *g_sites;
+static Py_ssize_t g_sites_cap, g_sites_used;
+
+static inline size_t
+site_hash(PyObject *code, int lasti, int kind)
+{
+    size_t h = ((size_t)code >> 4) ^ ((size_t)(unsigned)lasti * 0x9E3779B1u) ^ (size_t)kind;
+    return h ^ (h >> 13);
+}
+
+static PyObject * /* borrowed; NULL: not cached */
+site_cache_get(PyObject *code, int lasti, int kind)
+{
+    if (g_sites == NULL)
+        return NULL;
+    size_t mask = (size_t)g_sites_cap - 1;
+    for (size_t i = site_hash(code, lasti, kind) & mask;; i = (i + 1) & mask) {
+        SiteEntry *e = &g_sites[i];
+        if (e->code == NULL)
+            return NULL;
+        if (e->code == code && e->lasti == lasti && e->kind == kind)
+            return e->value;
+    }
+}
+
+static void
+site_table_free(SiteEntry *t, Py_ssize_t cap)
+{
+    for (Py_ssize_t i = 0; i < cap; i++) {
+        Py_XDECREF(t[i].code);
+        Py_XDECREF(t[i].value);
+    }
+    PyMem_Free(t);
+}
+
+static PyObject *
+clear_site_cache(PyObject *mod, PyObject *unused)
+{
+    SiteEntry *t = g_sites;
+    Py_ssize_t cap = g_sites_cap;
+    g_sites = NULL; /* detached first: the references dropped below may run code */
+    g_sites_cap = g_sites_used = 0;
+    if (t != NULL)
+        site_table_free(t, cap);
+    Py_RETURN_NONE;
+}
+
+static void
+site_slot_set(PyObject *code, int lasti, int kind, PyObject *value)
+{
+    size_t mask = (size_t)g_sites_cap - 1;
+    for (size_t i = site_hash(code, lasti, kind) & mask;; i = (i + 1) & mask) {
+        SiteEntry *e = &g_sites[i];
+        if (e->code == NULL) {
+            e->code = code;
+            e->value = value;
+            e->lasti = lasti;
+            e->kind = kind;
+            g_sites_used++;
+            return;
+        }
+        if (e->code == code && e->lasti == lasti && e->kind == kind) { /* cached meanwhile */
+            PyObject *old_code = e->code, *old_value = e->value;
+            e->code = code;
+            e->value = value;
+            Py_DECREF(old_code);
+            Py_DECREF(old_value);
+            return;
+        }
+    }
+}
+
+static int
+site_cache_put(PyObject *code, int lasti, int kind, PyObject *value)
+{
+    if (g_sites == NULL || (g_sites_used + 1) * 2 > g_sites_cap) {
+        SiteEntry *old = g_sites;
+        Py_ssize_t old_cap = g_sites_cap;
+        int keep = old != NULL && old_cap * 2 <= SITE_CACHE_MAX;
+        Py_ssize_t cap = keep ? old_cap * 2 : SITE_CACHE_MIN;
+        SiteEntry *t = PyMem_Calloc((size_t)cap, sizeof(SiteEntry));
+        if (t == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        g_sites = t;
+        g_sites_cap = cap;
+        g_sites_used = 0;
+        if (keep) { /* grown: the entries move, with their references */
+            for (Py_ssize_t i = 0; i < old_cap; i++)
+                if (old[i].code != NULL)
+                    site_slot_set(old[i].code, old[i].lasti, old[i].kind, old[i].value);
+            PyMem_Free(old);
+        }
+        else if (old != NULL) {
+            site_table_free(old, old_cap); /* full: start again */
+        }
+    }
+    Py_INCREF(code);
+    Py_INCREF(value);
+    site_slot_set(code, lasti, kind, value);
+    return 0;
+}
+
+/* A new instance for `site`, as proxies.new_lock / new_rlock make it: serial, real lock, fields,
+   one more made at the site, and last the registration (an instance listed is complete). */
+static PyObject *
+new_instance(int rlock, PyObject *site)
+{
+    if (!Py_IS_TYPE(site, g_site_type))
+        return PyErr_Format(PyExc_TypeError, "a lockwatch site, not %.100s", Py_TYPE(site)->tp_name);
+    long long serial;
+    if (count_next(g_serials, &serial) < 0)
+        return NULL;
+    PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
+    if (real == NULL)
+        return NULL;
+    PyTypeObject *type = rlock ? g_rlock_cls : g_lock_cls;
+    LW *self = (LW *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(real);
+        return NULL;
+    }
+    self->real = real;
+    self->serial = serial;
+    Py_INCREF(g_empty);
+    self->held_in = g_empty;
+    Py_INCREF(Py_None);
+    self->at_code = Py_None;
+    self->at_lasti = -1;
+    Py_INCREF(site);
+    self->site = site;
+    PyObject *made = SLOT(site, g_off_made); /* next(site.made) */
+    if (made == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "made");
+        goto error;
+    }
+    Py_INCREF(made);
+    int r = count_next(made, NULL);
+    Py_DECREF(made);
+    if (r < 0)
+        goto error;
+    list_add(self); /* last: an instance registered is complete */
+    return (PyObject *)self;
+error:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* The lock for the calling Python frame, or *handled = 0 when patching's Python wrapper must
+   make it. `wrapped` (or, if NULL, owner.__wrapped__) makes a real one. */
+static PyObject *
+make_for_caller(int rlock, PyObject *wrapped, PyObject *owner, int *handled)
+{
+    *handled = 0;
+    if (!g_configured || g_lock_cls == NULL || g_site_verdict == NULL)
+        return NULL;
+    PyFrameObject *f = PyEval_GetFrame(); /* the caller: wrapt's C __call__ and this push none */
+    if (f == NULL)
+        return NULL;
+    PyObject *code = (PyObject *)PyFrame_GetCode(f);
+    int lasti = frame_lasti(f);
+    PyObject *v = site_cache_get(code, lasti, rlock);
+    if (v != NULL)
+        Py_INCREF(v);
+    else {
+        PyObject *args[2] = {(PyObject *)f, rlock ? s_rlock : s_lock};
+        v = PyObject_Vectorcall(g_site_verdict, args, 2, NULL);
+        if (v == NULL) {
+            Py_DECREF(code);
+            *handled = 1;
+            return NULL;
+        }
+        if (v == Py_None) { /* decided by more than the instruction */
+            Py_DECREF(v);
+            Py_DECREF(code);
+            return NULL;
+        }
+        if (site_cache_put(code, lasti, rlock, v) < 0) {
+            Py_DECREF(v);
+            Py_DECREF(code);
+            *handled = 1;
+            return NULL;
+        }
+    }
+    Py_DECREF(code);
+    *handled = 1;
+    PyObject *result;
+    if (v == Py_False) { /* a real one */
+        if (wrapped != NULL)
+            result = PyObject_CallNoArgs(wrapped);
+        else {
+            PyObject *w = PyObject_GetAttr(owner, s_wrapped);
+            result = w != NULL ? PyObject_CallNoArgs(w) : NULL;
+            Py_XDECREF(w);
+        }
+    }
+    else
+        result = new_instance(rlock, v);
+    Py_DECREF(v);
+    return result;
+}
+
+static int
+no_arguments(PyObject *args, PyObject *kwargs)
+{
+    return PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 0
+           && (kwargs == Py_None || (PyDict_CheckExact(kwargs) && PyDict_GET_SIZE(kwargs) == 0));
+}
+
+/* factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock (and RLock). */
+static PyObject *
+factory_call(int rlock, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "a factory wrapper takes (wrapped, instance, args, kwargs)");
+    if (no_arguments(args[2], args[3])) {
+        int handled;
+        PyObject *r = make_for_caller(rlock, args[0], NULL, &handled);
+        if (handled)
+            return r;
+    }
+    PyObject *fallback = rlock ? g_rlock_fallback : g_lock_fallback;
+    if (fallback == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core.set_fallbacks() was not called");
+    return PyObject_Vectorcall(fallback, args, 4, NULL);
+}
+
+static PyObject *
+lock_factory(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    return factory_call(0, args, nargs);
+}
+
+static PyObject *
+rlock_factory(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    return factory_call(1, args, nargs);
+}
+
+/* __call__(self, *args, **kwargs) of the RLock factory around threading's Python function: as
+   rlock_factory(self.__wrapped__, None, args, kwargs), without wrapt's call (which first looks
+   for the function's __self__, an AttributeError caught on every call). */
+static PyObject *
+rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)) {
+        int handled;
+        PyObject *r = make_for_caller(1, NULL, self, &handled);
+        if (handled)
+            return r;
+    }
+    if (g_rlock_fallback == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core.set_fallbacks() was not called");
+    PyObject *wrapped = PyObject_GetAttr(self, s_wrapped);
+    PyObject *tuple = wrapped != NULL ? PyTuple_New(nargs) : NULL;
+    PyObject *dict = tuple != NULL ? PyDict_New() : NULL;
+    PyObject *res = NULL;
+    if (dict != NULL) {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        Py_ssize_t nk = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+        Py_ssize_t i = 0;
+        for (; i < nk; i++)
+            if (PyDict_SetItem(dict, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+                break;
+        if (i == nk) {
+            PyObject *call[4] = {wrapped, Py_None, tuple, dict};
+            res = PyObject_Vectorcall(g_rlock_fallback, call, 4, NULL);
+        }
+    }
+    Py_XDECREF(wrapped);
+    Py_XDECREF(tuple);
+    Py_XDECREF(dict);
+    return res;
+}
+
+static PyMethodDef rlock_call_def = {
+    "rlock_call", (PyCFunction)(void (*)(void))rlock_call, METH_FASTCALL | METH_KEYWORDS,
+    "__call__ of the RLock factory (patching): an instrumented RLock for the calling frame.",
+};
+
+/* set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict): the classes
+   made (proxies' compiled Lock and RLock), patching's wrappers for the calls the factories leave
+   to them, and patching's verdict on a creating instruction not cached yet (site_verdict(frame,
+   kind): its Site, False for a real lock, None to leave the call to the fallback). */
+static PyObject *
+set_fallbacks(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1])
+            || !PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
+            || !PyType_IsSubtype((PyTypeObject *)args[1], &RLockType))
+        return PyErr_Format(PyExc_TypeError,
+                            "set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict)");
+    for (int i = 0; i < 5; i++)
+        Py_INCREF(args[i]);
+    Py_XSETREF(g_lock_cls, (PyTypeObject *)args[0]);
+    Py_XSETREF(g_rlock_cls, (PyTypeObject *)args[1]);
+    Py_XSETREF(g_lock_fallback, args[2]);
+    Py_XSETREF(g_rlock_fallback, args[3]);
+    Py_XSETREF(g_site_verdict, args[4]);
+    clear_site_cache(NULL, NULL);
+    Py_RETURN_NONE;
 }
 
 /* __del__ (proxies._Tracked.__del__): an instance that was never taken and has no edges only
@@ -819,22 +1368,19 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 static void
 lw_finalize(LW *self)
 {
-    if (!g_configured || self->serial == NULL)
+    /* First, before any Python code runs: a snapshot taken meanwhile must not find it (and take
+       a new reference to an instance being finalized). */
+    list_remove(self);
+    if (!g_configured || self->serial == 0)
         return;
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    int simple = self->n == 0 && self->nfail == 0
-                 && (self->in == NULL || self->in == Py_None)
-                 && (self->out == NULL || self->out == Py_None);
-    if (simple) {
-        if (PyDict_CheckExact(g_live)) {
-            if (PyDict_DelItem(g_live, self->serial) < 0)
-                PyErr_Clear(); /* not registered (half made): as live.pop(serial, None) */
-        }
-        else {
-            simple = 0;
-        }
-    }
+    /* Not simple: counts to fold into the site, edges to drop, or maybe an entry in recorder.live
+       (made by __new__ and proxies._init, or given one with its first edge: its serial's int
+       was made then). */
+    LWExt *x = self->ext;
+    int simple = self->n == 0 && !(self->flags & LW_MAYBE_IN_LIVE)
+                 && (x == NULL || (x->nfail == 0 && x->in == NULL && x->out == NULL && x->serial == NULL));
     if (!simple) {
         PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
         Py_XDECREF(res);
@@ -847,15 +1393,16 @@ static int
 lw_traverse(LW *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->real);
-    Py_VISIT(self->serial);
     Py_VISIT(self->site);
-    Py_VISIT(self->in);
-    Py_VISIT(self->out);
     Py_VISIT(self->held_in);
     Py_VISIT(self->at_code);
-    Py_VISIT(self->hh);
-    Py_VISIT(self->ann);
     Py_VISIT(self->last);
+    if (self->ext != NULL) {
+        Py_VISIT(self->ext->in);
+        Py_VISIT(self->ext->out);
+        Py_VISIT(self->ext->ann);
+        Py_VISIT(self->ext->serial);
+    }
     return 0;
 }
 
@@ -863,15 +1410,16 @@ static int
 lw_clear(LW *self)
 {
     Py_CLEAR(self->real);
-    Py_CLEAR(self->serial);
     Py_CLEAR(self->site);
-    Py_CLEAR(self->in);
-    Py_CLEAR(self->out);
     Py_CLEAR(self->held_in);
     Py_CLEAR(self->at_code);
-    Py_CLEAR(self->hh);
-    Py_CLEAR(self->ann);
     Py_CLEAR(self->last);
+    if (self->ext != NULL) {
+        Py_CLEAR(self->ext->in);
+        Py_CLEAR(self->ext->out);
+        Py_CLEAR(self->ext->ann);
+        Py_CLEAR(self->ext->serial);
+    }
     return 0;
 }
 
@@ -879,32 +1427,148 @@ static void
 lw_dealloc(LW *self)
 {
     PyObject_GC_UnTrack(self);
+    list_remove(self);
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     lw_clear(self);
+    PyMem_Free(self->ext);
+    self->ext = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 #define COMMON_MEMBERS \
     {"_real", T_OBJECT_EX, offsetof(LW, real), 0, NULL}, \
-    {"_serial", T_OBJECT_EX, offsetof(LW, serial), 0, NULL}, \
     {"_site", T_OBJECT_EX, offsetof(LW, site), 0, NULL}, \
-    {"_in", T_OBJECT_EX, offsetof(LW, in), 0, NULL}, \
-    {"_out", T_OBJECT_EX, offsetof(LW, out), 0, NULL}, \
     {"_held_in", T_OBJECT_EX, offsetof(LW, held_in), 0, NULL}, \
     {"_at_code", T_OBJECT_EX, offsetof(LW, at_code), 0, NULL}, \
-    {"_hh", T_OBJECT_EX, offsetof(LW, hh), 0, NULL}, \
-    {"_ann", T_OBJECT_EX, offsetof(LW, ann), 0, NULL}, \
     {"_last", T_OBJECT, offsetof(LW, last), 0, NULL}, \
     {"_t", T_LONGLONG, offsetof(LW, t), 0, NULL}, \
-    {"_at_lasti", T_LONGLONG, offsetof(LW, at_lasti), 0, NULL}, \
+    {"_at_lasti", T_INT, offsetof(LW, at_lasti), 0, NULL}, \
     {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}, \
-    {"_ncont", T_LONGLONG, offsetof(LW, ncont), 0, NULL}, \
-    {"_nfail", T_LONGLONG, offsetof(LW, nfail), 0, NULL}, \
     {"_hold_tot", T_LONGLONG, offsetof(LW, hold_tot), 0, NULL}, \
-    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}, \
-    {"_wait_tot", T_LONGLONG, offsetof(LW, wait_tot), 0, NULL}, \
-    {"_wait_max", T_LONGLONG, offsetof(LW, wait_max), 0, NULL}
+    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}
+
+/* The attributes kept in the extension (or computed): read as the pure-Python core's slots read,
+   None or 0 until set. Setting None or 0 allocates nothing. */
+static PyObject *
+get_serial(LW *self, void *closure)
+{
+    if (self->serial == 0) {
+        PyErr_SetString(PyExc_AttributeError, "_serial");
+        return NULL;
+    }
+    if (self->ext != NULL) {
+        PyObject *o = serial_object(self);
+        Py_XINCREF(o);
+        return o;
+    }
+    return PyLong_FromLongLong(self->serial);
+}
+
+static int
+set_serial(LW *self, PyObject *value, void *closure)
+{
+    long long v = value != NULL ? PyLong_AsLongLong(value) : 0;
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v <= 0) {
+        PyErr_SetString(PyExc_ValueError, "a serial number is positive");
+        return -1;
+    }
+    self->serial = v;
+    if (self->ext != NULL)
+        Py_CLEAR(self->ext->serial);
+    return 0;
+}
+
+#define EXT_OBJECT(name, field) \
+    static PyObject * \
+    get_##field(LW *self, void *closure) \
+    { \
+        PyObject *o = self->ext != NULL && self->ext->field != NULL ? self->ext->field : Py_None; \
+        Py_INCREF(o); \
+        return o; \
+    } \
+    static int \
+    set_##field(LW *self, PyObject *value, void *closure) \
+    { \
+        if (value == NULL) { \
+            PyErr_SetString(PyExc_AttributeError, "cannot delete " name); \
+            return -1; \
+        } \
+        if (value == Py_None && self->ext == NULL) \
+            return 0; \
+        LWExt *x = ext_of(self); \
+        if (x == NULL) \
+            return -1; \
+        PyObject *old = x->field; \
+        if (value == Py_None) \
+            x->field = NULL; \
+        else { \
+            Py_INCREF(value); \
+            x->field = value; \
+        } \
+        Py_XDECREF(old); \
+        return 0; \
+    }
+
+#define EXT_COUNT(name, field) \
+    static PyObject * \
+    get_##field(LW *self, void *closure) \
+    { \
+        return PyLong_FromLongLong(self->ext != NULL ? self->ext->field : 0); \
+    } \
+    static int \
+    set_##field(LW *self, PyObject *value, void *closure) \
+    { \
+        if (value == NULL) { \
+            PyErr_SetString(PyExc_AttributeError, "cannot delete " name); \
+            return -1; \
+        } \
+        long long v = PyLong_AsLongLong(value); \
+        if (v == -1 && PyErr_Occurred()) \
+            return -1; \
+        if (v == 0 && self->ext == NULL) \
+            return 0; \
+        LWExt *x = ext_of(self); \
+        if (x == NULL) \
+            return -1; \
+        x->field = v; \
+        return 0; \
+    }
+
+EXT_OBJECT("_in", in)
+EXT_OBJECT("_out", out)
+EXT_OBJECT("_ann", ann)
+EXT_COUNT("_ncont", ncont)
+EXT_COUNT("_nfail", nfail)
+EXT_COUNT("_wait_tot", wait_tot)
+EXT_COUNT("_wait_max", wait_max)
+
+static PyObject *
+get_hh(LW *self, void *closure)
+{
+    return hold_hist_of(self);
+}
+
+static int
+set_hh(LW *self, PyObject *value, void *closure)
+{
+    return 0; /* proxies._init sets the pure-Python core's slot; here it is read from the site */
+}
+
+static PyGetSetDef lw_getset[] = {
+    {"_serial", (getter)get_serial, (setter)set_serial, NULL, NULL},
+    {"_in", (getter)get_in, (setter)set_in, NULL, NULL},
+    {"_out", (getter)get_out, (setter)set_out, NULL, NULL},
+    {"_ann", (getter)get_ann, (setter)set_ann, NULL, NULL},
+    {"_ncont", (getter)get_ncont, (setter)set_ncont, NULL, NULL},
+    {"_nfail", (getter)get_nfail, (setter)set_nfail, NULL, NULL},
+    {"_wait_tot", (getter)get_wait_tot, (setter)set_wait_tot, NULL, NULL},
+    {"_wait_max", (getter)get_wait_max, (setter)set_wait_max, NULL, NULL},
+    {"_hh", (getter)get_hh, (setter)set_hh, NULL, NULL},
+    {NULL},
+};
 
 static PyMemberDef lock_members[] = {COMMON_MEMBERS, {NULL}};
 static PyMemberDef rlock_members[] = {
@@ -934,7 +1598,7 @@ static PyMethodDef rlock_methods[] = {
 static PyTypeObject LockType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "lockwatch._core.Lock",
-    .tp_basicsize = sizeof(LW),
+    .tp_basicsize = offsetof(LW, depth), /* an RLock's field, last */
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The compiled hot path of lockwatch.proxies.Lock (its base class).",
     .tp_new = lw_new,
@@ -945,6 +1609,7 @@ static PyTypeObject LockType = {
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = lock_methods,
     .tp_members = lock_members,
+    .tp_getset = lw_getset,
 };
 
 static PyTypeObject RLockType = {
@@ -961,6 +1626,7 @@ static PyTypeObject RLockType = {
     .tp_weaklistoffset = offsetof(LW, weakreflist),
     .tp_methods = rlock_methods,
     .tp_members = rlock_members,
+    .tp_getset = lw_getset,
 };
 
 /* ---- configure() -------------------------------------------------------------------------- */
@@ -1069,8 +1735,28 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_py_rlock_acquire, "py_rlock_acquire");
     TAKE(g_py_rlock_release, "py_rlock_release");
     TAKE(g_pending, "pending");
-    TAKE(g_live, "live");
     TAKE(g_fold_instance, "fold_instance");
+    TAKE(g_allocate_lock, "allocate_lock");
+    TAKE(g_real_rlock, "real_rlock");
+    TAKE(g_serials, "serials");
+    PyObject *site_type = PyDict_GetItemString(kwargs, "site_type");
+    if (site_type == NULL || !PyType_Check(site_type))
+        return PyErr_Format(PyExc_TypeError, "configure() needs site_type");
+    {
+        Py_ssize_t off_made, off_hh;
+        int rr = member_offset(site_type, "made", &off_made);
+        if (rr == 0)
+            rr = member_offset(site_type, "hold_hist", &off_hh);
+        if (rr < 0)
+            return NULL;
+        if (rr > 0)
+            return PyErr_Format(PyExc_TypeError, "site_type: made and hold_hist must be slots");
+        Py_INCREF(site_type);
+        Py_XSETREF(g_site_type, (PyTypeObject *)site_type);
+        g_off_made = off_made;
+        g_off_hold_hist = off_hh;
+    }
+    clear_site_cache(NULL, NULL);
     if (!PyDict_Check(g_pending))
         return PyErr_Format(PyExc_TypeError, "pending must be a dict");
     PyObject *edge = PyDict_GetItemString(kwargs, "edge_type");
@@ -1096,6 +1782,11 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         Py_INCREF(edge);
         g_edge_type = (PyTypeObject *)edge;
     }
+    PyObject *count_sample = PyDict_GetItemString(kwargs, "count_sample");
+    if (count_sample == NULL)
+        return PyErr_Format(PyExc_TypeError, "configure() needs count_sample (itertools.count(41))");
+    if (check_count_layout(count_sample) < 0)
+        return NULL;
     g_tls_plain = strcmp(Py_TYPE(g_tls)->tp_name, "_thread._local") == 0;
     forget_held_cache(NULL, NULL);
     g_lock_layout = g_rlock_layout = 0;
@@ -1104,7 +1795,8 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         return NULL;
 #endif
     g_configured = 1;
-    return Py_BuildValue("{s:O,s:O,s:O,s:O}",
+    return Py_BuildValue("{s:O,s:O,s:O,s:O,s:O}",
+                         "counters", g_count_layout ? Py_True : Py_False,
                          "lock_handle", g_lock_layout ? Py_True : Py_False,
                          "rlock_handle", g_rlock_layout ? Py_True : Py_False,
                          "held_cache", (LW_HAVE_TLS && g_tls_plain) ? Py_True : Py_False,
@@ -1118,6 +1810,16 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"live_instances", live_instances, METH_NOARGS,
+     "The live instances of these types (their registry: see \"the registry\")."},
+    {"clear_site_cache", clear_site_cache, METH_NOARGS,
+     "Forget the sites cached by creating instruction (recorder.reset_hooks)."},
+    {"set_fallbacks", (PyCFunction)(void (*)(void))set_fallbacks, METH_FASTCALL,
+     "set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict): see lock_factory."},
+    {"lock_factory", (PyCFunction)(void (*)(void))lock_factory, METH_FASTCALL,
+     "lock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock."},
+    {"rlock_factory", (PyCFunction)(void (*)(void))rlock_factory, METH_FASTCALL,
+     "rlock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.RLock."},
     {NULL},
 };
 
@@ -1133,8 +1835,12 @@ PyInit__core(void)
     s_acquire = PyUnicode_InternFromString("acquire");
     s_release = PyUnicode_InternFromString("release");
     s_hold_hist = PyUnicode_InternFromString("hold_hist");
+    s_wrapped = PyUnicode_InternFromString("__wrapped__");
+    s_lock = PyUnicode_InternFromString("Lock");
+    s_rlock = PyUnicode_InternFromString("RLock");
     g_empty = PyTuple_New(0);
-    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || g_empty == NULL)
+    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL
+            || s_lock == NULL || s_rlock == NULL || g_empty == NULL)
         return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0)
         return NULL;
@@ -1151,6 +1857,12 @@ PyInit__core(void)
     Py_INCREF(&RLockType);
     if (PyModule_AddObject(m, "RLock", (PyObject *)&RLockType) < 0)
         goto error;
+    /* A method of any object: the RLock factory's class takes it as its __call__. */
+    PyObject *call = PyDescr_NewMethod(&PyBaseObject_Type, &rlock_call_def);
+    if (call == NULL || PyModule_AddObject(m, "rlock_call", call) < 0) {
+        Py_XDECREF(call);
+        goto error;
+    }
     return m;
 error:
     Py_DECREF(m);

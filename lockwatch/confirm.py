@@ -476,6 +476,7 @@ def install_steering(steer: Steer) -> None:
 
     patching._new_lock = new_lock
     patching._new_rlock = new_rlock
+    patching.make_instances_of(lock_cls, rlock_cls)  # the compiled core's factories (_core.c)
     primitives.RLock = rlock_cls  # type: ignore[misc]  # a Condition's own lock
     bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 

@@ -10,7 +10,7 @@ import threading
 import types
 from typing import Any
 
-from . import primitives, proxies, waits
+from . import primitives, proxies, recorder, waits
 from .stacks import is_internal, is_threading, wrapt_dir
 
 # Importing wrapt, and when.
@@ -81,6 +81,34 @@ def _rlock_for(wrapped: Any, args: tuple, kwargs: dict, frame: Any) -> Any:
     return _new_rlock(frame, True)
 
 
+def _site_verdict(frame: Any, kind: str) -> Any:
+    """What a lock made without arguments by ``frame``'s current instruction is, for the compiled
+    core's factories to cache by that instruction: its Site; False for a real lock (threading's
+    and lockwatch's own code, as _make decides); None when more than the instruction decides (a
+    factory function's caller, wrapt's pure-Python frames): those calls take the wrappers above."""
+    filename = frame.f_code.co_filename
+    if is_threading(filename) or filename.startswith(_PKG_DIR):
+        return False
+    if is_internal(filename):
+        return None
+    return recorder.instruction_site(frame, kind)
+
+
+# The compiled core's versions of _lock_factory, _rlock_factory and of the RLock factory class's
+# __call__ (lockwatch/_core.c, "creation"): the same locks, made without Python code for an
+# instruction seen before. None with the pure-Python core.
+_compiled = proxies.compiled_factories(_lock_factory, _rlock_factory, _site_verdict)
+_lock_wrapper: Any = _compiled[0] if _compiled is not None else _lock_factory
+_rlock_wrapper: Any = _compiled[1] if _compiled is not None else _rlock_factory
+_ours_wrappers = (_lock_factory, _rlock_factory, _lock_wrapper, _rlock_wrapper)
+
+
+def make_instances_of(lock_cls: type[Any], rlock_cls: type[Any]) -> None:
+    """The compiled factories make instances of these subclasses of proxies.Lock and RLock from now
+    on (a confirmation run's steered locks, confirm.install_steering, which replaces _new_lock
+    and _new_rlock for the calls the Python wrappers make)."""
+    proxies.compiled_factories(_lock_factory, _rlock_factory, _site_verdict, lock_cls, rlock_cls)
+
 _factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
 
 
@@ -128,6 +156,9 @@ def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
             # wrapper (_rlock_factory) does, directly.
             def __call__(self, *args: Any, **kwargs: Any) -> Any:
                 return _rlock_for(self.__wrapped__, args, kwargs, _getframe(1))
+
+            if _compiled is not None:
+                __call__ = _compiled[2]  # noqa: F811  (the same, compiled: no Python frame)
 
         _factory_classes = LockClassFactory, RLockClassFactory, RLockFunctionFactory
     return _factory_classes
@@ -191,8 +222,8 @@ def install() -> None:
     # a Python __call__ for the RLock function (it skips wrapt's __self__ lookup).
     class_lock, class_rlock, function_rlock = _factory_types()
     threading.Lock, threading.RLock = lock_real, rlock_real
-    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_factory,))
-    wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_factory,))
+    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_wrapper,))
+    wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_wrapper,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
     # Joins, Events, Barriers, Queues and thread pools: their methods wrapped at the class level
     # (waits.py says why not replaced like the factories above).
@@ -246,7 +277,7 @@ def _reduce_factory(factory: Any) -> Any:
 
 
 def _ours(wrapper: Any) -> bool:
-    return getattr(wrapper, "_self_wrapper", None) in (_lock_factory, _rlock_factory)
+    return getattr(wrapper, "_self_wrapper", None) in _ours_wrappers
 
 
 def _reduce_wrapper(wrapper: Any) -> Any:

@@ -666,7 +666,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 2  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 5  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -699,9 +699,11 @@ def _configure(core: Any) -> Any:
         details = core.configure(
             tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
             py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
-            py_rlock_release=PyRLock.release, pending=_pending, live=_live, fold_instance=_rec.fold_instance,
+            py_rlock_release=PyRLock.release, pending=_pending, fold_instance=_rec.fold_instance,
             edge_type=_rec.Edge,
-            same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock())
+            same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock(),
+            allocate_lock=_allocate_lock, real_rlock=_real_rlock, serials=_rec.serials, site_type=_rec.Site,
+            count_sample=itertools.count(41))
     except ImportError as exc:
         CORE_DETAILS["unavailable"] = str(exc)
         return None
@@ -727,25 +729,38 @@ _alloc_rlock = RLock._lw_alloc
 
 
 def _new_lock_c(frame: Any, outside: bool = False) -> Any:
-    """new_lock() of the compiled core: _init() with the instance's fields set in one C call."""
+    """new_lock() of the compiled core: _init() with the instance's fields set in one C call, which
+    also registers it (the compiled core's registry of live instances, not recorder.live)."""
     site = _site_for(frame if outside else first_outside(frame), "Lock")
-    serial = _next_serial()
-    lock = _core_new(Lock, _allocate_lock(), serial, site)
+    lock = _core_new(Lock, _allocate_lock(), _next_serial(), site)
     next(site.made)
-    _live[serial] = _weakref(lock)  # last: an instance registered is complete
     return lock
 
 
 def _new_rlock_c(frame: Any, outside: bool = False) -> Any:
     site = _site_for(frame if outside else first_outside(frame), "RLock")
-    serial = _next_serial()
-    lock = _core_new(RLock, _real_rlock(), serial, site)
+    lock = _core_new(RLock, _real_rlock(), _next_serial(), site)
     next(site.made)
-    _live[serial] = _weakref(lock)
     return lock
 
 
 _core_new: Any = _core.new if _core is not None else None
+if _core is not None:
+    _rec.reset_hooks.append(_core.clear_site_cache)  # its cache of sites by creating instruction
+    _rec.compiled_live = _core.live_instances  # its registry of live instances
+
+
+def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,
+                       lock_cls: Any = None, rlock_cls: Any = None) -> tuple[Any, Any, Any] | None:
+    """The compiled core's factory wrappers (lockwatch/_core.c, "creation"): wrapt's wrapper of
+    threading.Lock and of threading.RLock, and a __call__ for an RLock factory class; each makes
+    an instrumented lock (of Lock and RLock, or of the subclasses given) without Python code for
+    an instruction seen before, and leaves the other calls to the fallbacks (patching's Python
+    wrappers). None when the pure-Python core runs."""
+    if _core is None:
+        return None
+    _core.set_fallbacks(lock_cls or Lock, rlock_cls or RLock, lock_fallback, rlock_fallback, site_verdict)
+    return _core.lock_factory, _core.rlock_factory, _core.rlock_call
 # What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
 new_lock = _new_lock_c if _core is not None else _new_lock_py
 new_rlock = _new_rlock_c if _core is not None else _new_rlock_py

@@ -35,7 +35,7 @@ get_ident = _thread.get_ident
 # Per-thread state. `tls.held` is the hot path's list of locks the thread holds, in order.
 tls = _thread._local()
 
-_serials = itertools.count(1)  # next() on itertools.count is atomic in CPython
+serials = itertools.count(1)  # next() on itertools.count is atomic in CPython (the compiled core's too)
 _epochs = itertools.count(1)  # one per State: a Site belongs to the State of its epoch
 # Thread identity for triage ("single-thread"): get_ident() values are reused as soon as a thread
 # has exited, so two threads that never overlapped would look like one. A serial never is.
@@ -237,10 +237,16 @@ def copy_weakset(items: Any) -> list:
             gc.enable()
 
 
+# Called after reset() makes a new State: caches of the old one's sites go (the compiled core's).
+reset_hooks: list[Any] = []
+
+
 def reset() -> None:
     global state
     with mutex:
         state = State()
+    for hook in list(reset_hooks):
+        hook()
 
 
 def waiting_without_mutex(wait: Any, *args: Any) -> Any:
@@ -258,21 +264,27 @@ def waiting_without_mutex(wait: Any, *args: Any) -> Any:
         m._acquire_restore(saved)
 
 
-next_serial = _serials.__next__  # a lock's serial number
+next_serial = serials.__next__  # a lock's serial number
 
 # Every live instance, by serial: what fork resets and snapshots sum up, found without walking the
 # heap (gc.get_objects() took over a second per fork with a 354 MB heap). An instance removes
 # itself when it dies (fold_instance, from its __del__).
 live: dict[int, Any] = {}
 weakref_ref = weakref.ref
+# The compiled core's Lock and RLock instances are not in `live`: it keeps a registry of its own
+# (a list threaded through the instances, lockwatch/_core.c), and this returns them. A compiled
+# instance is in `live` too once it has an edge (_record_edge: _drop_edges finds an edge's other
+# end by serial there), or if proxies._init set it up.
+compiled_live: Any = None
 
 
 def live_instances() -> list:
     """The instruments alive now (a copy: instances come and go meanwhile)."""
-    out = []
+    out = compiled_live() if compiled_live is not None else []
+    listed = {id(o) for o in out}
     for ref in list(live.values()):
         o = ref()
-        if o is not None:
+        if o is not None and id(o) not in listed:
             out.append(o)
     return out
 
@@ -291,6 +303,7 @@ def site_for(frame: Any, kind: str) -> Site:
         # instruction, keyed by the code object's id (the entry keeps the code alive, so the id
         # is not reused) and cheap to hash, which saves computing the line number and hashing
         # the file name. A None site: a factory, whose caller's instruction is looked up next.
+        # (instruction_site() below, written out: one Python call less per lock.)
         code = frame.f_code
         key = (id(code), frame.f_lasti, kind)
         hit = cache.get(key)
@@ -308,6 +321,24 @@ def site_for(frame: Any, kind: str) -> Site:
             break
         frame = caller
     return _plain_site(frame, kind)
+
+
+def instruction_site(frame: Any, kind: str) -> Site | None:
+    """The site of a lock created by ``frame``'s current instruction, if that instruction alone
+    decides it; None for a factory (origins.is_factory), whose caller decides. The compiled
+    core's factories keep what this answers in a cache of their own (_core.c, "creation")."""
+    cache = state.site_cache
+    code = frame.f_code
+    key = (id(code), frame.f_lasti, kind)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is code:
+        site: Site | None = hit[1]
+        return site
+    site = _new_site(frame, kind)
+    if len(cache) >= MAX_SITE_CACHE:
+        cache.clear()  # code compiled again and again (exec): keep memory bounded
+    cache[key] = (code, site)
+    return site
 
 
 def _new_site(frame: Any, kind: str) -> Site | None:
@@ -597,6 +628,9 @@ def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> Non
             return
         if src._out is None: src._out = set()  # noqa: E701  (one line: nothing comes between)
         src._out.add(dst._serial)
+        for end in (src, dst):  # the compiled core's instances are found by serial from now on
+            if end._serial not in live:
+                live[end._serial] = weakref_ref(end)
         st.edges_version += 1
         # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
         # Site from an earlier State) shared keys with this session's sites, and its edge

@@ -83,7 +83,8 @@ def test_the_c_core_by_default_where_built(tmp_path: Path) -> None:
                     "print(p.CORE, issubclass(p.Lock, c.Lock), issubclass(p.RLock, c.RLock), "
                     "sorted(p.CORE_DETAILS.items()))", cwd=tmp_path, env=env_for("c", tmp_path))
     # the real locks are used through their C handles on the CPython versions whose layout is known
-    details = "[('edges_in_c', True), ('held_cache', True), ('lock_handle', True), ('rlock_handle', True)]"
+    details = ("[('counters', True), ('edges_in_c', True), ('held_cache', True), ('lock_handle', True), "
+               "('rlock_handle', True)]")
     assert result.stdout == f"c True True {details}\n", result.stderr
     version = lockwatch("--version", cwd=tmp_path, env=env_for("c", tmp_path))
     assert version.stdout == f"lockwatch {package.__version__} (core: c)\n"
