@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .defaults import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK
 from .errors import DeadlockError
-from .settings import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads any TYPE_CHECKING so)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, Callable, Optional
+
     from .control import Session
     from .settings import Settings
 
-# Importing lockwatch is cheap and patches nothing (errors and settings are small and import only
-# the standard library): the core (wrapt, the proxies) is imported when enable() is first called.
-# The pytest plugin relies on this to cost nothing when switched off.
+# Importing lockwatch is cheap and patches nothing: it imports defaults and errors, which import
+# nothing (not even typing), and contextlib. Settings, the core (wrapt, the proxies) and the rest
+# are imported when enable() is first called. The start-up hook imports lockwatch in every Python
+# process that has LOCKWATCH=1 in its environment, most of which never switch it on (they never
+# import threading); the pytest plugin relies on it to cost nothing when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "order", "order_key", "current_session",
            "Session", "Settings",
