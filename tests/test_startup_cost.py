@@ -52,3 +52,59 @@ def test_lockwatch_1_without_threading_imports_only_the_switch(tmp_path: Path) -
     # Not settings (dataclasses, inspect), not typing: what the start-up hook needs to wait for
     # threading is the switch's own value.
     assert switched - plain == {"lockwatch", "lockwatch._startup", "lockwatch.defaults", "lockwatch.errors"}
+
+
+# `python -m lockwatch ARGS`, then the modules imported by the end (the CLI writes its report before
+# main() returns). Not `-X importtime`: it misses modules imported by importlib.import_module.
+CLI_PROBE = """
+import runpy, sys
+sys.argv = ["lockwatch", *{args!r}]
+try:
+    runpy.run_module("lockwatch", run_name="__main__", alter_sys=True)
+finally:
+    sys.__stdout__.write("MODULES " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+
+
+def imported_by(args: list[str], cwd: Path) -> set[str]:
+    result = python("-c", CLI_PROBE.format(args=args), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("MODULES ")]
+    return set(line.split()[1:])
+
+
+def test_a_quiet_run_imports_no_text_renderer(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("")
+    imported = imported_by(["-q", "empty.py"], tmp_path)
+    assert "lockwatch.patching" in imported and "wrapt" in imported  # it did switch on
+    assert "lockwatch.renderers.text" not in imported and "networkx" not in imported
+
+
+def test_the_text_report_of_an_empty_run_imports_no_networkx(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("")
+    imported = imported_by(["empty.py"], tmp_path)
+    assert {"lockwatch.model", "lockwatch.analysis", "lockwatch.renderers.text"} <= imported
+    assert "networkx" not in imported
+
+
+FORKS = """
+import os, sys
+pid = os.fork()
+if pid == 0:  # the child: what it has imported of lockwatch's JSON side, before its own report
+    print(" ".join(m for m in ("lockwatch.analysis", "lockwatch.snapshot", "lockwatch.renderers.jsonreport")
+                   if m in sys.modules))
+    sys.exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_finds_its_json_side_imported_by_the_parent(tmp_path: Path) -> None:
+    """A forked child of `python -m lockwatch` writes a JSON report (merged by the parent). It must
+    not import what that takes after the fork (an import lock another thread of the parent held
+    stays held in the child): the parent imported it when its session started, also with -q."""
+    (tmp_path / "forks.py").write_text(FORKS)
+    result = lockwatch("-q", "forks.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["lockwatch.analysis", "lockwatch.snapshot", "lockwatch.renderers.jsonreport"]
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
