@@ -80,6 +80,12 @@ def test_a_quiet_run_imports_no_text_renderer(tmp_path: Path) -> None:
     assert "lockwatch.renderers.text" not in imported and "networkx" not in imported
 
 
+def test_the_plain_form_imports_no_click(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("")
+    assert "click" not in imported_by(["-q", "-m", "empty"], tmp_path)
+    assert "click" in imported_by(["--top", "3", "empty.py"], tmp_path)  # an option: click parses
+
+
 def test_the_text_report_of_an_empty_run_imports_no_networkx(tmp_path: Path) -> None:
     (tmp_path / "empty.py").write_text("")
     imported = imported_by(["empty.py"], tmp_path)
