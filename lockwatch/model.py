@@ -5,13 +5,14 @@ import json
 import json.encoder
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
 from .errors import UserError
 from .jsonfile import read_json
+from .records import record
 
 FORMAT = "lockwatch-report"
 VERSION = 2  # 2: the whole graph's edges as rows referring to tables (stacks stored once); 1 still read
@@ -110,7 +111,7 @@ def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> di
 
 # -- what the recorder saw -----------------------------------------------------------------------
 
-@dataclass
+@record
 class Timing:
     """A duration distribution: exact count, total and max; percentiles from the histogram."""
 
@@ -156,7 +157,7 @@ class Timing:
                    round(r.opt("max", float, 0) * 1e9), buckets)
 
 
-@dataclass
+@record
 class LockStats:
     """One creation site (a lock class, in lockdep's terms) and the totals of all its instances."""
 
@@ -211,7 +212,7 @@ class LockStats:
             wait=r.record("wait", Timing.from_dict) or Timing())
 
 
-@dataclass
+@record
 class EdgeRecord:
     """Lock-order edge src -> dst: ``thread`` held src (taken at ``held_stack``) and blocked to
     take dst (at ``acquire_stack``). ``src``/``dst`` are LockStats keys; the instance serials
@@ -271,7 +272,7 @@ class EdgeRecord:
 
 # -- what the watchdog and the declared orders saw -----------------------------------------------
 
-@dataclass
+@record
 class LockInfo:
     """A lock as a real deadlock, an alert or a violation names it."""
 
@@ -291,7 +292,7 @@ class LockInfo:
         return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class HeldLock(LockInfo):
     """A lock a deadlocked thread holds, and where its holder took it (a frame)."""
 
@@ -305,7 +306,7 @@ class HeldLock(LockInfo):
         return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class DeadlockThread:
     """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract.
     ``waiting_for`` is a lock, or (``wait`` says how it waits) a Thread, Event, Condition,
@@ -345,7 +346,7 @@ class DeadlockThread:
                    r.opt("wait", str), r.strings("wakers"), keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class PoolStarvation:
     """A thread pool every worker of which waits on work queued behind it (a real deadlock)."""
 
@@ -366,7 +367,7 @@ class PoolStarvation:
                    r.opt("max_workers", int, 0), r.opt("queued", int, 0))
 
 
-@dataclass
+@record
 class Deadlock:
     """A real deadlock the watchdog saw: a cycle of threads, each waiting for a lock the next holds."""
 
@@ -407,7 +408,7 @@ class Deadlock:
                    r.record("starvation", PoolStarvation.from_dict), keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class Alert:
     """A lock held (``kind`` "long-hold") or waited for ("long-wait") longer than its threshold."""
 
@@ -442,7 +443,7 @@ class Alert:
                    keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class Violation:
     """Two locks taken against a declared order (lockwatch.order) or their site's order key."""
 
@@ -473,7 +474,7 @@ class Violation:
                    r.opt("context", str))
 
 
-@dataclass
+@record
 class BaselineEntry:
     """A cycle of the CI baseline (see baseline.py), as a report lists those no longer seen."""
 
@@ -492,7 +493,7 @@ class BaselineEntry:
         return cls(r.req("fingerprint", str), r.strings("locks"), r.opt("scope", str), r.opt("triage", str))
 
 
-@dataclass
+@record
 class PoolWaitRecord:
     """Tasks of a thread pool (created at ``site``) waited on futures of their own pool: up to
     ``depth`` of its ``max_workers`` workers at once, ``count`` times (potential starvation)."""
@@ -531,7 +532,7 @@ class PoolWaitRecord:
                    stdlib=r.opt("stdlib", bool, False))
 
 
-@dataclass
+@record
 class Snapshot:
     locks: list[LockStats] = field(default_factory=list)
     site_edges: list[EdgeRecord] = field(default_factory=list)
@@ -627,7 +628,7 @@ CONFIRMATION_STATUSES = ("confirmed", "not-reproduced")
 MAX_OUTPUT = 200  # lines of a confirmed run's output kept in a report (its end)
 
 
-@dataclass
+@record
 class Confirmation:
     """What `--confirm` found for a potential deadlock: the run (of ``runs``) in which the steered
     schedule really deadlocked on this cycle, with that deadlock, or the reason it did not."""
@@ -665,7 +666,7 @@ class Confirmation:
                    r.strings("tests"))
 
 
-@dataclass
+@record
 class LockRef:
     key: str
     name: str
@@ -679,7 +680,7 @@ class LockRef:
         return f"{self.filename}:{self.line}"
 
 
-@dataclass
+@record
 class PotentialDeadlock:
     """A cycle of the lock-order graph. ``edges[i]`` goes from ``locks[i]`` to ``locks[i+1]``
     (the last back to the first). ``scope`` is "instance" when these very lock objects were taken
@@ -721,7 +722,7 @@ class PotentialDeadlock:
         }
 
 
-@dataclass
+@record
 class Report:
     snapshot: Snapshot
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
@@ -1002,7 +1003,7 @@ def check_header(data: Any, source: str, fmt: str, max_version: int, what: str, 
         raise error(f"{source} is a {what} of {shown}; this lockwatch reads version {max_version} and older")
 
 
-@dataclass
+@record
 class SavedReport:
     """A report read back: its snapshot, the watchdog's findings, and the marks its run's
     suppressions and baseline put on its cycles (kept when it is re-rendered or merged)."""
