@@ -59,6 +59,8 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{12}\Z")
 
 @dataclass
 class ProjectConfig:
+    """What a settings file says: suppressions, a baseline, and the other settings it gives."""
+
     suppressions: list[Suppression] = field(default_factory=list)
     baseline: Optional[str] = None  # path, relative paths resolved against the file's directory
     source: Optional[str] = None

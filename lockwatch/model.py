@@ -534,6 +534,9 @@ class PoolWaitRecord:
 
 @record
 class Snapshot:
+    """What one or more processes recorded: the locks (by creation site), the lock-order edges
+    between sites and between instances, and what went with them."""
+
     locks: list[LockStats] = field(default_factory=list)
     site_edges: list[EdgeRecord] = field(default_factory=list)
     instance_edges: list[EdgeRecord] = field(default_factory=list)
@@ -668,6 +671,9 @@ class Confirmation:
 
 @record
 class LockRef:
+    """A lock of a potential deadlock's cycle: its site's LockStats key, name, kind and place, and
+    its instance's serial when the cycle is one between instances."""
+
     key: str
     name: str
     kind: str
@@ -724,6 +730,9 @@ class PotentialDeadlock:
 
 @record
 class Report:
+    """A snapshot analysed: its potential deadlocks, the real deadlocks and alerts, and what the
+    cycle search, the baseline and the suppressions left out."""
+
     snapshot: Snapshot
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
     deadlocks: list[Deadlock] = field(default_factory=list)  # seen by the watchdog
