@@ -2,6 +2,7 @@
 
     python benchmarks/startup.py               # 15 interleaved rounds
     python benchmarks/startup.py --rounds 31 --python /path/to/python
+    python benchmarks/startup.py --instructions  # and each case's instruction count (valgrind)
 
 Each case is one fresh process (start-up, the program, exit and lockwatch's report at exit):
 
@@ -23,11 +24,17 @@ clock, the spread (min-max) and the median CPU time (user+sys of that process al
 os.wait4: less sensitive than wall clock to other processes on a busy machine), then each case's
 difference from and ratio to plain. PYTHONDONTWRITEBYTECODE is removed from the children's
 environment: with it, every run would compile lockwatch and its dependencies again.
+
+--instructions adds, per case, the instructions one process executes (user space, counted by
+valgrind --tool=callgrind after a warm-up run, PYTHONHASHSEED=0): the same from run to run, and
+untouched by what else the machine is doing; the clock is not.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,11 +85,25 @@ def run_once(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, flo
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def instructions(argv: list[str], env: dict[str, str], cwd: str) -> int:
+    """Instructions executed by one process (callgrind's "Collected" total), in millions."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          env=dict(env, PYTHONHASHSEED="0"), cwd=cwd, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        sys.exit(f"valgrind {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return round(int(found.group(1)) / 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each case's instructions with valgrind (slow: ~1 minute)")
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind")
     with tempfile.TemporaryDirectory() as folder:
         table = cases(args.python, folder)
         names = list(table)
@@ -98,18 +119,22 @@ def main() -> None:
             for leftover in os.listdir(folder):
                 if leftover.startswith("child-"):
                     os.remove(os.path.join(folder, leftover))
+        counted = {n: instructions(*table[n], cwd=folder) for n in names} if args.instructions else {}
     version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
                               "'wrapt', wrapt.__version__, 'click', click.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     print(f"python {version}; {args.rounds} rounds (+1 warm-up), medians in ms")
     print(f"{'case':16} {'wall':>7} {'(min-max)':>17} {'cpu':>7} {'wall-plain':>11} {'cpu-plain':>10} "
-          f"{'wall/plain':>10}")
+          f"{'wall/plain':>10}" + (f" {'M instr':>8} {'-plain':>7}" if counted else ""))
     plain_w, plain_c = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
     for name in names:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
         spread = f"({min(wall[name]) * 1e3:.0f}-{max(wall[name]) * 1e3:.0f})"
-        print(f"{name:16} {w * 1e3:7.1f} {spread:>17} {c * 1e3:7.1f} {(w - plain_w) * 1e3:+11.1f} "
-              f"{(c - plain_c) * 1e3:+10.1f} {w / plain_w:9.2f}x")
+        line = (f"{name:16} {w * 1e3:7.1f} {spread:>17} {c * 1e3:7.1f} {(w - plain_w) * 1e3:+11.1f} "
+                f"{(c - plain_c) * 1e3:+10.1f} {w / plain_w:9.2f}x")
+        if counted:
+            line += f" {counted[name]:8d} {counted[name] - counted['plain']:+7d}"
+        print(line)
 
 
 if __name__ == "__main__":
