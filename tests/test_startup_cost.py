@@ -5,6 +5,7 @@ Costs in time are measured by benchmarks/startup.py, never asserted: these tests
 imported."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,29 @@ def test_a_forked_child_finds_its_json_side_imported_by_the_parent(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["lockwatch.analysis", "lockwatch.snapshot", "lockwatch.renderers.jsonreport"]
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+UNUSED_SITES = """
+import json, threading, lockwatch
+from lockwatch import recorder
+
+session = lockwatch.enable(report_at_exit=False)
+unused = [threading.Lock() for _ in range(3)]  # made, never taken
+used = threading.Lock()
+with used:
+    pass
+named = []
+display_name = recorder.Site.display_name
+recorder.Site.display_name = lambda site: named.append(site.line) or display_name(site)
+snap = session.snapshot()
+print(json.dumps([sorted(set(named)), [lock.line for lock in snap.locks if not lock.stdlib]]))
+"""
+
+
+def test_a_snapshot_names_only_the_locks_it_reports(tmp_path: Path) -> None:
+    """A site's name parses its source line: the sites of locks never taken, which a snapshot
+    leaves out, are left out before that (and before their paths and histograms)."""
+    result = python("-c", UNUSED_SITES, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    used = UNUSED_SITES.splitlines().index("used = threading.Lock()") + 1
+    assert json.loads(result.stdout) == [[used], [used]]  # named, reported: the used lock only
