@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .defaults import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK
 from .errors import DeadlockError
-from .settings import DEFAULT_DEADLOCK_TIMEOUT, DEFAULT_ON_DEADLOCK, DEFAULT_TOP, EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads any TYPE_CHECKING so)
 if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
+    from ._watching import watching
     from .control import Session
     from .settings import Settings
 
-# Importing lockwatch is cheap and patches nothing (errors and settings are small and import only
-# the standard library): the core (wrapt, the proxies) is imported when enable() is first called.
-# The pytest plugin relies on this to cost nothing when switched off.
+# Importing lockwatch is cheap and patches nothing: it imports defaults and errors, which import
+# nothing (not even typing; nor contextlib: watching() loads on first use). Settings, the core
+# (wrapt, the proxies) and the rest are imported when enable() is first called. The start-up hook
+# imports lockwatch in every Python process that has LOCKWATCH=1 in its environment, most of which
+# never switch it on (they never import threading); the pytest plugin relies on it to cost nothing
+# when switched off.
 
 __all__ = ["enable", "disable", "watching", "name", "order", "order_key", "current_session",
            "Session", "Settings",
@@ -26,7 +30,12 @@ _session: Optional[Session] = None
 _atexit_registered = False
 
 
-def __getattr__(attr: str) -> Any:  # PEP 562: the classes load on first use
+def __getattr__(attr: str) -> Any:  # PEP 562: these load on first use
+    if attr == "watching":
+        from ._watching import watching
+
+        globals()["watching"] = watching
+        return watching
     if attr == "Session":
         from .control import Session
 
@@ -112,29 +121,6 @@ def current_session() -> Optional[Session]:
     from .control import current
 
     return current() or _session
-
-
-@contextlib.contextmanager
-def watching(*, deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT, on_deadlock: str = DEFAULT_ON_DEADLOCK["api"],
-             warn_hold: Optional[float] = None, warn_wait: Optional[float] = None
-             ) -> Iterator[Session]:
-    """``with lockwatch.watching() as session:`` records what the block does; read
-    ``session.potential_deadlocks`` or ``session.report()`` afterwards. No report is printed or
-    written (``session.report()`` renders one). The watchdog settings are enable()'s; a session
-    that is already running is joined with its own settings."""
-    from .control import current
-
-    running = current()
-    was_active = running is not None
-    session = running if was_active else enable(
-        report_at_exit=False, deadlock_timeout=deadlock_timeout, on_deadlock=on_deadlock,
-        warn_hold=warn_hold, warn_wait=warn_wait)
-    assert session is not None
-    try:
-        yield session
-    finally:
-        if not was_active:
-            disable()
 
 
 def _target(lock: Any) -> Any:

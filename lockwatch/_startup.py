@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see lockwatch/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # LOCKWATCH=1 switches lockwatch on (when threading is first imported), with the text report on
 # stderr at exit; not in isolated mode (python -I). Every setting has its LOCKWATCH_* variable
@@ -131,7 +134,7 @@ def _call_when_initialized(spec: Any, callback: Any) -> None:
 
 
 def _main() -> None:
-    from lockwatch.settings import switched_on
+    from lockwatch.defaults import switched_on  # not settings: most processes never switch on
 
     if not switched_on(os.environ):
         return

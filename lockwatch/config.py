@@ -12,11 +12,6 @@ from . import settings as settings_mod
 from .errors import UserError
 from .stacks import short_path, stable_path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 
 class ConfigError(UserError):
     """A settings file lockwatch cannot use: str(exc) is one line naming the file and the entry."""
@@ -64,6 +59,8 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{12}\Z")
 
 @dataclass
 class ProjectConfig:
+    """What a settings file says: suppressions, a baseline, and the other settings it gives."""
+
     suppressions: list[Suppression] = field(default_factory=list)
     baseline: Optional[str] = None  # path, relative paths resolved against the file's directory
     source: Optional[str] = None
@@ -138,6 +135,12 @@ def parse(data: Any, source: str, keys: Optional[set[str]] = None) -> ProjectCon
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    # Imported here: most runs have no settings file to read (tomllib compiles its regular
+    # expressions when imported).
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

@@ -10,6 +10,10 @@ import sys
 import tempfile
 from typing import IO, Any, Callable, Optional
 
+# snapshot and analysis (and the model) are imported with the session, not when a report is asked
+# for: a snapshot or a report may be taken at any time (from a signal handler, by the pytest
+# plugin after each test, while another thread forks), and must import nothing then
+# (tests/test_processes.py, test_a_snapshot_imports_nothing).
 from . import patching, primitives, proxies, recorder, snapshot
 from .analysis import Report, build_report
 from .files import ReportWriteError, check_writable, write_report_files
@@ -71,14 +75,20 @@ class Session:
         self._start_watchdog()
         if self.on_terminate:
             # Reports written at exit or from a signal handler must not import anything then
-            # (a handler may interrupt an import of the same module): import them now. A forked
-            # child of `python -m lockwatch` writes JSON.
+            # (a handler may interrupt an import of the same module): import the renderers of
+            # what this process writes now. A forked child of `python -m lockwatch` writes JSON.
             from . import renderers
 
-            for fmt in ("text", "json", *self.settings.report_paths):
+            for fmt in dict.fromkeys([*self.formats_written, *(["json"] if self.children_dir else [])]):
                 renderers.get(fmt)
             _install_sigterm(self)
         _sessions_to_fork.append(self)
+
+    @property
+    def formats_written(self) -> list[str]:
+        """The reports write_reports() writes: text (not in a forked child) and each report file."""
+        text = ["text"] if self.settings.text and not self.in_forked_child else []
+        return [*text, *self.settings.report_paths]
 
     def _start_watchdog(self) -> None:
         st = self.settings
@@ -201,9 +211,11 @@ class Session:
     def potential_deadlocks(self) -> list:
         return self.report().potential_deadlocks
 
-    def write_reports(self, report: Optional[Report] = None, stream: Optional[IO[str]] = None) -> Report:
+    def write_reports(self, report: Optional[Report] = None, stream: Optional[IO[str]] = None
+                      ) -> Optional[Report]:
         """Write the configured reports (text on stderr, JSON to a file) and return the analysis.
-        A forked child writes no text (its parent reports), only its own files."""
+        A forked child writes no text (its parent reports), only its own files. With nothing to
+        write and no ``report`` given, no report is made: returns None."""
         self._writing = True
         try:
             return self._write_reports(report, stream)
@@ -212,11 +224,14 @@ class Session:
             if self._die_after_write is not None:
                 _die_of(self._die_after_write)
 
-    def _write_reports(self, report: Optional[Report], stream: Optional[IO[str]]) -> Report:
-        from .renderers import text
-
+    def _write_reports(self, report: Optional[Report], stream: Optional[IO[str]]) -> Optional[Report]:
+        formats = self.formats_written
+        if report is None and not formats:
+            return None
         report = report or self.report()
-        if self.settings.text and not self.in_forked_child:
+        if "text" in formats:
+            from .renderers import text
+
             out = stream or sys.stderr
             try:
                 width = text.terminal_width(out)
@@ -501,7 +516,9 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         return status
     session.stop()
     try:
-        report = session.report() if annotate is not None else None
+        # A report is made only if something needs it: one is written, --fail-on-cycle, --confirm
+        # (`-q` and no report file: the analysis of a large run costs seconds).
+        report = session.report() if annotate is not None or settings.fail_on_cycle else None
         if report is not None and annotate is not None:
             annotate(report)
         report = session.write_reports(report)
@@ -510,7 +527,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         return status or EXIT_USAGE
     finally:
         shutil.rmtree(children, ignore_errors=True)
-    if settings.fail_on_cycle and status == 0 and (report.failing or report.violations):
+    if settings.fail_on_cycle and status == 0 and report is not None and (report.failing or report.violations):
         _warn(closing_line(report))
         return EXIT_POTENTIAL_DEADLOCK
     return status

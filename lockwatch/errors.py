@@ -1,7 +1,9 @@
 """Exceptions lockwatch raises: into the watched program, and to its entry points."""
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see lockwatch/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DeadlockError(RuntimeError):

@@ -5,12 +5,13 @@ import json
 import json.encoder
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
 from .errors import UserError
 from .jsonfile import read_json
+from .records import record
 
 FORMAT = "lockwatch-report"
 VERSION = 2  # 2: the whole graph's edges as rows referring to tables (stacks stored once); 1 still read
@@ -109,7 +110,7 @@ def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> di
 
 # -- what the recorder saw -----------------------------------------------------------------------
 
-@dataclass
+@record
 class Timing:
     """A duration distribution: exact count, total and max; percentiles from the histogram."""
 
@@ -155,7 +156,7 @@ class Timing:
                    round(r.opt("max", float, 0) * 1e9), buckets)
 
 
-@dataclass
+@record
 class LockStats:
     """One creation site (a lock class, in lockdep's terms) and the totals of all its instances."""
 
@@ -220,7 +221,7 @@ class LockStats:
             wait=r.record("wait", Timing.from_dict) or Timing())
 
 
-@dataclass
+@record
 class EdgeRecord:
     """Lock-order edge src -> dst: ``thread`` held src (taken at ``held_stack``) and blocked to
     take dst (at ``acquire_stack``). ``src``/``dst`` are LockStats keys; the instance serials
@@ -280,7 +281,7 @@ class EdgeRecord:
 
 # -- what the watchdog and the declared orders saw -----------------------------------------------
 
-@dataclass
+@record
 class LockInfo:
     """A lock as a real deadlock, an alert or a violation names it."""
 
@@ -300,7 +301,7 @@ class LockInfo:
         return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class HeldLock(LockInfo):
     """A lock a deadlocked thread holds, and where its holder took it (a frame)."""
 
@@ -314,7 +315,7 @@ class HeldLock(LockInfo):
         return cls(**{k: r.opt(k, str) for k in cls.FIELDS}, keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class DeadlockThread:
     """One thread of a real deadlock: only ``name`` and ``stack`` are promised by the contract.
     ``waiting_for`` is a lock, or (``wait`` says how it waits) a Thread, Event, Condition,
@@ -354,7 +355,7 @@ class DeadlockThread:
                    r.opt("wait", str), r.strings("wakers"), keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class PoolStarvation:
     """A thread pool every worker of which waits on work queued behind it (a real deadlock)."""
 
@@ -375,7 +376,7 @@ class PoolStarvation:
                    r.opt("max_workers", int, 0), r.opt("queued", int, 0))
 
 
-@dataclass
+@record
 class Deadlock:
     """A real deadlock the watchdog saw: a cycle of threads, each waiting for a lock the next holds."""
 
@@ -416,7 +417,7 @@ class Deadlock:
                    r.record("starvation", PoolStarvation.from_dict), keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class Alert:
     """A lock held (``kind`` "long-hold") or waited for ("long-wait") longer than its threshold."""
 
@@ -451,7 +452,7 @@ class Alert:
                    keys=r.keys(cls.FIELDS))
 
 
-@dataclass
+@record
 class Violation:
     """Two locks taken against a declared order (lockwatch.order) or their site's order key."""
 
@@ -482,7 +483,7 @@ class Violation:
                    r.opt("context", str))
 
 
-@dataclass
+@record
 class BaselineEntry:
     """A cycle of the CI baseline (see baseline.py), as a report lists those no longer seen."""
 
@@ -501,7 +502,7 @@ class BaselineEntry:
         return cls(r.req("fingerprint", str), r.strings("locks"), r.opt("scope", str), r.opt("triage", str))
 
 
-@dataclass
+@record
 class PoolWaitRecord:
     """Tasks of a thread pool (created at ``site``) waited on futures of their own pool: up to
     ``depth`` of its ``max_workers`` workers at once, ``count`` times (potential starvation)."""
@@ -540,8 +541,11 @@ class PoolWaitRecord:
                    stdlib=r.opt("stdlib", bool, False))
 
 
-@dataclass
+@record
 class Snapshot:
+    """What one or more processes recorded: the locks (by creation site), the lock-order edges
+    between sites and between instances, and what went with them."""
+
     locks: list[LockStats] = field(default_factory=list)
     site_edges: list[EdgeRecord] = field(default_factory=list)
     instance_edges: list[EdgeRecord] = field(default_factory=list)
@@ -636,7 +640,7 @@ CONFIRMATION_STATUSES = ("confirmed", "not-reproduced")
 MAX_OUTPUT = 200  # lines of a confirmed run's output kept in a report (its end)
 
 
-@dataclass
+@record
 class Confirmation:
     """What `--confirm` found for a potential deadlock: the run (of ``runs``) in which the steered
     schedule really deadlocked on this cycle, with that deadlock, or the reason it did not."""
@@ -674,8 +678,11 @@ class Confirmation:
                    r.strings("tests"))
 
 
-@dataclass
+@record
 class LockRef:
+    """A lock of a potential deadlock's cycle: its site's LockStats key, name, kind and place, and
+    its instance's serial when the cycle is one between instances."""
+
     key: str
     name: str
     kind: str
@@ -688,7 +695,7 @@ class LockRef:
         return f"{self.filename}:{self.line}"
 
 
-@dataclass
+@record
 class PotentialDeadlock:
     """A cycle of the lock-order graph. ``edges[i]`` goes from ``locks[i]`` to ``locks[i+1]``
     (the last back to the first). ``scope`` is "instance" when these very lock objects were taken
@@ -730,8 +737,11 @@ class PotentialDeadlock:
         }
 
 
-@dataclass
+@record
 class Report:
+    """A snapshot analysed: its potential deadlocks, the real deadlocks and alerts, and what the
+    cycle search, the baseline and the suppressions left out."""
+
     snapshot: Snapshot
     potential_deadlocks: list[PotentialDeadlock] = field(default_factory=list)
     deadlocks: list[Deadlock] = field(default_factory=list)  # seen by the watchdog
@@ -1012,7 +1022,7 @@ def check_header(data: Any, source: str, fmt: str, max_version: int, what: str, 
         raise error(f"{source} is a {what} of {shown}; this lockwatch reads version {max_version} and older")
 
 
-@dataclass
+@record
 class SavedReport:
     """A report read back: its snapshot, the watchdog's findings, and the marks its run's
     suppressions and baseline put on its cycles (kept when it is re-rendered or merged)."""

@@ -8,36 +8,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+# The exit statuses, the defaults and the LOCKWATCH switch are settings' own; they are written in
+# defaults.py, which imports nothing, for `import lockwatch` and the start-up hook to read cheaply.
+from .defaults import (  # noqa: F401  (re-exported: import them from here)
+    DEFAULT_CONFIRM_PAUSE,
+    DEFAULT_CONFIRM_RUNS,
+    DEFAULT_DEADLOCK_TIMEOUT,
+    DEFAULT_ON_DEADLOCK,
+    DEFAULT_TOP,
+    ENV_SWITCH,
+    EXIT_DEADLOCK,
+    EXIT_INTERRUPTED,
+    EXIT_POTENTIAL_DEADLOCK,
+    EXIT_USAGE,
+    MAX_CONFIRM_RUNS,
+    MAX_TOP,
+    POLICIES,
+    switched_on,
+)
+from .defaults import FALSE_WORDS as _FALSE
+from .defaults import TRUE_WORDS as _TRUE
 from .errors import UserError
-
-# -- exit statuses --------------------------------------------------------------------------------
-EXIT_USAGE = 2  # bad lockwatch options, a missing script or module, an unreadable report
-# `--fail-on-cycle` when the program itself succeeded but a potential deadlock was found; a real
-# deadlock ended by the watchdog (`--on-deadlock exit`). Both outside sysexits.h's 64-78 and the
-# shell's 126-165, so they are never mistaken for the program's own.
-EXIT_POTENTIAL_DEADLOCK = 86
-EXIT_DEADLOCK = 87
-EXIT_INTERRUPTED = 130  # Ctrl-C, as the shell reports a process killed by SIGINT
-
-# -- defaults -------------------------------------------------------------------------------------
-POLICIES = ("exit", "raise", "report")
-# A cycle of threads each blocked (untimed) on a lock the next one holds never resolves itself:
-# a few seconds only rule out a transient view. PostgreSQL's deadlock_timeout default is 1 s.
-DEFAULT_DEADLOCK_TIMEOUT = 5.0
-DEFAULT_TOP = 5
-MAX_TOP = 1000
-# --confirm: re-runs per potential deadlock, and how long a steered thread waits, at most, at the
-# acquisition that closes the cycle for the other threads of the cycle to arrive (confirm.py).
-DEFAULT_CONFIRM_RUNS = 5
-MAX_CONFIRM_RUNS = 100
-DEFAULT_CONFIRM_PAUSE = 0.5
-# What a real deadlock does, by entry point. The CLI owns the process and never leaves it hanging;
-# a test run raises in the blocked test so that the rest of the suite still runs; a program that
-# switched lockwatch on itself keeps control of its own life: report, and keep waiting.
-DEFAULT_ON_DEADLOCK = {"cli": "exit", "pytest": "raise", "api": "report"}
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
 
 
 class SettingsError(UserError, ValueError):
@@ -245,15 +236,8 @@ def resolve(*layers: tuple[Mapping[str, Any], Callable[[Field], str]], base: Opt
 
 
 # -- the environment, both ways -------------------------------------------------------------------
-ENV_SWITCH = "LOCKWATCH"  # LOCKWATCH=1 switches lockwatch on at start-up in any Python process
-
-
 def env_where(field: Field) -> str:
     return field.env
-
-
-def switched_on(environ: Mapping[str, str]) -> bool:
-    return environ.get(ENV_SWITCH, "0").strip().lower() not in _FALSE
 
 
 def environ_values(environ: Mapping[str, str]) -> dict[str, str]:

@@ -68,10 +68,25 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
     the live instances: the lock-order graph is complete, the counters are not."""
     live = _live_instances(bases) if live_stats else []
     with mutex:
-        stats: dict[int, LockStats] = {}
         # Copies before iterating: program code (a finalizer at an allocation here) may add a
         # site or an edge meanwhile (see recorder.mutex).
-        for site in list(state.sites.values()):
+        sites = list(state.sites.values())
+        site_edge_list = list(state.site_edges.values())
+        in_graph = {site_key(s) for entry in site_edge_list for s in (entry[0].src_site, entry[0].dst_site)}
+        live_by_site: dict[int, list] = {}
+        for lock in live:
+            site = getattr(lock, "_site", None)
+            if site is not None and site.epoch == state.epoch:  # not from an earlier session
+                live_by_site.setdefault(site.index, []).append(lock)
+        stats: dict[int, LockStats] = {}
+        for site in sites:
+            mine = live_by_site.get(site.index, ())
+            # Only the locks that were used: modules create many they never take in a given run.
+            # Left out before their names, paths and histograms are worked out (a site's name
+            # parses its source line).
+            if not (site.acquisitions or site.failed or any(lock._n or lock._nfail for lock in mine)
+                    or site_key(site) in in_graph):
+                continue
             st = LockStats(
                 key=site_key(site), name=site.display_name(), kind=site.kind,
                 filename=site.filename, line=site.line, function=site.function,
@@ -83,29 +98,17 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             )
             st.hold = Timing(0, site.hold_total, site.hold_max, histogram.read_counters(site.hold_hist))
             st.wait = Timing(0, site.wait_total, site.wait_max, histogram.read_counters(site.wait_hist))
-            stats[site.index] = st
-        for lock in live:
-            site = getattr(lock, "_site", None)
-            live_st = stats.get(site.index) if site is not None and site.epoch == state.epoch else None
-            if live_st is None:
-                continue  # from an earlier session (or a site made since the copy above)
-            st = live_st
-            st.acquisitions += lock._n
-            st.contended += lock._ncont
-            st.failed += lock._nfail
-            st.hold.total_ns += lock._hold_tot
-            st.wait.total_ns += lock._wait_tot
-            st.hold.max_ns = max(st.hold.max_ns, lock._hold_max)
-            st.wait.max_ns = max(st.wait.max_ns, lock._wait_max)
-        for st in stats.values():
+            for lock in mine:  # live instances' counters are summed in
+                st.acquisitions += lock._n
+                st.contended += lock._ncont
+                st.failed += lock._nfail
+                st.hold.total_ns += lock._hold_tot
+                st.wait.total_ns += lock._wait_tot
+                st.hold.max_ns = max(st.hold.max_ns, lock._hold_max)
+                st.wait.max_ns = max(st.wait.max_ns, lock._wait_max)
             st.hold.count = sum(st.hold.buckets)
             st.wait.count = sum(st.wait.buckets)
-        site_edge_list = list(state.site_edges.values())
-        in_graph = {site_key(s) for entry in site_edge_list for s in (entry[0].src_site, entry[0].dst_site)}
-        # Only the locks that were used: modules create many they never take in a given run.
-        for index in [i for i, st in stats.items()
-                      if not (st.acquisitions or st.failed or st.key in in_graph)]:
-            del stats[index]
+            stats[site.index] = st
         site_edges = [_site_edge(entry) for entry in site_edge_list]
         seen: set[tuple[int, int]] = set()
         instance_edges = []

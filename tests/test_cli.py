@@ -25,6 +25,8 @@ from support import (
 )
 from support import child_env as env
 
+from lockwatch.errors import UserError
+
 pytestmark = pytest.mark.timeout(120)
 
 PACKAGE_DIR = PROJECT_ROOT / "lockwatch"
@@ -412,6 +414,57 @@ def test_json_to_a_fresh_file(marker_program: Path) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "ran\n", "")
     assert report_of(marker_program / "r.json")["format"] == "lockwatch-report"
     assert [p.name for p in marker_program.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- the plain form, parsed without click -------------------------------------------------------------
+
+PLAIN = [["x.py"], ["x.py", "--json", "y.json", "-q"], ["-q", "x.py", "a"], ["--quiet", "x.py"],
+         ["-q", "-q", "x.py"], ["-m", "pkg.mod", "--top", "3"], ["-q", "-m", "mod"], ["-m", "-q", "mod", "-m"],
+         ["report.py"], ["-q", "report"]]
+NOT_PLAIN = [[], ["-q"], ["-m"], ["-qm", "mod"], ["-mmod"], ["--top", "3", "x.py"], ["--", "x.py"], ["-"],
+             ["-q", "--json=r.json", "x.py"], ["--fail-on-cycle", "x.py"], ["-h"], ["--version"]]
+
+
+@pytest.mark.parametrize("argv", PLAIN)
+def test_the_plain_form_means_what_click_makes_of_it(argv: list[str]) -> None:
+    from lockwatch.cli.program import parse_plain
+    from lockwatch.cli.run import command
+
+    params = command.make_context("lockwatch", list(argv)).params
+    assert parse_plain(argv) == (params.pop("as_module"), bool(params.pop("quiet")), list(params.pop("args")))
+    assert set(params.values()) == {None}  # every other option: not given
+
+
+@pytest.mark.parametrize("argv", NOT_PLAIN)
+def test_other_forms_go_to_click(argv: list[str]) -> None:
+    from lockwatch.cli.program import parse_plain
+
+    assert parse_plain(argv) is None
+
+
+@pytest.mark.parametrize("error, status, says", [
+    (KeyboardInterrupt(), 130, "\n"),
+    (EOFError(), 130, "\n"),
+    (UserError("no such thing"), 2, "lockwatch: error: no such thing\n"),
+    (PermissionError(13, "Permission denied", "out.json"), 2,
+     "lockwatch: error: cannot write out.json: Permission denied\n"),
+])
+def test_what_a_run_raises_ends_alike_on_both_paths(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   error: BaseException, status: int, says: str) -> None:
+    import lockwatch.cli.program
+    import lockwatch.cli.run
+    from lockwatch.cli import main
+
+    def run(*args: Any, **kwargs: Any) -> int:
+        raise error
+
+    monkeypatch.setattr(lockwatch.cli.program, "run", run)
+    monkeypatch.setattr(lockwatch.cli.run, "run", run)
+    for argv in (["-q", "x.py"], ["--top", "3", "x.py"]):  # plain, then through click
+        assert main(argv) == status, argv
+        out = capsys.readouterr()
+        assert (out.out, out.err) == ("", says), argv
 
 
 # -- help and version -----------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Optional
-
-import click
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import UserError
-from ..escapes import printable
 from ..settings import EXIT_INTERRUPTED, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import click
 
 SUBCOMMANDS = ("report", "baseline")
 
@@ -29,13 +29,41 @@ def main(argv: Optional[Sequence[str]] = None, prog_name: str = "lockwatch") -> 
         from .baseline import command as baseline_command
 
         return run_click(baseline_command, raw[1:], f"{prog_name} baseline")
+    from .program import completion_asked, parse_plain
+
+    plain = parse_plain(raw)
+    if plain is not None and not completion_asked():
+        return _run_plain(*plain, prog_name=prog_name)
     from .run import command, split_attached_module
 
     return run_click(command, split_attached_module(raw), prog_name)
 
 
+def _run_plain(as_module: bool, quiet: bool, args: list[str], prog_name: str) -> int:
+    """The plain form, parsed without click (see program.parse_plain). What the run raises ends
+    as it would have ended under click: raised again in a command of click's, through run_click."""
+    from .program import run
+
+    try:
+        return run(args, as_module=as_module, quiet=quiet, given={})
+    except (UserError, OSError, KeyboardInterrupt, EOFError) as exc:
+        error = exc
+    return run_click(_raising(error), [], prog_name)
+
+
+def _raising(error: BaseException) -> click.Command:
+    import click
+
+    def fail() -> None:
+        raise error
+
+    return click.Command("lockwatch", callback=fail)
+
+
 def run_click(command: click.Command, argv: list[str], prog_name: str) -> int:
     """The one error funnel: run ``command`` and map what it raises to an exit status."""
+    import click
+
     try:
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.UsageError as exc:
@@ -54,6 +82,10 @@ def run_click(command: click.Command, argv: list[str], prog_name: str) -> int:
 
 
 def _error(prog_name: str, message: str) -> int:
+    import click
+
+    from ..escapes import printable
+
     # One line, whatever a path or a report put in the message (a newline, a terminal escape).
     click.echo(f"{prog_name}: error: {printable(message)}", err=True)
     return EXIT_USAGE

@@ -1,4 +1,5 @@
-"""`python -m lockwatch [OPTIONS] script.py [ARGS]` (or `-m module`): options in, one control call out."""
+"""`python -m lockwatch [OPTIONS] script.py [ARGS]` (or `-m module`): options in, one control call out
+(program.run; the plain form without options is parsed there, without click)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,9 +20,8 @@ from ..settings import (
     MAX_TOP,
     POLICIES,
     Field,
-    Settings,
-    resolve,
 )
+from .program import cli_where, run
 
 HELP = f"""Run a Python program with its locks instrumented, and report the lock-order
 inversions (potential deadlocks) and the lock contention it showed, even if it did not hang.
@@ -72,10 +72,6 @@ class SettingType(click.ParamType):
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
         # A SettingsError goes through click to the CLI's error funnel as the one line it is.
         return self.field.validate(value, cli_where(self.field))
-
-
-def cli_where(field: Field) -> str:
-    return "--" + field.key.replace("_", "-")
 
 
 def setting(key: str, metavar: str, help: str, **kwargs: Any) -> Any:
@@ -151,38 +147,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 def command(as_module: bool, quiet: Optional[bool], args: Sequence[str], **given: Any) -> int:
     if not args:
         raise click.UsageError("nothing to run: give a script, or -m and a module")
-    from .. import config, control
-
-    project = config.load_project(".")
-    if quiet:
-        given["text"] = False
-    base = Settings(on_deadlock=DEFAULT_ON_DEADLOCK["cli"])
-    # [tool.lockwatch] first, the command line over it (values were validated as they were parsed).
-    settings = resolve((project.settings, project.where), (given, cli_where), base=base)
-    suppressions, known = control.load_policy(settings, project)
-    return control.run_program(args[0], list(args[1:]), as_module=as_module, settings=settings,
-                               suppressions=suppressions, baseline=known,
-                               annotate=_confirmation(settings, args, as_module))
-
-
-def _confirmation(settings: Settings, args: Sequence[str], as_module: bool) -> Any:
-    """--confirm: what adds the confirmations to the report, after the program's own run (None
-    without it). The re-runs get the environment, cwd and arguments of that run."""
-    if not settings.confirm:
-        return None
-    import os
-    import time
-
-    from .. import confirm
-
-    env, cwd, started = dict(os.environ), os.getcwd(), time.monotonic()
-    command = confirm.program_command(args[0], args[1:], as_module)
-
-    def annotate(report: Any) -> None:
-        confirm.confirm_report(report, lambda p: confirm.not_attempted(p) or command, env=env, cwd=cwd,
-                               runs=settings.confirm_runs, pause=settings.confirm_pause,
-                               first_run_s=time.monotonic() - started)
-    return annotate
+    return run(args, as_module=as_module, quiet=bool(quiet), given=given)
 
 
 def split_attached_module(argv: list[str]) -> list[str]:

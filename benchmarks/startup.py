@@ -1,0 +1,141 @@
+"""Start-up and exit of a small program under lockwatch against plain `python`, per process.
+
+    python benchmarks/startup.py               # 15 interleaved rounds
+    python benchmarks/startup.py --rounds 31 --python /path/to/python
+    python benchmarks/startup.py --instructions  # and each case's instruction count (valgrind)
+
+Each case is one fresh process (start-up, the program, exit and lockwatch's report at exit):
+
+    plain         python empty.py
+    cli -q        python -m lockwatch -q empty.py
+    cli           python -m lockwatch empty.py           (the text report of an empty run)
+    env           LOCKWATCH=1 python empty.py            (threading is never imported: stays off)
+    env, 1 lock   LOCKWATCH=1 python one_lock.py         (switches on, text report at exit)
+    child         LOCKWATCH=1 LOCKWATCH_JSON=... python one_lock.py, as a child of `python -m
+                  lockwatch` runs (JSON only, no text)
+    plain, 1 lock / cli -q, 1 lock   the same program, plain and under the CLI
+    import wrapt  python -c "import wrapt": what importing wrapt alone costs. lockwatch patches
+                  the factories with wrapt before the program runs (patching.py), so this is
+                  the floor of every case that switches lockwatch on
+
+A round runs every case once, in an order that rotates from round to round; the first round is a
+warm-up (bytecode written, files cached) and is not counted. Printed per case: the median wall
+clock, the spread (min-max) and the median CPU time (user+sys of that process alone, from
+os.wait4: less sensitive than wall clock to other processes on a busy machine), then each case's
+difference from and ratio to plain. PYTHONDONTWRITEBYTECODE is removed from the children's
+environment: with it, every run would compile lockwatch and its dependencies again.
+
+--instructions adds, per case, the instructions one process executes (user space, counted by
+valgrind --tool=callgrind after a warm-up run, PYTHONHASHSEED=0): the same from run to run, and
+untouched by what else the machine is doing; the clock is not.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ONE_LOCK = "import threading\nlock = threading.Lock()\nwith lock:\n    pass\n"
+
+
+def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    empty = os.path.join(folder, "empty.py")
+    one_lock = os.path.join(folder, "one_lock.py")
+    with open(empty, "w") as f:
+        f.write("")
+    with open(one_lock, "w") as f:
+        f.write(ONE_LOCK)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    base.pop("PYTHONDONTWRITEBYTECODE", None)
+    on = dict(base, LOCKWATCH="1")
+    child = dict(on, LOCKWATCH_JSON=os.path.join(folder, "child-%p.json"), LOCKWATCH_TEXT="0",
+                 LOCKWATCH_ON_DEADLOCK="exit")
+    cli = [python, "-m", "lockwatch"]
+    return {
+        "plain": ([python, empty], base),
+        "cli -q": ([*cli, "-q", empty], base),
+        "cli": ([*cli, empty], base),
+        "env": ([python, empty], on),
+        "plain, 1 lock": ([python, one_lock], base),
+        "cli -q, 1 lock": ([*cli, "-q", one_lock], base),
+        "env, 1 lock": ([python, one_lock], on),
+        "child, 1 lock": ([python, one_lock], child),
+        "import wrapt": ([python, "-c", "import wrapt"], base),
+    }
+
+
+def run_once(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """Wall clock and CPU time (user + sys) of one process, which must succeed."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def instructions(argv: list[str], env: dict[str, str], cwd: str) -> int:
+    """Instructions executed by one process (callgrind's "Collected" total), in millions."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          env=dict(env, PYTHONHASHSEED="0"), cwd=cwd, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        sys.exit(f"valgrind {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return round(int(found.group(1)) / 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each case's instructions with valgrind (slow: ~1 minute)")
+    args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind")
+    with tempfile.TemporaryDirectory() as folder:
+        table = cases(args.python, folder)
+        names = list(table)
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(args.rounds + 1):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:  # rotate the order: no case always runs first
+                w, c = run_once(*table[name], cwd=folder)
+                if r:  # round 0 warms up
+                    wall[name].append(w)
+                    cpu[name].append(c)
+            for leftover in os.listdir(folder):
+                if leftover.startswith("child-"):
+                    os.remove(os.path.join(folder, leftover))
+        counted = {n: instructions(*table[n], cwd=folder) for n in names} if args.instructions else {}
+    version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
+                              "'wrapt', wrapt.__version__, 'click', click.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    print(f"python {version}; {args.rounds} rounds (+1 warm-up), medians in ms")
+    print(f"{'case':16} {'wall':>7} {'(min-max)':>17} {'cpu':>7} {'wall-plain':>11} {'cpu-plain':>10} "
+          f"{'wall/plain':>10}" + (f" {'M instr':>8} {'-plain':>7}" if counted else ""))
+    plain_w, plain_c = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
+    for name in names:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        spread = f"({min(wall[name]) * 1e3:.0f}-{max(wall[name]) * 1e3:.0f})"
+        line = (f"{name:16} {w * 1e3:7.1f} {spread:>17} {c * 1e3:7.1f} {(w - plain_w) * 1e3:+11.1f} "
+                f"{(c - plain_c) * 1e3:+10.1f} {w / plain_w:9.2f}x")
+        if counted:
+            line += f" {counted[name]:8d} {counted[name] - counted['plain']:+7d}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
