@@ -183,24 +183,14 @@ class LockStats:
         return f"{self.filename}:{self.line}"
 
     def to_dict(self) -> dict[str, Any]:
-        # "key" and the flags after "function" are left out where from_dict's defaults give them
-        # back (most locks of a large report: 5-10 MB of 100,000 locks).
-        site = self.site
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "site": site}
-        if self.key != f"{site}:{self.kind}":
-            out["key"] = self.key
-        out["function"] = self.function
-        for flag, value, default in (("named", self.named, False), ("signal", self.signal, False),
-                                     ("value", self.value, 0), ("stdlib", self.stdlib, False)):
-            if value != default:
-                out[flag] = value
-        out.update({
+        return {
+            "name": self.name, "kind": self.kind, "site": self.site, "key": self.key, "function": self.function,
+            "named": self.named, "signal": self.signal, "value": self.value, "stdlib": self.stdlib,
             "stable_file": self.stable_file,
             "instances": self.instances, "acquisitions": self.acquisitions,
             "contended": self.contended, "failed": self.failed, "hold": self.hold.to_dict(),
             "wait": self.wait.to_dict(),
-        })
-        return out
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> LockStats:
