@@ -64,28 +64,32 @@ def _eq(names: list[str]) -> Callable[[Any, Any], Any]:
     them, from 3.13 one by one, joined with `and` (so a NaN in a field is equal to itself there
     only in a tuple), each version as its own dataclasses does."""
     if sys.version_info >= (3, 13):
-        def __eq__(self: Any, other: Any) -> Any:
-            if self is other:
-                return True
-            if other.__class__ is self.__class__:
-                result: Any = True
-                for name in names:  # `self.a == other.a and self.b == other.b ...`
-                    result = getattr(self, name) == getattr(other, name)
-                    if not result:
-                        break
-                return result
-            return NotImplemented
-        return __eq__
-
+        return _eq_field_by_field(names)
     values: Callable[[Any], tuple[Any, ...]]
     if len(names) > 1:
         values = attrgetter(*names)  # a tuple of their values, in C
     else:
         values = lambda obj: tuple(getattr(obj, name) for name in names)  # noqa: E731
 
-    def __eq__(self: Any, other: Any) -> Any:  # noqa: F811  (the one for this version)
+    def __eq__(self: Any, other: Any) -> Any:
         if other.__class__ is self.__class__:
             return values(self) == values(other)
         return NotImplemented
 
+    return __eq__
+
+
+def _eq_field_by_field(names: list[str]) -> Callable[[Any, Any], Any]:
+    """3.13's dataclass eq: `self.a == other.a and self.b == other.b ...`."""
+    def __eq__(self: Any, other: Any) -> Any:
+        if self is other:
+            return True
+        if other.__class__ is self.__class__:
+            result: Any = True
+            for name in names:
+                result = getattr(self, name) == getattr(other, name)
+                if not result:
+                    break
+            return result
+        return NotImplemented
     return __eq__
