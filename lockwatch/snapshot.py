@@ -98,8 +98,8 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
             st.hold.max_ns = max(st.hold.max_ns, lock._hold_max)
             st.wait.max_ns = max(st.wait.max_ns, lock._wait_max)
         for st in stats.values():
-            st.hold.count = sum(st.hold.buckets)
-            st.wait.count = sum(st.wait.buckets)
+            st.hold.count = sum(st.hold.buckets.values())
+            st.wait.count = sum(st.wait.buckets.values())
         site_edge_list = list(state.site_edges.values())
         in_graph = {site_key(s) for entry in site_edge_list for s in (entry[0].src_site, entry[0].dst_site)}
         # Only the locks that were used: modules create many they never take in a given run.

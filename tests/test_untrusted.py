@@ -317,7 +317,7 @@ def test_no_string_of_a_report_reaches_the_page_as_markup(tmp_path: Path,
 
     def prefix(value: Any, key: str = "") -> Any:
         if isinstance(value, str):
-            return value if key in ("format", "edge_fields") else mark + value
+            return value if key in ("format", "edge_fields", "histogram_scale") else mark + value
         if isinstance(value, list):
             return [prefix(v, key) for v in value]
         if isinstance(value, dict):
