@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 5 /* what proxies.py expects: _core.API */
+#define LW_API 6 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -115,6 +115,7 @@ static PyObject *g_py_rlock_acquire;
 static PyObject *g_py_rlock_release;
 static PyObject *g_pending;         /* recorder.pending */
 static PyObject *g_fold_instance;   /* recorder.fold_instance */
+static PyObject *g_count;           /* histogram.add: a bucket's first duration */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
 static PyTypeObject *g_lock_type;   /* type(_thread.allocate_lock()) */
@@ -665,37 +666,64 @@ record_site(LW *self)
     self->at_lasti = (int)lasti;
 }
 
-/* next(self._hh[(d * d).bit_length()]): histogram.bucket_of, as proxies.py writes it inline. */
+/* histogram.bucket_of(d): the log-linear scale (lockwatch/histogram.py), d below 64 ns exact,
+   then 32 buckets per power of two. */
+static inline int
+bit_length(unsigned long long v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 64 - __builtin_clzll(v) : 0;
+#else
+    int n = 0;
+    while (v) {
+        n++;
+        v >>= 1;
+    }
+    return n;
+#endif
+}
+
+static inline Py_ssize_t
+bucket_of(long long d)
+{
+    if (d < 64)
+        return d > 0 ? (Py_ssize_t)d : 0;
+    int shift = bit_length((unsigned long long)d) - 6;
+    return ((Py_ssize_t)shift << 5) + (Py_ssize_t)(d >> shift);
+}
+
+/* next(hh[histogram.bucket_of(d)]), as proxies.py writes it inline; a bucket's first duration
+   goes through histogram.add, which makes its counter (dict.setdefault: atomic). */
 static int
 count_hold(PyObject *hh, long long d)
 {
-    unsigned long long u = d < 0 ? (unsigned long long)(-(d + 1)) + 1 : (unsigned long long)d;
-    Py_ssize_t bucket;
-#ifdef __SIZEOF_INT128__
-    unsigned __int128 sq = (unsigned __int128)u * u;
-    unsigned long long hi = (unsigned long long)(sq >> 64), lo = (unsigned long long)sq;
-    bucket = hi ? 128 - __builtin_clzll(hi) : (lo ? 64 - __builtin_clzll(lo) : 0);
-#else
-    PyObject *dd = PyLong_FromLongLong(d);
-    if (dd == NULL)
+    PyObject *key = PyLong_FromSsize_t(bucket_of(d));
+    if (key == NULL)
         return -1;
-    PyObject *sqo = PyNumber_Multiply(dd, dd);
-    Py_DECREF(dd);
-    if (sqo == NULL)
-        return -1;
-    size_t bits = _PyLong_NumBits(sqo);
-    Py_DECREF(sqo);
-    bucket = (Py_ssize_t)bits;
-#endif
     PyObject *counter;
-    if (PyList_CheckExact(hh) && bucket < PyList_GET_SIZE(hh)) {
-        counter = PyList_GET_ITEM(hh, bucket);
-        Py_INCREF(counter);
+    if (PyDict_CheckExact(hh)) {
+        counter = PyDict_GetItemWithError(hh, key); /* borrowed; an int key runs no Python code */
+        Py_XINCREF(counter);
     }
     else {
-        counter = PySequence_GetItem(hh, bucket);
-        if (counter == NULL)
+        counter = PyObject_GetItem(hh, key);
+        if (counter == NULL && PyErr_ExceptionMatches(PyExc_KeyError))
+            PyErr_Clear();
+    }
+    Py_DECREF(key);
+    if (counter == NULL) {
+        if (PyErr_Occurred())
             return -1;
+        PyObject *dd = PyLong_FromLongLong(d);
+        if (dd == NULL)
+            return -1;
+        PyObject *args[2] = {hh, dd};
+        PyObject *res = PyObject_Vectorcall(g_count, args, 2, NULL);
+        Py_DECREF(dd);
+        if (res == NULL)
+            return -1;
+        Py_DECREF(res);
+        return 0;
     }
     PyObject *v = PyIter_Next(counter);
     Py_DECREF(counter);
@@ -1757,6 +1785,7 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         g_off_hold_hist = off_hh;
     }
     clear_site_cache(NULL, NULL);
+    TAKE(g_count, "count");
     if (!PyDict_Check(g_pending))
         return PyErr_Format(PyExc_TypeError, "pending must be a dict");
     PyObject *edge = PyDict_GetItemString(kwargs, "edge_type");
@@ -1803,6 +1832,16 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
                          "edges_in_c", g_edge_type != NULL ? Py_True : Py_False);
 }
 
+/* bucket_of(d): the bucket the hot path counts a duration d (ns) in, for tests/test_cores.py. */
+static PyObject *
+core_bucket_of(PyObject *mod, PyObject *arg)
+{
+    long long d = PyLong_AsLongLong(arg);
+    if (d == -1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(bucket_of(d));
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set up the hot path (proxies.py calls it once at import)."},
@@ -1820,6 +1859,8 @@ static PyMethodDef module_methods[] = {
      "lock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock."},
     {"rlock_factory", (PyCFunction)(void (*)(void))rlock_factory, METH_FASTCALL,
      "rlock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.RLock."},
+    {"bucket_of", core_bucket_of, METH_O,
+     "bucket_of(d): the histogram bucket the compiled hot path counts a duration d (ns) in."},
     {NULL},
 };
 

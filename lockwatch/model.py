@@ -117,43 +117,55 @@ class Timing:
     count: int = 0
     total_ns: int = 0
     max_ns: int = 0
-    buckets: list[int] = field(default_factory=histogram.new_counts)
+    buckets: dict[int, int] = field(default_factory=dict)  # bucket index -> count, the empty ones left out
+    scale: str = histogram.LOG_LINEAR  # what a bucket index means (histogram.SCALES)
 
     @property
     def mean_ns(self) -> float:
         return self.total_ns / self.count if self.count else 0.0
 
     def percentile_ns(self, q: float) -> int:
-        return histogram.percentile(self.buckets, q, self.max_ns, self.total_ns)
+        return histogram.percentile(self.buckets, q, self.max_ns, self.total_ns, self.scale)
 
     def merge(self, other: Timing) -> None:
         self.count += other.count
         self.total_ns += other.total_ns
         self.max_ns = max(self.max_ns, other.max_ns)
-        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets)]
+        mine, theirs = self.buckets, other.buckets
+        if self.scale != other.scale:  # one is from an older report: both in its coarser scale
+            mine = mine if self.scale == histogram.SQRT2 else histogram.to_sqrt2(mine)
+            theirs = theirs if other.scale == histogram.SQRT2 else histogram.to_sqrt2(theirs)
+            self.scale = histogram.SQRT2
+        self.buckets = histogram.merged(mine, theirs)
 
     def to_dict(self) -> dict[str, Any]:
-        # Durations in seconds; the histogram as sparse [bucket, count] pairs so reports can merge.
+        # Durations in seconds; the histogram as sparse [bucket, count] pairs so reports can merge,
+        # and the scale that says what a bucket is (reports without it: histogram.SQRT2).
         s = 1e-9
         return {
             "count": self.count, "total": self.total_ns * s, "mean": self.mean_ns * s, "max": self.max_ns * s,
             "p50": self.percentile_ns(0.5) * s, "p90": self.percentile_ns(0.9) * s,
             "p99": self.percentile_ns(0.99) * s, "histogram": histogram.to_sparse(self.buckets),
+            "histogram_scale": self.scale,
         }
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> Timing:
         r = _Reader(data, where, source)
+        # Absent in the reports of lockwatch before the log-linear scale: their buckets are sqrt(2) wide.
+        scale = r.opt("histogram_scale", str, histogram.SQRT2)
+        if scale not in histogram.SCALES:
+            r.fail(f"{r.path('histogram_scale')} is not one of {', '.join(histogram.SCALES)}")
         sparse = r.opt("histogram", list, [])
         for i, pair in enumerate(sparse):
             if not (isinstance(pair, list) and len(pair) == 2
                     and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_INT for x in pair)):
                 r.fail(f"{r.path('histogram')}[{i}] is not a [bucket, count] pair")
-            if pair[0] >= histogram.NBUCKETS:
-                r.fail(f"{r.path('histogram')} has a bucket out of range")
-        buckets = histogram.from_sparse(sparse)
+            if pair[0] >= histogram.nbuckets(scale):
+                r.fail(f"{r.path('histogram')} has a bucket out of range: the {scale} scale's last is "
+                       f"{histogram.nbuckets(scale) - 1}")
         return cls(r.opt("count", int, 0), round(r.opt("total", float, 0) * 1e9),
-                   round(r.opt("max", float, 0) * 1e9), buckets)
+                   round(r.opt("max", float, 0) * 1e9), histogram.from_sparse(sparse), scale)
 
 
 @record

@@ -7,6 +7,7 @@ import threading
 from types import CodeType
 from typing import Any
 
+from . import histogram as _histogram
 from . import recorder as _rec
 from . import waits as _waits
 from .proxies import (
@@ -288,7 +289,7 @@ class _SemaphoreMixin:
                 self._ncont += 1
                 self._wait_tot += waited
                 if waited > self._wait_max: self._wait_max = waited  # noqa: E701  (see recorder.mutex)
-                next(self._site.wait_hist[(waited * waited).bit_length()])
+                _histogram.add(self._site.wait_hist, waited)
             self._n += 1
             if self._credit:
                 # Its release was recorded first (another thread's): a signal; the hold is over.
@@ -322,7 +323,7 @@ class _SemaphoreMixin:
                 d = t - hold.t
                 self._hold_tot += d
                 if d > self._hold_max: self._hold_max = d  # noqa: E701  (see recorder.mutex)
-                next(self._site.hold_hist[(d * d).bit_length()])
+                _histogram.add(self._site.hold_hist, d)  # d < 0 if the hold it ends was timed after t
                 if hold.held is not None:  # this thread's own
                     ended += 1
         for _ in range(ended):

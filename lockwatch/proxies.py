@@ -10,6 +10,7 @@ import threading
 from types import CodeType
 from typing import Any, overload
 
+from . import histogram as _histogram
 from . import recorder as _rec
 from .recorder import now as _now
 from .stacks import first_outside
@@ -34,6 +35,12 @@ _pending = _rec.pending  # releases handed to their holders' threads, by id() of
 _drain = _rec.drain
 _live = _rec.live
 _weakref = _rec.weakref_ref
+# histogram.bucket_of, written out inline on the hot path (its cost is measured in histogram.py):
+#     _SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])
+# and a KeyError for a bucket's first duration, which _count() makes (histogram.add). Every d
+# there is an end minus a start taken by the same thread from one monotonic clock: never negative.
+_SMALL, _NSMALL, _BASE, _SHIFT = _histogram.SMALL, _histogram.NSMALL, _histogram.BASE, _histogram.SHIFT
+_count = _histogram.add
 
 # Plain __slots__ classes with the recording written out in each method: a wrapt ObjectProxy costs
 # ~3x more per acquisition (DESIGN.md, measured costs), and delegating __enter__/__exit__ to
@@ -136,7 +143,11 @@ def _wait(lock: Any, real: Any, timeout: float = -1) -> int | None:
     lock._wait_tot += d
     if d > lock._wait_max:
         lock._wait_max = d
-    next(lock._site.wait_hist[(d * d).bit_length()])  # histogram.bucket_of, inline
+    hist = lock._site.wait_hist
+    try:
+        next(hist[_SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])])
+    except KeyError:
+        _count(hist, d)
     return t
 
 
@@ -194,7 +205,7 @@ def _init(lock: Any, real: Any, kind: str, frame: Any, outside: bool = False) ->
     lock._at_lasti = -1
     lock._n = lock._ncont = lock._nfail = 0
     lock._hold_tot = lock._hold_max = lock._wait_tot = lock._wait_max = 0
-    lock._hh = site.hold_hist  # the site's list, one attribute load less per release
+    lock._hh = site.hold_hist  # the site's dict, one attribute load less per release
     lock._ann = None  # lockwatch.name() / order_key() annotations
     lock._last = None  # the held list of the thread that released it last
     lock._site = site
@@ -231,7 +242,7 @@ class _Tracked:
     _hold_max: int
     _wait_tot: int
     _wait_max: int
-    _hh: list[itertools.count[int]]  # the site's hold histogram
+    _hh: dict[int, itertools.count[int]]  # the site's hold histogram
     _ann: dict[str, Any] | None
     _last: list[Any] | None  # the held list of the thread that released it last
 
@@ -339,7 +350,10 @@ class Lock(_Tracked):
         self._real.release()
         # The histogram is shared by a site's instances: one next() on a counter adds to it
         # without a lock (histogram.new_counters). Counts and totals above: the lock guards them.
-        next(self._hh[(d * d).bit_length()])  # histogram.bucket_of, inline
+        try:
+            next(self._hh[_SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])])
+        except KeyError:
+            _count(self._hh, d)
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         # release(), written out again: one Python call less on every `with`.
@@ -360,7 +374,10 @@ class Lock(_Tracked):
         if d > self._hold_max:
             self._hold_max = d
         self._real.release()
-        next(self._hh[(d * d).bit_length()])
+        try:
+            next(self._hh[_SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])])
+        except KeyError:
+            _count(self._hh, d)
 
     def locked(self) -> bool:
         return self._real.locked()
@@ -426,7 +443,7 @@ def _release_slow(lock: Any, t: int) -> None:
             # lock is free (take it again, take another) finds the release pending.
             _rec.hand_off(held, lock)
     lock._real.release()
-    next(lock._hh[(d * d).bit_length()])
+    _count(lock._hh, d)  # not inline: another thread's release may start before the hold it ends (d < 0)
 
 
 def _acquire_slow(lock: Any, blocking: Any, timeout: Any, frame: Any) -> bool:
@@ -577,7 +594,10 @@ class RLock(_Tracked):
         self._last = held
         self._depth = 0
         self._real.release()
-        next(self._hh[(d * d).bit_length()])
+        try:
+            next(self._hh[_SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])])
+        except KeyError:
+            _count(self._hh, d)
 
     def _end_hold(self, held: list, release: Any) -> Any:
         t = _now()
@@ -590,7 +610,10 @@ class RLock(_Tracked):
         self._last = held
         self._depth = 0
         result = release()
-        next(self._hh[(d * d).bit_length()])
+        try:
+            next(self._hh[_SMALL[d] if d < _NSMALL else _BASE[(b := d.bit_length())] + (d >> _SHIFT[b])])
+        except KeyError:
+            _count(self._hh, d)
         return result
 
     # Condition.wait() calls these directly: the hold ends at _release_save and a new one starts
@@ -626,7 +649,7 @@ class RLock(_Tracked):
             self._wait_tot += d
             if d > self._wait_max:
                 self._wait_max = d
-            next(self._site.wait_hist[(d * d).bit_length()])
+            _count(self._site.wait_hist, d)  # a Condition's wait re-taking a contended RLock: not the hot path
         _took(self, held, t, first_outside(_getframe(1)) or _getframe(1))
         self._depth = depth
 
@@ -666,7 +689,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 5  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 6  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -700,6 +723,7 @@ def _configure(core: Any) -> Any:
             tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
             py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
             py_rlock_release=PyRLock.release, pending=_pending, fold_instance=_rec.fold_instance,
+            count=_count,
             edge_type=_rec.Edge,
             same_site_sources=_SAME_SITE_SOURCES, lock_sample=_allocate_lock(), rlock_sample=_real_rlock(),
             allocate_lock=_allocate_lock, real_rlock=_real_rlock, serials=_rec.serials, site_type=_rec.Site,

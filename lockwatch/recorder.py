@@ -90,7 +90,7 @@ class Site:
         self.hold_max = 0
         self.wait_total = 0
         self.wait_max = 0
-        self.hold_hist = histogram.new_counters()  # next(hold_hist[bucket]) per hold
+        self.hold_hist = histogram.new_counters()  # next(hold_hist[bucket]) per hold (histogram.add)
         self.wait_hist = histogram.new_counters()
         self.signal = False  # a semaphore released by threads that did not acquire it
         self.sem_value = 0  # the largest initial value of a Semaphore made here
@@ -761,8 +761,8 @@ def forget_activity() -> None:
         for site in list(st.sites.values()):
             site.acquisitions = site.contended = site.failed = 0
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
-            site.hold_hist[:] = histogram.new_counters()  # in place: live locks point at these lists
-            site.wait_hist[:] = histogram.new_counters()
+            site.hold_hist.clear()  # in place: live locks point at these dicts
+            site.wait_hist.clear()
             site.made = itertools.count()
         for o in live_instances():  # the instances' own counters and edges (registered when made)
             o._n = o._ncont = o._nfail = 0

@@ -221,7 +221,8 @@ def timing(values: list[int]) -> Any:
 
     t = Timing(count=len(values), total_ns=sum(values), max_ns=max(values, default=0))
     for v in values:
-        t.buckets[histogram.bucket_of(v)] += 1
+        i = histogram.bucket_of(v)
+        t.buckets[i] = t.buckets.get(i, 0) + 1
     return t
 
 

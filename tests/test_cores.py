@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from support import CORE_SWITCH, PROGRAMS, child_env, lockwatch, python, report_
 
 import lockwatch as package
 from lockwatch import proxies
+from lockwatch.histogram import LOG_LINEAR, bucket_of
 
 PROGRAM = PROGRAMS / "cores" / "deterministic.py"
 BUILT = importlib.util.find_spec("lockwatch._core") is not None
@@ -32,11 +35,14 @@ def env_for(core: str, tmp: Path) -> dict[str, str]:
 
 def _timeless(data: Any, key: str = "") -> Any:
     """A report without what differs from run to run: durations (hold and wait times; their
-    histograms keep only how many they counted), process ids, start times, the core's name."""
+    histograms keep only how many they counted, and their scale, except the holds of given
+    durations), process ids, start times, the core's name."""
     if isinstance(data, dict):
         if key in ("hold", "wait"):
-            return {"count": data.get("count"),
+            return {"count": data.get("count"), "histogram_scale": data.get("histogram_scale"),
                     "histogram_count": sum(n for _, n in data.get("histogram", []))}
+        if data.get("name") == "h" and "hold" in data:  # the program's holds of given durations
+            return {**_timeless({k: v for k, v in data.items() if k != "hold"}), "hold": data["hold"]["histogram"]}
         return {k: _timeless(v, k) for k, v in data.items() if k not in ("meta",)}
     if isinstance(data, list):
         return [_timeless(v, key) for v in data]
@@ -69,6 +75,23 @@ def test_both_cores_record_the_same_report(tmp_path: Path) -> None:
     assert sorted(lock["name"] for lock in cycle["locks"]) == ["a", "b"]
     counts = sorted(e["count"] for e in cycle["edges"])
     assert counts == [1, 50 + 1]  # a -> b: 50 nested + out_of_order; b -> a once
+    # the holds of given durations: in the buckets histogram.bucket_of gives them
+    given = [((32 + 7 * k % 32) << (24 + k % 10)) + (1 << (24 + k % 10)) // 2 for k in range(40)]
+    assert locks["h"]["hold"]["histogram"] == sorted([i, n] for i, n in Counter(map(bucket_of, given)).items())
+    assert {lock["hold"]["histogram_scale"] for lock in py["locks"]} == {LOG_LINEAR}
+
+
+@needs_c
+def test_the_c_core_counts_a_duration_in_the_bucket_histogram_bucket_of_gives() -> None:
+    """The compiled hot path computes the bucket in C; the pure one inline from histogram's tables."""
+    from lockwatch import _core  # type: ignore[attr-defined]
+
+    rng = random.Random(3)
+    values = list(range(-70, 70_000))
+    for shift in range(58):  # the lowest and the highest duration of every bucket
+        values += [v for j in range(32) for v in ((32 + j) << shift, ((33 + j) << shift) - 1)]
+    values += [rng.randrange(2 ** rng.randrange(1, 64)) for _ in range(100_000)] + [2 ** 63 - 1]
+    assert [_core.bucket_of(v) for v in values] == [bucket_of(v) for v in values]
 
 
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:

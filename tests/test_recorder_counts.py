@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import gc
+import itertools
+import math
 import os
+import random
 import sys
 import threading
 import tracemalloc
+from collections import Counter
 
 import pytest
 from support import site
 
 import lockwatch
+from lockwatch import histogram, proxies, recorder
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("lockwatch_off")]
 
@@ -125,6 +130,12 @@ def test_dropping_50000_locks_leaves_no_per_lock_state():
 
     with lockwatch.watching(deadlock_timeout=0) as session:
         churn(200)  # warm up: sites, histograms, caches
+        # A histogram makes a counter at its bucket's first duration, up to NBUCKETS of them:
+        # all made now, so that what grows below is what a lock keeps.
+        for st in list(recorder.state.sites.values()):
+            for hist in (st.hold_hist, st.wait_hist):
+                for i in range(histogram.NBUCKETS):
+                    hist.setdefault(i, itertools.count())
         gc.collect()
         tracemalloc.start()
         try:
@@ -188,3 +199,83 @@ def test_hold_and_wait_counts_are_exact_when_threads_switch_at_any_bytecode(thre
         st = site(snap, HERE, line)
         assert st.acquisitions == 4 * rounds
         assert (st.hold.count, st.wait.count) == (4 * rounds, st.contended)
+
+
+# --- hold and wait times: percentiles within 2% ---------------------------------------------------
+
+
+def _given_durations(seed: int, n: int) -> list[int]:
+    """Seeded durations from 0.54 s to 1,000 s, log-uniform, each in the middle half of its
+    histogram bucket: a hold given one lasts longer by the microseconds the hold itself takes
+    (and a thread switch), which cannot move it out of its bucket (16 ms wide there, or more)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        low, high = histogram.bucket_bounds(rng.randrange(histogram.bucket_of(2 ** 29), histogram.bucket_of(10 ** 12)))
+        width = high - low
+        out.append(low + width // 4 + rng.randrange(width // 2))
+    return out
+
+
+def _nearest_rank(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+@pytest.mark.parametrize("how", ["with Lock", "Lock.acquire", "with RLock", "RLock re-entered"])
+def test_hold_percentiles_through_real_locks_are_within_2_percent(how, line_of):
+    """Each hold is given a duration by moving its start back (the lock's own _t): what the hot
+    path (the C core's or the pure one's, whichever this process runs) then counts."""
+    durations = _given_durations(11, 1000)
+    with lockwatch.watching(deadlock_timeout=0) as session:
+        lock = threading.RLock() if "RLock" in how else threading.Lock()  # <given>
+        for d in durations:
+            if how == "Lock.acquire":
+                lock.acquire()
+                lock._t -= d
+                lock.release()
+            elif how == "RLock re-entered":
+                with lock:
+                    with lock:
+                        lock._t -= d
+            else:
+                with lock:
+                    lock._t -= d
+        snap = session.snapshot()
+    hold = site(snap, HERE, line_of("given")).hold
+    assert hold.count == len(durations) and hold.scale == histogram.LOG_LINEAR
+    assert hold.buckets == Counter(histogram.bucket_of(d) for d in durations)
+    for q in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99):
+        exact = _nearest_rank(durations, q)
+        assert abs(hold.percentile_ns(q) - exact) <= 0.02 * exact, (q, hold.percentile_ns(q), exact)
+
+
+def test_wait_percentiles_are_within_2_percent(monkeypatch, line_of):
+    """proxies._wait, where both cores count a contended acquisition's wait, timed by a clock that
+    the blocking acquire moves on by each duration: 1 ns to 100 s, log-uniform."""
+    rng = random.Random(12)
+    durations = [int(10 ** rng.uniform(0, 11)) for _ in range(2000)]
+    clock = [10 ** 15]
+
+    class Blocks:
+        """A real lock that is free once its wait is over."""
+
+        def acquire(self, blocking=True, timeout=-1):
+            clock[0] += durations[waited[0]]
+            waited[0] += 1
+            return True
+
+    waited = [0]
+    monkeypatch.setattr(proxies, "_now", lambda: clock[0])
+    with lockwatch.watching(deadlock_timeout=0) as session:
+        lock = threading.Lock()  # <waited>
+        with lock:  # a report lists the locks that were acquired
+            pass
+        for _ in durations:
+            proxies._wait(lock, Blocks())  # what acquire() calls when the lock is taken
+        snap = session.snapshot()
+    wait = site(snap, HERE, line_of("waited")).wait
+    assert wait.count == waited[0] == len(durations)
+    for q in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999):
+        exact = _nearest_rank(durations, q)
+        assert abs(wait.percentile_ns(q) - exact) <= 0.02 * exact, (q, wait.percentile_ns(q), exact)

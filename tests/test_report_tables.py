@@ -133,3 +133,29 @@ def test_a_bad_stack_index_is_one_line_from_lockwatch_report(tmp_path: Path, whe
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"lockwatch report: error: {path} is a damaged lockwatch report (" in proc.stderr, proc.stderr
     assert "index into" in proc.stderr
+
+
+def test_lockwatch_report_merges_an_older_reports_histograms_in_their_scale(tmp_path: Path) -> None:
+    """A report of a lockwatch before the log-linear scale (no histogram_scale: buckets sqrt(2)
+    wide) merged with one of today: a lock in both is counted in the older, coarser scale (each
+    log-linear bucket in the sqrt(2) bucket of its middle); a lock only in today's keeps its scale."""
+    old_path = FIXTURES / "report_sqrt2" / "report.json"
+    old = json.loads(old_path.read_text(encoding="utf-8"))
+    new = json.loads((FIXTURES / "report_golden" / "report.json").read_text(encoding="utf-8"))
+    new["locks"].append({**new["locks"][0], "name": "only_new", "site": "/srv/app/new.py:3",
+                         "key": "/srv/app/new.py:3:Lock"})
+    new_path = tmp_path / "new.json"
+    new_path.write_text(json.dumps(new))
+    out = tmp_path / "merged.json"
+    proc = lockwatch("report", str(old_path), str(new_path), "--format", "json", "-o", str(out), cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a finding that fails the run
+    merged = {lk["name"]: lk for lk in json.loads(out.read_text(encoding="utf-8"))["locks"]}
+    for lk in old["locks"]:
+        for kind in ("hold", "wait"):
+            t = merged[lk["name"]][kind]
+            assert t["histogram_scale"] == "sqrt2" and t["count"] == 2 * lk[kind]["count"]
+            # the shop's durations sit well inside their sqrt(2) buckets: the same ones, twice the counts
+            assert t["histogram"] == [[i, 2 * n] for i, n in lk[kind]["histogram"]]
+            assert t["p50"] == pytest.approx(lk[kind]["p50"]) and t["p99"] == pytest.approx(lk[kind]["p99"])
+    assert merged["only_new"]["hold"]["histogram_scale"] == "log-linear-32"
+    assert merged["only_new"]["hold"]["histogram"] == new["locks"][0]["hold"]["histogram"]

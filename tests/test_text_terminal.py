@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import TIMEOUT, child_env, write
 
-from lockwatch import analysis
+from lockwatch import analysis, histogram
 from lockwatch.model import LockStats, Snapshot, Timing
 from lockwatch.renderers import text
 
@@ -140,8 +140,8 @@ def test_on_a_terminal_the_report_fits_and_has_colour(tmp_path: Path, flag: str)
 def _contended_report() -> analysis.Report:
     stats = []
     for i, name in enumerate(["Account._lock", "SharedStateRegistry._registry_lock_with_a_long_name"]):
-        timing = Timing(count=800, total_ns=800 * 400_000, max_ns=3_430_000)
-        timing.buckets[37] = 800
+        timing = Timing(count=800, total_ns=800 * 400_000, max_ns=3_430_000,
+                        buckets={histogram.bucket_of(400_000): 800})
         stats.append(LockStats(key=f"/srv/project/app/ledger.py:{i + 4}:Lock", name=name, kind="RLock" if i else "Lock",
                                filename="/srv/project/app/ledger.py", line=i + 4, function="f", instances=3,
                                acquisitions=800, contended=414, hold=timing, wait=timing))

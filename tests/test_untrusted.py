@@ -129,6 +129,12 @@ def damaged(edit: Callable[[dict[str, Any]], Any], base: Any = GOLDEN) -> bytes:
     return json.dumps(data).encode()
 
 
+def damaged_json(edit: Callable[[dict[str, Any]], Any], base: Any = GOLDEN) -> Any:
+    data = copy.deepcopy(base)
+    edit(data)
+    return data
+
+
 def setting(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def edit(data: dict[str, Any]) -> None:
         *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
@@ -199,6 +205,13 @@ MALFORMED: dict[str, bytes] = {
     "histogram bucket 10**6": damaged(setting("locks.0.hold.histogram", [[10**6, 3]])),
     "histogram count 10**400": damaged(setting("locks.0.hold.histogram", [[3, HUGE]])),
     "histogram pair of three": damaged(setting("locks.0.hold.histogram", [[1, 2, 3]])),
+    "histogram bucket 1888": damaged(setting("locks.0.hold.histogram", [[1888, 3]])),
+    "sqrt2 histogram bucket 128": damaged(setting("locks.0.hold.histogram_scale", "sqrt2"),
+                                          damaged_json(setting("locks.0.hold.histogram", [[128, 3]]))),
+    "histogram bucket 128 of a report without a scale": damaged(setting("locks.0.wait.histogram", [[128, 3]]), V1),
+    "histogram scale unknown": damaged(setting("locks.0.hold.histogram_scale", "log-linear-64")),
+    "histogram scale with escapes": damaged(setting("locks.0.wait.histogram_scale", "\x1b]0;pwned\x07")),
+    "histogram scale a number": damaged(setting("locks.1.hold.histogram_scale", 32)),
     "named a string": damaged(setting("locks.0.named", "yes")),
     # an edge of a version 1 report
     "edge without src": damaged(dropping("lock_order.0.src"), V1),
@@ -317,7 +330,7 @@ def test_no_string_of_a_report_reaches_the_page_as_markup(tmp_path: Path,
 
     def prefix(value: Any, key: str = "") -> Any:
         if isinstance(value, str):
-            return value if key in ("format", "edge_fields") else mark + value
+            return value if key in ("format", "edge_fields", "histogram_scale") else mark + value
         if isinstance(value, list):
             return [prefix(v, key) for v in value]
         if isinstance(value, dict):

@@ -133,15 +133,16 @@ def chart(s: LockStats, lo: int, hi: int, ticks: list[int]) -> str:
     axis = top + plot_h + 2
     bars = []
     for t, cls, up in ((s.hold, "hold", True), (s.wait, "wait", False)):
-        peak = max(t.buckets[lo:hi + 1], default=0)
+        counts = histogram.as_sqrt2(t.buckets, t.scale)  # the chart's buckets (sections.charts_section)
+        peak = max((counts.get(i, 0) for i in range(lo, hi + 1)), default=0)
         if not peak:
             continue
         for i in range(lo, hi + 1):
-            c = t.buckets[i]
+            c = counts.get(i, 0)
             if not c:
                 continue
             bh = max(1.5, plot_h * c / peak)
-            low, high = histogram.bucket_bounds(i)
+            low, high = histogram.sqrt2_bucket_bounds(i)
             y = axis - 1 - bh if up else axis + 1
             bars.append(f'<rect class="{cls}" x="{fmt((i - lo) * bw + 0.5)}" y="{fmt(y)}" '
                         f'width="{fmt(max(bw - 1, 1))}" height="{fmt(bh)}"><title>{cls} '
@@ -149,7 +150,7 @@ def chart(s: LockStats, lo: int, hi: int, ticks: list[int]) -> str:
     grid = []
     total_h = axis + plot_h + 4 + 14
     for v in ticks:
-        x = (histogram.bucket_of(v) - lo) * bw
+        x = (histogram.sqrt2_bucket_of(v) - lo) * bw
         grid.append(f'<line class="tick" x1="{fmt(x)}" x2="{fmt(x)}" y1="{fmt(top)}" y2="{fmt(axis + plot_h + 2)}"/>'
                     f'<text class="tick" x="{fmt(x)}" y="{fmt(total_h - 3)}">{esc(fmt_ns(v))}</text>')
     return (f'<svg class="hist" viewBox="-6 0 {fmt(width + 12)} {fmt(total_h)}" width="100%" '

@@ -1,12 +1,14 @@
 """One deterministic program for tests/test_cores.py: every path of the hot path (Lock and RLock,
 with and acquire/release, nesting, re-entry, arguments, try-locks that fail, out-of-order and
 cross-thread releases, a Condition, a Semaphore), threads run one after the other (no timing
-decides anything), and an inversion at the end. Both cores must record the same report."""
+decides anything), holds of given durations, and an inversion at the end. Both cores must record
+the same report."""
 import threading
 
 a = threading.Lock()
 b = threading.Lock()
 r = threading.RLock()
+h = threading.Lock()  # held for given durations: both cores count them in the same buckets
 cond = threading.Condition()
 sem = threading.Semaphore(2)
 
@@ -67,12 +69,27 @@ def condition_and_semaphore():
             pass
 
 
+def given_durations():
+    """Holds whose start is moved back (lockwatch's own field) to the middle of a histogram bucket
+    at least 16 ms wide: the microseconds the hold itself takes cannot change its bucket."""
+    for k in range(40):
+        shift = 24 + k % 10  # the bucket width: 16 ms to 8.6 s
+        d = ((32 + 7 * k % 32) << shift) + (1 << shift) // 2
+        if k % 2:
+            with h:
+                h._t -= d
+        else:
+            h.acquire()
+            h._t -= d
+            h.release()
+
+
 def main():
     for target in (nested, reentrant):
         t = threading.Thread(target=target, args=(50,), name=target.__name__)
         t.start()
         t.join()
-    for target in (arguments, out_of_order, handed_over, condition_and_semaphore):
+    for target in (arguments, out_of_order, handed_over, condition_and_semaphore, given_durations):
         t = threading.Thread(target=target, name=target.__name__)
         t.start()
         t.join()
