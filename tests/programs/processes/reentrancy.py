@@ -315,11 +315,11 @@ elif MODE in ("settrace", "setprofile"):
     setter = sys.settrace if MODE == "settrace" else sys.setprofile
     thread_setter = threading.settrace if MODE == "settrace" else threading.setprofile
     thread_setter(hook)
-    workers = [threading.Thread(target=worker, args=(40,), name=f"worker-{n}") for n in range(2)]
+    workers = [threading.Thread(target=worker, args=(12,), name=f"worker-{n}") for n in range(2)]
     for w in workers:
         w.start()
     setter(hook)
-    loop(40)
+    loop(12)
     setter(None)
     thread_setter(None)
     for w in workers:
