@@ -111,6 +111,8 @@ def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> di
 _COMPACT = (",", ":")
 _COMPACT_ENCODER = json.JSONEncoder(separators=_COMPACT)  # json.dumps(x, separators=_COMPACT), made once
 _EMPTY_TIMINGS: dict[str, str] = {}  # scale -> an empty Timing's compact JSON
+_JSON_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps writes a str
+_JSON_BOOL = {False: "false", True: "true"}
 
 
 # -- what the recorder saw -----------------------------------------------------------------------
@@ -222,10 +224,23 @@ class LockStats:
         }
 
     def encoded(self) -> str:
-        """``to_dict`` as compact JSON, made faster: a report can list 100,000 locks, most of them
-        never held long enough to time, and an empty timing is the same text every time."""
-        counts = _COMPACT_ENCODER.encode(self._counts())
-        return f'{counts[:-1]},"hold":{self.hold.encoded()},"wait":{self.wait.encoded()}}}'
+        """``to_dict`` as compact JSON, made faster (a report can list 100,000 locks): the usual
+        types written into a template as json.dumps writes them, and an idle timing's text made
+        once (``Timing.encoded``)."""
+        timings = f'"hold":{self.hold.encoded()},"wait":{self.wait.encoded()}}}'
+        if not (type(self.name) is type(self.kind) is type(self.filename) is type(self.key)
+                is type(self.function) is type(self.stable_file) is str
+                and type(self.line) is type(self.value) is type(self.instances) is type(self.acquisitions)
+                is type(self.contended) is type(self.failed) is int
+                and type(self.named) is type(self.signal) is type(self.stdlib) is bool):
+            return f"{_COMPACT_ENCODER.encode(self._counts())[:-1]},{timings}"
+        text = _JSON_STRING
+        return (f'{{"name":{text(self.name)},"kind":{text(self.kind)},"site":{text(self.site)},'
+                f'"key":{text(self.key)},"function":{text(self.function)},'
+                f'"named":{_JSON_BOOL[self.named]},"signal":{_JSON_BOOL[self.signal]},"value":{self.value},'
+                f'"stdlib":{_JSON_BOOL[self.stdlib]},"stable_file":{text(self.stable_file)},'
+                f'"instances":{self.instances},"acquisitions":{self.acquisitions},'
+                f'"contended":{self.contended},"failed":{self.failed},{timings}')
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> LockStats:
@@ -849,7 +864,7 @@ class _StackIndex(dict[tuple[str, ...], int]):
 
     def __missing__(self, stack: tuple[str, ...]) -> int:
         i = self[stack] = len(self.rows)
-        self.rows.append("[" + ",".join(map(self._frame, stack)) + "]")
+        self.rows.append(f"[{','.join(map(self._frame, stack))}]")
         return i
 
 
@@ -891,6 +906,8 @@ class _Tables:
         """``row`` of each edge as JSON text: the same values, made faster (a report can have a
         million edges; most rows are five or seven integers)."""
         sites, threads, stacks, row = self.sites, self.threads, self.stacks, self.row
+        # _StackIndex.__missing__, inline: most stacks of a large report are new (a call each)
+        known, rows, frame = stacks.get, stacks.rows, self.frames.__getitem__
         for e in edges:
             if (e.gates or e.gate_instances or e.context is not None or e.src_name is not None
                     or e.dst_name is not None or (e.src_instance is None) != (e.dst_instance is None)
@@ -898,8 +915,18 @@ class _Tables:
                     or type(e.count) is not int):
                 yield json.dumps(row(e), separators=_COMPACT)
                 continue
-            head = (f"[{sites[e.src]},{sites[e.dst]},{threads[(e.thread, e.thread_id)]},"
-                    f"{stacks[tuple(e.held_stack)]},{stacks[tuple(e.acquire_stack)]}")
+            src, dst, thread = sites[e.src], sites[e.dst], threads[(e.thread, e.thread_id)]
+            t = tuple(e.held_stack)
+            held = known(t)
+            if held is None:
+                held = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            t = tuple(e.acquire_stack)
+            acquire = known(t)
+            if acquire is None:
+                acquire = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            head = f"[{src},{dst},{thread},{held},{acquire}"
             # the values after acquire_stack up to the last one that is not its default
             if e.src_instance is None:
                 inst = "null,null"
