@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .cycles import Budget, find_cycles
 from .cycles import Graph as _Graph
@@ -70,19 +70,28 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
     # holding a lock, so edges out of it are not lock-order edges (waiting *on* it still is).
     signals = {s.key for s in snapshot.locks if s.signal}
 
-    # Instance scope: these exact lock objects were taken in both orders.
+    # Instance scope: these exact lock objects were taken in both orders. Only the graph is
+    # built for every edge (a report can have a million): what a finding names of its edges and
+    # instances is looked up when there is a cycle (``instances``).
     ig = _Graph()
-    iedges: dict[tuple[int, int], EdgeRecord] = {}
-    inst_key: dict[int, str] = {}
-    inst_name: dict[int, Optional[str]] = {}
+    iadj = ig.adj
     for e in snapshot.instance_edges:
-        if e.src_instance is None or e.dst_instance is None or e.src in signals:
+        u, v = e.src_instance, e.dst_instance
+        if u is None or v is None or (signals and e.src in signals):
             continue
-        iedges[(e.src_instance, e.dst_instance)] = e
-        ig.add_edge(e.src_instance, e.dst_instance)
-        inst_key[e.src_instance], inst_key[e.dst_instance] = e.src, e.dst
-        inst_name.setdefault(e.src_instance, e.src_name)
-        inst_name.setdefault(e.dst_instance, e.dst_name)
+        succ = iadj.get(u)
+        if succ is None:
+            succ = iadj[u] = {}
+        succ[v] = None
+        if v not in iadj:
+            iadj[v] = {}  # (Graph.add_edge, inline)
+    tables: list[_InstanceTables] = []
+
+    def instances() -> _InstanceTables:
+        if not tables:
+            tables.append(_InstanceTables.of(snapshot.instance_edges, signals))
+        return tables[0]
+
     listing = find_cycles(ig, cap, budget)
     cycles = listing.cycles
     inst_skipped = listing.not_listed > 0 or listing.at_least
@@ -91,6 +100,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
     by_fp: dict[str, PotentialDeadlock] = {}
 
     def instance_finding(cyc: list[int], fp: str) -> PotentialDeadlock:
+        iedges, inst_key, inst_name = instances()
         locks = [_ref(stats, inst_key[i], i, inst_name.get(i)) for i in cyc]
         # Instances of one site share a name: tell them apart in words, numbered within the
         # cycle by creation order ("Account._lock (instance 2)"), never by a global serial.
@@ -110,6 +120,7 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
     by_site_set: dict[frozenset, str] = {}
     for cyc in sorted(cycles, key=len):
         cyc = canonical_rotation(cyc)
+        inst_key = instances().key
         sites = [stable_site(stats.get(inst_key[i]), inst_key[i]) for i in cyc]
         fp = fingerprint(sites)
         if fp not in by_fp:
@@ -126,30 +137,32 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
     # never met (lockdep's lock classes). Same-site nesting (a self-loop) is left to the instance
     # graph: instances of one site taken in a consistent order are not a cycle.
     sg = _Graph()
-    sedges: dict[tuple[str, str], EdgeRecord] = {}
-    by_pair: dict[tuple[str, str], list[EdgeRecord]] = {}
-    for e in snapshot.instance_edges:
-        by_pair.setdefault((e.src, e.dst), []).append(e)
+    sadj = sg.adj
     for e in snapshot.site_edges:
-        if e.src == e.dst or e.src in signals:
+        src, dst = e.src, e.dst
+        if src == dst or (signals and src in signals):
             continue
-        e = _site_wide(e, by_pair.get((e.src, e.dst), ()))
-        sedges[(e.src, e.dst)] = e
-        sg.add_edge(e.src, e.dst)
+        succ = sadj.get(src)
+        if succ is None:
+            succ = sadj[src] = {}
+        succ[dst] = None
+        if dst not in sadj:
+            sadj[dst] = {}
     listing = find_cycles(sg, cap, budget)
     cycles = listing.cycles
     report.cycles_not_listed += listing.not_listed
     report.cycles_not_listed_at_least = report.cycles_not_listed_at_least or listing.at_least
     by_site: dict[str, list[int]] = {}
     if inst_skipped:  # instance cycles went unlisted: a site cycle may be one of them
-        for i, k in inst_key.items():
+        for i, k in instances().key.items():
             by_site.setdefault(k, []).append(i)
+    sedges = _site_edges(snapshot, signals, cycles)
     for cyc in cycles:
         sites = [stable_site(stats.get(k), k) for k in cyc]
         fp = fingerprint(sites)
         if fp in by_fp:
             continue
-        lifted = _instance_cycle(cyc, ig, inst_key, by_site) if by_site else None
+        lifted = _instance_cycle(cyc, ig, instances().key, by_site) if by_site else None
         if lifted is not None:  # these very objects were taken in this order: not "site"
             by_fp[fp] = instance_finding(canonical_rotation(lifted), fp)
             continue
@@ -167,6 +180,47 @@ def analyze(snapshot: Snapshot, cap: int = MAX_CYCLES_PER_COMPONENT, budget: Opt
             by_fp.setdefault(p.fingerprint, p)
     report.potential_deadlocks = sorted(by_fp.values(), key=_order)
     return report
+
+
+class _InstanceTables(NamedTuple):
+    """What the instance edges say of each edge and instance (the last edge of a pair is the
+    one a finding shows; an instance's name is the first one given)."""
+
+    edges: dict[tuple[int, int], EdgeRecord]
+    key: dict[int, str]  # instance -> its site's key
+    name: dict[int, Optional[str]]
+
+    @classmethod
+    def of(cls, instance_edges: list[EdgeRecord], signals: set[str]) -> _InstanceTables:
+        edges: dict[tuple[int, int], EdgeRecord] = {}
+        key: dict[int, str] = {}
+        name: dict[int, Optional[str]] = {}
+        for e in instance_edges:
+            if e.src_instance is None or e.dst_instance is None or e.src in signals:
+                continue
+            edges[(e.src_instance, e.dst_instance)] = e
+            key[e.src_instance], key[e.dst_instance] = e.src, e.dst
+            name.setdefault(e.src_instance, e.src_name)
+            name.setdefault(e.dst_instance, e.dst_name)
+        return cls(edges, key, name)
+
+
+def _site_edges(snapshot: Snapshot, signals: set[str], cycles: list[list[str]]) -> dict[tuple[str, str], EdgeRecord]:
+    """The site edges ``cycles`` go through, each made to stand for its instance edges
+    (``_site_wide``; the last record of a pair, as the graph has it)."""
+    pairs = {(cyc[k], cyc[(k + 1) % len(cyc)]) for cyc in cycles for k in range(len(cyc))}
+    if not pairs:
+        return {}
+    srcs = {u for u, _v in pairs}
+    found: dict[tuple[str, str], EdgeRecord] = {}
+    for e in snapshot.site_edges:
+        if e.src in srcs and e.src != e.dst and e.src not in signals and (e.src, e.dst) in pairs:
+            found[(e.src, e.dst)] = e
+    by_pair: dict[tuple[str, str], list[EdgeRecord]] = {}
+    for e in snapshot.instance_edges:
+        if e.src in srcs and (e.src, e.dst) in pairs:
+            by_pair.setdefault((e.src, e.dst), []).append(e)
+    return {pair: _site_wide(e, by_pair.get(pair, ())) for pair, e in found.items()}
 
 
 def _site_wide(e: EdgeRecord, instances: Iterable[EdgeRecord]) -> EdgeRecord:

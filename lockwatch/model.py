@@ -108,6 +108,13 @@ def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> di
     return {k: by_key[k] for k in keys}
 
 
+_COMPACT = (",", ":")
+_COMPACT_ENCODER = json.JSONEncoder(separators=_COMPACT)  # json.dumps(x, separators=_COMPACT), made once
+_EMPTY_TIMINGS: dict[str, str] = {}  # scale -> an empty Timing's compact JSON
+_JSON_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps writes a str
+_JSON_BOOL = {False: "false", True: "true"}
+
+
 # -- what the recorder saw -----------------------------------------------------------------------
 
 @record
@@ -148,6 +155,15 @@ class Timing:
             "p99": self.percentile_ns(0.99) * s, "histogram": histogram.to_sparse(self.buckets),
             "histogram_scale": self.scale,
         }
+
+    def encoded(self) -> str:
+        """``to_dict`` as compact JSON; an empty timing's made once (per scale)."""
+        if self.count or self.total_ns or self.max_ns or self.buckets:
+            return _COMPACT_ENCODER.encode(self.to_dict())
+        text = _EMPTY_TIMINGS.get(self.scale)
+        if text is None:
+            text = _EMPTY_TIMINGS[self.scale] = _COMPACT_ENCODER.encode(self.to_dict())
+        return text
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> Timing:
@@ -195,14 +211,36 @@ class LockStats:
         return f"{self.filename}:{self.line}"
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._counts(), "hold": self.hold.to_dict(), "wait": self.wait.to_dict()}
+
+    def _counts(self) -> dict[str, Any]:
+        """``to_dict`` but for the timings (its last two keys)."""
         return {
             "name": self.name, "kind": self.kind, "site": self.site, "key": self.key, "function": self.function,
             "named": self.named, "signal": self.signal, "value": self.value, "stdlib": self.stdlib,
             "stable_file": self.stable_file,
             "instances": self.instances, "acquisitions": self.acquisitions,
-            "contended": self.contended, "failed": self.failed, "hold": self.hold.to_dict(),
-            "wait": self.wait.to_dict(),
+            "contended": self.contended, "failed": self.failed,
         }
+
+    def encoded(self) -> str:
+        """``to_dict`` as compact JSON, made faster (a report can list 100,000 locks): the usual
+        types written into a template as json.dumps writes them, and an idle timing's text made
+        once (``Timing.encoded``)."""
+        timings = f'"hold":{self.hold.encoded()},"wait":{self.wait.encoded()}}}'
+        if not (type(self.name) is type(self.kind) is type(self.filename) is type(self.key)
+                is type(self.function) is type(self.stable_file) is str
+                and type(self.line) is type(self.value) is type(self.instances) is type(self.acquisitions)
+                is type(self.contended) is type(self.failed) is int
+                and type(self.named) is type(self.signal) is type(self.stdlib) is bool):
+            return f"{_COMPACT_ENCODER.encode(self._counts())[:-1]},{timings}"
+        text = _JSON_STRING
+        return (f'{{"name":{text(self.name)},"kind":{text(self.kind)},"site":{text(self.site)},'
+                f'"key":{text(self.key)},"function":{text(self.function)},'
+                f'"named":{_JSON_BOOL[self.named]},"signal":{_JSON_BOOL[self.signal]},"value":{self.value},'
+                f'"stdlib":{_JSON_BOOL[self.stdlib]},"stable_file":{text(self.stable_file)},'
+                f'"instances":{self.instances},"acquisitions":{self.acquisitions},'
+                f'"contended":{self.contended},"failed":{self.failed},{timings}')
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> LockStats:
@@ -798,38 +836,55 @@ _REQUIRED = 5  # src .. acquire_stack: every row has them
 _DEFAULTS: tuple[Any, ...] = (None, None, 1, False, False, None, [], [], None, None, None, None)  # src_instance ..
 
 
+class _Index(dict[Any, int]):
+    """A table's index of each distinct value (a dict key), the next one for a new value: a hit
+    is one dict lookup in C (a report can have a million edges, each naming five values)."""
+
+    def __missing__(self, value: Any) -> int:
+        i = self[value] = len(self)
+        return i
+
+
+class _FrameIndex(dict[str, str]):
+    """Each distinct frame's index in "frames", as the JSON text a stack row is made of."""
+
+    def __missing__(self, frame: str) -> str:
+        i = self[frame] = str(len(self))
+        return i
+
+
+class _StackIndex(dict[tuple[str, ...], int]):
+    """Each distinct stack (a tuple of frames) -> its index in "stacks"; ``rows`` are the stacks'
+    rows of frame indices as JSON text, made once, when a stack is first seen."""
+
+    def __init__(self, frames: _FrameIndex) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self._frame = frames.__getitem__
+
+    def __missing__(self, stack: tuple[str, ...]) -> int:
+        i = self[stack] = len(self.rows)
+        self.rows.append(f"[{','.join(map(self._frame, stack))}]")
+        return i
+
+
 class _Tables:
     """The tables edges refer to, filled as the edges are written."""
 
     def __init__(self) -> None:
-        self.sites: dict[str, int] = {}
-        self.threads: dict[tuple[str, str], int] = {}
-        self.stacks: dict[tuple[str, ...], int] = {}
-        self.frames: dict[str, int] = {}
-        self.stack_rows: list[list[int]] = []
+        self.sites = _Index()
+        self.threads = _Index()  # (name, "<pid>:<ident>") -> index
+        self.frames = _FrameIndex()
+        self.stacks = _StackIndex(self.frames)
 
-    def site(self, key: str) -> int:
-        i = self.sites.get(key)
-        if i is None:
-            i = self.sites[key] = len(self.sites)
-        return i
-
-    def stack(self, frames: list[str]) -> int:
-        t = tuple(frames)
-        i = self.stacks.get(t)
-        if i is None:
-            i = self.stacks[t] = len(self.stacks)
-            table = self.frames
-            self.stack_rows.append([table.setdefault(f, len(table)) for f in t])
-        return i
+    def stack_rows(self) -> Iterator[list[int]]:
+        """The stacks as lists of frame indices (the rows ``encoded_rows`` writes as text)."""
+        return (json.loads(text) for text in self.stacks.rows)
 
     def row(self, e: EdgeRecord) -> list[Any]:
-        t = (e.thread, e.thread_id)
-        thread = self.threads.get(t)
-        if thread is None:
-            thread = self.threads[t] = len(self.threads)
-        row: list[Any] = [self.site(e.src), self.site(e.dst), thread, self.stack(e.held_stack),
-                          self.stack(e.acquire_stack)]
+        sites, stacks = self.sites, self.stacks
+        row: list[Any] = [sites[e.src], sites[e.dst], self.threads[(e.thread, e.thread_id)],
+                          stacks[tuple(e.held_stack)], stacks[tuple(e.acquire_stack)]]
         if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
                 or e.src_name is not None or e.dst_name is not None
                 or e.wait is not None or e.wake is not None):  # the common rows, quickly
@@ -839,7 +894,7 @@ class _Tables:
             if e.dst_instance is None and e.src_instance is None:
                 return row
         tail = (e.src_instance, e.dst_instance, e.count, e.timed, e.multi, e.context,
-                [self.site(g) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name,
+                [sites[g] for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name,
                 e.wait, e.wake)
         n = len(tail)
         while n and tail[n - 1] == _DEFAULTS[n - 1] and type(tail[n - 1]) is type(_DEFAULTS[n - 1]):
@@ -847,11 +902,12 @@ class _Tables:
         row.extend(tail[:n])
         return row
 
-
     def encoded_rows(self, edges: list[EdgeRecord]) -> Iterator[str]:
         """``row`` of each edge as JSON text: the same values, made faster (a report can have a
         million edges; most rows are five or seven integers)."""
-        sites, threads, stacks, stack, row = self.sites, self.threads, self.stacks, self.stack, self.row
+        sites, threads, stacks, row = self.sites, self.threads, self.stacks, self.row
+        # _StackIndex.__missing__, inline: most stacks of a large report are new (a call each)
+        known, rows, frame = stacks.get, stacks.rows, self.frames.__getitem__
         for e in edges:
             if (e.gates or e.gate_instances or e.context is not None or e.src_name is not None
                     or e.dst_name is not None or (e.src_instance is None) != (e.dst_instance is None)
@@ -859,38 +915,35 @@ class _Tables:
                     or type(e.count) is not int):
                 yield json.dumps(row(e), separators=_COMPACT)
                 continue
-            src = sites.get(e.src)
-            if src is None:
-                src = sites[e.src] = len(sites)
-            dst = sites.get(e.dst)
-            if dst is None:
-                dst = sites[e.dst] = len(sites)
-            thread = threads.get((e.thread, e.thread_id))
-            if thread is None:
-                thread = threads[(e.thread, e.thread_id)] = len(threads)
-            held = stacks.get(tuple(e.held_stack))
+            src, dst, thread = sites[e.src], sites[e.dst], threads[(e.thread, e.thread_id)]
+            t = tuple(e.held_stack)
+            held = known(t)
             if held is None:
-                held = stack(e.held_stack)
-            acquire = stacks.get(tuple(e.acquire_stack))
+                held = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            t = tuple(e.acquire_stack)
+            acquire = known(t)
             if acquire is None:
-                acquire = stack(e.acquire_stack)
+                acquire = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            head = f"[{src},{dst},{thread},{held},{acquire}"
             # the values after acquire_stack up to the last one that is not its default
-            inst = "null,null" if e.src_instance is None else f"{int(e.src_instance)},{int(e.dst_instance or 0)}"
-            if e.multi:
-                tail = f",{inst},{e.count},{'true' if e.timed else 'false'},true"
-            elif e.timed:
-                tail = f",{inst},{e.count},true"
-            elif e.count != 1:
-                tail = f",{inst},{e.count}"
-            elif e.src_instance is not None:
-                tail = f",{inst}"
+            if e.src_instance is None:
+                inst = "null,null"
+                if not (e.multi or e.timed or e.count != 1):
+                    yield head + "]"
+                    continue
             else:
-                tail = ""
-            yield f"[{src},{dst},{thread},{held},{acquire}{tail}]"
-
-
-_COMPACT = (",", ":")
-_COMPACT_ENCODER = json.JSONEncoder(separators=_COMPACT)  # json.dumps(x, separators=_COMPACT), made once
+                inst = f"{int(e.src_instance)},{int(e.dst_instance or 0)}"
+                if not (e.multi or e.timed or e.count != 1):
+                    yield f"{head},{inst}]"
+                    continue
+            if e.multi:
+                yield f"{head},{inst},{e.count},{'true' if e.timed else 'false'},true]"
+            elif e.timed:
+                yield f"{head},{inst},{e.count},true]"
+            else:
+                yield f"{head},{inst},{e.count}]"
 
 
 def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable[[], Any], bool]]:
@@ -918,8 +971,8 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
         ("unused_suppressions", lambda: list(report.unused_suppressions), False),
         ("internal_errors", lambda: snap.internal_errors, False),
         # Locks that were used (modules create many they never take in a given run).
-        ("locks", lambda: (s.to_dict() for s in snap.locks if s.acquisitions or s.failed or s.key in in_graph),
-         True),
+        ("locks", lambda: ((s.encoded() if encoded else s.to_dict()) for s in snap.locks
+                           if s.acquisitions or s.failed or s.key in in_graph), True),
         ("edge_fields", lambda: EDGE_FIELDS, False),
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         ("lock_order", lambda: rows(snap.site_edges), True),
@@ -927,7 +980,7 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
         *([("pool_waits", lambda: [p.to_dict() for p in snap.pool_waits], False)] if snap.pool_waits else []),
         ("sites", lambda: iter(tables.sites), True),
         ("threads", lambda: ([name, ident] for name, ident in tables.threads), True),
-        ("stacks", lambda: iter(tables.stack_rows), True),
+        ("stacks", lambda: iter(tables.stacks.rows) if encoded else tables.stack_rows(), True),
         ("frames", lambda: iter(tables.frames), True),
         *([("source_lines", lambda: {f: {str(n): t for n, t in sorted(lines.items())}
                                      for f, lines in sorted(snap.source_lines.items())}, False)]
@@ -935,13 +988,8 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
     ]
 
 
-def _int_list(row: list[int]) -> str:
-    """A stack row (frame indices, any length) as JSON."""
-    return "[" + ",".join(map(str, row)) + "]"
-
-
 _ITEM_ENCODERS: dict[str, Callable[[Any], str]] = {
-    "lock_order": str, "instance_edges": str, "stacks": _int_list,  # rows: encoded by _Tables
+    "locks": str, "lock_order": str, "instance_edges": str, "stacks": str,  # encoded already
     "sites": json.encoder.encode_basestring_ascii,
     "frames": json.encoder.encode_basestring_ascii,
 }

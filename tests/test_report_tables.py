@@ -76,6 +76,30 @@ def test_a_written_report_is_streamed_and_the_same_as_dumps(tmp_path: Path) -> N
     assert (tmp_path / "s.json").read_text(encoding="utf-8") == "".join(chunks)
 
 
+def test_a_lock_row_is_written_as_json_dumps_writes_its_dict() -> None:
+    """The locks are written through a template (and an idle timing's text made once): the same
+    text as json.dumps of to_dict, for awkward strings, timings of both scales, idle or not, and a
+    field of another type than the usual (written by json.dumps, not the template)."""
+    from lockwatch.histogram import SQRT2, bucket_of
+    from lockwatch.model import Timing
+
+    odd = 'q"\\\n\x1b\u202e\ud800 é 中'
+    busy = Timing(count=3, total_ns=3_500, max_ns=2_000, buckets={bucket_of(500): 1, bucket_of(1_000): 1,
+                                                                   bucket_of(2_000): 1})
+    made = [
+        lock(0),
+        LockStats(key=f"/srv/{odd}.py:7:RLock", name=odd, kind="RLock", filename=f"/srv/{odd}.py", line=7,
+                  function=odd, named=True, signal=True, value=3, stdlib=True, stable_file=odd, instances=2,
+                  acquisitions=10**12, contended=1, failed=2, hold=busy, wait=Timing(scale=SQRT2)),
+        LockStats(key="k", name="n", kind="Semaphore", filename="f.py", line=1, function="f",
+                  value=True, hold=Timing(scale=SQRT2), wait=Timing(count=1, total_ns=5, max_ns=5,
+                                                                     buckets={5: 1}, scale=SQRT2)),
+    ]
+    for stats in made:
+        assert stats.encoded() == json.dumps(stats.to_dict(), separators=(",", ":"))
+    assert json.loads(made[1].encoded())["name"] == odd
+
+
 def test_cycles_not_listed_are_in_the_json() -> None:
     n = 12
     locks = [lock(i) for i in range(n)]
