@@ -240,6 +240,33 @@ def test_locks_of_other_sites_under_many_same_site_locks_keep_their_edges(thread
     assert into_last == {outer._serial} | {lk._serial for lk in accounts[-1 - K:-1]}
 
 
+@pytest.mark.parametrize("n", [2, 3 * K])
+def test_a_lock_dropped_while_held_draws_no_edges(threads, n):
+    # lockdep's "held lock freed": nobody can release or wait for it, so it orders nothing; also
+    # when the thread holds more locks of one site than get edges (proxies._sources)
+    def drop_one_then_take_more(locks):
+        for lk in locks[:-1]:
+            lk.acquire()
+        threading.Lock().acquire()  # never released, and nothing refers to it but the held list
+        try:
+            with locks[-1]:
+                pass
+        finally:
+            for lk in reversed(locks[:-1]):
+                lk.release()
+
+    with lockwatch.watching() as session:
+        accounts = _make_accounts(n)
+        threads.run(drop_one_then_take_more, accounts)
+
+    snap = session.snapshot()
+    alive = {lk._serial for lk in accounts}
+    ends = {e.src_instance for e in snap.instance_edges} | {e.dst_instance for e in snap.instance_edges}
+    assert ends <= alive, snap.instance_edges
+    assert (accounts[-2]._serial, accounts[-1]._serial) in {
+        (e.src_instance, e.dst_instance) for e in snap.instance_edges}
+
+
 def test_as_completed_over_many_futures_records_a_bounded_number_of_edges():
     import concurrent.futures
 
