@@ -190,7 +190,10 @@ class State:
         self.line_sites: dict[tuple[str, int], list[Site]] = {}  # (file, line) -> its sites
         self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
-        self.edge_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # locks with incoming edges
+        # Locks with incoming edges: serial -> their weak reference in `live`; an entry goes when
+        # its lock dies (fold_instance). A WeakSet cost a weak reference with a callback and two
+        # Python calls per lock (as_completed(): one per future).
+        self.edge_owners: dict[int, Any] = {}
         # (src, dst site) -> [first Edge, pairs, (folded: [gates, timed, multi, thread ids])]
         self.site_edges: dict[tuple[Site, Site], list] = {}
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
@@ -216,25 +219,16 @@ context: str | None = None  # label of what is running (the pytest plugin sets t
 recording = True  # edges are recorded only while a session is enabled
 
 
-def copy_weakset(items: Any) -> list:
-    """``items`` (a WeakSet such as ``state.edge_owners``) as a list. A finalizer run by the
-    garbage collector while it is copied (this thread may hold the mutex, which is re-entrant) can
-    record a new edge and add to it: the copy is then retried, the last time with the collector
-    paused, so that the RuntimeError of the set never reaches the program."""
-    for _ in range(100):
-        try:
-            return list(items)
-        except RuntimeError:  # "Set changed size during iteration"
-            continue
-    import gc
-
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return list(items)
-    finally:
-        if paused:
-            gc.enable()
+def edge_owners(st: State) -> list:
+    """The live locks with incoming edges in ``st``. dict() copies the registry in one C call, without
+    allocating per item: a finalizer run by the garbage collector (this thread may hold the
+    mutex, which is re-entrant) cannot change it under the copy."""
+    out = []
+    for ref in dict(st.edge_owners).values():
+        o = ref()
+        if o is not None:
+            out.append(o)
+    return out
 
 
 # Called after reset() makes a new State: caches of the old one's sites go (the compiled core's).
@@ -396,6 +390,7 @@ def fold_instance(lock: Any) -> None:
     folded into their site edge) and its registry entry: what a lock leaves behind is bounded by
     its sites, however many locks come and go (called from the instance's __del__)."""
     live.pop(lock._serial, None)
+    state.edge_owners.pop(lock._serial, None)
     if lock._in or lock._out:
         _drop_edges(lock)
     if lock._n or lock._nfail:
@@ -626,14 +621,16 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     frame = stacks.first_outside(frame)
     where = _where(frame, frame.f_back if frame is not None else None)
     cache = st.edge_stacks
-    thread, tid = thread_name(), thread_id()
+    ident = get_ident()
+    t = threading._active.get(ident)  # type: ignore[attr-defined]  # thread_name(), inline
+    thread = t.name if t is not None else f"thread-{ident}"
+    tid = f"{os.getpid()}:{getattr(tls, 'serial', None) or ident}"  # thread_id(), inline
     dst_serial, dst_name = dst._serial, lock_name(dst)
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n). The same for
     # every source that is not one of them.
-    outer = [(h, (h._serial, h._site)) for h in held[:MAX_GATES + 2] if h is not dst]
-    outer_ids = {id(h) for h, _ in outer}  # the locks are held: their ids are theirs
-    common_gates = tuple([g for _, g in outer][:MAX_GATES])
+    outer = [h for h in held[:MAX_GATES + 2] if h is not dst]
+    common_gates = tuple([(h._serial, h._site) for h in outer[:MAX_GATES]])
     made = []
     new = Edge.__new__
     for src in srcs:
@@ -666,8 +663,8 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         e.count = 1
         e.timed = timed
         e.context = context
-        e.gates = (common_gates if id(src) not in outer_ids
-                   else tuple([g for h, g in outer if h is not src][:MAX_GATES]))
+        e.gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
+                   else tuple([(h._serial, h._site) for h in outer if h is not src][:MAX_GATES]))
         e.thread_id = tid
         e.held_ref = held
         e.multi = False
@@ -679,10 +676,11 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     with mutex:
         if dst._in is None: dst._in = fresh  # noqa: E701  (one line: nothing comes between)
         ins = dst._in
+        ref = live.get(dst_serial)
+        if ref is None:  # the compiled core's instances are found by serial from now on
+            ref = live[dst_serial] = weakref_ref(dst)
         if ins is fresh:
-            st.edge_owners.add(dst)
-        if dst_serial not in live:  # the compiled core's instances are found by serial from now on
-            live[dst_serial] = weakref_ref(dst)
+            st.edge_owners[dst_serial] = ref
         site_edges = st.site_edges
         for src, e in made:
             serial = src._serial
@@ -840,7 +838,7 @@ def forget_activity() -> None:
         st.violation_keys.clear()
         st.internal_errors.clear()
         st.edges_version += 1
-        st.edge_owners = weakref.WeakSet()
+        st.edge_owners = {}
         st.started = time.time()
         for site in list(st.sites.values()):
             site.acquisitions = site.contended = site.failed = 0
