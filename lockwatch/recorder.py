@@ -44,8 +44,9 @@ _thread_serials = itertools.count(1)
 # Kept findings are bounded: a program that inverts millions of pairs still fits in memory.
 MAX_KEPT_EDGES = 10_000
 MAX_GATES = 4
-# A thread holding many locks of one site (as_completed() over n futures) gets edges into another
-# lock of that site from the latest few of them only: about 8n edges, not n^2/2 (proxies._sources).
+# A thread holding many locks of one site gets edges into another lock of that site from all of
+# them while it holds at most this many, else from the latest one only (proxies._sources):
+# as_completed() over n futures records about n edges, not n^2/2.
 SAME_SITE_SOURCES = 8
 
 
