@@ -44,8 +44,9 @@ _thread_serials = itertools.count(1)
 # Kept findings are bounded: a program that inverts millions of pairs still fits in memory.
 MAX_KEPT_EDGES = 10_000
 MAX_GATES = 4
-# A thread holding many locks of one site (as_completed() over n futures) gets edges into another
-# lock of that site from the latest few of them only: about 8n edges, not n^2/2 (proxies._sources).
+# A thread holding many locks of one site gets edges into another lock of that site from all of
+# them while it holds at most this many, else from the latest one only (proxies._sources):
+# as_completed() over n futures records about n edges, not n^2/2.
 SAME_SITE_SOURCES = 8
 
 
@@ -162,7 +163,7 @@ class Edge:
     def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
                  src_name: str | None, dst_name: str | None, thread: str,
                  held_stack: list[str], acquire_stack: list[str], timed: bool,
-                 context: str | None, gates: tuple) -> None:
+                 context: str | None, gates: tuple, thread_id: str, held_ref: list | None) -> None:
         self.src_serial = src_serial
         self.dst_serial = dst_serial
         self.src_site = src_site
@@ -176,8 +177,8 @@ class Edge:
         self.timed = timed
         self.context = context
         self.gates = gates  # (serial, site) of the other locks held every time so far
-        self.thread_id = f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
-        self.held_ref: list | None = None  # the first thread's held list (lists are per thread)
+        self.thread_id = thread_id  # "<pid>:<thread serial>" (thread_id())
+        self.held_ref = held_ref  # the first thread's held list (lists are per thread)
         self.multi = False  # taken by more than one thread
 
 
@@ -190,12 +191,15 @@ class State:
         self.line_sites: dict[tuple[str, int], list[Site]] = {}  # (file, line) -> its sites
         self.site_indexes = itertools.count()  # Site.index: unique, maybe not dense
         self.site_cache: dict[tuple, tuple] = {}  # (id(code), lasti, kind) -> (code, Site)
-        self.edge_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # locks with incoming edges
+        # Locks with incoming edges: serial -> their weak reference in `live`; an entry goes when
+        # its lock dies (fold_instance). A WeakSet cost a weak reference with a callback and two
+        # Python calls per lock (as_completed(): one per future).
+        self.edge_owners: dict[int, Any] = {}
         # (src, dst site) -> [first Edge, pairs, (folded: [gates, timed, multi, thread ids])]
         self.site_edges: dict[tuple[Site, Site], list] = {}
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         # (sites, where each lock was taken) -> (held stack, acquire stack): see _edge_stacks
-        self.edge_stacks: dict[tuple, tuple[list[str], list[str]]] = {}
+        self.edge_stacks: dict[tuple, tuple] = {}  # -> (held stack, acquire stack, the key's code objects)
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
         self.violations: list[dict[str, Any]] = []  # declared-order violations, as plain data
@@ -216,25 +220,16 @@ context: str | None = None  # label of what is running (the pytest plugin sets t
 recording = True  # edges are recorded only while a session is enabled
 
 
-def copy_weakset(items: Any) -> list:
-    """``items`` (a WeakSet such as ``state.edge_owners``) as a list. A finalizer run by the
-    garbage collector while it is copied (this thread may hold the mutex, which is re-entrant) can
-    record a new edge and add to it: the copy is then retried, the last time with the collector
-    paused, so that the RuntimeError of the set never reaches the program."""
-    for _ in range(100):
-        try:
-            return list(items)
-        except RuntimeError:  # "Set changed size during iteration"
-            continue
-    import gc
-
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        return list(items)
-    finally:
-        if paused:
-            gc.enable()
+def edge_owners(st: State) -> list:
+    """The live locks with incoming edges in ``st``. dict() copies the registry in one C call, without
+    allocating per item: a finalizer run by the garbage collector (this thread may hold the
+    mutex, which is re-entrant) cannot change it under the copy."""
+    out = []
+    for ref in dict(st.edge_owners).values():
+        o = ref()
+        if o is not None:
+            out.append(o)
+    return out
 
 
 # Called after reset() makes a new State: caches of the old one's sites go (the compiled core's).
@@ -273,7 +268,7 @@ live: dict[int, Any] = {}
 weakref_ref = weakref.ref
 # The compiled core's Lock and RLock instances are not in `live`: it keeps a registry of its own
 # (a list threaded through the instances, lockwatch/_core.c), and this returns them. A compiled
-# instance is in `live` too once it has an edge (_record_edge: _drop_edges finds an edge's other
+# instance is in `live` too once it has an edge (_record_edges: _drop_edges finds an edge's other
 # end by serial there), or if proxies._init set it up.
 compiled_live: Any = None
 
@@ -396,6 +391,7 @@ def fold_instance(lock: Any) -> None:
     folded into their site edge) and its registry entry: what a lock leaves behind is bounded by
     its sites, however many locks come and go (called from the instance's __del__)."""
     live.pop(lock._serial, None)
+    state.edge_owners.pop(lock._serial, None)
     if lock._in or lock._out:
         _drop_edges(lock)
     if lock._n or lock._nfail:
@@ -437,11 +433,14 @@ def _fold_edge(e: Edge) -> None:
     if len(entry) == 2:
         entry.append([set(entry[0].gates), True, False, {entry[0].thread_id}])
     folded = entry[2]
-    if not folded[0] and not folded[1] and folded[2]:
-        return  # nothing left to learn (as_completed() drops thousands of pairs of two sites)
-    folded[0] &= set(e.gates)
-    folded[1] = folded[1] and e.timed
-    folded[2] = folded[2] or e.multi
+    # Each step only when it can change something: as_completed() drops thousands of edges of
+    # one site pair, taken by one thread, ungated after the first few.
+    if folded[0]:
+        folded[0] &= set(e.gates)
+    if folded[1] and not e.timed:
+        folded[1] = False
+    if e.multi and not folded[2]:
+        folded[2] = True
     if len(folded[3]) < 2:
         folded[3].add(e.thread_id)
 
@@ -554,18 +553,28 @@ def annotate(lock: Any, **values: Any) -> None:
     lock._ann = {**(lock._ann or {}), **values}
 
 
-def _calibrate_abandoned() -> int:
-    """The reference count that new_edge() sees for a lock that nothing but the thread's held
-    list refers to: the list, _before()'s loop variable, new_edge()'s argument and getrefcount's
-    own. Measured with a replica of that call chain, so it holds on every Python version."""
+def thread_id() -> str:
+    """The calling thread's identity in this process's edges: "<pid>:<thread serial>"."""
+    return f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
 
-    def inner(src: Any) -> int:
-        return sys.getrefcount(src)
+
+def _calibrate_abandoned() -> int:
+    """The reference count that new_edges() sees for a lock that nothing but the thread's held
+    list refers to: the list, the list of new sources proxies._before() passes, new_edges()'s
+    loop variable and getrefcount's own. Measured with a replica of that call chain, so it holds
+    on every Python version."""
+
+    def inner(srcs: list) -> int:
+        for src in srcs:
+            return sys.getrefcount(src)
+        return -1
 
     def outer(held: list) -> int:
+        fresh = None
         for h in held:
-            return inner(h)
-        return -1
+            fresh = [h]
+        h = None
+        return inner(fresh or [])
 
     return outer([object()])
 
@@ -573,76 +582,137 @@ def _calibrate_abandoned() -> int:
 _ABANDONED_REFS = _calibrate_abandoned()
 
 
-def new_edge(src: Any, dst: Any, held: list, timed: bool) -> None:
-    """Rare path: the first time ``src`` is held while blocking on ``dst``. Captures both stacks."""
-    if sys.getrefcount(src) <= _ABANDONED_REFS:
+def new_edges(srcs: list, dst: Any, held: list, timed: bool) -> None:
+    """Rare path: the first time each lock of ``srcs`` is held while blocking on ``dst``
+    (proxies._before). Captures the stacks of each edge (once per place: _edge_stacks)."""
+    gone = None
+    for src in srcs:
+        if sys.getrefcount(src) <= _ABANDONED_REFS:
+            gone = [src] if gone is None else [*gone, src]
+    src = None
+    if gone is not None:
         # The program dropped a lock while holding it (lockdep's "held lock freed"): nobody can
         # release it or wait for it, so it orders nothing. Let it go instead of drawing edges
         # from it for the rest of the thread's life.
-        for i in range(len(held) - 1, -1, -1):
-            if held[i] is src:
-                del held[i]
-        return
-    if getattr(tls, "busy", False) or not recording:
+        for lock in gone:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i] is lock:
+                    del held[i]
+        srcs = [s for s in srcs if all(s is not lock for lock in gone)]
+    if not srcs or getattr(tls, "busy", False) or not recording:
         return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
     tls.busy = True
     try:
-        _record_edge(src, dst, held, timed, sys._getframe(2))
+        _record_edges(srcs, dst, held, timed, sys._getframe(2))
     except Exception as exc:  # lockwatch must never break the program it watches
         state.internal_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         tls.busy = False
 
 
-def _record_edge(src: Any, dst: Any, held: list, timed: bool, frame: Any) -> None:
+def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> None:
+    """New edges from each of ``srcs`` into ``dst``, which the thread owning ``held`` now blocks
+    on in ``frame``. What the edges share is looked up once: the program's frame, the thread, the
+    declared orders; each edge still gets its own stacks, gates and names."""
     st = state
-    if src._site.epoch != st.epoch or dst._site.epoch != st.epoch:
+    epoch = st.epoch
+    dst_site = dst._site
+    if dst_site.epoch != epoch:
         return  # created in an earlier session (still held from then): not this session's graph
-    code, lasti = src._at_code, src._at_lasti
-    holders = getattr(src, "_holders", None)
-    if holders:
-        # A Semaphore has several holders, and _at_code is the latest acquirer's (maybe another
-        # thread's): take where this thread (its held list) acquired it.
-        for hold in list(holders):
-            if hold.held is held:
-                code, lasti = hold.code, hold.lasti
-                break
     frame = stacks.first_outside(frame)
-    held_stack, acquire_stack = _edge_stacks(st, src._site, dst._site, code, lasti, frame)
+    where = _where(frame, frame.f_back if frame is not None else None)
+    cache = st.edge_stacks
+    ident = get_ident()
+    t = threading._active.get(ident)  # type: ignore[attr-defined]  # thread_name(), inline
+    thread = t.name if t is not None else f"thread-{ident}"
+    tid = f"{os.getpid()}:{getattr(tls, 'serial', None) or ident}"  # thread_id(), inline
+    dst_serial, dst_name = dst._serial, lock_name(dst)
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
-    # a thread holding hundreds of locks does not make every new edge cost O(n).
-    gates = tuple([(h._serial, h._site) for h in held[:MAX_GATES + 2]
-                   if h is not src and h is not dst][:MAX_GATES])
-    e = Edge(src._serial, dst._serial, src._site, dst._site, lock_name(src),
-             lock_name(dst), thread_name(), held_stack, acquire_stack, timed, context, gates)
-    e.held_ref = held
+    # a thread holding hundreds of locks does not make every new edge cost O(n). The same for
+    # every source that is not one of them.
+    outer = [h for h in held[:MAX_GATES + 2] if h is not dst]
+    common_gates = tuple([(h._serial, h._site) for h in outer[:MAX_GATES]])
+    made = []
+    new = Edge.__new__
+    for src in srcs:
+        src_site = src._site
+        if src_site.epoch != epoch:
+            continue  # as above
+        code, lasti = src._at_code, src._at_lasti
+        holders = getattr(src, "_holders", None)
+        if holders:
+            # A Semaphore has several holders, and _at_code is the latest acquirer's (maybe another
+            # thread's): take where this thread (its held list) acquired it.
+            for hold in list(holders):
+                if hold.held is held:
+                    code, lasti = hold.code, hold.lasti
+                    break
+        found = cache.get((src_site, dst_site, id(code), lasti, *where))  # _stacks_key, inline
+        if found is None:
+            found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
+        # Edge(...) written out: one Python call less per edge
+        e = new(Edge)
+        e.src_serial = src._serial
+        e.dst_serial = dst_serial
+        e.src_site = src_site
+        e.dst_site = dst_site
+        e.src_name = lock_name(src) if src._ann else None
+        e.dst_name = dst_name
+        e.thread = thread
+        e.held_stack = found[0]
+        e.acquire_stack = found[1]
+        e.count = 1
+        e.timed = timed
+        e.context = context
+        e.gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
+                   else tuple([(h._serial, h._site) for h in outer if h is not src][:MAX_GATES]))
+        e.thread_id = tid
+        e.held_ref = held
+        e.multi = False
+        made.append((src, e))
+    if not made:
+        return
     fresh: dict = {}
+    added = []
     with mutex:
         if dst._in is None: dst._in = fresh  # noqa: E701  (one line: nothing comes between)
         ins = dst._in
+        ref = live.get(dst_serial)
+        if ref is None:  # the compiled core's instances are found by serial from now on
+            ref = live[dst_serial] = weakref_ref(dst)
         if ins is fresh:
-            st.edge_owners.add(dst)
-        first = ins.setdefault(src._serial, e)
-        if first is not e:  # another thread recorded it meanwhile
-            first.count += 1
-            return
-        if src._out is None: src._out = set()  # noqa: E701  (one line: nothing comes between)
-        src._out.add(dst._serial)
-        for end in (src, dst):  # the compiled core's instances are found by serial from now on
-            if end._serial not in live:
-                live[end._serial] = weakref_ref(end)
-        st.edges_version += 1
-        # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
-        # Site from an earlier State) shared keys with this session's sites, and its edge
-        # swallowed theirs (a site cycle went unreported).
-        st.site_edges.setdefault((src._site, dst._site), [e, 0])[1] += 1
-        # A 2-cycle between instances is the commonest inversion: keep both edges even if the
-        # locks die before the report (the rest of the instance graph dies with its locks).
-        rev = src._in.get(dst._serial) if src._in else None
-        if rev is not None and len(st.kept_edges) < MAX_KEPT_EDGES:
-            st.kept_edges[(src._serial, dst._serial)] = e
-            st.kept_edges[(dst._serial, src._serial)] = rev
-    _check_declared_order(st, src, dst, e)
+            st.edge_owners[dst_serial] = ref
+        site_edges = st.site_edges
+        for src, e in made:
+            serial = src._serial
+            first = ins.setdefault(serial, e)
+            if first is not e:  # another thread recorded it meanwhile (or src is twice in srcs)
+                first.count += 1
+                continue
+            if src._out is None: src._out = set()  # noqa: E701  (one line: nothing comes between)
+            src._out.add(dst_serial)
+            if serial not in live:
+                live[serial] = weakref_ref(src)
+            st.edges_version += 1
+            # Keyed by the Site objects, not their indexes: a lock made in an earlier session (its
+            # Site from an earlier State) shared keys with this session's sites, and its edge
+            # swallowed theirs (a site cycle went unreported).
+            pair = (e.src_site, dst_site)
+            entry = site_edges.get(pair)
+            if entry is None:
+                entry = site_edges.setdefault(pair, [e, 0])
+            entry[1] += 1
+            # A 2-cycle between instances is the commonest inversion: keep both edges even if the
+            # locks die before the report (the rest of the instance graph dies with its locks).
+            src_in = src._in
+            rev = src_in.get(dst_serial) if src_in else None
+            if rev is not None and len(st.kept_edges) < MAX_KEPT_EDGES:
+                st.kept_edges[(serial, dst_serial)] = e
+                st.kept_edges[(dst_serial, serial)] = rev
+            added.append((src, e))
+    if st.ranks or dst._ann is not None:  # else no declared order nor order key to check
+        for src, e in added:
+            _check_declared_order(st, src, dst, e)
 
 
 MAX_EDGE_STACKS = 20_000
@@ -658,20 +728,33 @@ def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: in
     Capturing (~10 us: formatting every frame) is done once per code location, keyed by the
     site pair, the held lock's acquiring instruction and the blocking frame's and its caller's
     instructions: as_completed() over n futures makes ~8n edges of one site pair from one place,
-    and captures once, not 8n times (benchmarks/many_futures.py)."""
+    and captures once, not 8n times (benchmarks/many_futures.py). _record_edges looks the cache
+    up itself (_stacks_key) and calls this on a miss."""
     back = frame.f_back if frame is not None else None
-    key = (src_site, dst_site, code, lasti,
-           frame.f_code if frame is not None else None, frame.f_lasti if frame is not None else -1,
-           back.f_code if back is not None else None, back.f_lasti if back is not None else -1)
+    key = _stacks_key(src_site, dst_site, code, lasti, _where(frame, back))
     cache = st.edge_stacks
     hit = cache.get(key)
     if hit is not None:
-        return hit
+        return hit[0], hit[1]
     found = (stacks.capture_taken_at(code, lasti, frame), stacks.capture(frame))
     if len(cache) >= MAX_EDGE_STACKS:
         cache.clear()  # code compiled again and again (exec): keep memory bounded
-    cache[key] = found
+    # The entry keeps the code objects of its key alive, so their ids in the key stay theirs.
+    cache[key] = (*found, code, frame.f_code if frame is not None else None,
+                  back.f_code if back is not None else None)
     return found
+
+
+def _where(frame: Any, back: Any) -> tuple:
+    """The blocking frame's and its caller's instructions, as _edge_stacks' key has them."""
+    return (id(frame.f_code) if frame is not None else 0, frame.f_lasti if frame is not None else -1,
+            id(back.f_code) if back is not None else 0, back.f_lasti if back is not None else -1)
+
+
+def _stacks_key(src_site: Site, dst_site: Site, code: Any, lasti: int, where: tuple) -> tuple:
+    # Code objects by id: hashing a code object hashes its constants each time (~1 us for
+    # as_completed's), and a new edge looks the cache up once per held lock.
+    return (src_site, dst_site, id(code), lasti, *where)
 
 
 MAX_VIOLATIONS = 1_000
@@ -756,7 +839,7 @@ def forget_activity() -> None:
         st.violation_keys.clear()
         st.internal_errors.clear()
         st.edges_version += 1
-        st.edge_owners = weakref.WeakSet()
+        st.edge_owners = {}
         st.started = time.time()
         for site in list(st.sites.values()):
             site.acquisitions = site.contended = site.failed = 0

@@ -112,7 +112,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
         site_edges = [_site_edge(entry) for entry in site_edge_list]
         seen: set[tuple[int, int]] = set()
         instance_edges = []
-        for owner in recorder.copy_weakset(state.edge_owners):
+        for owner in recorder.edge_owners(state):
             for e in list((owner._in or {}).values()):
                 seen.add((e.src_serial, e.dst_serial))
                 instance_edges.append(_edge(e, True))

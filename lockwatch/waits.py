@@ -1040,7 +1040,7 @@ def _thread_ends() -> list[WaitEdge]:
         out.append(_end_edge(res, site, serial, name, thread, thread_id, list(stack), None, None))
 
     with _rec.mutex:
-        owners = _rec.copy_weakset(_rec.state.edge_owners)
+        owners = _rec.edge_owners(_rec.state)
         lock_edges = [e for owner in owners for e in list((owner._in or {}).values())]
         lock_edges += list(dict(_rec.state.kept_edges).values())
     for le in lock_edges:

@@ -196,7 +196,7 @@ def _take_all_then(locks, last):
             lk.release()
 
 
-def test_many_held_locks_of_one_site_give_edges_from_the_latest_few_only(threads):
+def test_many_held_locks_of_one_site_give_edges_from_the_latest_only(threads):
     # as_completed() over n futures holds all n of their locks: n^2/2 edges without a bound
     n = 60
     with lockwatch.watching() as session:
@@ -206,9 +206,11 @@ def test_many_held_locks_of_one_site_give_edges_from_the_latest_few_only(threads
     snap = session.snapshot()
     serial = {lk._serial: i for i, lk in enumerate(accounts)}
     pairs = {(serial[e.src_instance], serial[e.dst_instance]) for e in snap.instance_edges}
-    # taking lock j, each of the latest K before it (and no older one) gets an edge into it
-    assert pairs == {(i, j) for j in range(n) for i in range(max(0, j - K), j)}
-    assert len(pairs) < n * (n - 1) // 2
+    # taking lock j while holding at most K of its site, each of them gets an edge into it (a
+    # nest K + 1 deep is exact); holding more, only the latest (lockdep's rule)
+    assert pairs == ({(i, j) for j in range(K + 1) for i in range(j)}
+                     | {(j - 1, j) for j in range(K + 1, n)})
+    assert len(pairs) == K * (K + 1) // 2 + n - 1 - K
 
 
 def test_an_inversion_between_far_apart_same_site_locks_is_still_an_instance_cycle(threads):
@@ -223,9 +225,8 @@ def test_an_inversion_between_far_apart_same_site_locks_is_still_an_instance_cyc
     [cycle] = found
     taken = [ref.instance for ref in cycle.locks]
     # the edge 0 -> last was not recorded: the cycle runs through the chain of later locks, the
-    # shortest way (each hop skips at most K locks)
-    assert {accounts[0]._serial, accounts[-1]._serial} <= set(taken)
-    assert len(taken) == 1 + -(-(n - 1) // K)
+    # shortest way: 0 -> K (taken while K were held), then one by one
+    assert sorted(taken) == [accounts[0]._serial, *[lk._serial for lk in accounts[K:]]]
     assert {e.thread for e in cycle.edges} == {"in-order", "last-then-first"}
 
 
@@ -237,7 +238,34 @@ def test_locks_of_other_sites_under_many_same_site_locks_keep_their_edges(thread
 
     snap = session.snapshot()
     into_last = {e.src_instance for e in snap.instance_edges if e.dst_instance == accounts[-1]._serial}
-    assert into_last == {outer._serial} | {lk._serial for lk in accounts[-1 - K:-1]}
+    assert into_last == {outer._serial, accounts[-2]._serial}
+
+
+@pytest.mark.parametrize("n", [2, 3 * K])
+def test_a_lock_dropped_while_held_draws_no_edges(threads, n):
+    # lockdep's "held lock freed": nobody can release or wait for it, so it orders nothing; also
+    # when the thread holds more locks of one site than get edges (proxies._sources)
+    def drop_one_then_take_more(locks):
+        for lk in locks[:-1]:
+            lk.acquire()
+        threading.Lock().acquire()  # never released, and nothing refers to it but the held list
+        try:
+            with locks[-1]:
+                pass
+        finally:
+            for lk in reversed(locks[:-1]):
+                lk.release()
+
+    with lockwatch.watching() as session:
+        accounts = _make_accounts(n)
+        threads.run(drop_one_then_take_more, accounts)
+
+    snap = session.snapshot()
+    alive = {lk._serial for lk in accounts}
+    ends = {e.src_instance for e in snap.instance_edges} | {e.dst_instance for e in snap.instance_edges}
+    assert ends <= alive, snap.instance_edges
+    assert (accounts[-2]._serial, accounts[-1]._serial) in {
+        (e.src_instance, e.dst_instance) for e in snap.instance_edges}
 
 
 def test_as_completed_over_many_futures_records_a_bounded_number_of_edges():
