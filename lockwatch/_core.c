@@ -1028,7 +1028,7 @@ rlock_exit(LW *self, PyObject *const *args, Py_ssize_t nargs)
      Condition's own (else primitives' notify, which calls lockwatch.waits), and then
      threading.Condition.notify, which does nothing but check the lock is owned when no thread
      waits (the common case: a put with no getter waiting, a Future finished before anyone asks
-     for its result); with waiters, or an `n` that is not a plain int >= 0, threading's notify.
+     for its result); with waiters, threading's notify.
    - notify_all: threading's, `self.notify(len(self._waiters))`. */
 
 static PyObject *g_cond_lock_cls, *g_cond_rlock_cls; /* proxies.Lock, proxies.RLock (exact types) */
@@ -1144,36 +1144,27 @@ cond_notify_impl(PyObject *self, PyObject *n)
         else
             Py_DECREF(wakers);
     }
-    /* threading.Condition.notify with nobody waiting: only the ownership check. */
-    int plain_n = n == NULL;
-    if (n != NULL && PyLong_CheckExact(n)) {
-        Py_ssize_t v = PyLong_AsSsize_t(n);
-        if (v == -1 && PyErr_Occurred())
-            PyErr_Clear(); /* too large for islice: threading's notify raises its error */
-        else
-            plain_n = v >= 0;
-    }
-    if (plain_n) {
-        PyObject *waiters = PyObject_GetAttr(self, s__waiters);
-        if (waiters == NULL)
+    /* threading.Condition.notify with nobody waiting: only the ownership check (its loop,
+       `while waiters and n > 0`, never looks at n then; the same in 3.9 to 3.13). */
+    PyObject *waiters = PyObject_GetAttr(self, s__waiters);
+    if (waiters == NULL)
+        return NULL;
+    Py_ssize_t len = (PyObject *)Py_TYPE(waiters) == g_deque_type ? PyObject_Size(waiters) : -1;
+    Py_DECREF(waiters);
+    if (len == 0) {
+        PyObject *owned = PyObject_CallMethodNoArgs(self, s__is_owned);
+        if (owned == NULL)
             return NULL;
-        Py_ssize_t len = (PyObject *)Py_TYPE(waiters) == g_deque_type ? PyObject_Size(waiters) : -1;
-        Py_DECREF(waiters);
-        if (len == 0) {
-            PyObject *owned = PyObject_CallMethodNoArgs(self, s__is_owned);
-            if (owned == NULL)
-                return NULL;
-            int t = PyObject_IsTrue(owned);
-            Py_DECREF(owned);
-            if (t < 0)
-                return NULL;
-            if (!t)
-                return PyErr_Format(PyExc_RuntimeError, "cannot notify on un-acquired lock");
-            Py_RETURN_NONE;
-        }
-        if (len < 0 && PyErr_Occurred())
+        int t = PyObject_IsTrue(owned);
+        Py_DECREF(owned);
+        if (t < 0)
             return NULL;
+        if (!t)
+            return PyErr_Format(PyExc_RuntimeError, "cannot notify on un-acquired lock");
+        Py_RETURN_NONE;
     }
+    if (len < 0 && PyErr_Occurred())
+        return NULL;
     return call_with_n(g_cond_orig_notify, self, n);
 }
 
