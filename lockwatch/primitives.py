@@ -301,7 +301,20 @@ class _SemaphoreMixin:
         if blocking and held and (timeout is None or timeout > 0):  # timeout<=0 cannot wait
             _before(self, held, timeout is not None)
         sup = super().acquire  # type: ignore[misc]
-        if sup(False):
+        try:
+            instant = timeout is not None and timeout <= 0
+        except TypeError:  # the real acquire looks at it only if it has to wait
+            instant = False
+        if instant:
+            # Cannot block (threading's acquire waits zero seconds, once): one call, as the
+            # program made it, and nothing for the watchdog to watch; not a contention. A
+            # thread pool tries its idle semaphore so at every submit.
+            if not sup(True, timeout):
+                _failed(self)
+                return False
+            t = _now()
+            waited = None
+        elif sup(False):
             t = _now()
             waited = None
         elif not blocking:
@@ -347,10 +360,17 @@ class _SemaphoreMixin:
     def release(self, n: int = 1) -> None:
         super().release(n)  # type: ignore[misc]  # validates n and the bound first
         t = _now()
-        mine = getattr(_tls, "held", None)
+        mine = _tls.__dict__.get("held")  # (getattr's default costs an AttributeError)
         ended = 0
         foreign: dict[int, list] = {}
         with _rec.mutex:
+            if not self._holders:
+                # No hold to end: what _take_hold does then, n times (a signal's release before
+                # the acquisition that takes the unit, e.g. a thread pool's idle semaphore,
+                # released by a worker after each task and acquired by a later submit).
+                self._site.signal = True
+                self._credit += n
+                return
             for _ in range(n):
                 hold = _take_hold(self, mine, foreign)
                 if hold is None:
