@@ -101,12 +101,12 @@ class Condition(OrigCondition, metaclass=_Mirror):
             else:  # a confirmation run's steered RLock (confirm.install_steering)
                 lock = RLock("Condition", _getframe(1))
             self._lock = lock
-            self.acquire = lock.acquire
-            self.release = lock.release
+            self.acquire = lock.acquire  # type: ignore[method-assign]  # as threading's __init__ does
+            self.release = lock.release  # type: ignore[method-assign]
             self._release_save = lock._release_save
-            self._acquire_restore = lock._acquire_restore
+            self._acquire_restore = lock._acquire_restore  # type: ignore[method-assign]
             self._is_owned = lock._is_owned
-            self._waiters = _deque()
+            self._waiters: Any = _deque()
             return
         super().__init__(lock)
         if isinstance(lock, Lock):
@@ -143,8 +143,8 @@ class Condition(OrigCondition, metaclass=_Mirror):
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _allocate_lock()
         waiter.acquire()
-        self._waiters.append(waiter)  # type: ignore[attr-defined]
-        saved_state = self._release_save()  # type: ignore[attr-defined]
+        self._waiters.append(waiter)
+        saved_state = self._release_save()
         gotit = False
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
@@ -165,7 +165,7 @@ class Condition(OrigCondition, metaclass=_Mirror):
             self._acquire_restore(saved_state)
             if not gotit:
                 try:
-                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                    self._waiters.remove(waiter)
                 except ValueError:
                     pass
 
