@@ -1128,7 +1128,7 @@ cond_notify_impl(PyObject *self, PyObject *n)
         if (wakers == NULL)
             return NULL;
         if (wakers != Py_None) {
-            if (!PySet_CheckExact(wakers)) {
+            if (!Py_IS_TYPE(wakers, &PySet_Type)) { /* (PySet_CheckExact: 3.10+) */
                 Py_DECREF(wakers);
                 return call_with_n(g_cond_py_notify, self, n);
             }
