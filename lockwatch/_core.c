@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 6 /* what proxies.py expects: _core.API */
+#define LW_API 7 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -1011,6 +1011,248 @@ rlock_exit(LW *self, PyObject *const *args, Py_ssize_t nargs)
     return rlock_release(self, NULL);
 }
 
+/* ---- Condition ---------------------------------------------------------------------------- */
+
+/* __enter__, __exit__, notify and notify_all of lockwatch.primitives.Condition (a subclass of
+   threading.Condition): method descriptors of threading.Condition made here (condition_methods),
+   which primitives.py puts in its class. What they do is what primitives.Condition's Python
+   methods and threading.Condition's own do (both stay: the pure-Python core's, and what these
+   call for any case but the common one):
+
+   - __enter__/__exit__ take and release the Condition's lock through its compiled methods when
+     it is lockwatch's own Lock or RLock (exactly those classes: a confirmation run's steered
+     subclasses go through Python); a C method pushes no frame, so the lock records the frame of
+     the `with` statement, which primitives.Condition.__enter__ records by hand. Any other lock:
+     primitives' __enter__, and threading's `self._lock.__exit__(*args)`.
+   - notify: primitives.Condition.notify's common case, the thread holding no lock but the
+     Condition's own (else primitives' notify, which calls lockwatch.waits), and then
+     threading.Condition.notify, which does nothing but check the lock is owned when no thread
+     waits (the common case: a put with no getter waiting, a Future finished before anyone asks
+     for its result); with waiters, threading's notify.
+   - notify_all: threading's, `self.notify(len(self._waiters))`. */
+
+static PyObject *g_cond_lock_cls, *g_cond_rlock_cls; /* proxies.Lock, proxies.RLock (exact types) */
+static PyObject *g_cond_py_enter;    /* primitives.Condition.__enter__ (pure Python) */
+static PyObject *g_cond_py_notify;   /* primitives.Condition.notify (pure Python) */
+static PyObject *g_cond_orig_notify; /* threading.Condition.notify */
+static PyObject *g_waits_dict;       /* lockwatch.waits.__dict__: its `active` */
+static PyObject *g_deque_type;       /* collections.deque: a Condition's _waiters */
+static Py_ssize_t g_max_wakers;      /* waits.MAX_WAKERS */
+static PyObject *g_cond_notify_descr; /* notify below: a subclass may have its own */
+static PyObject *s__lock, *s__waiters, *s__is_owned, *s_notify, *s__lockwatch_wakers, *s_active, *s___exit__;
+
+static PyObject *
+cond_enter(PyObject *self, PyObject *unused)
+{
+    if (g_cond_py_enter == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition methods are not configured");
+    PyObject *lock = PyObject_GetAttr(self, s__lock);
+    if (lock == NULL)
+        return NULL;
+    PyObject *r;
+    if ((PyObject *)Py_TYPE(lock) == g_cond_rlock_cls)
+        r = rlock_enter_impl((LW *)lock);
+    else if ((PyObject *)Py_TYPE(lock) == g_cond_lock_cls)
+        r = lock_enter_impl((LW *)lock);
+    else
+        r = PyObject_CallOneArg(g_cond_py_enter, self);
+    Py_DECREF(lock);
+    return r;
+}
+
+static PyObject *
+cond_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g_cond_py_enter == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition methods are not configured");
+    PyObject *lock = PyObject_GetAttr(self, s__lock);
+    if (lock == NULL)
+        return NULL;
+    PyObject *r;
+    if ((PyObject *)Py_TYPE(lock) == g_cond_rlock_cls)
+        r = rlock_release((LW *)lock, NULL);
+    else if ((PyObject *)Py_TYPE(lock) == g_cond_lock_cls)
+        r = lock_release((LW *)lock, NULL);
+    else {
+        PyObject *exit = PyObject_GetAttr(lock, s___exit__);
+        r = exit == NULL ? NULL : PyObject_Vectorcall(exit, args, (size_t)nargs, NULL);
+        Py_XDECREF(exit);
+    }
+    Py_DECREF(lock);
+    return r;
+}
+
+/* func(self) or func(self, n) */
+static PyObject *
+call_with_n(PyObject *func, PyObject *self, PyObject *n)
+{
+    PyObject *args[2] = {self, n};
+    return PyObject_Vectorcall(func, args, n == NULL ? 1 : 2, NULL);
+}
+
+/* notify(self, n) with n a borrowed reference, or NULL for the default (1). */
+static PyObject *
+cond_notify_impl(PyObject *self, PyObject *n)
+{
+    PyObject *active = PyDict_GetItemWithError(g_waits_dict, s_active); /* borrowed */
+    if (active == NULL && PyErr_Occurred())
+        return NULL;
+    int on = active == NULL ? 0 : PyObject_IsTrue(active);
+    if (on < 0)
+        return NULL;
+    if (on) {
+        PyObject *held;
+        if (held_list(&held, 0) < 0)
+            return NULL;
+        if (held != NULL) {
+            int other = 0;
+            if (!PyList_Check(held))
+                other = 1; /* not a list: let the Python code make sense of it */
+            else if (PyList_GET_SIZE(held) > 1)
+                other = 1;
+            else if (PyList_GET_SIZE(held) == 1) {
+                PyObject *lock = PyObject_GetAttr(self, s__lock);
+                if (lock == NULL) {
+                    Py_DECREF(held);
+                    return NULL;
+                }
+                other = PyList_GET_ITEM(held, 0) != lock;
+                Py_DECREF(lock);
+            }
+            Py_DECREF(held);
+            if (other) /* waits.condition_notified: the wake edges, all in Python */
+                return call_with_n(g_cond_py_notify, self, n);
+        }
+        /* A Queue's Condition keeps the threads that notified it (waits._mark_queue). */
+        PyObject *wakers = PyObject_GetAttr(self, s__lockwatch_wakers);
+        if (wakers == NULL)
+            return NULL;
+        if (wakers != Py_None) {
+            if (!Py_IS_TYPE(wakers, &PySet_Type)) { /* (PySet_CheckExact: 3.10+) */
+                Py_DECREF(wakers);
+                return call_with_n(g_cond_py_notify, self, n);
+            }
+            PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+            int r = ident == NULL ? -1 : PySet_Contains(wakers, ident);
+            if (r == 0 && PySet_GET_SIZE(wakers) < g_max_wakers)
+                r = PySet_Add(wakers, ident);
+            Py_XDECREF(ident);
+            Py_DECREF(wakers);
+            if (r < 0)
+                return NULL;
+        }
+        else
+            Py_DECREF(wakers);
+    }
+    /* threading.Condition.notify with nobody waiting: only the ownership check (its loop,
+       `while waiters and n > 0`, never looks at n then; the same in 3.9 to 3.13). */
+    PyObject *waiters = PyObject_GetAttr(self, s__waiters);
+    if (waiters == NULL)
+        return NULL;
+    Py_ssize_t len = (PyObject *)Py_TYPE(waiters) == g_deque_type ? PyObject_Size(waiters) : -1;
+    Py_DECREF(waiters);
+    if (len == 0) {
+        PyObject *owned = PyObject_CallMethodNoArgs(self, s__is_owned);
+        if (owned == NULL)
+            return NULL;
+        int t = PyObject_IsTrue(owned);
+        Py_DECREF(owned);
+        if (t < 0)
+            return NULL;
+        if (!t)
+            return PyErr_Format(PyExc_RuntimeError, "cannot notify on un-acquired lock");
+        Py_RETURN_NONE;
+    }
+    if (len < 0 && PyErr_Occurred())
+        return NULL;
+    return call_with_n(g_cond_orig_notify, self, n);
+}
+
+static PyObject *
+cond_notify(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_cond_py_notify == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition methods are not configured");
+    if (nargs > 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) /* let Python sort it out */
+        return delegate(g_cond_py_notify, self, args, nargs, kwnames);
+    return cond_notify_impl(self, nargs ? args[0] : NULL);
+}
+
+static PyObject *
+cond_notify_all(PyObject *self, PyObject *unused)
+{
+    if (g_cond_py_notify == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition methods are not configured");
+    PyObject *waiters = PyObject_GetAttr(self, s__waiters);
+    if (waiters == NULL)
+        return NULL;
+    Py_ssize_t len = PyObject_Size(waiters);
+    Py_DECREF(waiters);
+    if (len < 0)
+        return NULL;
+    PyObject *n = PyLong_FromSsize_t(len);
+    if (n == NULL)
+        return NULL;
+    PyObject *r;
+    if (_PyType_Lookup(Py_TYPE(self), s_notify) == g_cond_notify_descr)
+        r = cond_notify_impl(self, n);
+    else /* a subclass's own notify */
+        r = PyObject_CallMethodOneArg(self, s_notify, n);
+    Py_DECREF(n);
+    return r;
+}
+
+static PyMethodDef cond_enter_def = {"__enter__", (PyCFunction)cond_enter, METH_NOARGS, NULL};
+static PyMethodDef cond_exit_def = {"__exit__", (PyCFunction)(void (*)(void))cond_exit, METH_FASTCALL, NULL};
+static PyMethodDef cond_notify_def = {
+    "notify", (PyCFunction)(void (*)(void))cond_notify, METH_FASTCALL | METH_KEYWORDS,
+    "Wake up one or more threads waiting on this condition, if any (threading.Condition.notify, recorded)."};
+static PyMethodDef cond_notify_all_def = {
+    "notify_all", (PyCFunction)cond_notify_all, METH_NOARGS,
+    "Wake up all threads waiting on this condition (threading.Condition.notify_all, recorded)."};
+
+/* condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict,
+   max_wakers, deque): {name: method descriptor of cls} for primitives.Condition. */
+static PyObject *
+condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[2])
+            || !PyDict_Check(args[6]) || !PyType_Check(args[8]))
+        return PyErr_Format(PyExc_TypeError, "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, "
+                                             "orig_notify, waits_dict, max_wakers, deque)");
+    Py_ssize_t max_wakers = PyLong_AsSsize_t(args[7]);
+    if (max_wakers == -1 && PyErr_Occurred())
+        return NULL;
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    PyMethodDef *defs[] = {&cond_enter_def, &cond_exit_def, &cond_notify_def, &cond_notify_all_def};
+    PyObject *notify = NULL;
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
+        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (defs[i] == &cond_notify_def)
+            notify = d;
+        Py_DECREF(d);
+    }
+    PyObject **slots[] = {&g_cond_lock_cls, &g_cond_rlock_cls, &g_cond_py_enter, &g_cond_py_notify,
+                          &g_cond_orig_notify, &g_waits_dict, &g_deque_type};
+    PyObject *values[] = {args[1], args[2], args[3], args[4], args[5], args[6], args[8]};
+    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*slots[i], values[i]);
+    }
+    Py_INCREF(notify);
+    Py_XSETREF(g_cond_notify_descr, notify);
+    g_max_wakers = max_wakers;
+    return out;
+}
+
 /* ---- the types ---------------------------------------------------------------------------- */
 
 static PyObject *
@@ -1859,6 +2101,9 @@ static PyMethodDef module_methods[] = {
      "lock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.Lock."},
     {"rlock_factory", (PyCFunction)(void (*)(void))rlock_factory, METH_FASTCALL,
      "rlock_factory(wrapped, instance, args, kwargs): wrapt's wrapper of threading.RLock."},
+    {"condition_methods", (PyCFunction)(void (*)(void))condition_methods, METH_FASTCALL,
+     "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict, max_wakers, "
+     "deque): primitives.Condition's compiled methods (see \"Condition\")."},
     {"bucket_of", core_bucket_of, METH_O,
      "bucket_of(d): the histogram bucket the compiled hot path counts a duration d (ns) in."},
     {NULL},
@@ -1879,6 +2124,16 @@ PyInit__core(void)
     s_wrapped = PyUnicode_InternFromString("__wrapped__");
     s_lock = PyUnicode_InternFromString("Lock");
     s_rlock = PyUnicode_InternFromString("RLock");
+    s__lock = PyUnicode_InternFromString("_lock");
+    s__waiters = PyUnicode_InternFromString("_waiters");
+    s__is_owned = PyUnicode_InternFromString("_is_owned");
+    s_notify = PyUnicode_InternFromString("notify");
+    s__lockwatch_wakers = PyUnicode_InternFromString("_lockwatch_wakers");
+    s_active = PyUnicode_InternFromString("active");
+    s___exit__ = PyUnicode_InternFromString("__exit__");
+    if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
+            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
+        return NULL;
     g_empty = PyTuple_New(0);
     if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL
             || s_lock == NULL || s_rlock == NULL || g_empty == NULL)

@@ -468,9 +468,9 @@ def install_steering(steer: Steer) -> None:
         init(lock, allocate(), "Lock", frame, outside)
         return lock
 
-    def new_rlock(frame: Any, outside: bool = False) -> Any:
+    def new_rlock(frame: Any, outside: bool = False, kind: str = "RLock") -> Any:
         lock = rlock_cls._lw_alloc(rlock_cls)
-        init(lock, real_rlock(), "RLock", frame, outside)
+        init(lock, real_rlock(), kind, frame, outside)
         lock._depth = 0
         return lock
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import _thread
+import collections
 import sys
 import threading
 from types import CodeType
 from typing import Any
 
 from . import histogram as _histogram
+from . import proxies as _proxies
 from . import recorder as _rec
 from . import waits as _waits
 from .proxies import (
@@ -20,6 +22,7 @@ from .proxies import (
     _Tracked,
     _unhold,
 )
+from .proxies import new_rlock as _new_rlock
 from .recorder import Site
 from .recorder import now as _now
 from .stacks import first_outside
@@ -39,6 +42,8 @@ _unmutexed = _rec.waiting_without_mutex
 _get_ident = _rec.get_ident
 _orig_notify = OrigCondition.notify
 _allocate_lock = _thread.allocate_lock  # threading.Condition.wait's waiter lock
+_deque = collections.deque  # threading.Condition.__init__'s
+_RLock = RLock  # a Condition's own lock, unless a confirmation run replaced RLock
 
 
 class _Hold:
@@ -86,7 +91,23 @@ class Condition(OrigCondition, metaclass=_Mirror):
 
     def __init__(self, lock: Any = None) -> None:
         if lock is None:
-            lock = RLock("Condition", _getframe(1))
+            # Every concurrent.futures.Future makes one of these: its own lock is made the way the
+            # factories make one (the compiled core's instance in one call, not RLock.__init__),
+            # and threading.Condition.__init__ is written out for it (lockwatch's RLock has all
+            # three of the methods it looks for; tests/test_primitives.py compares the result
+            # with what threading's __init__ sets). ~11,000 instructions less per Future.
+            if RLock is _RLock:
+                lock = _new_rlock(_getframe(1), False, "Condition")
+            else:  # a confirmation run's steered RLock (confirm.install_steering)
+                lock = RLock("Condition", _getframe(1))
+            self._lock = lock
+            self.acquire = lock.acquire  # type: ignore[method-assign]  # as threading's __init__ does
+            self.release = lock.release  # type: ignore[method-assign]
+            self._release_save = lock._release_save
+            self._acquire_restore = lock._acquire_restore  # type: ignore[method-assign]
+            self._is_owned = lock._is_owned
+            self._waiters: Any = _deque()
+            return
         super().__init__(lock)
         if isinstance(lock, Lock):
             self._is_owned = lock._is_owned
@@ -122,8 +143,8 @@ class Condition(OrigCondition, metaclass=_Mirror):
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _allocate_lock()
         waiter.acquire()
-        self._waiters.append(waiter)  # type: ignore[attr-defined]
-        saved_state = self._release_save()  # type: ignore[attr-defined]
+        self._waiters.append(waiter)
+        saved_state = self._release_save()
         gotit = False
         try:    # restore state no matter what (e.g., KeyboardInterrupt)
             if timeout is None:
@@ -144,7 +165,7 @@ class Condition(OrigCondition, metaclass=_Mirror):
             self._acquire_restore(saved_state)
             if not gotit:
                 try:
-                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                    self._waiters.remove(waiter)
                 except ValueError:
                     pass
 
@@ -183,6 +204,20 @@ class Condition(OrigCondition, metaclass=_Mirror):
             if f is not None:
                 lock._at_code = f.f_code  # type: ignore[misc]  # Lock's slots, as in __enter__
                 lock._at_lasti = f.f_lasti  # type: ignore[misc]
+
+
+# The compiled core's __enter__, __exit__, notify and notify_all (lockwatch/_core.c, "Condition"):
+# one Python call less per `with`, notify and notify_all (threading's __exit__ and notify_all are
+# Python), and no Python code at all for a notify that wakes nobody; they call the methods above
+# for everything else. Queue.put+get and a Future's set_result+result take a Condition two times
+# each, and notify once.
+_py_enter = Condition.__dict__["__enter__"]
+_py_notify = Condition.__dict__["notify"]
+if _proxies._core is not None:
+    for _name, _method in _proxies._core.condition_methods(
+            OrigCondition, Lock, RLock, _py_enter, _py_notify, _orig_notify, vars(_waits),
+            _waits.MAX_WAKERS, collections.deque).items():
+        setattr(Condition, _name, _method)
 
 
 def _take_hold(sem: Any, mine: list | None, foreign: dict[int, list]) -> _Hold | None:
@@ -266,7 +301,20 @@ class _SemaphoreMixin:
         if blocking and held and (timeout is None or timeout > 0):  # timeout<=0 cannot wait
             _before(self, held, timeout is not None)
         sup = super().acquire  # type: ignore[misc]
-        if sup(False):
+        try:
+            instant = timeout is not None and timeout <= 0
+        except TypeError:  # the real acquire looks at it only if it has to wait
+            instant = False
+        if instant:
+            # Cannot block (threading's acquire waits zero seconds, once): one call, as the
+            # program made it, and nothing for the watchdog to watch; not a contention. A
+            # thread pool tries its idle semaphore so at every submit.
+            if not sup(True, timeout):
+                _failed(self)
+                return False
+            t = _now()
+            waited = None
+        elif sup(False):
             t = _now()
             waited = None
         elif not blocking:
@@ -312,10 +360,17 @@ class _SemaphoreMixin:
     def release(self, n: int = 1) -> None:
         super().release(n)  # type: ignore[misc]  # validates n and the bound first
         t = _now()
-        mine = getattr(_tls, "held", None)
+        mine = _tls.__dict__.get("held")  # (getattr's default costs an AttributeError)
         ended = 0
         foreign: dict[int, list] = {}
         with _rec.mutex:
+            if not self._holders:
+                # No hold to end: what _take_hold does then, n times (a signal's release before
+                # the acquisition that takes the unit, e.g. a thread pool's idle semaphore,
+                # released by a worker after each task and acquired by a later submit).
+                self._site.signal = True
+                self._credit += n
+                return
             for _ in range(n):
                 hold = _take_hold(self, mine, foreign)
                 if hold is None:

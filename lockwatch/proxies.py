@@ -433,11 +433,11 @@ def _new_lock_py(frame: Any, outside: bool = False) -> Lock:
     return lock
 
 
-def _new_rlock_py(frame: Any, outside: bool = False) -> RLock:
-    """An instrumented RLock created by the code running in ``frame`` (as RLock("RLock", frame),
+def _new_rlock_py(frame: Any, outside: bool = False, kind: str = "RLock") -> RLock:
+    """An instrumented RLock created by the code running in ``frame`` (as RLock(kind, frame),
     without the __init__ call)."""
     lock = _alloc_rlock(RLock)
-    _init(lock, _real_rlock(), "RLock", frame, outside)
+    _init(lock, _real_rlock(), kind, frame, outside)
     lock._depth = 0
     return lock
 
@@ -708,7 +708,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 6  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 7  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -780,8 +780,8 @@ def _new_lock_c(frame: Any, outside: bool = False) -> Any:
     return lock
 
 
-def _new_rlock_c(frame: Any, outside: bool = False) -> Any:
-    site = _site_for(frame if outside else first_outside(frame), "RLock")
+def _new_rlock_c(frame: Any, outside: bool = False, kind: str = "RLock") -> Any:
+    site = _site_for(frame if outside else first_outside(frame), kind)
     lock = _core_new(RLock, _real_rlock(), _next_serial(), site)
     next(site.made)
     return lock

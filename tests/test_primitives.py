@@ -415,3 +415,136 @@ def test_condition_wait_is_threadings_own_but_for_the_first_slice():
     untimed[0].body = ast.parse("waiter.acquire()\ngotit = True").body
     dump = lambda stmts: [ast.dump(s) for s in stmts]  # noqa: E731
     assert dump(ours) == dump(theirs)
+
+
+# --- Condition: the written-out __init__ and the compiled core's methods --------------------------
+
+def test_default_condition_has_what_threadings_init_sets():
+    """A Condition made without a lock gets its RLock and the attributes threading.Condition's own
+    __init__ would set from it (primitives writes that __init__ out for lockwatch's RLock)."""
+    from lockwatch import primitives, proxies
+
+    with lockwatch.watching():
+        cond = threading.Condition()  # <cond:fast>
+        lock = cond._lock
+        assert type(lock) is proxies.RLock
+        ref = primitives.OrigCondition.__new__(primitives.OrigCondition)
+        primitives.OrigCondition.__init__(ref, lock)
+    ours = {k: v for k, v in vars(cond).items() if not k.startswith("_lockwatch")}
+    assert sorted(ours) == sorted(vars(ref))
+    for key, value in vars(ref).items():
+        if key == "_waiters":
+            assert type(ours[key]) is type(value) and len(ours[key]) == 0
+        else:
+            assert ours[key] == value, key
+    assert lock._site.kind == "Condition" and lock._site.line > 0
+    with cond:
+        assert cond._is_owned() and lock._depth == 1
+    assert not cond._is_owned()
+
+
+def test_condition_notify_checks_like_threadings_own():
+    """notify()/notify_all() answer as threading's own: RuntimeError without the lock, nothing
+    (whatever n is) when nobody waits (the compiled core's shortcut for that case)."""
+    def outcomes(cond):
+        out = []
+        calls = (cond.notify, cond.notify_all, lambda: cond.notify(2), lambda: cond.notify(n=3),
+                 lambda: cond.notify(-1), lambda: cond.notify("x"), lambda: cond.notify(1 << 70))
+        for owned in (False, True):
+            for call in calls:
+                if owned:
+                    cond.acquire()
+                try:
+                    out.append(repr(call()))
+                except Exception as exc:
+                    out.append(f"{type(exc).__name__}: {exc}")
+                finally:
+                    if owned:
+                        cond.release()
+        return out
+
+    plain = outcomes(threading.Condition())
+    with lockwatch.watching():
+        from lockwatch import primitives
+
+        cond = threading.Condition()
+        assert type(cond) is primitives.Condition
+        ours = outcomes(cond)
+        ours_on_lock = outcomes(threading.Condition(threading.Lock()))
+    assert ours == plain == ours_on_lock
+    assert plain[:7] == ["RuntimeError: cannot notify on un-acquired lock"] * 7
+    assert plain[7:] == ["None"] * 7
+
+
+def test_condition_notify_all_calls_a_subclass_notify(threads):
+    calls = []
+
+    with lockwatch.watching():
+        class Counting(threading.Condition):
+            def notify(self, n=1):
+                calls.append(n)
+                return super().notify(n)
+
+        cond = Counting()
+        woken = []
+
+        def waiter():
+            with cond:
+                cond.wait_for(lambda: woken, 60)
+
+        w = threads.start(waiter)
+        for _ in range(60_000):
+            with cond:
+                if cond._waiters:
+                    break
+            threading.Event().wait(0.001)
+        with cond:
+            woken.append(True)
+            cond.notify_all()
+        w.join()
+    assert calls == [1]
+
+
+def test_condition_on_a_lock_of_another_kind_enters_and_exits_it(threads):
+    """A Condition on a lock that is not lockwatch's own (a raw one, a subclass of lockwatch's)
+    takes it through its own __enter__/__exit__."""
+    import _thread
+
+    from lockwatch import proxies
+
+    class Sub(proxies.RLock):
+        entered = 0
+
+        def __enter__(self):
+            Sub.entered += 1
+            return super().__enter__()
+
+    with lockwatch.watching():
+        for lock in (_thread.allocate_lock(), Sub("RLock")):
+            cond = threading.Condition(lock)
+            with cond:
+                assert cond._is_owned()
+                cond.notify()
+            assert not cond._is_owned()
+    assert Sub.entered == 1
+
+
+def test_queue_notifiers_are_kept_by_the_condition(threads):
+    """A Queue's Conditions keep the threads that notified them (lockwatch.waits): put and get
+    in two threads, each a waker of its channel."""
+    import queue
+
+    from lockwatch import waits
+
+    with lockwatch.watching():
+        q = queue.Queue()
+
+        def put():
+            q.put(1)
+
+        threads.run(put)
+        assert q.get(timeout=60) == 1
+        res = waits.known(q)
+        assert res is not None and res.wakers is not None
+        assert len(res.wakers["put"]) == 1 and threading.get_ident() not in res.wakers["put"]
+        assert res.wakers["get"] == {threading.get_ident()}
