@@ -622,10 +622,7 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     frame = stacks.first_outside(frame)
     where = _where(frame, frame.f_back if frame is not None else None)
     cache = st.edge_stacks
-    ident = get_ident()
-    t = threading._active.get(ident)  # type: ignore[attr-defined]  # thread_name(), inline
-    thread = t.name if t is not None else f"thread-{ident}"
-    tid = f"{os.getpid()}:{getattr(tls, 'serial', None) or ident}"  # thread_id(), inline
+    thread, tid = thread_name(), thread_id()
     dst_serial, dst_name = dst._serial, lock_name(dst)
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n). The same for
@@ -633,7 +630,6 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     outer = [h for h in held[:MAX_GATES + 2] if h is not dst]
     common_gates = tuple([(h._serial, h._site) for h in outer[:MAX_GATES]])
     made = []
-    new = Edge.__new__
     for src in srcs:
         src_site = src._site
         if src_site.epoch != epoch:
@@ -650,25 +646,10 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         found = cache.get((src_site, dst_site, id(code), lasti, *where))  # _stacks_key, inline
         if found is None:
             found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
-        # Edge(...) written out: one Python call less per edge
-        e = new(Edge)
-        e.src_serial = src._serial
-        e.dst_serial = dst_serial
-        e.src_site = src_site
-        e.dst_site = dst_site
-        e.src_name = lock_name(src) if src._ann else None
-        e.dst_name = dst_name
-        e.thread = thread
-        e.held_stack = found[0]
-        e.acquire_stack = found[1]
-        e.count = 1
-        e.timed = timed
-        e.context = context
-        e.gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
-                   else tuple([(h._serial, h._site) for h in outer if h is not src][:MAX_GATES]))
-        e.thread_id = tid
-        e.held_ref = held
-        e.multi = False
+        gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
+                 else tuple([(h._serial, h._site) for h in outer if h is not src][:MAX_GATES]))
+        e = Edge(src._serial, dst_serial, src_site, dst_site, lock_name(src), dst_name, thread,
+                 found[0], found[1], timed, context, gates, tid, held)
         made.append((src, e))
     if not made:
         return

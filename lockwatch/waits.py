@@ -256,17 +256,13 @@ class WaitEdge:
         self.lock_serial = lock._serial
         self.lock_name = _rec.lock_name(lock)
         self.thread = _rec.thread_name()
-        self.thread_id = _thread_id()
+        self.thread_id = _rec.thread_id()
         self.held_stack, self.acquire_stack = held_stack, acquire_stack
         self.count = 1
         self.timed = timed
         self.multi = False
         self.context = _rec.context
         self.held_ref = _tls.__dict__.get("held")  # the thread's held list: which Thread took it
-
-
-def _thread_id() -> str:
-    return f"{os.getpid()}:{getattr(_tls, 'serial', None) or get_ident()}"
 
 
 wait_edges: dict[tuple[str, int, int], WaitEdge] = {}  # (direction, lock serial, res serial)
@@ -276,7 +272,7 @@ def _record(to_resource: bool, locks: list, res: Resource, op: str, timed: bool,
     if not _rec.recording:
         return
     direction = "w" if to_resource else "k"
-    me = _thread_id()
+    me = _rec.thread_id()
     for lock in locks:
         key = (direction, lock._serial, res.serial)
         e = wait_edges.get(key)
