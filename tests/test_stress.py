@@ -22,11 +22,16 @@ PROGRAM = PROGRAMS / "processes" / "stress.py"
 SEED, THREADS, OPS_PER_THREAD, ROUNDS = 20240611, 16, 4200, 3
 TIMEOUT = 240
 # From one round to the next (after the first, which warms every cache up): gc-tracked objects
-# and allocated memory blocks may grow this much at most. A leak of one object or block per
-# operation would be ~67,000 per round; measured growth is a few objects and ~100-200 blocks
-# (lock-order edges first seen in a later round).
+# and allocated memory blocks may grow this much at most, besides what a later round may rightly
+# add: histogram buckets filled for the first time (one counter object each; bounded: at most
+# 32 per power of two of nanoseconds per lock) and edges found for the first time (bounded by the
+# lock pairs; a new edge brings its record and its stacks). A leak of one object or block per
+# operation would be ~67,000 per round. Measured on 3.9 (C core), from round 1 to 2: ~700 objects
+# and ~2,000 blocks more, of which ~500 are new bucket counters, with ~125 new edges; from round
+# 2 to 3 ~300 objects, ~250 counters and ~25 edges.
 MAX_OBJECT_GROWTH = 1_000
 MAX_BLOCK_GROWTH = 5_000
+PER_NEW_EDGE_OBJECTS, PER_NEW_EDGE_BLOCKS = 5, 20
 
 
 @pytest.fixture(scope="module")
@@ -86,5 +91,9 @@ def test_the_report_at_exit_has_the_exact_totals(stress: tuple[list[dict[str, An
 def test_memory_does_not_grow_from_round_to_round(stress: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
     rounds, _report = stress
     for before, after in zip(rounds[:-1], rounds[1:]):
-        assert after["objects"] - before["objects"] < MAX_OBJECT_GROWTH, (before, after)
-        assert after["blocks"] - before["blocks"] < MAX_BLOCK_GROWTH, (before, after)
+        new_edges = after["edges"] - before["edges"]
+        new_counters = after["counters"] - before["counters"]
+        objects = after["objects"] - before["objects"] - new_counters - PER_NEW_EDGE_OBJECTS * new_edges
+        blocks = after["blocks"] - before["blocks"] - new_counters - PER_NEW_EDGE_BLOCKS * new_edges
+        assert objects < MAX_OBJECT_GROWTH, (before, after)
+        assert blocks < MAX_BLOCK_GROWTH, (before, after)

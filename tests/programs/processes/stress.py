@@ -8,11 +8,13 @@ program never deadlocks; try-locks and short timed acquires may go against it an
 
 After each round (all threads joined) the program compares lockwatch's counts with its own and
 prints one JSON line: the round, the mismatches, lockwatch's internal errors, the locks each
-thread still held when it ended, and the heap's size (objects tracked by gc, allocated
-blocks). Each thread's random choices are seeded (SEED, its index): every round makes the same
-choices, though which try-locks fail depends on the scheduling.
+thread still held when it ended, the heap's size (objects tracked by gc, allocated blocks) and
+what may rightly grow in a later round (edges and histogram buckets seen for the first time).
+Each thread's random choices are seeded (SEED, its index): every round makes the same choices,
+though which try-locks fail depends on the scheduling.
 """
 import gc
+import itertools
 import json
 import random
 import sys
@@ -165,6 +167,8 @@ for round_no in range(1, ROUNDS + 1):
                 or got["hold.count"] != acq or got["wait.count"] != got["contended"]
                 or got["contended"] > acq):
             mismatches.append({"site": site, "expected": [acq, fail], "recorded": got})
+    waits = sys.modules.get("lockwatch.waits")
+    edges = len(snap.site_edges) + len(snap.instance_edges) + len(waits.wait_edges if waits else ())
     del snap
     gc.collect()
     print(json.dumps({
@@ -176,5 +180,8 @@ for round_no in range(1, ROUNDS + 1):
         "left_held": [w.left_held for w in workers if w.left_held],
         "objects": len(gc.get_objects()),
         "blocks": sys.getallocatedblocks(),
+        "edges": edges,  # lock-order and wait edges: new ones may be found in any round
+        # hold/wait histogram buckets (one counter each): a duration never seen before fills a new one
+        "counters": sum(1 for o in gc.get_objects() if type(o) is itertools.count),
         "expected": expected,
     }), flush=True)
