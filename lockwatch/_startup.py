@@ -92,12 +92,13 @@ def _in_stdlib(spec: Any) -> bool:
 
 
 def _start_after(specs: list) -> None:
-    """start() once the imports of ``specs`` are complete. Switching on imports wrapt, which
-    imports asyncio, logging, subprocess and concurrent.futures: when one of those first imported
-    threading, it was only half-initialized, importing it again failed (a circular import: "partially
-    initialized module 'logging' has no attribute 'getLogger'") and lockwatch was not switched
-    on. The import system marks a module complete by setting its spec's _initializing to False:
-    that assignment is the signal (the spec's class is swapped for a watching subclass, then back)."""
+    """start() once the imports of ``specs`` are complete. Switching on imports wrapt and
+    concurrent.futures, which import logging, inspect and more (and, when patching cannot defer
+    it, asyncio, which imports subprocess): when one of those first imported threading, it was
+    only half-initialized, importing it again failed (a circular import: "partially initialized
+    module 'logging' has no attribute 'getLogger'") and lockwatch was not switched on. The import
+    system marks a module complete by setting its spec's _initializing to False: that assignment
+    is the signal (the spec's class is swapped for a watching subclass, then back)."""
     waiting = {id(spec) for spec in specs}
 
     def finished(spec: Any) -> None:

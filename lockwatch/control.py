@@ -574,9 +574,10 @@ def _run_exit_handlers_while_recording(logging_before: bool) -> None:
 
 
 def _logging_shutdown_of_lockwatch(imported_before: bool) -> Optional[Callable[[], None]]:
-    """logging.shutdown, if logging is here only because lockwatch imported it (wrapt imports
-    asyncio, which imports logging) and the program gave it no handler: its exit-time flush would
-    put two of logging's locks and an edge between them in every report."""
+    """logging.shutdown, if logging is here only because lockwatch imported it (concurrent.futures
+    imports logging, and so does asyncio when wrapt imports it) and the program gave it no
+    handler: its exit-time flush would put two of logging's locks and an edge between them in
+    every report."""
     logging = sys.modules.get("logging")
     if imported_before or logging is None:
         return None

@@ -141,3 +141,76 @@ def test_a_snapshot_names_only_the_locks_it_reports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     used = UNUSED_SITES.splitlines().index("used = threading.Lock()") + 1
     assert json.loads(result.stdout) == [[used], [used]]  # named, reported: the used lock only
+
+
+# What wrapt 2 imports only for its asyncio and entry-point features (patching._import_wrapt).
+DEFERRED_BY_WRAPT = ("asyncio", "importlib.metadata")
+
+SWITCHED_ON_PROBE = """
+import sys, threading
+import lockwatch
+print(lockwatch.current_session() is not None, "wrapt" in sys.modules,
+      *[name in sys.modules for name in {names!r}])
+"""
+
+
+def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp_path: Path) -> None:
+    """Every child process of a watched program that imports threading switches on: it pays for
+    importing wrapt, not for asyncio and importlib.metadata, which wrapt uses only in features
+    lockwatch never calls (~190 M instructions of wrapt's ~290 M, benchmarks/startup.py)."""
+    result = python("-c", SWITCHED_ON_PROBE.format(names=DEFERRED_BY_WRAPT), cwd=tmp_path,
+                    env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_the_cli_does_not_import_what_wrapt_imports_for_asyncio(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("")
+    imported = imported_by(["-q", "empty.py"], tmp_path)
+    assert "wrapt" in imported
+    assert not set(DEFERRED_BY_WRAPT) & imported
+
+
+WRAPT_FEATURES = """
+import sys, threading
+import lockwatch, wrapt
+
+@wrapt.synchronized
+async def answer():
+    return 42
+
+import asyncio
+print(asyncio.run(answer()), wrapt.synchronization.asyncio is sys.modules["asyncio"])
+print(list(wrapt.discover_post_import_hooks("lockwatch-tests-no-such-group") or []),
+      "importlib.metadata" in sys.modules, wrapt.importer.importlib is sys.modules["importlib"])
+print(lockwatch.current_session() is not None, type(threading.Lock).__name__)
+"""
+
+
+def test_wrapt_imports_them_when_it_first_uses_them(tmp_path: Path) -> None:
+    """A program using wrapt's features that need them finds them working, and wrapt using the
+    modules the program imported (one asyncio, not a copy)."""
+    result = python("-c", WRAPT_FEATURES, cwd=tmp_path, env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["42 True", "[] True True", "True FunctionWrapper"]
+
+
+ANOTHER_THREAD = """
+import sys, threading
+import lockwatch
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+lockwatch.enable(report_at_exit=False)
+stop.set()
+other.join()
+print(*[name in sys.modules for name in {names!r}])
+"""
+
+
+def test_with_another_thread_running_wrapt_is_imported_whole(tmp_path: Path) -> None:
+    """While wrapt is imported, empty modules stand in for those it defers: another thread's
+    import would find one. With another thread running, enable() imports wrapt the plain way."""
+    result = python("-c", ANOTHER_THREAD.format(names=DEFERRED_BY_WRAPT), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
