@@ -42,20 +42,20 @@ from .stacks import is_internal, is_threading, wrapt_dir
 # - wrapt's directory is found without importing wrapt (stacks.wrapt_dir), so that its frames
 #   (its pure-Python fallback's __call__) count as internal.
 #
-# Importing wrapt later still, when the program first needs a lock, cannot be exact, so
-# `python -m lockwatch` pays for it before the program starts (wrapt 2.5.2: 289 M instructions of
-# an empty script's 455 M under the CLI, against 39 M for the script alone; callgrind, 3.11; see
-# benchmarks/startup.py). threading.Lock must be one object, a wrapt wrapper, from the program's
-# first instruction on (`from threading import Lock` binds it, C code reads it): a stand-in
-# swapped for the wrapper later changes its identity, and a wrapper needs wrapt's types, so the
-# package. Leaving the names out of threading's namespace until asked for (a module __getattr__)
-# breaks threading, whose own code reads Lock and RLock as globals. Switching on when the program
-# first imports threading, as LOCKWATCH=1 does, needs a process where lockwatch has not imported
-# threading itself (the CLI has: click, the runner, the recorder), and the program's first import
-# of threading is often inside a standard-library import (logging, subprocess, queue,
-# concurrent.futures) that wrapt's imports need complete: the locks made until it completes would
-# be missed, or see the plain factory. It would be exact only for a program that never imports
-# threading.
+# Importing wrapt later still, when the program first needs a lock, cannot be exact, so `python -m
+# lockwatch` pays for it before the program starts (wrapt 2.5.2: ~100 M instructions without
+# asyncio and importlib.metadata, of an empty script's ~310 M under the CLI, against 39 M for the
+# script alone; callgrind, 3.11; see benchmarks/startup.py). threading.Lock must be one object, a
+# wrapt wrapper, from the program's first instruction on (`from threading import Lock` binds it, C
+# code reads it): a stand-in swapped for the wrapper later changes its identity, and a wrapper
+# needs wrapt's types, so the package. Leaving the names out of threading's namespace until asked
+# for (a module __getattr__) breaks threading, whose own code reads Lock and RLock as globals.
+# Switching on when the program first imports threading, as LOCKWATCH=1 does, needs a process
+# where lockwatch has not imported threading itself (the CLI has: click, the runner, the
+# recorder), and the program's first import of threading is often inside a standard-library import
+# (logging, subprocess, queue, concurrent.futures) that wrapt's imports need complete: the locks
+# made until it completes would be missed, or see the plain factory. It would be exact only for a
+# program that never imports threading.
 _WRAPT_DIR = wrapt_dir()
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
