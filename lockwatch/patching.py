@@ -204,16 +204,17 @@ _WRAPT_DEFERRED = (("asyncio", "wrapt.synchronization", "asyncio"),
 
 
 class _ImportedOnFirstUse:
-    """Stands in one of wrapt's module globals for a module wrapt imported but has not used yet.
-    Its first attribute lookup imports the module (the import system's, the one the program's
-    ``import`` gets), binds the global to the real module and answers from it."""
+    """Stands in a module's global for a module imported while wrapt was, but not used yet. Its
+    first attribute lookup imports ``module`` (the import system's, the one the program's
+    ``import`` gets), binds the global to ``binds`` (the module itself, or the package that
+    `import package.module` binds) and answers from it."""
 
-    def __init__(self, owner: types.ModuleType, global_name: str, module: str) -> None:
-        self._owner, self._global, self._module = owner, global_name, module
+    def __init__(self, owner: types.ModuleType, global_name: str, module: str, binds: str) -> None:
+        self._owner, self._global, self._module, self._binds = owner, global_name, module, binds
 
     def __getattr__(self, attr: str) -> Any:
         importlib.import_module(self._module)
-        real = importlib.import_module(self._global)  # `import importlib.metadata` binds importlib
+        real = importlib.import_module(self._binds)
         setattr(self._owner, self._global, real)
         return getattr(real, attr)
 
@@ -221,10 +222,11 @@ class _ImportedOnFirstUse:
 def _import_wrapt() -> Any:
     """``import wrapt``, without the modules it imports only for what lockwatch never uses (see
     the top): while wrapt is imported, empty modules stand in for those in sys.modules; then
-    they leave it (the program imports the real ones as if lockwatch were not there) and wrapt's
-    globals bound to them become _ImportedOnFirstUse. Only while this is the only thread
-    (another one's import would find a stand-in); any failure (another wrapt, which uses them
-    at import) falls back to importing everything."""
+    they leave it (the program imports the real ones as if lockwatch were not there), and every
+    global bound to one meanwhile (wrapt.synchronization's asyncio), and wrapt.importer's
+    importlib (`import importlib.metadata` binds the package), becomes an _ImportedOnFirstUse.
+    Only while this is the only thread (another one's import would find a stand-in); a failure
+    (another wrapt, which uses them at import) falls back to importing everything."""
     wrapt = sys.modules.get("wrapt")
     if wrapt is not None:
         return wrapt
@@ -245,21 +247,21 @@ def _import_wrapt() -> Any:
         for name, stand_in in stand_ins.items():
             if sys.modules.get(name) is stand_in:
                 del sys.modules[name]
-    imported = [sys.modules[name] for name in set(sys.modules) - before]
+    by_id = {id(stand_in): name for name, stand_in in stand_ins.items()}
+    for module_name in set(sys.modules) - before:
+        module = sys.modules[module_name]
+        for key, value in list(getattr(module, "__dict__", {}).items()):
+            if id(value) in by_id:
+                setattr(module, key, _ImportedOnFirstUse(module, key, by_id[id(value)], by_id[id(value)]))
     if wrapt is not None:
         for name, owner_name, global_name in deferred:
             owner = sys.modules.get(owner_name)
             bound = getattr(owner, global_name, None)
-            if owner is None or (bound is not stand_ins[name] and bound is not sys.modules.get(global_name)):
-                wrapt = None  # wrapt's modules are not what this expects
-                break
-            setattr(owner, global_name, _ImportedOnFirstUse(owner, global_name, name))
-    if wrapt is not None and not any(value is stand_in for module in imported
-                                     for value in getattr(module, "__dict__", {}).values()
-                                     for stand_in in stand_ins.values()):
+            if owner is not None and global_name != name and bound is sys.modules[global_name]:
+                setattr(owner, global_name, _ImportedOnFirstUse(owner, global_name, name, global_name))
         return wrapt
-    # Not as expected: forget this wrapt, and import it the plain way (the standard library's
-    # modules imported meanwhile are whole: they stay).
+    # wrapt used one of them at import: forget this wrapt and import it the plain way (the
+    # standard library's modules imported meanwhile are whole: they stay).
     for name in [n for n in sys.modules if n == "wrapt" or n.startswith("wrapt.")]:
         if name not in before:
             del sys.modules[name]

@@ -6,10 +6,11 @@ imported."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS, child_env, lockwatch, python
+from support import PROGRAMS, PROJECT_ROOT, child_env, lockwatch, python, write
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -219,3 +220,28 @@ def test_with_another_thread_running_wrapt_is_imported_whole(tmp_path: Path) -> 
     result = python("-c", ANOTHER_THREAD.format(names=DEFERRED_BY_WRAPT), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
+
+
+STAND_IN_PROBE = """
+import sys, threading
+from lockwatch import patching
+wrapt = patching._import_wrapt()
+used = wrapt.helper
+print(type(used.aio).__name__, type(used.metadata).__name__, "asyncio" in sys.modules,
+      "importlib.metadata" in sys.modules)
+print(used.aio.sleep is sys.modules["asyncio"].sleep, used.aio is sys.modules["asyncio"],
+      used.metadata.version is sys.modules["importlib.metadata"].version,
+      used.metadata is sys.modules["importlib.metadata"])
+"""
+
+
+def test_any_module_bound_to_a_stand_in_gets_the_real_module_when_it_uses_it(tmp_path: Path) -> None:
+    """Whatever module imported while wrapt is imported binds a stand-in (another wrapt's
+    layout, `import asyncio as aio`, `from importlib import metadata`), its first use imports the
+    real module and binds it there: no module keeps an empty stand-in."""
+    write(tmp_path / "fake" / "wrapt" / "__init__.py", "from . import helper\n")
+    write(tmp_path / "fake" / "wrapt" / "helper.py", "import asyncio as aio\nfrom importlib import metadata\n")
+    env = child_env(PYTHONPATH=f"{tmp_path / 'fake'}{os.pathsep}{PROJECT_ROOT}")
+    result = python("-c", STAND_IN_PROBE, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["_ImportedOnFirstUse _ImportedOnFirstUse False False", "True True True True"]
