@@ -11,8 +11,11 @@ Each case is one fresh process (start-up, the program, exit and lockwatch's repo
     cli           python -m lockwatch empty.py           (the text report of an empty run)
     env           LOCKWATCH=1 python empty.py            (threading is never imported: stays off)
     env, 1 lock   LOCKWATCH=1 python one_lock.py         (switches on, text report at exit)
-    child         LOCKWATCH=1 LOCKWATCH_JSON=... python one_lock.py, as a child of `python -m
-                  lockwatch` runs (JSON only, no text)
+    child         python empty.py with the environment `python -m lockwatch` gives its child
+                  processes (read from a run of it: LOCKWATCH=1, LOCKWATCH_JSON into its
+                  children's folder, LOCKWATCH_TEXT=0, every other LOCKWATCH_* variable), here
+                  with LOCKWATCH_JSON pointed at a folder of the benchmark's (stays off)
+    child, 1 lock python one_lock.py, the same: switches on, writes its JSON report at exit
     plain, 1 lock / cli -q, 1 lock   the same program, plain and under the CLI
     import wrapt  python -c "import wrapt": what importing wrapt alone costs. lockwatch patches
                   the factories with wrapt before the program runs (patching.py), so this is
@@ -32,6 +35,7 @@ untouched by what else the machine is doing; the clock is not.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -42,6 +46,22 @@ import tempfile
 import time
 
 ONE_LOCK = "import threading\nlock = threading.Lock()\nwith lock:\n    pass\n"
+# Run under `python -m lockwatch`: prints the LOCKWATCH_* variables its child processes inherit.
+CHILD_ENV_PROBE = ("import json, os\n"
+                   "print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('LOCKWATCH')}))\n")
+
+
+def child_environ(python: str, folder: str, children: str, base: dict[str, str]) -> dict[str, str]:
+    """The environment `python -m lockwatch` gives a child process (settings.to_environ), taken
+    from a run of it; its children's folder is gone when the run ends: the JSON goes to ``children``."""
+    probe = os.path.join(folder, "child_env_probe.py")
+    with open(probe, "w") as f:
+        f.write(CHILD_ENV_PROBE)
+    out = subprocess.run([python, "-m", "lockwatch", "-q", probe], env=base, cwd=folder,
+                         capture_output=True, text=True, check=True).stdout
+    given: dict[str, str] = json.loads(out)
+    given["LOCKWATCH_JSON"] = os.path.join(children, os.path.basename(given["LOCKWATCH_JSON"]))
+    return dict(base, **given)
 
 
 def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -54,8 +74,7 @@ def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]
     base = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
     base.pop("PYTHONDONTWRITEBYTECODE", None)
     on = dict(base, LOCKWATCH="1")
-    child = dict(on, LOCKWATCH_JSON=os.path.join(folder, "child-%p.json"), LOCKWATCH_TEXT="0",
-                 LOCKWATCH_ON_DEADLOCK="exit")
+    child = child_environ(python, folder, os.path.join(folder, "children"), base)
     cli = [python, "-m", "lockwatch"]
     return {
         "plain": ([python, empty], base),
@@ -65,6 +84,7 @@ def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]
         "plain, 1 lock": ([python, one_lock], base),
         "cli -q, 1 lock": ([*cli, "-q", one_lock], base),
         "env, 1 lock": ([python, one_lock], on),
+        "child": ([python, empty], child),
         "child, 1 lock": ([python, one_lock], child),
         "import wrapt": ([python, "-c", "import wrapt"], base),
     }
@@ -105,6 +125,8 @@ def main() -> None:
     if args.instructions and shutil.which("valgrind") is None:
         sys.exit("--instructions needs valgrind")
     with tempfile.TemporaryDirectory() as folder:
+        children = os.path.join(folder, "children")
+        os.mkdir(children)
         table = cases(args.python, folder)
         names = list(table)
         wall: dict[str, list[float]] = {n: [] for n in names}
@@ -116,9 +138,8 @@ def main() -> None:
                 if r:  # round 0 warms up
                     wall[name].append(w)
                     cpu[name].append(c)
-            for leftover in os.listdir(folder):
-                if leftover.startswith("child-"):
-                    os.remove(os.path.join(folder, leftover))
+            for leftover in os.listdir(children):  # the children's JSON reports
+                os.remove(os.path.join(children, leftover))
         counted = {n: instructions(*table[n], cwd=folder) for n in names} if args.instructions else {}
     version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
                               "'wrapt', wrapt.__version__, 'click', click.__version__)"],

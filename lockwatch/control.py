@@ -5,9 +5,7 @@ import _thread
 import atexit
 import errno
 import os
-import shutil
 import sys
-import tempfile
 from typing import IO, Any, Callable, Optional
 
 # snapshot and analysis (and the model) are imported with the session, not when a report is asked
@@ -465,6 +463,9 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. ``annotate`` sees the
     report before it is written (--confirm adds its confirmations there). Raises a UserError (one line)
     before the program starts when a report path cannot be written or the program is not found."""
+    import shutil  # here, not at the top: a child process of the run (LOCKWATCH=1) needs neither
+    import tempfile
+
     from .runner import ProgramRunner
     from .settings import SettingsError
 
@@ -574,9 +575,10 @@ def _run_exit_handlers_while_recording(logging_before: bool) -> None:
 
 
 def _logging_shutdown_of_lockwatch(imported_before: bool) -> Optional[Callable[[], None]]:
-    """logging.shutdown, if logging is here only because lockwatch imported it (wrapt imports
-    asyncio, which imports logging) and the program gave it no handler: its exit-time flush would
-    put two of logging's locks and an edge between them in every report."""
+    """logging.shutdown, if logging is here only because lockwatch imported it (concurrent.futures
+    imports logging, and so does asyncio when wrapt imports it) and the program gave it no
+    handler: its exit-time flush would put two of logging's locks and an edge between them in
+    every report."""
     logging = sys.modules.get("logging")
     if imported_before or logging is None:
         return None

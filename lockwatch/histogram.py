@@ -45,7 +45,12 @@ def bucket_bounds(i: int) -> tuple[int, int]:
 # CPython 3.11, three runs each at 300 and 3,000 ns). Above, the arithmetic and a new int for the
 # index: 217-332 ns against 102-161 ns, on a hold of 4 us or more. The table: 32 KB per process.
 NSMALL = 4096
-SMALL: tuple[int, ...] = tuple(bucket_of(d) for d in range(NSMALL))
+# bucket_of(d) for every d below NSMALL, built bucket by bucket rather than d by d (0.3 against 1.9
+# ms, timeit, 3.11, loaded machine; made in every process that switches on): 0-63 are their own
+# buckets, then each bit length b has 32 buckets of 2 ** (b - SUB_BITS - 1) durations each.
+SMALL: tuple[int, ...] = tuple(range(1 << (SUB_BITS + 1))) + tuple(itertools.chain.from_iterable(
+    itertools.repeat(((b - SUB_BITS - 1) << SUB_BITS) + k, 1 << (b - SUB_BITS - 1))
+    for b in range(SUB_BITS + 2, NSMALL.bit_length()) for k in range(1 << SUB_BITS, 1 << (SUB_BITS + 1))))
 SHIFT: tuple[int, ...] = tuple(max(0, b - SUB_BITS - 1) for b in range(64))
 BASE: tuple[int, ...] = tuple(max(0, b - SUB_BITS - 1) << SUB_BITS for b in range(64))
 

@@ -20,10 +20,13 @@ from .stacks import is_internal, is_threading, wrapt_dir
 # importlib.metadata (email, zipfile, csv, pathlib...). Measured with `python -X importtime -c
 # "import wrapt"` (wrapt 2.5.2): 130-175 modules beyond a bare interpreter's on 3.9-3.13,
 # 63-87 ms (`import threading` alone: 7-19 ms). wrapt 1.14-1.17 imports only inspect, threading
-# and the like (31 ms). Importing less is not possible: `import wrapt.wrappers` (or any wrapt.*)
-# runs wrapt/__init__.py first, and wrapt 2's C extension, loaded on its own, imports
+# and the like (31 ms). Importing less of wrapt is not possible: `import wrapt.wrappers` (or any
+# wrapt.*) runs wrapt/__init__.py first, and wrapt 2's C extension, loaded on its own, imports
 # wrapt.exceptions, hence the package, and makes types of its own (multi-phase init) that the
-# real wrapt.FunctionWrapper is not.
+# real wrapt.FunctionWrapper is not. But those two modules wait (_import_wrapt): wrapt uses
+# them only inside functions lockwatch never calls (asyncio.run in sync_to_async, entry_points
+# in discover_post_import_hooks), and they are 188 M of the 289 M instructions `import wrapt`
+# costs (callgrind, 3.11; python -c "pass" is 39 M).
 #
 # Hence an order, and the things that depend on it:
 # - lockwatch imports wrapt only when it switches on (install()), never at import: importing
@@ -39,20 +42,20 @@ from .stacks import is_internal, is_threading, wrapt_dir
 # - wrapt's directory is found without importing wrapt (stacks.wrapt_dir), so that its frames
 #   (its pure-Python fallback's __call__) count as internal.
 #
-# Importing wrapt later still, when the program first needs a lock, cannot be exact, so
-# `python -m lockwatch` pays for it before the program starts (wrapt 2.5.2: 289 M instructions of
-# an empty script's 455 M under the CLI, against 39 M for the script alone; callgrind, 3.11; see
-# benchmarks/startup.py). threading.Lock must be one object, a wrapt wrapper, from the program's
-# first instruction on (`from threading import Lock` binds it, C code reads it): a stand-in
-# swapped for the wrapper later changes its identity, and a wrapper needs wrapt's types, so the
-# package. Leaving the names out of threading's namespace until asked for (a module __getattr__)
-# breaks threading, whose own code reads Lock and RLock as globals. Switching on when the program
-# first imports threading, as LOCKWATCH=1 does, needs a process where lockwatch has not imported
-# threading itself (the CLI has: click, the runner, the recorder), and the program's first import
-# of threading is often inside a standard-library import (logging, subprocess, queue,
-# concurrent.futures) that wrapt's imports need complete: the locks made until it completes would
-# be missed, or see the plain factory. It would be exact only for a program that never imports
-# threading.
+# Importing wrapt later still, when the program first needs a lock, cannot be exact, so `python -m
+# lockwatch` pays for it before the program starts (wrapt 2.5.2: ~100 M instructions without
+# asyncio and importlib.metadata, of an empty script's ~310 M under the CLI, against 39 M for the
+# script alone; callgrind, 3.11; see benchmarks/startup.py). threading.Lock must be one object, a
+# wrapt wrapper, from the program's first instruction on (`from threading import Lock` binds it, C
+# code reads it): a stand-in swapped for the wrapper later changes its identity, and a wrapper
+# needs wrapt's types, so the package. Leaving the names out of threading's namespace until asked
+# for (a module __getattr__) breaks threading, whose own code reads Lock and RLock as globals.
+# Switching on when the program first imports threading, as LOCKWATCH=1 does, needs a process
+# where lockwatch has not imported threading itself (the CLI has: click, the runner, the
+# recorder), and the program's first import of threading is often inside a standard-library import
+# (logging, subprocess, queue, concurrent.futures) that wrapt's imports need complete: the locks
+# made until it completes would be missed, or see the plain factory. It would be exact only for a
+# program that never imports threading.
 _WRAPT_DIR = wrapt_dir()
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -136,7 +139,8 @@ def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
     state by walking the type's MRO, and each level of subclass costs ~120-250 ns per call."""
     global _factory_classes
     if _factory_classes is None:
-        import wrapt
+        _import_wrapt()
+        import wrapt  # now in sys.modules
 
         def instancecheck(self: Any, obj: Any) -> bool:
             return isinstance(obj, self.__wrapped__) or isinstance(obj, self._self_proxy_type)
@@ -183,6 +187,7 @@ def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any]
     """The FunctionWrapper type that wraps ``original``: ``class_type`` for a class (3.13+ Lock),
     ``function_type`` (if any) for a Python function, else wrapt's own, as wrap_function_wrapper
     uses (a wrapped function or builtin fails isinstance() with the same TypeError as unpatched)."""
+    _import_wrapt()
     import wrapt
 
     if isinstance(original, type):
@@ -190,6 +195,79 @@ def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any]
     if function_type is not None and isinstance(original, types.FunctionType):
         return function_type
     return wrapt.FunctionWrapper
+
+
+# What wrapt 2 imports only for features lockwatch never uses: (the module, the wrapt module that
+# uses it, the global name it is bound to there). Imported when wrapt first uses it.
+_WRAPT_DEFERRED = (("asyncio", "wrapt.synchronization", "asyncio"),
+                   ("importlib.metadata", "wrapt.importer", "importlib"))
+
+
+class _ImportedOnFirstUse:
+    """Stands in a module's global for a module imported while wrapt was, but not used yet. Its
+    first attribute lookup imports ``module`` (the import system's, the one the program's
+    ``import`` gets), binds the global to ``binds`` (the module itself, or the package that
+    `import package.module` binds) and answers from it."""
+
+    def __init__(self, owner: types.ModuleType, global_name: str, module: str, binds: str) -> None:
+        self._owner, self._global, self._module, self._binds = owner, global_name, module, binds
+
+    def __getattr__(self, attr: str) -> Any:
+        importlib.import_module(self._module)
+        real = importlib.import_module(self._binds)
+        setattr(self._owner, self._global, real)
+        return getattr(real, attr)
+
+
+def _import_wrapt() -> Any:
+    """``import wrapt``, without the modules it imports only for what lockwatch never uses (see
+    the top): while wrapt is imported, empty modules stand in for those in sys.modules; then
+    they leave it (the program imports the real ones as if lockwatch were not there), and every
+    global bound to one meanwhile (wrapt.synchronization's asyncio), and wrapt.importer's
+    importlib (`import importlib.metadata` binds the package), becomes an _ImportedOnFirstUse.
+    Only while this is the only thread (another one's import would find a stand-in); a failure
+    (another wrapt, which uses them at import) falls back to importing everything."""
+    wrapt = sys.modules.get("wrapt")
+    if wrapt is not None:
+        return wrapt
+    deferred = [entry for entry in _WRAPT_DEFERRED if entry[0] not in sys.modules]
+    count = getattr(sys.modules["_thread"], "_count", None)  # threads started, but the main one
+    if not deferred or count is None or count() != 0 or threading.active_count() != 1:
+        import wrapt
+
+        return wrapt
+    stand_ins = {name: types.ModuleType(name) for name, _, _ in deferred}
+    before = set(sys.modules)
+    sys.modules.update(stand_ins)
+    try:
+        import wrapt
+    except Exception:
+        wrapt = None
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+    by_id = {id(stand_in): name for name, stand_in in stand_ins.items()}
+    for module_name in set(sys.modules) - before:
+        module = sys.modules[module_name]
+        for key, value in list(getattr(module, "__dict__", {}).items()):
+            if id(value) in by_id:
+                setattr(module, key, _ImportedOnFirstUse(module, key, by_id[id(value)], by_id[id(value)]))
+    if wrapt is not None:
+        for name, owner_name, global_name in deferred:
+            owner = sys.modules.get(owner_name)
+            bound = getattr(owner, global_name, None)
+            if owner is not None and global_name != name and bound is sys.modules[global_name]:
+                setattr(owner, global_name, _ImportedOnFirstUse(owner, global_name, name, global_name))
+        return wrapt
+    # wrapt used one of them at import: forget this wrapt and import it the plain way (the
+    # standard library's modules imported meanwhile are whole: they stay).
+    for name in [n for n in sys.modules if n == "wrapt" or n.startswith("wrapt.")]:
+        if name not in before:
+            del sys.modules[name]
+    import wrapt
+
+    return wrapt
 
 
 _NAMES = ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore")
@@ -219,7 +297,7 @@ def install() -> None:
     threading.RLock = lambda *a, **k: _make("RLock", rlock_real, a, k, _getframe(1))  # type: ignore[assignment]
     for name, cls in classes.items():
         setattr(threading, name, cls)
-    import wrapt
+    wrapt = _import_wrapt()
 
     # Then each original back, wrapped the wrapt way: wrap_object hands the original to a
     # FunctionWrapper type, whose wrapper gets (wrapped, instance, args, kwargs) for every lock.

@@ -179,6 +179,20 @@ def test_zipfile_with_main(project: Path) -> None:
     assert "loader zipimporter" in result.stdout
 
 
+def test_zipfile_after_a_shebang_with_a_long_comment(project: Path) -> None:
+    """A zip application as zipapp writes it (a shebang line first), with the longest comment a
+    zip file can have: the runner's cheap look for the end-of-zip record before importing zipfile
+    finds it as far from the end as zipfile looks."""
+    app = project / "app.pyz"
+    with zipfile.ZipFile(app, "w") as zf:
+        zf.write(project / "appdir" / "__main__.py", "__main__.py")
+        zf.comment = b"c" * 65535
+    app.write_bytes(b"#!/usr/bin/env python3\n" + app.read_bytes())
+    result = assert_same_run(["app.pyz"], project)
+    assert lines(result.stdout)["path0"] == str(app)
+    assert "loader zipimporter" in result.stdout
+
+
 def test_caller_state_is_restored(project: Path) -> None:
     driver = DRIVER.replace(
         "sys.exit(runner.run())",

@@ -6,10 +6,11 @@ imported."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from support import PROGRAMS, child_env, lockwatch, python
+from support import PROGRAMS, PROJECT_ROOT, child_env, lockwatch, python, write
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -141,3 +142,106 @@ def test_a_snapshot_names_only_the_locks_it_reports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     used = UNUSED_SITES.splitlines().index("used = threading.Lock()") + 1
     assert json.loads(result.stdout) == [[used], [used]]  # named, reported: the used lock only
+
+
+# What wrapt 2 imports only for its asyncio and entry-point features (patching._import_wrapt).
+DEFERRED_BY_WRAPT = ("asyncio", "importlib.metadata")
+
+SWITCHED_ON_PROBE = """
+import sys, threading
+import lockwatch
+print(lockwatch.current_session() is not None, "wrapt" in sys.modules,
+      *[name in sys.modules for name in {names!r}])
+"""
+
+
+def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp_path: Path) -> None:
+    """Every child process of a watched program that imports threading switches on: it pays for
+    importing wrapt, not for asyncio and importlib.metadata, which wrapt uses only in features
+    lockwatch never calls (~190 M instructions of wrapt's ~290 M, benchmarks/startup.py), nor for
+    importlib.resources (pathlib, zipfile), which importlib.abc imports, nor for tempfile and
+    shutil, which only the CLI's own process uses (its children's folder)."""
+    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil")
+    result = python("-c", SWITCHED_ON_PROBE.format(names=names), cwd=tmp_path,
+                    env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"] + ["False"] * len(names)
+
+
+def test_the_cli_imports_nothing_heavy_it_does_not_use(tmp_path: Path) -> None:
+    """Nor does the CLI, nor zipfile for a script that is not a zip file, nor hashlib (OpenSSL)
+    for the report's fingerprints."""
+    (tmp_path / "empty.py").write_text("")
+    imported = imported_by(["-q", "empty.py"], tmp_path)
+    assert "wrapt" in imported and "lockwatch.analysis" in imported
+    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib"} & imported
+
+
+WRAPT_FEATURES = """
+import sys, threading
+import lockwatch, wrapt
+
+@wrapt.synchronized
+async def answer():
+    return 42
+
+import asyncio
+print(asyncio.run(answer()), wrapt.synchronization.asyncio is sys.modules["asyncio"])
+print(list(wrapt.discover_post_import_hooks("lockwatch-tests-no-such-group") or []),
+      "importlib.metadata" in sys.modules, wrapt.importer.importlib is sys.modules["importlib"])
+print(lockwatch.current_session() is not None, type(threading.Lock).__name__)
+"""
+
+
+def test_wrapt_imports_them_when_it_first_uses_them(tmp_path: Path) -> None:
+    """A program using wrapt's features that need them finds them working, and wrapt using the
+    modules the program imported (one asyncio, not a copy)."""
+    result = python("-c", WRAPT_FEATURES, cwd=tmp_path, env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["42 True", "[] True True", "True FunctionWrapper"]
+
+
+ANOTHER_THREAD = """
+import sys, threading
+import lockwatch
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+lockwatch.enable(report_at_exit=False)
+stop.set()
+other.join()
+print(*[name in sys.modules for name in {names!r}])
+"""
+
+
+def test_with_another_thread_running_wrapt_is_imported_whole(tmp_path: Path) -> None:
+    """While wrapt is imported, empty modules stand in for those it defers: another thread's
+    import would find one. With another thread running, enable() imports wrapt the plain way."""
+    result = python("-c", ANOTHER_THREAD.format(names=DEFERRED_BY_WRAPT), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+STAND_IN_PROBE = """
+import sys, threading
+from lockwatch import patching
+wrapt = patching._import_wrapt()
+used = wrapt.helper
+print(type(used.aio).__name__, type(used.metadata).__name__, "asyncio" in sys.modules,
+      "importlib.metadata" in sys.modules)
+print(used.aio.sleep is sys.modules["asyncio"].sleep, used.aio is sys.modules["asyncio"],
+      used.metadata.version is sys.modules["importlib.metadata"].version,
+      used.metadata is sys.modules["importlib.metadata"])
+"""
+
+
+def test_any_module_bound_to_a_stand_in_gets_the_real_module_when_it_uses_it(tmp_path: Path) -> None:
+    """Whatever module imported while wrapt is imported binds a stand-in (another wrapt's
+    layout, `import asyncio as aio`, `from importlib import metadata`), its first use imports the
+    real module and binds it there: no module keeps an empty stand-in."""
+    write(tmp_path / "fake" / "wrapt" / "__init__.py", "from . import helper\n")
+    write(tmp_path / "fake" / "wrapt" / "helper.py", "import asyncio as aio\nfrom importlib import metadata\n")
+    env = child_env(PYTHONPATH=f"{tmp_path / 'fake'}{os.pathsep}{PROJECT_ROOT}")
+    result = python("-c", STAND_IN_PROBE, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["_ImportedOnFirstUse _ImportedOnFirstUse False False", "True True True True"]
