@@ -63,7 +63,7 @@ class Site:
     __slots__ = (
         "index", "filename", "line", "function", "kind", "_name", "explicit_name",
         "made", "acquisitions", "contended", "failed",
-        "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist",
+        "hold_total", "hold_max", "wait_total", "wait_max", "hold_hist", "wait_hist", "hold_fast",
         "signal", "sem_value", "epoch", "position", "column", "siblings", "owner", "given",
         "__weakref__",
     )
@@ -93,10 +93,22 @@ class Site:
         self.wait_max = 0
         self.hold_hist = histogram.new_counters()  # next(hold_hist[bucket]) per hold (histogram.add)
         self.wait_hist = histogram.new_counters()
+        # The compiled core's hold counts (lockwatch._core.HoldCounts: a C counter per bucket,
+        # one add per release), made by it at its first hold here; its rare paths and the
+        # pure-Python core count in hold_hist. hold_counts() reads both.
+        self.hold_fast: Any = None
         self.signal = False  # a semaphore released by threads that did not acquire it
         self.sem_value = 0  # the largest initial value of a Semaphore made here
         self.owner: str | None = None  # the class of the creating method (`self._lock` -> `Account._lock`)
         self.given: str | None = None  # a name known when the site was made (a dataclass field)
+
+    def hold_counts(self) -> dict[int, int]:
+        """The hold histogram's counts, bucket index -> count, in index order."""
+        counts = histogram.read_counters(self.hold_hist)
+        fast = self.hold_fast
+        if fast is not None:
+            counts = dict(sorted(histogram.merged(counts, fast.read()).items()))
+        return counts
 
     @property
     def instances(self) -> int:
@@ -826,6 +838,7 @@ def forget_activity() -> None:
             site.acquisitions = site.contended = site.failed = 0
             site.hold_total = site.hold_max = site.wait_total = site.wait_max = 0
             site.hold_hist.clear()  # in place: live locks point at these dicts
+            site.hold_fast = None  # the compiled core makes a new one at the next hold
             site.wait_hist.clear()
             site.made = itertools.count()
         for o in live_instances():  # the instances' own counters and edges (registered when made)

@@ -96,7 +96,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                 instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )
-            st.hold = Timing(0, site.hold_total, site.hold_max, histogram.read_counters(site.hold_hist))
+            st.hold = Timing(0, site.hold_total, site.hold_max, site.hold_counts())
             st.wait = Timing(0, site.wait_total, site.wait_max, histogram.read_counters(site.wait_hist))
             for lock in mine:  # live instances' counters are summed in
                 st.acquisitions += lock._n

@@ -18,7 +18,7 @@ from support import CORE_SWITCH, PROGRAMS, child_env, lockwatch, python, report_
 
 import lockwatch as package
 from lockwatch import proxies
-from lockwatch.histogram import LOG_LINEAR, bucket_of
+from lockwatch.histogram import LOG_LINEAR, add, bucket_of, new_counters, read_counters
 
 PROGRAM = PROGRAMS / "cores" / "deterministic.py"
 BUILT = importlib.util.find_spec("lockwatch._core") is not None
@@ -92,6 +92,24 @@ def test_the_c_core_counts_a_duration_in_the_bucket_histogram_bucket_of_gives() 
         values += [v for j in range(32) for v in ((32 + j) << shift, ((33 + j) << shift) - 1)]
     values += [rng.randrange(2 ** rng.randrange(1, 64)) for _ in range(100_000)] + [2 ** 63 - 1]
     assert [_core.bucket_of(v) for v in values] == [bucket_of(v) for v in values]
+
+
+@needs_c
+def test_the_c_core_hold_counts_are_the_histogram_s_buckets() -> None:
+    """A site's HoldCounts (the compiled core's per-bucket C counters, in rows of 32) reads as
+    histogram.add's dict of counters does, at every bucket from 0 to the last."""
+    from lockwatch import _core  # type: ignore[attr-defined]
+
+    rng = random.Random(5)
+    values = list(range(-3, 200)) + [2 ** 63 - 1, 2 ** 62, (2 ** 62) - 1]
+    values += [rng.randrange(2 ** rng.randrange(1, 64)) for _ in range(20_000)]
+    counts, hist = _core.HoldCounts(), new_counters()
+    for v in values:
+        counts.add(v)
+        add(hist, v)
+    assert counts.read() == read_counters(hist)
+    assert list(counts.read()) == sorted(counts.read())
+    assert _core.HoldCounts().read() == {}
 
 
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:

@@ -84,6 +84,41 @@ def test_a_contended_acquisition_is_counted_with_its_wait(threads):
     assert stats.wait.max_ns > 0 and stats.wait.total_ns == stats.wait.max_ns
 
 
+def test_holds_ended_on_the_fast_and_the_slow_path_are_all_counted(threads):
+    """The compiled core counts a release by the holder in its site's HoldCounts (C counters) and
+    a hand-off (a release by another thread, proxies._release_slow) in the site's hold_hist, as
+    the pure-Python core counts both: the snapshot reads the two together."""
+    with lockwatch.watching() as session:
+        lock, rlock = threading.Lock(), threading.RLock()
+        for _ in range(100):
+            with lock:
+                pass
+            with rlock:
+                with rlock:
+                    pass
+        for _ in range(3):
+            lock.acquire()
+            threads.start(lock.release, name="hand-off").join()
+        site = lock._site
+        in_dict = histogram.read_counters(site.hold_hist)
+        if proxies.CORE == "c":
+            assert type(site.hold_fast).__name__ == "HoldCounts"
+            assert sum(site.hold_fast.read().values()) == 100
+            assert sum(in_dict.values()) == 3
+        else:
+            assert site.hold_fast is None
+            assert sum(in_dict.values()) == 103
+        stats = {s.kind: s for s in session.snapshot().locks}
+        assert stats["Lock"].acquisitions == stats["Lock"].hold.count == 103
+        assert stats["Lock"].hold.buckets == site.hold_counts()
+        assert stats["RLock"].acquisitions == stats["RLock"].hold.count == 100
+        recorder.forget_activity()  # what a forked child does: counts of before are the parent's
+        assert site.hold_counts() == {} and rlock._site.hold_counts() == {}
+        with lock:
+            pass
+        assert sum(site.hold_counts().values()) == 1
+
+
 def _wait_until_in(thread, function, polls=60_000):
     """Poll (at most ~60 s) until ``thread``'s stack has a frame of lockwatch's ``function``."""
     pkg = os.path.dirname(os.path.abspath(lockwatch.__file__))
