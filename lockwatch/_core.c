@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 7 /* what proxies.py expects: _core.API */
+#define LW_API 8 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -1253,6 +1253,755 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- Semaphore ---------------------------------------------------------------------------- */
+
+/* acquire, __enter__, release and __exit__ of lockwatch.primitives' Semaphore and
+   BoundedSemaphore: method descriptors of threading.Semaphore made here (semaphore_methods), which
+   primitives.py puts in _SemaphoreMixin. They record what _SemaphoreMixin's Python methods record
+   (those stay: the pure-Python core's, and what these call for arguments other than a bool or int
+   `blocking`, a float or int `timeout` and an int `n`):
+
+   - acquire: threading's acquire, called as the Python method calls it (the same arguments, the
+     same order); proxies._before first when the thread holds locks and the acquire may block; a
+     contended wait through primitives._sem_block (the watchdog, signals); a failure counted; then,
+     under recorder.mutex (a semaphore has no single holder to guard its counters), the wait, one
+     more acquisition, and the credit it uses up or its _Hold; the semaphore on the thread's held
+     list unless its site is a signal.
+   - release: threading's release(n), then under recorder.mutex the holds it ends
+     (primitives._take_hold: the releasing thread's own, else the oldest, and the semaphore a
+     signal) or the credit it leaves; the thread's own entries off its held list, and
+     recorder.hand_off for the lists of the other threads whose holds it turned into a signal's.
+
+   Their fields are the instance's __dict__ entries and the Site's and _Hold's slots, read and
+   written through the attribute protocol (the Site's and _Hold's slots by offset). */
+
+static PyObject *g_sem_py_acquire, *g_sem_py_release;  /* _SemaphoreMixin.acquire, .release */
+static PyObject *g_sem_orig_acquire;                  /* threading.Semaphore.acquire */
+static PyObject *g_sem_orig_release, *g_bsem_orig_release; /* threading's two release methods */
+static PyTypeObject *g_bsem_orig_type;                /* threading.BoundedSemaphore */
+static PyObject *g_sem_block;                         /* primitives._sem_block(sem, timeout) */
+static PyObject *g_rec_dict;                          /* recorder.__dict__: mutex, hand_off */
+static PyTypeObject *g_hold_type;                     /* primitives._Hold */
+static PyTypeObject *g_sem_site_type;                 /* recorder.Site */
+static PyObject *g_sem_release_descr;                 /* release below: a subclass may have its own */
+static Py_ssize_t g_hold_off_held, g_hold_off_t, g_hold_off_code, g_hold_off_lasti;
+static Py_ssize_t g_site_off_signal, g_site_off_wait_hist, g_site_off_hold_hist;
+static PyObject *s__n, *s__ncont, *s__nfail, *s__wait_tot, *s__wait_max, *s__hold_tot, *s__hold_max,
+    *s__credit, *s__holders, *s__site, *s__at_code, *s__at_lasti, *s_mutex, *s_hand_off, *s_blocking,
+    *s_timeout, *s_n;
+
+static int member_offset(PyObject *type, const char *name, Py_ssize_t *off); /* (configure()'s) */
+
+static int
+intern_semaphore_names(void)
+{
+    struct { PyObject **var; const char *name; } names[] = {
+        {&s__n, "_n"}, {&s__ncont, "_ncont"}, {&s__nfail, "_nfail"}, {&s__wait_tot, "_wait_tot"},
+        {&s__wait_max, "_wait_max"}, {&s__hold_tot, "_hold_tot"}, {&s__hold_max, "_hold_max"},
+        {&s__credit, "_credit"}, {&s__holders, "_holders"}, {&s__site, "_site"}, {&s__at_code, "_at_code"},
+        {&s__at_lasti, "_at_lasti"}, {&s_mutex, "mutex"}, {&s_hand_off, "hand_off"},
+        {&s_blocking, "blocking"}, {&s_timeout, "timeout"}, {&s_n, "n"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].var = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* `with recorder.mutex:` entered; the mutex (a new reference) in *m. It is looked up each time: a
+   forked child's recorder makes a new one. */
+static int
+sem_mutex_enter(PyObject **m)
+{
+    PyObject *mutex = PyDict_GetItemWithError(g_rec_dict, s_mutex); /* borrowed */
+    if (mutex == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "lockwatch.recorder.mutex is missing");
+        return -1;
+    }
+    Py_INCREF(mutex);
+    int r = real_trylock(mutex, 1);
+    if (r == 0) { /* another thread's: block as `with` does (the GIL given up) */
+        PyObject *res = PyObject_CallMethodNoArgs(mutex, s_acquire);
+        r = res == NULL ? -1 : 1;
+        Py_XDECREF(res);
+    }
+    if (r < 0) {
+        Py_DECREF(mutex);
+        return -1;
+    }
+    *m = mutex;
+    return 0;
+}
+
+/* Its exit: an exception set before is kept (as `with` keeps it). */
+static int
+sem_mutex_exit(PyObject *m)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    int r = real_release(m, 1);
+    Py_DECREF(m);
+    if (et != NULL) {
+        if (r < 0)
+            PyErr_Clear();
+        PyErr_Restore(et, ev, tb);
+        return -1;
+    }
+    return r;
+}
+
+/* obj.name += d */
+static int
+sem_add(PyObject *obj, PyObject *name, long long d)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *dd = PyLong_FromLongLong(d);
+    PyObject *sum = dd == NULL ? NULL : PyNumber_InPlaceAdd(v, dd);
+    Py_XDECREF(dd);
+    Py_DECREF(v);
+    if (sum == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* if d > obj.name: obj.name = d */
+static int
+sem_max(PyObject *obj, PyObject *name, long long d)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *dd = PyLong_FromLongLong(d);
+    int gt = dd == NULL ? -1 : PyObject_RichCompareBool(dd, v, Py_GT);
+    Py_DECREF(v);
+    int r = gt <= 0 ? gt : PyObject_SetAttr(obj, name, dd);
+    Py_XDECREF(dd);
+    return r;
+}
+
+/* The instance's _site (a new reference), checked to be a recorder.Site (its slots are read by
+   offset). */
+static PyObject *
+sem_site(PyObject *self)
+{
+    PyObject *site = PyObject_GetAttr(self, s__site);
+    if (site != NULL && !Py_IS_TYPE(site, g_sem_site_type)) {
+        Py_DECREF(site);
+        PyErr_SetString(PyExc_TypeError, "a semaphore's _site must be a lockwatch.recorder.Site");
+        return NULL;
+    }
+    return site;
+}
+
+static inline void
+slot_set(PyObject *o, Py_ssize_t off, PyObject *value)
+{
+    PyObject *old = SLOT(o, off);
+    Py_INCREF(value);
+    SLOT(o, off) = value;
+    Py_XDECREF(old);
+}
+
+/* site.signal truth; -1 on error (an unset slot is an AttributeError, as in Python) */
+static int
+site_signal(PyObject *site)
+{
+    PyObject *v = SLOT(site, g_site_off_signal);
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "signal");
+        return -1;
+    }
+    if (v == Py_True)
+        return 1;
+    if (v == Py_False)
+        return 0;
+    return PyObject_IsTrue(v);
+}
+
+/* _failed(self): one failure more, under the mutex. */
+static int
+sem_failed(PyObject *self)
+{
+    PyObject *m;
+    if (sem_mutex_enter(&m) < 0)
+        return -1;
+    int r = sem_add(self, s__nfail, 1);
+    if (sem_mutex_exit(m) < 0)
+        r = -1;
+    return r;
+}
+
+/* A new _Hold(held, t, code, lasti), its slots set directly (no Python __init__). */
+static PyObject *
+new_hold(PyObject *held, long long t, PyObject *code, int lasti)
+{
+    PyObject *tt = PyLong_FromLongLong(t);
+    PyObject *li = tt == NULL ? NULL : PyLong_FromLong(lasti);
+    PyObject *h = li == NULL ? NULL : g_hold_type->tp_alloc(g_hold_type, 0);
+    if (h == NULL) {
+        Py_XDECREF(tt);
+        Py_XDECREF(li);
+        return NULL;
+    }
+    slot_set(h, g_hold_off_held, held);
+    SLOT(h, g_hold_off_t) = tt;   /* references given */
+    slot_set(h, g_hold_off_code, code);
+    SLOT(h, g_hold_off_lasti) = li;
+    return h;
+}
+
+/* The acquisition recorded (the real semaphore taken at t, after `waited` ns or -1: not
+   contended): _SemaphoreMixin.acquire from `with _rec.mutex:` on. */
+static int
+sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject *code, int lasti)
+{
+    PyObject *site = sem_site(self);
+    if (site == NULL)
+        return -1;
+    PyObject *m;
+    if (sem_mutex_enter(&m) < 0) {
+        Py_DECREF(site);
+        return -1;
+    }
+    int signal = 0;
+    if (waited >= 0) {
+        if (sem_add(self, s__ncont, 1) < 0 || sem_add(self, s__wait_tot, waited) < 0
+                || sem_max(self, s__wait_max, waited) < 0)
+            goto error;
+        PyObject *hist = SLOT(site, g_site_off_wait_hist);
+        PyObject *dd = hist == NULL ? NULL : PyLong_FromLongLong(waited);
+        if (dd == NULL) {
+            if (hist == NULL)
+                PyErr_SetString(PyExc_AttributeError, "wait_hist");
+            goto error;
+        }
+        Py_INCREF(hist);
+        PyObject *args[2] = {hist, dd};
+        PyObject *res = PyObject_Vectorcall(g_count, args, 2, NULL); /* histogram.add */
+        Py_DECREF(hist);
+        Py_DECREF(dd);
+        if (res == NULL)
+            goto error;
+        Py_DECREF(res);
+    }
+    if (sem_add(self, s__n, 1) < 0)
+        goto error;
+    PyObject *credit = PyObject_GetAttr(self, s__credit);
+    if (credit == NULL)
+        goto error;
+    int c = PyObject_IsTrue(credit);
+    Py_DECREF(credit);
+    if (c < 0)
+        goto error;
+    if (c) { /* its release was recorded first (another thread's): a signal; the hold is over */
+        if (sem_add(self, s__credit, -1) < 0)
+            goto error;
+        slot_set(site, g_site_off_signal, Py_True);
+        Py_DECREF(site);
+        return sem_mutex_exit(m);
+    }
+    signal = site_signal(site);
+    if (signal < 0)
+        goto error;
+    PyObject *holders = PyObject_GetAttr(self, s__holders);
+    if (holders == NULL)
+        goto error;
+    PyObject *hold = new_hold(signal ? Py_None : held, t, code, lasti);
+    int r = hold == NULL ? -1 : PyList_Check(holders) ? PyList_Append(holders, hold)
+                                                      : (PyErr_SetString(PyExc_TypeError, "_holders must be a list"), -1);
+    Py_XDECREF(hold);
+    Py_DECREF(holders);
+    if (r < 0)
+        goto error;
+    Py_DECREF(site);
+    if (sem_mutex_exit(m) < 0)
+        return -1;
+    if (signal)
+        return 0;
+    PyObject *li = PyLong_FromLong(lasti);
+    if (li == NULL)
+        return -1;
+    r = PyObject_SetAttr(self, s__at_code, code);
+    if (r == 0)
+        r = PyObject_SetAttr(self, s__at_lasti, li);
+    Py_DECREF(li);
+    if (r < 0)
+        return -1;
+    return PyList_Append(held, self);
+error:
+    Py_DECREF(site);
+    sem_mutex_exit(m);
+    return -1;
+}
+
+/* threading's acquire(self, blocking[, timeout]): 1 taken, 0 not, -1 error. */
+static int
+sem_real_acquire(PyObject *self, PyObject *blocking, PyObject *timeout)
+{
+    PyObject *args[3] = {self, blocking, timeout};
+    PyObject *res = PyObject_Vectorcall(g_sem_orig_acquire, args, timeout == NULL ? 2 : 3, NULL);
+    if (res == NULL)
+        return -1;
+    int ok = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return ok;
+}
+
+/* _SemaphoreMixin.acquire(blocking, timeout) with blocking a C truth and timeout NULL (None) or a
+   number (tmo its value, not NaN). */
+static PyObject *
+sem_acquire_impl(PyObject *self, int blocking, PyObject *timeout, double tmo)
+{
+    PyFrameObject *f = PyEval_GetFrame(); /* the caller: a C method pushes no frame */
+    PyObject *code;
+    int lasti;
+    if (f == NULL) {
+        Py_INCREF(Py_None);
+        code = Py_None;
+        lasti = -1;
+    }
+    else {
+        code = (PyObject *)PyFrame_GetCode(f);
+        lasti = frame_lasti(f);
+    }
+    PyObject *held;
+    if (held_list(&held, 1) < 0) {
+        Py_DECREF(code);
+        return NULL;
+    }
+    int instant = timeout != NULL && tmo <= 0; /* cannot wait: no edge, not a contention */
+    if (blocking && !instant) {
+        Py_ssize_t len = PyList_Check(held) ? PyList_GET_SIZE(held) : PyObject_Size(held);
+        if (len < 0)
+            goto error;
+        if (len > 0) {
+            PyObject *args[3] = {self, held, timeout != NULL ? Py_True : Py_False};
+            PyObject *res = PyObject_Vectorcall(g_before, args, 3, NULL);
+            if (res == NULL)
+                goto error;
+            Py_DECREF(res);
+        }
+    }
+    long long t = 0, waited = -1;
+    int ok;
+    if (instant)
+        ok = sem_real_acquire(self, Py_True, timeout);
+    else {
+        ok = sem_real_acquire(self, Py_False, NULL);
+        if (ok == 0 && blocking) {
+            PyObject *res = PyObject_CallFunctionObjArgs(g_sem_block, self, timeout != NULL ? timeout : Py_None,
+                                                         NULL);
+            if (res == NULL)
+                goto error;
+            if (res != Py_None) {
+                t = now_ns();
+                long long t0 = PyLong_AsLongLong(res);
+                if (t0 == -1 && PyErr_Occurred()) {
+                    Py_DECREF(res);
+                    goto error;
+                }
+                waited = t - t0;
+                ok = 1;
+            }
+            Py_DECREF(res);
+        }
+    }
+    if (ok < 0)
+        goto error;
+    if (!ok) {
+        if (sem_failed(self) < 0)
+            goto error;
+        Py_DECREF(held);
+        Py_DECREF(code);
+        Py_RETURN_FALSE;
+    }
+    if (waited < 0)
+        t = now_ns();
+    if (sem_took(self, held, t, waited, code, lasti) < 0)
+        goto error;
+    Py_DECREF(held);
+    Py_DECREF(code);
+    Py_RETURN_TRUE;
+error:
+    Py_DECREF(held);
+    Py_DECREF(code);
+    return NULL;
+}
+
+static inline int
+kw_is(PyObject *key, PyObject *name)
+{
+    return key == name || PyUnicode_Compare(key, name) == 0;
+}
+
+static PyObject *
+sem_acquire(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_sem_py_acquire == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    PyObject *blocking = nargs > 0 ? args[0] : NULL, *timeout = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2)
+        goto python;
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (blocking == NULL && kw_is(key, s_blocking))
+            blocking = args[nargs + i];
+        else if (timeout == NULL && kw_is(key, s_timeout))
+            timeout = args[nargs + i];
+        else
+            goto python; /* an error, or a keyword given twice: Python's message */
+    }
+    int block = 1;
+    if (blocking == NULL || blocking == Py_True)
+        block = 1;
+    else if (blocking == Py_False)
+        block = 0;
+    else if (PyLong_CheckExact(blocking))
+        block = Py_SIZE(blocking) != 0;
+    else
+        goto python; /* its truth may run code: as often as Python tests it */
+    if (timeout == Py_None)
+        timeout = NULL;
+    double tmo = 0;
+    if (timeout != NULL) {
+        if (!block)
+            goto python; /* ValueError, from threading's acquire */
+        if (PyFloat_CheckExact(timeout))
+            tmo = PyFloat_AS_DOUBLE(timeout);
+        else if (PyLong_CheckExact(timeout)) {
+            tmo = PyLong_AsDouble(timeout);
+            if (tmo == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto python;
+            }
+        }
+        else
+            goto python;
+        if (tmo != tmo)
+            goto python; /* NaN */
+    }
+    return sem_acquire_impl(self, block, timeout, tmo);
+python:
+    return delegate(g_sem_py_acquire, self, args, nargs, kwnames);
+}
+
+static PyObject *
+sem_enter(PyObject *self, PyObject *unused)
+{
+    if (g_sem_py_acquire == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    return sem_acquire_impl(self, 1, NULL, 0);
+}
+
+/* primitives._take_hold(sem, mine, foreign) under the mutex: the hold a release ends (a new
+   reference in *out, NULL for a credit); `foreign` (a list, made on first use) gets the held lists
+   of other threads whose holds became a signal's. */
+static int
+take_hold(PyObject *self, PyObject *site, PyObject *holders, PyObject *mine, PyObject **foreign, PyObject **out)
+{
+    *out = NULL;
+    if (mine != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(holders); i++) {
+            PyObject *h = PyList_GET_ITEM(holders, i);
+            if (Py_IS_TYPE(h, g_hold_type) && SLOT(h, g_hold_off_held) == mine) {
+                Py_INCREF(h);
+                if (PyList_SetSlice(holders, i, i + 1, NULL) < 0) {
+                    Py_DECREF(h);
+                    return -1;
+                }
+                *out = h;
+                return 0;
+            }
+        }
+    }
+    slot_set(site, g_site_off_signal, Py_True); /* a signal, not a lock: analysis ignores its edges */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(holders); i++) {
+        PyObject *h = PyList_GET_ITEM(holders, i);
+        if (!Py_IS_TYPE(h, g_hold_type)) {
+            PyErr_SetString(PyExc_TypeError, "a semaphore's _holders must hold _Hold objects");
+            return -1;
+        }
+        PyObject *hl = SLOT(h, g_hold_off_held);
+        if (hl == NULL || hl == Py_None)
+            continue;
+        if (*foreign == NULL && (*foreign = PyList_New(0)) == NULL)
+            return -1;
+        int seen = 0;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(*foreign); j++)
+            seen |= PyList_GET_ITEM(*foreign, j) == hl;
+        if (!seen && PyList_Append(*foreign, hl) < 0)
+            return -1;
+        h = PyList_GET_ITEM(holders, i); /* (an append may collect garbage) */
+        if (Py_IS_TYPE(h, g_hold_type))
+            slot_set(h, g_hold_off_held, Py_None);
+    }
+    if (PyList_GET_SIZE(holders) > 0) {
+        PyObject *h = PyList_GET_ITEM(holders, 0);
+        Py_INCREF(h);
+        if (PyList_SetSlice(holders, 0, 1, NULL) < 0) {
+            Py_DECREF(h);
+            return -1;
+        }
+        *out = h;
+        return 0;
+    }
+    return sem_add(self, s__credit, 1);
+}
+
+/* _SemaphoreMixin.release's recording, after the real release at t: 0, or -1 with an exception. */
+static int
+sem_released(PyObject *self, Py_ssize_t n, long long t)
+{
+    PyObject *mine;
+    if (held_list(&mine, 0) < 0)
+        return -1;
+    if (mine != NULL && !PyList_Check(mine)) {
+        Py_DECREF(mine);
+        PyErr_SetString(PyExc_TypeError, "recorder.tls.held must be a list");
+        return -1;
+    }
+    PyObject *site = sem_site(self);
+    if (site == NULL) {
+        Py_XDECREF(mine);
+        return -1;
+    }
+    PyObject *holders = NULL, *foreign = NULL, *m;
+    Py_ssize_t ended = 0;
+    if (sem_mutex_enter(&m) < 0)
+        goto error_unlocked;
+    holders = PyObject_GetAttr(self, s__holders);
+    if (holders == NULL)
+        goto error;
+    if (!PyList_Check(holders)) {
+        PyErr_SetString(PyExc_TypeError, "a semaphore's _holders must be a list");
+        goto error;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (PyList_GET_SIZE(holders) == 0) {
+            /* No hold left to end: what _take_hold does then, once per unit (a signal's release
+               before the acquisition that takes the unit, e.g. a thread pool's idle semaphore). */
+            slot_set(site, g_site_off_signal, Py_True);
+            if (sem_add(self, s__credit, n - k) < 0)
+                goto error;
+            break;
+        }
+        PyObject *hold;
+        if (take_hold(self, site, holders, mine, &foreign, &hold) < 0)
+            goto error;
+        if (hold == NULL)
+            continue; /* released before its acquisition was recorded: a credit */
+        PyObject *ht = SLOT(hold, g_hold_off_t);
+        long long t0 = ht == NULL ? -1 : PyLong_AsLongLong(ht);
+        if (ht == NULL || (t0 == -1 && PyErr_Occurred())) {
+            if (ht == NULL)
+                PyErr_SetString(PyExc_AttributeError, "t");
+            Py_DECREF(hold);
+            goto error;
+        }
+        long long d = t - t0; /* < 0 if the hold it ends was timed after t */
+        int own = SLOT(hold, g_hold_off_held) != NULL && SLOT(hold, g_hold_off_held) != Py_None;
+        Py_DECREF(hold);
+        if (sem_add(self, s__hold_tot, d) < 0 || sem_max(self, s__hold_max, d) < 0)
+            goto error;
+        PyObject *hh = SLOT(site, g_site_off_hold_hist);
+        if (hh == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "hold_hist");
+            goto error;
+        }
+        Py_INCREF(hh);
+        int r = count_hold(hh, d);
+        Py_DECREF(hh);
+        if (r < 0)
+            goto error;
+        ended += own; /* this thread's own */
+    }
+    Py_DECREF(holders);
+    holders = NULL;
+    if (sem_mutex_exit(m) < 0)
+        goto error_unlocked;
+    /* proxies._unhold(mine, self), once per own hold ended: its latest entry */
+    for (; ended > 0 && mine != NULL; ended--) {
+        for (Py_ssize_t i = PyList_GET_SIZE(mine) - 1; i >= 0; i--) {
+            if (PyList_GET_ITEM(mine, i) == self) {
+                if (PyList_SetSlice(mine, i, i + 1, NULL) < 0)
+                    goto error_unlocked;
+                break;
+            }
+        }
+    }
+    if (foreign != NULL) { /* other threads' lists: their own threads apply it */
+        PyObject *hand_off = PyDict_GetItemWithError(g_rec_dict, s_hand_off);
+        if (hand_off == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "lockwatch.recorder.hand_off is missing");
+            goto error_unlocked;
+        }
+        Py_INCREF(hand_off);
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(foreign); j++) {
+            PyObject *res = PyObject_CallFunctionObjArgs(hand_off, PyList_GET_ITEM(foreign, j), self, NULL);
+            if (res == NULL) {
+                Py_DECREF(hand_off);
+                goto error_unlocked;
+            }
+            Py_DECREF(res);
+        }
+        Py_DECREF(hand_off);
+    }
+    Py_XDECREF(foreign);
+    Py_DECREF(site);
+    Py_XDECREF(mine);
+    return 0;
+error:
+    Py_XDECREF(holders);
+    sem_mutex_exit(m);
+error_unlocked:
+    Py_XDECREF(foreign);
+    Py_DECREF(site);
+    Py_XDECREF(mine);
+    return -1;
+}
+
+/* _SemaphoreMixin.release(n) with n NULL (the default, 1) or an int >= 1 (its value in nn). */
+static PyObject *
+sem_release_impl(PyObject *self, PyObject *n, Py_ssize_t nn)
+{
+    PyObject *real = PyObject_TypeCheck(self, g_bsem_orig_type) ? g_bsem_orig_release : g_sem_orig_release;
+    PyObject *args[2] = {self, n};
+    PyObject *res = PyObject_Vectorcall(real, args, n == NULL ? 1 : 2, NULL); /* validates n, the bound */
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    if (sem_released(self, nn, now_ns()) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sem_release(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_sem_py_release == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    PyObject *n = nargs > 0 ? args[0] : NULL;
+    if (nargs > 1)
+        goto python;
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (n == NULL && kw_is(PyTuple_GET_ITEM(kwnames, i), s_n))
+            n = args[nargs + i];
+        else
+            goto python;
+    }
+    Py_ssize_t nn = 1;
+    if (n != NULL) {
+        if (!PyLong_CheckExact(n))
+            goto python;
+        nn = PyLong_AsSsize_t(n);
+        if (nn == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto python;
+        }
+        if (nn < 1)
+            goto python; /* ValueError, from threading's release */
+    }
+    return sem_release_impl(self, n, nn);
+python:
+    return delegate(g_sem_py_release, self, args, nargs, kwnames);
+}
+
+static PyObject *
+sem_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g_sem_py_release == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    /* threading's __exit__ is `self.release()`: a subclass's own release runs */
+    if (_PyType_Lookup(Py_TYPE(self), s_release) != g_sem_release_descr)
+        return PyObject_CallMethodNoArgs(self, s_release);
+    return sem_release_impl(self, NULL, 1);
+}
+
+static PyMethodDef sem_acquire_def = {
+    "acquire", (PyCFunction)(void (*)(void))sem_acquire, METH_FASTCALL | METH_KEYWORDS,
+    "Acquire a semaphore, decrementing the internal counter by one (threading.Semaphore.acquire, recorded)."};
+static PyMethodDef sem_enter_def = {"__enter__", (PyCFunction)sem_enter, METH_NOARGS, NULL};
+static PyMethodDef sem_release_def = {
+    "release", (PyCFunction)(void (*)(void))sem_release, METH_FASTCALL | METH_KEYWORDS,
+    "Release a semaphore, incrementing the internal counter by one or more (threading's release, recorded)."};
+static PyMethodDef sem_exit_def = {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL, NULL};
+
+/* semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type,
+   recorder_dict, site_type): {name: method descriptor of orig_sem} for _SemaphoreMixin. */
+static PyObject *
+semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[5])
+            || !PyDict_Check(args[6]) || !PyType_Check(args[7]))
+        return PyErr_Format(PyExc_TypeError, "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, "
+                                             "sem_block, hold_type, recorder_dict, site_type)");
+    if (!g_configured)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core is not configured");
+    Py_ssize_t offs[7];
+    int r = 0;
+    r |= member_offset(args[5], "held", &offs[0]);
+    r |= member_offset(args[5], "t", &offs[1]);
+    r |= member_offset(args[5], "code", &offs[2]);
+    r |= member_offset(args[5], "lasti", &offs[3]);
+    r |= member_offset(args[7], "signal", &offs[4]);
+    r |= member_offset(args[7], "wait_hist", &offs[5]);
+    r |= member_offset(args[7], "hold_hist", &offs[6]);
+    if (r < 0)
+        return NULL;
+    if (r > 0)
+        return PyErr_Format(PyExc_TypeError, "semaphore_methods: _Hold's and Site's fields must be slots");
+    PyObject *orig_acquire = PyObject_GetAttr(args[0], s_acquire);
+    PyObject *orig_release = orig_acquire == NULL ? NULL : PyObject_GetAttr(args[0], s_release);
+    PyObject *orig_brelease = orig_release == NULL ? NULL : PyObject_GetAttr(args[1], s_release);
+    PyObject *out = orig_brelease == NULL ? NULL : PyDict_New();
+    if (out == NULL)
+        goto fail;
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyMethodDef *defs[] = {&sem_acquire_def, &sem_enter_def, &sem_release_def, &sem_exit_def};
+    PyObject *release = NULL;
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
+        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            goto fail;
+        }
+        if (defs[i] == &sem_release_def)
+            release = d;
+        Py_DECREF(d);
+    }
+    PyObject **slots[] = {&g_sem_py_acquire, &g_sem_py_release, &g_sem_block, &g_rec_dict,
+                          (PyObject **)&g_bsem_orig_type, (PyObject **)&g_hold_type, (PyObject **)&g_sem_site_type,
+                          &g_sem_release_descr};
+    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release};
+    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*slots[i], values[i]);
+    }
+    Py_XSETREF(g_sem_orig_acquire, orig_acquire);
+    Py_XSETREF(g_sem_orig_release, orig_release);
+    Py_XSETREF(g_bsem_orig_release, orig_brelease);
+    g_hold_off_held = offs[0];
+    g_hold_off_t = offs[1];
+    g_hold_off_code = offs[2];
+    g_hold_off_lasti = offs[3];
+    g_site_off_signal = offs[4];
+    g_site_off_wait_hist = offs[5];
+    g_site_off_hold_hist = offs[6];
+    return out;
+fail:
+    Py_XDECREF(orig_acquire);
+    Py_XDECREF(orig_release);
+    Py_XDECREF(orig_brelease);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 /* ---- the types ---------------------------------------------------------------------------- */
 
 static PyObject *
@@ -2104,6 +2853,9 @@ static PyMethodDef module_methods[] = {
     {"condition_methods", (PyCFunction)(void (*)(void))condition_methods, METH_FASTCALL,
      "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict, max_wakers, "
      "deque): primitives.Condition's compiled methods (see \"Condition\")."},
+    {"semaphore_methods", (PyCFunction)(void (*)(void))semaphore_methods, METH_FASTCALL,
+     "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type, recorder_dict, "
+     "site_type): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},
     {"bucket_of", core_bucket_of, METH_O,
      "bucket_of(d): the histogram bucket the compiled hot path counts a duration d (ns) in."},
     {NULL},
@@ -2133,6 +2885,8 @@ PyInit__core(void)
     s___exit__ = PyUnicode_InternFromString("__exit__");
     if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
             || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
+        return NULL;
+    if (intern_semaphore_names() < 0)
         return NULL;
     g_empty = PyTuple_New(0);
     if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL
