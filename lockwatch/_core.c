@@ -1288,7 +1288,7 @@ static Py_ssize_t g_hold_off_held, g_hold_off_t, g_hold_off_code, g_hold_off_las
 static Py_ssize_t g_site_off_signal, g_site_off_wait_hist, g_site_off_hold_hist;
 static PyObject *s__n, *s__ncont, *s__nfail, *s__wait_tot, *s__wait_max, *s__hold_tot, *s__hold_max,
     *s__credit, *s__holders, *s__site, *s__at_code, *s__at_lasti, *s_mutex, *s_hand_off, *s_blocking,
-    *s_timeout, *s_n;
+    *s_timeout, *s_n, *s__cond, *s__value, *s__initial_value;
 
 static int member_offset(PyObject *type, const char *name, Py_ssize_t *off); /* (configure()'s) */
 
@@ -1300,7 +1300,8 @@ intern_semaphore_names(void)
         {&s__wait_max, "_wait_max"}, {&s__hold_tot, "_hold_tot"}, {&s__hold_max, "_hold_max"},
         {&s__credit, "_credit"}, {&s__holders, "_holders"}, {&s__site, "_site"}, {&s__at_code, "_at_code"},
         {&s__at_lasti, "_at_lasti"}, {&s_mutex, "mutex"}, {&s_hand_off, "hand_off"},
-        {&s_blocking, "blocking"}, {&s_timeout, "timeout"}, {&s_n, "n"},
+        {&s_blocking, "blocking"}, {&s_timeout, "timeout"}, {&s_n, "n"}, {&s__cond, "_cond"},
+        {&s__value, "_value"}, {&s__initial_value, "_initial_value"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].var = PyUnicode_InternFromString(names[i].name)) == NULL)
@@ -1351,45 +1352,105 @@ sem_mutex_exit(PyObject *m)
     return r;
 }
 
-/* obj.name += d */
-static int
-sem_add(PyObject *obj, PyObject *name, long long d)
+/* The instance's __dict__ (a new reference), where its fields are: _SemaphoreMixin's are plain
+   attributes (no descriptor of the class shadows them), set by proxies._init and __init__. */
+static PyObject *
+sem_dict(PyObject *self)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
+    PyObject *d = PyObject_GenericGetDict(self, NULL);
+    if (d != NULL && !PyDict_CheckExact(d)) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_TypeError, "a semaphore's __dict__ must be a dict");
+        return NULL;
+    }
+    return d;
+}
+
+/* d[name] (borrowed), or NULL with the AttributeError reading the attribute raises */
+static PyObject *
+sem_field(PyObject *d, PyObject *name)
+{
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    if (v == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_AttributeError, name);
+    return v;
+}
+
+/* d[name] += v */
+static int
+sem_add(PyObject *d, PyObject *name, long long v)
+{
+    PyObject *old = sem_field(d, name);
+    if (old == NULL)
         return -1;
-    PyObject *dd = PyLong_FromLongLong(d);
-    PyObject *sum = dd == NULL ? NULL : PyNumber_InPlaceAdd(v, dd);
-    Py_XDECREF(dd);
-    Py_DECREF(v);
-    if (sum == NULL)
-        return -1;
-    int r = PyObject_SetAttr(obj, name, sum);
+    PyObject *sum = NULL;
+    if (PyLong_CheckExact(old)) {
+        int overflow;
+        long long o = PyLong_AsLongLongAndOverflow(old, &overflow);
+        if (!overflow && !(o == -1 && PyErr_Occurred()) && ((v >= 0 && o <= LLONG_MAX - v) || (v < 0 && o >= LLONG_MIN - v)))
+            sum = PyLong_FromLongLong(o + v);
+    }
+    if (sum == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        PyObject *vv = PyLong_FromLongLong(v);
+        if (vv == NULL)
+            return -1;
+        Py_INCREF(old);
+        sum = PyNumber_InPlaceAdd(old, vv);
+        Py_DECREF(old);
+        Py_DECREF(vv);
+        if (sum == NULL)
+            return -1;
+    }
+    int r = PyDict_SetItem(d, name, sum);
     Py_DECREF(sum);
     return r;
 }
 
-/* if d > obj.name: obj.name = d */
+/* if v > d[name]: d[name] = v */
 static int
-sem_max(PyObject *obj, PyObject *name, long long d)
+sem_max(PyObject *d, PyObject *name, long long v)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
+    PyObject *old = sem_field(d, name);
+    if (old == NULL)
         return -1;
-    PyObject *dd = PyLong_FromLongLong(d);
-    int gt = dd == NULL ? -1 : PyObject_RichCompareBool(dd, v, Py_GT);
-    Py_DECREF(v);
-    int r = gt <= 0 ? gt : PyObject_SetAttr(obj, name, dd);
-    Py_XDECREF(dd);
+    int gt;
+    if (PyLong_CheckExact(old)) {
+        int overflow;
+        long long o = PyLong_AsLongLongAndOverflow(old, &overflow);
+        if (o == -1 && PyErr_Occurred())
+            return -1;
+        gt = overflow ? overflow < 0 : v > o;
+    }
+    else {
+        PyObject *vv = PyLong_FromLongLong(v);
+        if (vv == NULL)
+            return -1;
+        Py_INCREF(old);
+        gt = PyObject_RichCompareBool(vv, old, Py_GT);
+        Py_DECREF(old);
+        Py_DECREF(vv);
+        if (gt < 0)
+            return -1;
+    }
+    if (!gt)
+        return 0;
+    PyObject *vv = PyLong_FromLongLong(v);
+    if (vv == NULL)
+        return -1;
+    int r = PyDict_SetItem(d, name, vv);
+    Py_DECREF(vv);
     return r;
 }
 
 /* The instance's _site (a new reference), checked to be a recorder.Site (its slots are read by
    offset). */
 static PyObject *
-sem_site(PyObject *self)
+sem_site(PyObject *d)
 {
-    PyObject *site = PyObject_GetAttr(self, s__site);
+    PyObject *site = sem_field(d, s__site);
+    Py_XINCREF(site);
     if (site != NULL && !Py_IS_TYPE(site, g_sem_site_type)) {
         Py_DECREF(site);
         PyErr_SetString(PyExc_TypeError, "a semaphore's _site must be a lockwatch.recorder.Site");
@@ -1427,12 +1488,17 @@ site_signal(PyObject *site)
 static int
 sem_failed(PyObject *self)
 {
-    PyObject *m;
-    if (sem_mutex_enter(&m) < 0)
+    PyObject *d = sem_dict(self), *m;
+    if (d == NULL)
         return -1;
-    int r = sem_add(self, s__nfail, 1);
+    if (sem_mutex_enter(&m) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    int r = sem_add(d, s__nfail, 1);
     if (sem_mutex_exit(m) < 0)
         r = -1;
+    Py_DECREF(d);
     return r;
 }
 
@@ -1460,18 +1526,24 @@ new_hold(PyObject *held, long long t, PyObject *code, int lasti)
 static int
 sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject *code, int lasti)
 {
-    PyObject *site = sem_site(self);
-    if (site == NULL)
+    PyObject *d = sem_dict(self);
+    if (d == NULL)
         return -1;
+    PyObject *site = sem_site(d);
+    if (site == NULL) {
+        Py_DECREF(d);
+        return -1;
+    }
     PyObject *m;
     if (sem_mutex_enter(&m) < 0) {
         Py_DECREF(site);
+        Py_DECREF(d);
         return -1;
     }
     int signal = 0;
     if (waited >= 0) {
-        if (sem_add(self, s__ncont, 1) < 0 || sem_add(self, s__wait_tot, waited) < 0
-                || sem_max(self, s__wait_max, waited) < 0)
+        if (sem_add(d, s__ncont, 1) < 0 || sem_add(d, s__wait_tot, waited) < 0
+                || sem_max(d, s__wait_max, waited) < 0)
             goto error;
         PyObject *hist = SLOT(site, g_site_off_wait_hist);
         PyObject *dd = hist == NULL ? NULL : PyLong_FromLongLong(waited);
@@ -1489,28 +1561,31 @@ sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject
             goto error;
         Py_DECREF(res);
     }
-    if (sem_add(self, s__n, 1) < 0)
+    if (sem_add(d, s__n, 1) < 0)
         goto error;
-    PyObject *credit = PyObject_GetAttr(self, s__credit);
+    PyObject *credit = sem_field(d, s__credit);
     if (credit == NULL)
         goto error;
+    Py_INCREF(credit);
     int c = PyObject_IsTrue(credit);
     Py_DECREF(credit);
     if (c < 0)
         goto error;
     if (c) { /* its release was recorded first (another thread's): a signal; the hold is over */
-        if (sem_add(self, s__credit, -1) < 0)
+        if (sem_add(d, s__credit, -1) < 0)
             goto error;
         slot_set(site, g_site_off_signal, Py_True);
         Py_DECREF(site);
+        Py_DECREF(d);
         return sem_mutex_exit(m);
     }
     signal = site_signal(site);
     if (signal < 0)
         goto error;
-    PyObject *holders = PyObject_GetAttr(self, s__holders);
+    PyObject *holders = sem_field(d, s__holders);
     if (holders == NULL)
         goto error;
+    Py_INCREF(holders);
     PyObject *hold = new_hold(signal ? Py_None : held, t, code, lasti);
     int r = hold == NULL ? -1 : PyList_Check(holders) ? PyList_Append(holders, hold)
                                                       : (PyErr_SetString(PyExc_TypeError, "_holders must be a list"), -1);
@@ -1519,22 +1594,22 @@ sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject
     if (r < 0)
         goto error;
     Py_DECREF(site);
-    if (sem_mutex_exit(m) < 0)
-        return -1;
-    if (signal)
-        return 0;
+    if (sem_mutex_exit(m) < 0 || signal) {
+        Py_DECREF(d);
+        return signal ? 0 : -1;
+    }
     PyObject *li = PyLong_FromLong(lasti);
-    if (li == NULL)
-        return -1;
-    r = PyObject_SetAttr(self, s__at_code, code);
+    r = li == NULL ? -1 : PyDict_SetItem(d, s__at_code, code);
     if (r == 0)
-        r = PyObject_SetAttr(self, s__at_lasti, li);
-    Py_DECREF(li);
+        r = PyDict_SetItem(d, s__at_lasti, li);
+    Py_XDECREF(li);
+    Py_DECREF(d);
     if (r < 0)
         return -1;
     return PyList_Append(held, self);
 error:
     Py_DECREF(site);
+    Py_DECREF(d);
     sem_mutex_exit(m);
     return -1;
 }
@@ -1550,6 +1625,95 @@ sem_real_acquire(PyObject *self, PyObject *blocking, PyObject *timeout)
     int ok = PyObject_IsTrue(res);
     Py_DECREF(res);
     return ok;
+}
+
+/* threading's Semaphore.acquire and release are `with self._cond:` around a test and an update of
+   self._value (and a notify): written out here for the common case, where threading's code would
+   run no code of anyone else's: the Condition is threading's own around a _thread.lock
+   (Semaphore.__init__ makes it so), its lock free (taken here without waiting), `_value` an int >=
+   0 (and for a release `_initial_value` an int), and for a release no thread waiting in the
+   Condition (notify does nothing then). Anything else: threading's methods.
+   Returns 1 done (*taken: a unit taken), 0 not done (nothing changed), -1 error. */
+static PyTypeObject *g_sem_cond_type;  /* threading.Condition */
+static PyTypeObject *g_sem_deque_type; /* collections.deque */
+
+static int
+sem_inline(PyObject *self, int release, Py_ssize_t n, int *taken)
+{
+    *taken = 0;
+    if (!g_lock_layout || g_sem_cond_type == NULL)
+        return 0;
+    PyObject *sd = sem_dict(self);
+    if (sd == NULL)
+        return -1;
+    PyObject *cond = PyDict_GetItemWithError(sd, s__cond), *cd = NULL, *lock = NULL;
+    int done = 0;
+    if (cond == NULL || !Py_IS_TYPE(cond, g_sem_cond_type))
+        goto out;
+    Py_INCREF(cond);
+    cd = PyObject_GenericGetDict(cond, NULL);
+    Py_DECREF(cond);
+    if (cd == NULL || !PyDict_CheckExact(cd))
+        goto out;
+    lock = PyDict_GetItemWithError(cd, s__lock);
+    if (lock == NULL || !Py_IS_TYPE(lock, g_lock_type)) {
+        lock = NULL;
+        goto out;
+    }
+    Py_INCREF(lock);
+    if (real_trylock(lock, 0) != 1) { /* taken by a thread in the middle of one: threading's */
+        Py_CLEAR(lock);
+        goto out;
+    }
+    PyObject *value = PyDict_GetItemWithError(sd, s__value);
+    if (value == NULL || !PyLong_CheckExact(value))
+        goto unlock;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v < 0)
+        goto unlock;
+    PyObject *nv;
+    if (!release) {
+        if (v == 0) {
+            done = 1; /* no unit: acquire(False) returns False */
+            goto unlock;
+        }
+        nv = PyLong_FromLongLong(v - 1);
+    }
+    else {
+        if (v > LLONG_MAX - n)
+            goto unlock;
+        if (PyObject_TypeCheck(self, g_bsem_orig_type)) {
+            PyObject *bound = PyDict_GetItemWithError(sd, s__initial_value);
+            if (bound == NULL || !PyLong_CheckExact(bound))
+                goto unlock;
+            long long b = PyLong_AsLongLongAndOverflow(bound, &overflow);
+            if (overflow || v + n > b)
+                goto unlock; /* threading's raises ValueError */
+        }
+        PyObject *waiters = PyDict_GetItemWithError(cd, s__waiters);
+        if (waiters == NULL || !Py_IS_TYPE(waiters, g_sem_deque_type) || PyObject_Size(waiters) != 0)
+            goto unlock;
+        nv = PyLong_FromLongLong(v + n);
+    }
+    if (nv == NULL || PyDict_SetItem(sd, s__value, nv) < 0) {
+        Py_XDECREF(nv);
+        done = -1;
+        goto unlock;
+    }
+    Py_DECREF(nv);
+    done = 1;
+    *taken = !release;
+unlock:
+    if (real_release(lock, 0) < 0)
+        done = -1;
+    Py_DECREF(lock);
+out:
+    if (PyErr_Occurred())
+        done = -1;
+    Py_XDECREF(cd);
+    Py_DECREF(sd);
+    return done;
 }
 
 /* _SemaphoreMixin.acquire(blocking, timeout) with blocking a C truth and timeout NULL (None) or a
@@ -1589,10 +1753,16 @@ sem_acquire_impl(PyObject *self, int blocking, PyObject *timeout, double tmo)
     }
     long long t = 0, waited = -1;
     int ok;
-    if (instant)
-        ok = sem_real_acquire(self, Py_True, timeout);
+    int inl = sem_inline(self, 0, 0, &ok);
+    if (inl < 0)
+        goto error;
+    if (instant) {
+        if (!inl || !ok) /* threading's waits zero seconds for a unit, once */
+            ok = sem_real_acquire(self, Py_True, timeout);
+    }
     else {
-        ok = sem_real_acquire(self, Py_False, NULL);
+        if (!inl)
+            ok = sem_real_acquire(self, Py_False, NULL);
         if (ok == 0 && blocking) {
             PyObject *res = PyObject_CallFunctionObjArgs(g_sem_block, self, timeout != NULL ? timeout : Py_None,
                                                          NULL);
@@ -1662,7 +1832,7 @@ sem_acquire(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     else if (blocking == Py_False)
         block = 0;
     else if (PyLong_CheckExact(blocking))
-        block = Py_SIZE(blocking) != 0;
+        block = PyObject_IsTrue(blocking); /* an int's: no code runs */
     else
         goto python; /* its truth may run code: as often as Python tests it */
     if (timeout == Py_None)
@@ -1702,7 +1872,7 @@ sem_enter(PyObject *self, PyObject *unused)
    reference in *out, NULL for a credit); `foreign` (a list, made on first use) gets the held lists
    of other threads whose holds became a signal's. */
 static int
-take_hold(PyObject *self, PyObject *site, PyObject *holders, PyObject *mine, PyObject **foreign, PyObject **out)
+take_hold(PyObject *d, PyObject *site, PyObject *holders, PyObject *mine, PyObject **foreign, PyObject **out)
 {
     *out = NULL;
     if (mine != NULL) {
@@ -1750,7 +1920,7 @@ take_hold(PyObject *self, PyObject *site, PyObject *holders, PyObject *mine, PyO
         *out = h;
         return 0;
     }
-    return sem_add(self, s__credit, 1);
+    return sem_add(d, s__credit, 1);
 }
 
 /* _SemaphoreMixin.release's recording, after the real release at t: 0, or -1 with an exception. */
@@ -1765,8 +1935,10 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
         PyErr_SetString(PyExc_TypeError, "recorder.tls.held must be a list");
         return -1;
     }
-    PyObject *site = sem_site(self);
+    PyObject *d = sem_dict(self);
+    PyObject *site = d == NULL ? NULL : sem_site(d);
     if (site == NULL) {
+        Py_XDECREF(d);
         Py_XDECREF(mine);
         return -1;
     }
@@ -1774,9 +1946,10 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
     Py_ssize_t ended = 0;
     if (sem_mutex_enter(&m) < 0)
         goto error_unlocked;
-    holders = PyObject_GetAttr(self, s__holders);
+    holders = sem_field(d, s__holders);
     if (holders == NULL)
         goto error;
+    Py_INCREF(holders);
     if (!PyList_Check(holders)) {
         PyErr_SetString(PyExc_TypeError, "a semaphore's _holders must be a list");
         goto error;
@@ -1786,12 +1959,12 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
             /* No hold left to end: what _take_hold does then, once per unit (a signal's release
                before the acquisition that takes the unit, e.g. a thread pool's idle semaphore). */
             slot_set(site, g_site_off_signal, Py_True);
-            if (sem_add(self, s__credit, n - k) < 0)
+            if (sem_add(d, s__credit, n - k) < 0)
                 goto error;
             break;
         }
         PyObject *hold;
-        if (take_hold(self, site, holders, mine, &foreign, &hold) < 0)
+        if (take_hold(d, site, holders, mine, &foreign, &hold) < 0)
             goto error;
         if (hold == NULL)
             continue; /* released before its acquisition was recorded: a credit */
@@ -1803,10 +1976,10 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
             Py_DECREF(hold);
             goto error;
         }
-        long long d = t - t0; /* < 0 if the hold it ends was timed after t */
+        long long dt = t - t0; /* < 0 if the hold it ends was timed after t */
         int own = SLOT(hold, g_hold_off_held) != NULL && SLOT(hold, g_hold_off_held) != Py_None;
         Py_DECREF(hold);
-        if (sem_add(self, s__hold_tot, d) < 0 || sem_max(self, s__hold_max, d) < 0)
+        if (sem_add(d, s__hold_tot, dt) < 0 || sem_max(d, s__hold_max, dt) < 0)
             goto error;
         PyObject *hh = SLOT(site, g_site_off_hold_hist);
         if (hh == NULL) {
@@ -1814,7 +1987,7 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
             goto error;
         }
         Py_INCREF(hh);
-        int r = count_hold(hh, d);
+        int r = count_hold(hh, dt);
         Py_DECREF(hh);
         if (r < 0)
             goto error;
@@ -1854,6 +2027,7 @@ sem_released(PyObject *self, Py_ssize_t n, long long t)
     }
     Py_XDECREF(foreign);
     Py_DECREF(site);
+    Py_DECREF(d);
     Py_XDECREF(mine);
     return 0;
 error:
@@ -1862,6 +2036,7 @@ error:
 error_unlocked:
     Py_XDECREF(foreign);
     Py_DECREF(site);
+    Py_DECREF(d);
     Py_XDECREF(mine);
     return -1;
 }
@@ -1870,12 +2045,18 @@ error_unlocked:
 static PyObject *
 sem_release_impl(PyObject *self, PyObject *n, Py_ssize_t nn)
 {
-    PyObject *real = PyObject_TypeCheck(self, g_bsem_orig_type) ? g_bsem_orig_release : g_sem_orig_release;
-    PyObject *args[2] = {self, n};
-    PyObject *res = PyObject_Vectorcall(real, args, n == NULL ? 1 : 2, NULL); /* validates n, the bound */
-    if (res == NULL)
+    int taken;
+    int inl = sem_inline(self, 1, nn, &taken);
+    if (inl < 0)
         return NULL;
-    Py_DECREF(res);
+    if (!inl) {
+        PyObject *real = PyObject_TypeCheck(self, g_bsem_orig_type) ? g_bsem_orig_release : g_sem_orig_release;
+        PyObject *args[2] = {self, n};
+        PyObject *res = PyObject_Vectorcall(real, args, n == NULL ? 1 : 2, NULL); /* validates n, the bound */
+        if (res == NULL)
+            return NULL;
+        Py_DECREF(res);
+    }
     if (sem_released(self, nn, now_ns()) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -1933,14 +2114,15 @@ static PyMethodDef sem_release_def = {
 static PyMethodDef sem_exit_def = {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL, NULL};
 
 /* semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type,
-   recorder_dict, site_type): {name: method descriptor of orig_sem} for _SemaphoreMixin. */
+   recorder_dict, site_type, orig_condition, deque): {name: method descriptor of orig_sem} for
+   _SemaphoreMixin. */
 static PyObject *
 semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[5])
-            || !PyDict_Check(args[6]) || !PyType_Check(args[7]))
+    if (nargs != 10 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[5])
+            || !PyDict_Check(args[6]) || !PyType_Check(args[7]) || !PyType_Check(args[8]) || !PyType_Check(args[9]))
         return PyErr_Format(PyExc_TypeError, "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, "
-                                             "sem_block, hold_type, recorder_dict, site_type)");
+                                             "sem_block, hold_type, recorder_dict, site_type, orig_condition, deque)");
     if (!g_configured)
         return PyErr_Format(PyExc_RuntimeError, "lockwatch._core is not configured");
     Py_ssize_t offs[7];
@@ -1977,8 +2159,8 @@ semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject **slots[] = {&g_sem_py_acquire, &g_sem_py_release, &g_sem_block, &g_rec_dict,
                           (PyObject **)&g_bsem_orig_type, (PyObject **)&g_hold_type, (PyObject **)&g_sem_site_type,
-                          &g_sem_release_descr};
-    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release};
+                          &g_sem_release_descr, (PyObject **)&g_sem_cond_type, (PyObject **)&g_sem_deque_type};
+    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release, args[8], args[9]};
     for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
         Py_INCREF(values[i]);
         Py_XSETREF(*slots[i], values[i]);
@@ -2855,7 +3037,7 @@ static PyMethodDef module_methods[] = {
      "deque): primitives.Condition's compiled methods (see \"Condition\")."},
     {"semaphore_methods", (PyCFunction)(void (*)(void))semaphore_methods, METH_FASTCALL,
      "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type, recorder_dict, "
-     "site_type): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},
+     "site_type, orig_condition, deque): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},
     {"bucket_of", core_bucket_of, METH_O,
      "bucket_of(d): the histogram bucket the compiled hot path counts a duration d (ns) in."},
     {NULL},

@@ -425,7 +425,7 @@ _py_sem_release = _SemaphoreMixin.__dict__["release"]
 if _proxies._core is not None:
     for _name, _method in _proxies._core.semaphore_methods(
             OrigSemaphore, OrigBoundedSemaphore, _py_sem_acquire, _py_sem_release, _sem_block, _Hold,
-            vars(_rec), _rec.Site).items():
+            vars(_rec), _rec.Site, OrigCondition, collections.deque).items():
         setattr(_SemaphoreMixin, _name, _method)
 
 
