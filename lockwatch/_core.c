@@ -1288,7 +1288,8 @@ static Py_ssize_t g_hold_off_held, g_hold_off_t, g_hold_off_code, g_hold_off_las
 static Py_ssize_t g_site_off_signal, g_site_off_wait_hist, g_site_off_hold_hist;
 static PyObject *s__n, *s__ncont, *s__nfail, *s__wait_tot, *s__wait_max, *s__hold_tot, *s__hold_max,
     *s__credit, *s__holders, *s__site, *s__at_code, *s__at_lasti, *s_mutex, *s_hand_off, *s_blocking,
-    *s_timeout, *s_n, *s__cond, *s__value, *s__initial_value;
+    *s_timeout, *s_n, *s__cond, *s__value, *s__initial_value, *s__in, *s__serial;
+static PyTypeObject *g_sem_orig_type;                 /* threading.Semaphore */
 
 static int member_offset(PyObject *type, const char *name, Py_ssize_t *off); /* (configure()'s) */
 
@@ -1301,7 +1302,7 @@ intern_semaphore_names(void)
         {&s__credit, "_credit"}, {&s__holders, "_holders"}, {&s__site, "_site"}, {&s__at_code, "_at_code"},
         {&s__at_lasti, "_at_lasti"}, {&s_mutex, "mutex"}, {&s_hand_off, "hand_off"},
         {&s_blocking, "blocking"}, {&s_timeout, "timeout"}, {&s_n, "n"}, {&s__cond, "_cond"},
-        {&s__value, "_value"}, {&s__initial_value, "_initial_value"},
+        {&s__value, "_value"}, {&s__initial_value, "_initial_value"}, {&s__in, "_in"}, {&s__serial, "_serial"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((*names[i].var = PyUnicode_InternFromString(names[i].name)) == NULL)
@@ -1627,6 +1628,112 @@ sem_real_acquire(PyObject *self, PyObject *blocking, PyObject *timeout)
     return ok;
 }
 
+/* The serial of a lock on a held list (borrowed: kept by the lock), NULL with no exception when
+   it is neither a compiled Lock/RLock with an edge out of it yet nor a semaphore. */
+static PyObject *
+held_serial(PyObject *h)
+{
+    if (IS_LW(h))
+        return ((LW *)h)->ext == NULL ? NULL : serial_object((LW *)h);
+    if (!PyObject_TypeCheck(h, g_sem_orig_type))
+        return NULL;
+    PyObject *hd = sem_dict(h);
+    if (hd == NULL)
+        return NULL;
+    PyObject *serial = PyDict_GetItemWithError(hd, s__serial); /* the dict keeps it */
+    Py_DECREF(hd);
+    return serial;
+}
+
+/* proxies._before(sem, held, timed) for the common case, all in C: every other lock held has a
+   known, ungated edge into the semaphore (count_known_edges does it for a Lock or RLock; here
+   the semaphore's _in is in its __dict__, the held locks may be semaphores, and the acquisition
+   may be timed). Returns 1 when done, 0 when proxies._before must run instead (nothing changed
+   then), -1 on error. */
+static int
+sem_count_known_edges(PyObject *self, PyObject *d, PyObject *held, int timed)
+{
+    if (!PyList_CheckExact(held) || g_edge_type == NULL)
+        return 0;
+    if (g_pending != NULL && PyDict_GET_SIZE(g_pending) > 0)
+        return 0; /* releases handed over by other threads: _before drains them */
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    if (n > g_same_site_sources || n > 16)
+        return 0; /* proxies._sources */
+    PyObject *ins = PyDict_GetItemWithError(d, s__in);
+    if (ins == NULL || !PyDict_CheckExact(ins))
+        return ins == NULL && PyErr_Occurred() ? -1 : 0; /* None: no edge into it yet */
+    PyObject *serials[16], *edges[16];
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (h == self)
+            continue;
+        PyObject *serial = held_serial(h);
+        if (serial == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        PyObject *e = PyDict_GetItemWithError(ins, serial);
+        if (e == NULL)
+            return PyErr_Occurred() ? -1 : 0; /* a new edge */
+        if (!Py_IS_TYPE(e, g_edge_type))
+            return 0;
+        PyObject *gates = SLOT(e, g_off_gates);
+        PyObject *tm = SLOT(e, g_off_timed);
+        PyObject *count = SLOT(e, g_off_count);
+        if (gates == NULL || !PyTuple_CheckExact(gates) || PyTuple_GET_SIZE(gates) != 0)
+            return 0;
+        if (tm != Py_True && tm != Py_False)
+            return 0;
+        if (count == NULL || !PyLong_CheckExact(count))
+            return 0;
+        serials[k] = serial;
+        edges[k++] = e;
+    }
+    if (k == 0)
+        return 1;
+    /* Nothing above ran Python code. An allocation below may collect garbage, and a finalizer
+       may drop an edge (a lock dying): hold what is used, and count an edge only while it is
+       still the one its source's serial finds. */
+    Py_INCREF(ins);
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_INCREF(serials[j]);
+        Py_INCREF(edges[j]);
+    }
+    int r = 1;
+    for (Py_ssize_t j = 0; j < k && r > 0; j++) {
+        PyObject *e = edges[j];
+        PyObject *now = PyDict_GetItemWithError(ins, serials[j]);
+        if (now != e) {
+            if (PyErr_Occurred())
+                r = -1;
+            continue; /* dropped meanwhile (its source died) */
+        }
+        PyObject *count = SLOT(e, g_off_count);
+        if (count == NULL || !PyLong_CheckExact(count))
+            continue;
+        PyObject *one = PyLong_FromLong(1);
+        PyObject *next = one == NULL ? NULL : PyNumber_Add(count, one);
+        Py_XDECREF(one);
+        if (next == NULL) {
+            r = -1;
+            continue;
+        }
+        PyObject *old = SLOT(e, g_off_count);
+        SLOT(e, g_off_count) = next;
+        Py_XDECREF(old);
+        if (SLOT(e, g_off_held_ref) != held)
+            slot_set(e, g_off_multi, Py_True); /* another thread (held lists are per thread) */
+        if (!timed && SLOT(e, g_off_timed) == Py_True)
+            slot_set(e, g_off_timed, Py_False);
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_DECREF(serials[j]);
+        Py_DECREF(edges[j]);
+    }
+    Py_DECREF(ins);
+    return r;
+}
+
 /* threading's Semaphore.acquire and release are `with self._cond:` around a test and an update of
    self._value (and a notify): written out here for the common case, where threading's code would
    run no code of anyone else's: the Condition is threading's own around a _thread.lock
@@ -1744,11 +1851,18 @@ sem_acquire_impl(PyObject *self, int blocking, PyObject *timeout, double tmo)
         if (len < 0)
             goto error;
         if (len > 0) {
-            PyObject *args[3] = {self, held, timeout != NULL ? Py_True : Py_False};
-            PyObject *res = PyObject_Vectorcall(g_before, args, 3, NULL);
-            if (res == NULL)
+            PyObject *d = sem_dict(self);
+            int r = d == NULL ? -1 : sem_count_known_edges(self, d, held, timeout != NULL);
+            Py_XDECREF(d);
+            if (r < 0)
                 goto error;
-            Py_DECREF(res);
+            if (r == 0) { /* proxies._before: a new or gated edge, pending releases, many held */
+                PyObject *args[3] = {self, held, timeout != NULL ? Py_True : Py_False};
+                PyObject *res = PyObject_Vectorcall(g_before, args, 3, NULL);
+                if (res == NULL)
+                    goto error;
+                Py_DECREF(res);
+            }
         }
     }
     long long t = 0, waited = -1;
@@ -2159,8 +2273,10 @@ semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject **slots[] = {&g_sem_py_acquire, &g_sem_py_release, &g_sem_block, &g_rec_dict,
                           (PyObject **)&g_bsem_orig_type, (PyObject **)&g_hold_type, (PyObject **)&g_sem_site_type,
-                          &g_sem_release_descr, (PyObject **)&g_sem_cond_type, (PyObject **)&g_sem_deque_type};
-    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release, args[8], args[9]};
+                          &g_sem_release_descr, (PyObject **)&g_sem_cond_type, (PyObject **)&g_sem_deque_type,
+                          (PyObject **)&g_sem_orig_type};
+    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release, args[8], args[9],
+                          args[0]};
     for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
         Py_INCREF(values[i]);
         Py_XSETREF(*slots[i], values[i]);

@@ -77,8 +77,8 @@ def condition_and_semaphore():
 
 def semaphores():
     with c:
-        assert s2.acquire()  # an edge c -> s2
-        assert s2.acquire(timeout=5)  # counted again, timed
+        assert s2.acquire(timeout=5)  # an edge c -> s2, timed
+        assert s2.acquire()  # counted again, and not timed any more
     assert not s2.acquire(False)  # failed try-locks
     assert not s2.acquire(blocking=True, timeout=0)
     s2.release(2)  # ends both holds
