@@ -1595,9 +1595,13 @@ sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject
     if (r < 0)
         goto error;
     Py_DECREF(site);
-    if (sem_mutex_exit(m) < 0 || signal) {
+    if (sem_mutex_exit(m) < 0) {
         Py_DECREF(d);
-        return signal ? 0 : -1;
+        return -1;
+    }
+    if (signal) { /* timed, but not held */
+        Py_DECREF(d);
+        return 0;
     }
     PyObject *li = PyLong_FromLong(lasti);
     r = li == NULL ? -1 : PyDict_SetItem(d, s__at_code, code);
