@@ -2243,7 +2243,7 @@ semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
                                              "sem_block, hold_type, recorder_dict, site_type, orig_condition, deque)");
     if (!g_configured)
         return PyErr_Format(PyExc_RuntimeError, "lockwatch._core is not configured");
-    Py_ssize_t offs[7];
+    Py_ssize_t offs[7] = {0};
     int r = 0;
     r |= member_offset(args[5], "held", &offs[0]);
     r |= member_offset(args[5], "t", &offs[1]);
