@@ -1380,6 +1380,1057 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- Semaphore ---------------------------------------------------------------------------- */
+
+/* acquire, __enter__, release and __exit__ of lockwatch.primitives' Semaphore and
+   BoundedSemaphore: method descriptors of threading.Semaphore made here (semaphore_methods), which
+   primitives.py puts in _SemaphoreMixin. They record what _SemaphoreMixin's Python methods record
+   (those stay: the pure-Python core's, and what these call for arguments other than a bool or int
+   `blocking`, a float or int `timeout` and an int `n`):
+
+   - acquire: threading's acquire, called as the Python method calls it (the same arguments, the
+     same order); proxies._before first when the thread holds locks and the acquire may block; a
+     contended wait through primitives._sem_block (the watchdog, signals); a failure counted; then,
+     under recorder.mutex (a semaphore has no single holder to guard its counters), the wait, one
+     more acquisition, and the credit it uses up or its _Hold; the semaphore on the thread's held
+     list unless its site is a signal.
+   - release: threading's release(n), then under recorder.mutex the holds it ends
+     (primitives._take_hold: the releasing thread's own, else the oldest, and the semaphore a
+     signal) or the credit it leaves; the thread's own entries off its held list, and
+     recorder.hand_off for the lists of the other threads whose holds it turned into a signal's.
+
+   Their fields are the instance's __dict__ entries and the Site's and _Hold's slots, read and
+   written through the attribute protocol (the Site's and _Hold's slots by offset). */
+
+static PyObject *g_sem_py_acquire, *g_sem_py_release;  /* _SemaphoreMixin.acquire, .release */
+static PyObject *g_sem_orig_acquire;                  /* threading.Semaphore.acquire */
+static PyObject *g_sem_orig_release, *g_bsem_orig_release; /* threading's two release methods */
+static PyTypeObject *g_bsem_orig_type;                /* threading.BoundedSemaphore */
+static PyObject *g_sem_block;                         /* primitives._sem_block(sem, timeout) */
+static PyObject *g_rec_dict;                          /* recorder.__dict__: mutex, hand_off */
+static PyTypeObject *g_hold_type;                     /* primitives._Hold */
+static PyTypeObject *g_sem_site_type;                 /* recorder.Site */
+static PyObject *g_sem_release_descr;                 /* release below: a subclass may have its own */
+static Py_ssize_t g_hold_off_held, g_hold_off_t, g_hold_off_code, g_hold_off_lasti;
+static Py_ssize_t g_site_off_signal, g_site_off_wait_hist, g_site_off_hold_hist;
+static PyObject *s__n, *s__ncont, *s__nfail, *s__wait_tot, *s__wait_max, *s__hold_tot, *s__hold_max,
+    *s__credit, *s__holders, *s__site, *s__at_code, *s__at_lasti, *s_mutex, *s_hand_off, *s_blocking,
+    *s_timeout, *s_n, *s__cond, *s__value, *s__initial_value, *s__in, *s__serial;
+static PyTypeObject *g_sem_orig_type;                 /* threading.Semaphore */
+
+static int member_offset(PyObject *type, const char *name, Py_ssize_t *off); /* (configure()'s) */
+
+static int
+intern_semaphore_names(void)
+{
+    struct { PyObject **var; const char *name; } names[] = {
+        {&s__n, "_n"}, {&s__ncont, "_ncont"}, {&s__nfail, "_nfail"}, {&s__wait_tot, "_wait_tot"},
+        {&s__wait_max, "_wait_max"}, {&s__hold_tot, "_hold_tot"}, {&s__hold_max, "_hold_max"},
+        {&s__credit, "_credit"}, {&s__holders, "_holders"}, {&s__site, "_site"}, {&s__at_code, "_at_code"},
+        {&s__at_lasti, "_at_lasti"}, {&s_mutex, "mutex"}, {&s_hand_off, "hand_off"},
+        {&s_blocking, "blocking"}, {&s_timeout, "timeout"}, {&s_n, "n"}, {&s__cond, "_cond"},
+        {&s__value, "_value"}, {&s__initial_value, "_initial_value"}, {&s__in, "_in"}, {&s__serial, "_serial"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((*names[i].var = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* `with recorder.mutex:` entered; the mutex (a new reference) in *m. It is looked up each time: a
+   forked child's recorder makes a new one. */
+static int
+sem_mutex_enter(PyObject **m)
+{
+    PyObject *mutex = PyDict_GetItemWithError(g_rec_dict, s_mutex); /* borrowed */
+    if (mutex == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "lockwatch.recorder.mutex is missing");
+        return -1;
+    }
+    Py_INCREF(mutex);
+    int r = real_trylock(mutex, 1);
+    if (r == 0) { /* another thread's: block as `with` does (the GIL given up) */
+        PyObject *res = PyObject_CallMethodNoArgs(mutex, s_acquire);
+        r = res == NULL ? -1 : 1;
+        Py_XDECREF(res);
+    }
+    if (r < 0) {
+        Py_DECREF(mutex);
+        return -1;
+    }
+    *m = mutex;
+    return 0;
+}
+
+/* Its exit: an exception set before is kept (as `with` keeps it). */
+static int
+sem_mutex_exit(PyObject *m)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    int r = real_release(m, 1);
+    Py_DECREF(m);
+    if (et != NULL) {
+        if (r < 0)
+            PyErr_Clear();
+        PyErr_Restore(et, ev, tb);
+        return -1;
+    }
+    return r;
+}
+
+/* The instance's __dict__ (a new reference), where its fields are: _SemaphoreMixin's are plain
+   attributes (no descriptor of the class shadows them), set by proxies._init and __init__. */
+static PyObject *
+sem_dict(PyObject *self)
+{
+    PyObject *d = PyObject_GenericGetDict(self, NULL);
+    if (d != NULL && !PyDict_CheckExact(d)) {
+        Py_DECREF(d);
+        PyErr_SetString(PyExc_TypeError, "a semaphore's __dict__ must be a dict");
+        return NULL;
+    }
+    return d;
+}
+
+/* d[name] (borrowed), or NULL with the AttributeError reading the attribute raises */
+static PyObject *
+sem_field(PyObject *d, PyObject *name)
+{
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    if (v == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_AttributeError, name);
+    return v;
+}
+
+/* d[name] += v */
+static int
+sem_add(PyObject *d, PyObject *name, long long v)
+{
+    PyObject *old = sem_field(d, name);
+    if (old == NULL)
+        return -1;
+    PyObject *sum = NULL;
+    if (PyLong_CheckExact(old)) {
+        int overflow;
+        long long o = PyLong_AsLongLongAndOverflow(old, &overflow);
+        if (!overflow && !(o == -1 && PyErr_Occurred()) && ((v >= 0 && o <= LLONG_MAX - v) || (v < 0 && o >= LLONG_MIN - v)))
+            sum = PyLong_FromLongLong(o + v);
+    }
+    if (sum == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        PyObject *vv = PyLong_FromLongLong(v);
+        if (vv == NULL)
+            return -1;
+        Py_INCREF(old);
+        sum = PyNumber_InPlaceAdd(old, vv);
+        Py_DECREF(old);
+        Py_DECREF(vv);
+        if (sum == NULL)
+            return -1;
+    }
+    int r = PyDict_SetItem(d, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* if v > d[name]: d[name] = v */
+static int
+sem_max(PyObject *d, PyObject *name, long long v)
+{
+    PyObject *old = sem_field(d, name);
+    if (old == NULL)
+        return -1;
+    int gt;
+    if (PyLong_CheckExact(old)) {
+        int overflow;
+        long long o = PyLong_AsLongLongAndOverflow(old, &overflow);
+        if (o == -1 && PyErr_Occurred())
+            return -1;
+        gt = overflow ? overflow < 0 : v > o;
+    }
+    else {
+        PyObject *vv = PyLong_FromLongLong(v);
+        if (vv == NULL)
+            return -1;
+        Py_INCREF(old);
+        gt = PyObject_RichCompareBool(vv, old, Py_GT);
+        Py_DECREF(old);
+        Py_DECREF(vv);
+        if (gt < 0)
+            return -1;
+    }
+    if (!gt)
+        return 0;
+    PyObject *vv = PyLong_FromLongLong(v);
+    if (vv == NULL)
+        return -1;
+    int r = PyDict_SetItem(d, name, vv);
+    Py_DECREF(vv);
+    return r;
+}
+
+/* The instance's _site (a new reference), checked to be a recorder.Site (its slots are read by
+   offset). */
+static PyObject *
+sem_site(PyObject *d)
+{
+    PyObject *site = sem_field(d, s__site);
+    Py_XINCREF(site);
+    if (site != NULL && !Py_IS_TYPE(site, g_sem_site_type)) {
+        Py_DECREF(site);
+        PyErr_SetString(PyExc_TypeError, "a semaphore's _site must be a lockwatch.recorder.Site");
+        return NULL;
+    }
+    return site;
+}
+
+static inline void
+slot_set(PyObject *o, Py_ssize_t off, PyObject *value)
+{
+    PyObject *old = SLOT(o, off);
+    Py_INCREF(value);
+    SLOT(o, off) = value;
+    Py_XDECREF(old);
+}
+
+/* site.signal truth; -1 on error (an unset slot is an AttributeError, as in Python) */
+static int
+site_signal(PyObject *site)
+{
+    PyObject *v = SLOT(site, g_site_off_signal);
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "signal");
+        return -1;
+    }
+    if (v == Py_True)
+        return 1;
+    if (v == Py_False)
+        return 0;
+    return PyObject_IsTrue(v);
+}
+
+/* _failed(self): one failure more, under the mutex. */
+static int
+sem_failed(PyObject *self)
+{
+    PyObject *d = sem_dict(self), *m;
+    if (d == NULL)
+        return -1;
+    if (sem_mutex_enter(&m) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    int r = sem_add(d, s__nfail, 1);
+    if (sem_mutex_exit(m) < 0)
+        r = -1;
+    Py_DECREF(d);
+    return r;
+}
+
+/* A new _Hold(held, t, code, lasti), its slots set directly (no Python __init__). */
+static PyObject *
+new_hold(PyObject *held, long long t, PyObject *code, int lasti)
+{
+    PyObject *tt = PyLong_FromLongLong(t);
+    PyObject *li = tt == NULL ? NULL : PyLong_FromLong(lasti);
+    PyObject *h = li == NULL ? NULL : g_hold_type->tp_alloc(g_hold_type, 0);
+    if (h == NULL) {
+        Py_XDECREF(tt);
+        Py_XDECREF(li);
+        return NULL;
+    }
+    slot_set(h, g_hold_off_held, held);
+    SLOT(h, g_hold_off_t) = tt;   /* references given */
+    slot_set(h, g_hold_off_code, code);
+    SLOT(h, g_hold_off_lasti) = li;
+    return h;
+}
+
+/* The acquisition recorded (the real semaphore taken at t, after `waited` ns or -1: not
+   contended): _SemaphoreMixin.acquire from `with _rec.mutex:` on. */
+static int
+sem_took(PyObject *self, PyObject *held, long long t, long long waited, PyObject *code, int lasti)
+{
+    PyObject *d = sem_dict(self);
+    if (d == NULL)
+        return -1;
+    PyObject *site = sem_site(d);
+    if (site == NULL) {
+        Py_DECREF(d);
+        return -1;
+    }
+    PyObject *m;
+    if (sem_mutex_enter(&m) < 0) {
+        Py_DECREF(site);
+        Py_DECREF(d);
+        return -1;
+    }
+    int signal = 0;
+    if (waited >= 0) {
+        if (sem_add(d, s__ncont, 1) < 0 || sem_add(d, s__wait_tot, waited) < 0
+                || sem_max(d, s__wait_max, waited) < 0)
+            goto error;
+        PyObject *hist = SLOT(site, g_site_off_wait_hist);
+        PyObject *dd = hist == NULL ? NULL : PyLong_FromLongLong(waited);
+        if (dd == NULL) {
+            if (hist == NULL)
+                PyErr_SetString(PyExc_AttributeError, "wait_hist");
+            goto error;
+        }
+        Py_INCREF(hist);
+        PyObject *args[2] = {hist, dd};
+        PyObject *res = PyObject_Vectorcall(g_count, args, 2, NULL); /* histogram.add */
+        Py_DECREF(hist);
+        Py_DECREF(dd);
+        if (res == NULL)
+            goto error;
+        Py_DECREF(res);
+    }
+    if (sem_add(d, s__n, 1) < 0)
+        goto error;
+    PyObject *credit = sem_field(d, s__credit);
+    if (credit == NULL)
+        goto error;
+    Py_INCREF(credit);
+    int c = PyObject_IsTrue(credit);
+    Py_DECREF(credit);
+    if (c < 0)
+        goto error;
+    if (c) { /* its release was recorded first (another thread's): a signal; the hold is over */
+        if (sem_add(d, s__credit, -1) < 0)
+            goto error;
+        slot_set(site, g_site_off_signal, Py_True);
+        Py_DECREF(site);
+        Py_DECREF(d);
+        return sem_mutex_exit(m);
+    }
+    signal = site_signal(site);
+    if (signal < 0)
+        goto error;
+    PyObject *holders = sem_field(d, s__holders);
+    if (holders == NULL)
+        goto error;
+    Py_INCREF(holders);
+    PyObject *hold = new_hold(signal ? Py_None : held, t, code, lasti);
+    int r = hold == NULL ? -1 : PyList_Check(holders) ? PyList_Append(holders, hold)
+                                                      : (PyErr_SetString(PyExc_TypeError, "_holders must be a list"), -1);
+    Py_XDECREF(hold);
+    Py_DECREF(holders);
+    if (r < 0)
+        goto error;
+    Py_DECREF(site);
+    if (sem_mutex_exit(m) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    if (signal) { /* timed, but not held */
+        Py_DECREF(d);
+        return 0;
+    }
+    PyObject *li = PyLong_FromLong(lasti);
+    r = li == NULL ? -1 : PyDict_SetItem(d, s__at_code, code);
+    if (r == 0)
+        r = PyDict_SetItem(d, s__at_lasti, li);
+    Py_XDECREF(li);
+    Py_DECREF(d);
+    if (r < 0)
+        return -1;
+    return PyList_Append(held, self);
+error:
+    Py_DECREF(site);
+    Py_DECREF(d);
+    sem_mutex_exit(m);
+    return -1;
+}
+
+/* threading's acquire(self, blocking[, timeout]): 1 taken, 0 not, -1 error. */
+static int
+sem_real_acquire(PyObject *self, PyObject *blocking, PyObject *timeout)
+{
+    PyObject *args[3] = {self, blocking, timeout};
+    PyObject *res = PyObject_Vectorcall(g_sem_orig_acquire, args, timeout == NULL ? 2 : 3, NULL);
+    if (res == NULL)
+        return -1;
+    int ok = PyObject_IsTrue(res);
+    Py_DECREF(res);
+    return ok;
+}
+
+/* The serial of a lock on a held list (borrowed: kept by the lock), NULL with no exception when
+   it is neither a compiled Lock/RLock with an edge out of it yet nor a semaphore. */
+static PyObject *
+held_serial(PyObject *h)
+{
+    if (IS_LW(h))
+        return ((LW *)h)->ext == NULL ? NULL : serial_object((LW *)h);
+    if (!PyObject_TypeCheck(h, g_sem_orig_type))
+        return NULL;
+    PyObject *hd = sem_dict(h);
+    if (hd == NULL)
+        return NULL;
+    PyObject *serial = PyDict_GetItemWithError(hd, s__serial); /* the dict keeps it */
+    Py_DECREF(hd);
+    return serial;
+}
+
+/* proxies._before(sem, held, timed) for the common case, all in C: every other lock held has a
+   known, ungated edge into the semaphore (count_known_edges does it for a Lock or RLock; here
+   the semaphore's _in is in its __dict__, the held locks may be semaphores, and the acquisition
+   may be timed). Returns 1 when done, 0 when proxies._before must run instead (nothing changed
+   then), -1 on error. */
+static int
+sem_count_known_edges(PyObject *self, PyObject *d, PyObject *held, int timed)
+{
+    if (!PyList_CheckExact(held) || g_edge_type == NULL)
+        return 0;
+    if (g_pending != NULL && PyDict_GET_SIZE(g_pending) > 0)
+        return 0; /* releases handed over by other threads: _before drains them */
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    if (n > g_same_site_sources || n > 16)
+        return 0; /* proxies._sources */
+    PyObject *ins = PyDict_GetItemWithError(d, s__in);
+    if (ins == NULL || !PyDict_CheckExact(ins))
+        return ins == NULL && PyErr_Occurred() ? -1 : 0; /* None: no edge into it yet */
+    PyObject *serials[16], *edges[16];
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (h == self)
+            continue;
+        PyObject *serial = held_serial(h);
+        if (serial == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        PyObject *e = PyDict_GetItemWithError(ins, serial);
+        if (e == NULL)
+            return PyErr_Occurred() ? -1 : 0; /* a new edge */
+        if (!Py_IS_TYPE(e, g_edge_type))
+            return 0;
+        PyObject *gates = SLOT(e, g_off_gates);
+        PyObject *tm = SLOT(e, g_off_timed);
+        PyObject *count = SLOT(e, g_off_count);
+        if (gates == NULL || !PyTuple_CheckExact(gates) || PyTuple_GET_SIZE(gates) != 0)
+            return 0;
+        if (tm != Py_True && tm != Py_False)
+            return 0;
+        if (count == NULL || !PyLong_CheckExact(count))
+            return 0;
+        serials[k] = serial;
+        edges[k++] = e;
+    }
+    if (k == 0)
+        return 1;
+    /* Nothing above ran Python code. An allocation below may collect garbage, and a finalizer
+       may drop an edge (a lock dying): hold what is used, and count an edge only while it is
+       still the one its source's serial finds. */
+    Py_INCREF(ins);
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_INCREF(serials[j]);
+        Py_INCREF(edges[j]);
+    }
+    int r = 1;
+    for (Py_ssize_t j = 0; j < k && r > 0; j++) {
+        PyObject *e = edges[j];
+        PyObject *now = PyDict_GetItemWithError(ins, serials[j]);
+        if (now != e) {
+            if (PyErr_Occurred())
+                r = -1;
+            continue; /* dropped meanwhile (its source died) */
+        }
+        PyObject *count = SLOT(e, g_off_count);
+        if (count == NULL || !PyLong_CheckExact(count))
+            continue;
+        PyObject *one = PyLong_FromLong(1);
+        PyObject *next = one == NULL ? NULL : PyNumber_Add(count, one);
+        Py_XDECREF(one);
+        if (next == NULL) {
+            r = -1;
+            continue;
+        }
+        PyObject *old = SLOT(e, g_off_count);
+        SLOT(e, g_off_count) = next;
+        Py_XDECREF(old);
+        if (SLOT(e, g_off_held_ref) != held)
+            slot_set(e, g_off_multi, Py_True); /* another thread (held lists are per thread) */
+        if (!timed && SLOT(e, g_off_timed) == Py_True)
+            slot_set(e, g_off_timed, Py_False);
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_DECREF(serials[j]);
+        Py_DECREF(edges[j]);
+    }
+    Py_DECREF(ins);
+    return r;
+}
+
+/* threading's Semaphore.acquire and release are `with self._cond:` around a test and an update of
+   self._value (and a notify): written out here for the common case, where threading's code would
+   run no code of anyone else's: the Condition is threading's own around a _thread.lock
+   (Semaphore.__init__ makes it so), its lock free (taken here without waiting), `_value` an int >=
+   0 (and for a release `_initial_value` an int), and for a release no thread waiting in the
+   Condition (notify does nothing then). Anything else: threading's methods.
+   Returns 1 done (*taken: a unit taken), 0 not done (nothing changed), -1 error. */
+static PyTypeObject *g_sem_cond_type;  /* threading.Condition */
+static PyTypeObject *g_sem_deque_type; /* collections.deque */
+
+static int
+sem_inline(PyObject *self, int release, Py_ssize_t n, int *taken)
+{
+    *taken = 0;
+    if (!g_lock_layout || g_sem_cond_type == NULL)
+        return 0;
+    PyObject *sd = sem_dict(self);
+    if (sd == NULL)
+        return -1;
+    PyObject *cond = PyDict_GetItemWithError(sd, s__cond), *cd = NULL, *lock = NULL;
+    int done = 0;
+    if (cond == NULL || !Py_IS_TYPE(cond, g_sem_cond_type))
+        goto out;
+    Py_INCREF(cond);
+    cd = PyObject_GenericGetDict(cond, NULL);
+    Py_DECREF(cond);
+    if (cd == NULL || !PyDict_CheckExact(cd))
+        goto out;
+    lock = PyDict_GetItemWithError(cd, s__lock);
+    if (lock == NULL || !Py_IS_TYPE(lock, g_lock_type)) {
+        lock = NULL;
+        goto out;
+    }
+    Py_INCREF(lock);
+    if (real_trylock(lock, 0) != 1) { /* taken by a thread in the middle of one: threading's */
+        Py_CLEAR(lock);
+        goto out;
+    }
+    PyObject *value = PyDict_GetItemWithError(sd, s__value);
+    if (value == NULL || !PyLong_CheckExact(value))
+        goto unlock;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v < 0)
+        goto unlock;
+    PyObject *nv;
+    if (!release) {
+        if (v == 0) {
+            done = 1; /* no unit: acquire(False) returns False */
+            goto unlock;
+        }
+        nv = PyLong_FromLongLong(v - 1);
+    }
+    else {
+        if (v > LLONG_MAX - n)
+            goto unlock;
+        if (PyObject_TypeCheck(self, g_bsem_orig_type)) {
+            PyObject *bound = PyDict_GetItemWithError(sd, s__initial_value);
+            if (bound == NULL || !PyLong_CheckExact(bound))
+                goto unlock;
+            long long b = PyLong_AsLongLongAndOverflow(bound, &overflow);
+            if (overflow || v + n > b)
+                goto unlock; /* threading's raises ValueError */
+        }
+        PyObject *waiters = PyDict_GetItemWithError(cd, s__waiters);
+        if (waiters == NULL || !Py_IS_TYPE(waiters, g_sem_deque_type) || PyObject_Size(waiters) != 0)
+            goto unlock;
+        nv = PyLong_FromLongLong(v + n);
+    }
+    if (nv == NULL || PyDict_SetItem(sd, s__value, nv) < 0) {
+        Py_XDECREF(nv);
+        done = -1;
+        goto unlock;
+    }
+    Py_DECREF(nv);
+    done = 1;
+    *taken = !release;
+unlock:
+    if (real_release(lock, 0) < 0)
+        done = -1;
+    Py_DECREF(lock);
+out:
+    if (PyErr_Occurred())
+        done = -1;
+    Py_XDECREF(cd);
+    Py_DECREF(sd);
+    return done;
+}
+
+/* _SemaphoreMixin.acquire(blocking, timeout) with blocking a C truth and timeout NULL (None) or a
+   number (tmo its value, not NaN). */
+static PyObject *
+sem_acquire_impl(PyObject *self, int blocking, PyObject *timeout, double tmo)
+{
+    PyFrameObject *f = PyEval_GetFrame(); /* the caller: a C method pushes no frame */
+    PyObject *code;
+    int lasti;
+    if (f == NULL) {
+        Py_INCREF(Py_None);
+        code = Py_None;
+        lasti = -1;
+    }
+    else {
+        code = (PyObject *)PyFrame_GetCode(f);
+        lasti = frame_lasti(f);
+    }
+    PyObject *held;
+    if (held_list(&held, 1) < 0) {
+        Py_DECREF(code);
+        return NULL;
+    }
+    int instant = timeout != NULL && tmo <= 0; /* cannot wait: no edge, not a contention */
+    if (blocking && !instant) {
+        Py_ssize_t len = PyList_Check(held) ? PyList_GET_SIZE(held) : PyObject_Size(held);
+        if (len < 0)
+            goto error;
+        if (len > 0) {
+            PyObject *d = sem_dict(self);
+            int r = d == NULL ? -1 : sem_count_known_edges(self, d, held, timeout != NULL);
+            Py_XDECREF(d);
+            if (r < 0)
+                goto error;
+            if (r == 0) { /* proxies._before: a new or gated edge, pending releases, many held */
+                PyObject *args[3] = {self, held, timeout != NULL ? Py_True : Py_False};
+                PyObject *res = PyObject_Vectorcall(g_before, args, 3, NULL);
+                if (res == NULL)
+                    goto error;
+                Py_DECREF(res);
+            }
+        }
+    }
+    long long t = 0, waited = -1;
+    int ok;
+    int inl = sem_inline(self, 0, 0, &ok);
+    if (inl < 0)
+        goto error;
+    if (instant) {
+        if (!inl || !ok) /* threading's waits zero seconds for a unit, once */
+            ok = sem_real_acquire(self, Py_True, timeout);
+    }
+    else {
+        if (!inl)
+            ok = sem_real_acquire(self, Py_False, NULL);
+        if (ok == 0 && blocking) {
+            PyObject *res = PyObject_CallFunctionObjArgs(g_sem_block, self, timeout != NULL ? timeout : Py_None,
+                                                         NULL);
+            if (res == NULL)
+                goto error;
+            if (res != Py_None) {
+                t = now_ns();
+                long long t0 = PyLong_AsLongLong(res);
+                if (t0 == -1 && PyErr_Occurred()) {
+                    Py_DECREF(res);
+                    goto error;
+                }
+                waited = t - t0;
+                ok = 1;
+            }
+            Py_DECREF(res);
+        }
+    }
+    if (ok < 0)
+        goto error;
+    if (!ok) {
+        if (sem_failed(self) < 0)
+            goto error;
+        Py_DECREF(held);
+        Py_DECREF(code);
+        Py_RETURN_FALSE;
+    }
+    if (waited < 0)
+        t = now_ns();
+    if (sem_took(self, held, t, waited, code, lasti) < 0)
+        goto error;
+    Py_DECREF(held);
+    Py_DECREF(code);
+    Py_RETURN_TRUE;
+error:
+    Py_DECREF(held);
+    Py_DECREF(code);
+    return NULL;
+}
+
+static inline int
+kw_is(PyObject *key, PyObject *name)
+{
+    return key == name || PyUnicode_Compare(key, name) == 0;
+}
+
+static PyObject *
+sem_acquire(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_sem_py_acquire == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    PyObject *blocking = nargs > 0 ? args[0] : NULL, *timeout = nargs > 1 ? args[1] : NULL;
+    if (nargs > 2)
+        goto python;
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (blocking == NULL && kw_is(key, s_blocking))
+            blocking = args[nargs + i];
+        else if (timeout == NULL && kw_is(key, s_timeout))
+            timeout = args[nargs + i];
+        else
+            goto python; /* an error, or a keyword given twice: Python's message */
+    }
+    int block = 1;
+    if (blocking == NULL || blocking == Py_True)
+        block = 1;
+    else if (blocking == Py_False)
+        block = 0;
+    else if (PyLong_CheckExact(blocking))
+        block = PyObject_IsTrue(blocking); /* an int's: no code runs */
+    else
+        goto python; /* its truth may run code: as often as Python tests it */
+    if (timeout == Py_None)
+        timeout = NULL;
+    double tmo = 0;
+    if (timeout != NULL) {
+        if (!block)
+            goto python; /* ValueError, from threading's acquire */
+        if (PyFloat_CheckExact(timeout))
+            tmo = PyFloat_AS_DOUBLE(timeout);
+        else if (PyLong_CheckExact(timeout)) {
+            tmo = PyLong_AsDouble(timeout);
+            if (tmo == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto python;
+            }
+        }
+        else
+            goto python;
+        if (tmo != tmo)
+            goto python; /* NaN */
+    }
+    return sem_acquire_impl(self, block, timeout, tmo);
+python:
+    return delegate(g_sem_py_acquire, self, args, nargs, kwnames);
+}
+
+static PyObject *
+sem_enter(PyObject *self, PyObject *unused)
+{
+    if (g_sem_py_acquire == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    return sem_acquire_impl(self, 1, NULL, 0);
+}
+
+/* primitives._take_hold(sem, mine, foreign) under the mutex: the hold a release ends (a new
+   reference in *out, NULL for a credit); `foreign` (a list, made on first use) gets the held lists
+   of other threads whose holds became a signal's. */
+static int
+take_hold(PyObject *d, PyObject *site, PyObject *holders, PyObject *mine, PyObject **foreign, PyObject **out)
+{
+    *out = NULL;
+    if (mine != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(holders); i++) {
+            PyObject *h = PyList_GET_ITEM(holders, i);
+            if (Py_IS_TYPE(h, g_hold_type) && SLOT(h, g_hold_off_held) == mine) {
+                Py_INCREF(h);
+                if (PyList_SetSlice(holders, i, i + 1, NULL) < 0) {
+                    Py_DECREF(h);
+                    return -1;
+                }
+                *out = h;
+                return 0;
+            }
+        }
+    }
+    slot_set(site, g_site_off_signal, Py_True); /* a signal, not a lock: analysis ignores its edges */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(holders); i++) {
+        PyObject *h = PyList_GET_ITEM(holders, i);
+        if (!Py_IS_TYPE(h, g_hold_type)) {
+            PyErr_SetString(PyExc_TypeError, "a semaphore's _holders must hold _Hold objects");
+            return -1;
+        }
+        PyObject *hl = SLOT(h, g_hold_off_held);
+        if (hl == NULL || hl == Py_None)
+            continue;
+        if (*foreign == NULL && (*foreign = PyList_New(0)) == NULL)
+            return -1;
+        int seen = 0;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(*foreign); j++)
+            seen |= PyList_GET_ITEM(*foreign, j) == hl;
+        if (!seen && PyList_Append(*foreign, hl) < 0)
+            return -1;
+        h = PyList_GET_ITEM(holders, i); /* (an append may collect garbage) */
+        if (Py_IS_TYPE(h, g_hold_type))
+            slot_set(h, g_hold_off_held, Py_None);
+    }
+    if (PyList_GET_SIZE(holders) > 0) {
+        PyObject *h = PyList_GET_ITEM(holders, 0);
+        Py_INCREF(h);
+        if (PyList_SetSlice(holders, 0, 1, NULL) < 0) {
+            Py_DECREF(h);
+            return -1;
+        }
+        *out = h;
+        return 0;
+    }
+    return sem_add(d, s__credit, 1);
+}
+
+/* _SemaphoreMixin.release's recording, after the real release at t: 0, or -1 with an exception. */
+static int
+sem_released(PyObject *self, Py_ssize_t n, long long t)
+{
+    PyObject *mine;
+    if (held_list(&mine, 0) < 0)
+        return -1;
+    if (mine != NULL && !PyList_Check(mine)) {
+        Py_DECREF(mine);
+        PyErr_SetString(PyExc_TypeError, "recorder.tls.held must be a list");
+        return -1;
+    }
+    PyObject *d = sem_dict(self);
+    PyObject *site = d == NULL ? NULL : sem_site(d);
+    if (site == NULL) {
+        Py_XDECREF(d);
+        Py_XDECREF(mine);
+        return -1;
+    }
+    PyObject *holders = NULL, *foreign = NULL, *m;
+    Py_ssize_t ended = 0;
+    if (sem_mutex_enter(&m) < 0)
+        goto error_unlocked;
+    holders = sem_field(d, s__holders);
+    if (holders == NULL)
+        goto error;
+    Py_INCREF(holders);
+    if (!PyList_Check(holders)) {
+        PyErr_SetString(PyExc_TypeError, "a semaphore's _holders must be a list");
+        goto error;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (PyList_GET_SIZE(holders) == 0) {
+            /* No hold left to end: what _take_hold does then, once per unit (a signal's release
+               before the acquisition that takes the unit, e.g. a thread pool's idle semaphore). */
+            slot_set(site, g_site_off_signal, Py_True);
+            if (sem_add(d, s__credit, n - k) < 0)
+                goto error;
+            break;
+        }
+        PyObject *hold;
+        if (take_hold(d, site, holders, mine, &foreign, &hold) < 0)
+            goto error;
+        if (hold == NULL)
+            continue; /* released before its acquisition was recorded: a credit */
+        PyObject *ht = SLOT(hold, g_hold_off_t);
+        long long t0 = ht == NULL ? -1 : PyLong_AsLongLong(ht);
+        if (ht == NULL || (t0 == -1 && PyErr_Occurred())) {
+            if (ht == NULL)
+                PyErr_SetString(PyExc_AttributeError, "t");
+            Py_DECREF(hold);
+            goto error;
+        }
+        long long dt = t - t0; /* < 0 if the hold it ends was timed after t */
+        int own = SLOT(hold, g_hold_off_held) != NULL && SLOT(hold, g_hold_off_held) != Py_None;
+        Py_DECREF(hold);
+        if (sem_add(d, s__hold_tot, dt) < 0 || sem_max(d, s__hold_max, dt) < 0)
+            goto error;
+        PyObject *hh = SLOT(site, g_site_off_hold_hist);
+        if (hh == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "hold_hist");
+            goto error;
+        }
+        Py_INCREF(hh);
+        int r = count_hold(hh, dt);
+        Py_DECREF(hh);
+        if (r < 0)
+            goto error;
+        ended += own; /* this thread's own */
+    }
+    Py_DECREF(holders);
+    holders = NULL;
+    if (sem_mutex_exit(m) < 0)
+        goto error_unlocked;
+    /* proxies._unhold(mine, self), once per own hold ended: its latest entry */
+    for (; ended > 0 && mine != NULL; ended--) {
+        for (Py_ssize_t i = PyList_GET_SIZE(mine) - 1; i >= 0; i--) {
+            if (PyList_GET_ITEM(mine, i) == self) {
+                if (PyList_SetSlice(mine, i, i + 1, NULL) < 0)
+                    goto error_unlocked;
+                break;
+            }
+        }
+    }
+    if (foreign != NULL) { /* other threads' lists: their own threads apply it */
+        PyObject *hand_off = PyDict_GetItemWithError(g_rec_dict, s_hand_off);
+        if (hand_off == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "lockwatch.recorder.hand_off is missing");
+            goto error_unlocked;
+        }
+        Py_INCREF(hand_off);
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(foreign); j++) {
+            PyObject *res = PyObject_CallFunctionObjArgs(hand_off, PyList_GET_ITEM(foreign, j), self, NULL);
+            if (res == NULL) {
+                Py_DECREF(hand_off);
+                goto error_unlocked;
+            }
+            Py_DECREF(res);
+        }
+        Py_DECREF(hand_off);
+    }
+    Py_XDECREF(foreign);
+    Py_DECREF(site);
+    Py_DECREF(d);
+    Py_XDECREF(mine);
+    return 0;
+error:
+    Py_XDECREF(holders);
+    sem_mutex_exit(m);
+error_unlocked:
+    Py_XDECREF(foreign);
+    Py_DECREF(site);
+    Py_DECREF(d);
+    Py_XDECREF(mine);
+    return -1;
+}
+
+/* _SemaphoreMixin.release(n) with n NULL (the default, 1) or an int >= 1 (its value in nn). */
+static PyObject *
+sem_release_impl(PyObject *self, PyObject *n, Py_ssize_t nn)
+{
+    int taken;
+    int inl = sem_inline(self, 1, nn, &taken);
+    if (inl < 0)
+        return NULL;
+    if (!inl) {
+        PyObject *real = PyObject_TypeCheck(self, g_bsem_orig_type) ? g_bsem_orig_release : g_sem_orig_release;
+        PyObject *args[2] = {self, n};
+        PyObject *res = PyObject_Vectorcall(real, args, n == NULL ? 1 : 2, NULL); /* validates n, the bound */
+        if (res == NULL)
+            return NULL;
+        Py_DECREF(res);
+    }
+    if (sem_released(self, nn, now_ns()) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+sem_release(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_sem_py_release == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    PyObject *n = nargs > 0 ? args[0] : NULL;
+    if (nargs > 1)
+        goto python;
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (n == NULL && kw_is(PyTuple_GET_ITEM(kwnames, i), s_n))
+            n = args[nargs + i];
+        else
+            goto python;
+    }
+    Py_ssize_t nn = 1;
+    if (n != NULL) {
+        if (!PyLong_CheckExact(n))
+            goto python;
+        nn = PyLong_AsSsize_t(n);
+        if (nn == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto python;
+        }
+        if (nn < 1)
+            goto python; /* ValueError, from threading's release */
+    }
+    return sem_release_impl(self, n, nn);
+python:
+    return delegate(g_sem_py_release, self, args, nargs, kwnames);
+}
+
+static PyObject *
+sem_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g_sem_py_release == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Semaphore methods are not configured");
+    /* threading's __exit__ is `self.release()`: a subclass's own release runs */
+    if (_PyType_Lookup(Py_TYPE(self), s_release) != g_sem_release_descr)
+        return PyObject_CallMethodNoArgs(self, s_release);
+    return sem_release_impl(self, NULL, 1);
+}
+
+static PyMethodDef sem_acquire_def = {
+    "acquire", (PyCFunction)(void (*)(void))sem_acquire, METH_FASTCALL | METH_KEYWORDS,
+    "Acquire a semaphore, decrementing the internal counter by one (threading.Semaphore.acquire, recorded)."};
+static PyMethodDef sem_enter_def = {"__enter__", (PyCFunction)sem_enter, METH_NOARGS, NULL};
+static PyMethodDef sem_release_def = {
+    "release", (PyCFunction)(void (*)(void))sem_release, METH_FASTCALL | METH_KEYWORDS,
+    "Release a semaphore, incrementing the internal counter by one or more (threading's release, recorded)."};
+static PyMethodDef sem_exit_def = {"__exit__", (PyCFunction)(void (*)(void))sem_exit, METH_FASTCALL, NULL};
+
+/* semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type,
+   recorder_dict, site_type, orig_condition, deque): {name: method descriptor of orig_sem} for
+   _SemaphoreMixin. */
+static PyObject *
+semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyType_Check(args[5])
+            || !PyDict_Check(args[6]) || !PyType_Check(args[7]) || !PyType_Check(args[8]) || !PyType_Check(args[9]))
+        return PyErr_Format(PyExc_TypeError, "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, "
+                                             "sem_block, hold_type, recorder_dict, site_type, orig_condition, deque)");
+    if (!g_configured)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core is not configured");
+    Py_ssize_t offs[7] = {0};
+    int r = 0;
+    r |= member_offset(args[5], "held", &offs[0]);
+    r |= member_offset(args[5], "t", &offs[1]);
+    r |= member_offset(args[5], "code", &offs[2]);
+    r |= member_offset(args[5], "lasti", &offs[3]);
+    r |= member_offset(args[7], "signal", &offs[4]);
+    r |= member_offset(args[7], "wait_hist", &offs[5]);
+    r |= member_offset(args[7], "hold_hist", &offs[6]);
+    if (r < 0)
+        return NULL;
+    if (r > 0)
+        return PyErr_Format(PyExc_TypeError, "semaphore_methods: _Hold's and Site's fields must be slots");
+    PyObject *orig_acquire = PyObject_GetAttr(args[0], s_acquire);
+    PyObject *orig_release = orig_acquire == NULL ? NULL : PyObject_GetAttr(args[0], s_release);
+    PyObject *orig_brelease = orig_release == NULL ? NULL : PyObject_GetAttr(args[1], s_release);
+    PyObject *out = orig_brelease == NULL ? NULL : PyDict_New();
+    if (out == NULL)
+        goto fail;
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyMethodDef *defs[] = {&sem_acquire_def, &sem_enter_def, &sem_release_def, &sem_exit_def};
+    PyObject *release = NULL;
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
+        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            goto fail;
+        }
+        if (defs[i] == &sem_release_def)
+            release = d;
+        Py_DECREF(d);
+    }
+    PyObject **slots[] = {&g_sem_py_acquire, &g_sem_py_release, &g_sem_block, &g_rec_dict,
+                          (PyObject **)&g_bsem_orig_type, (PyObject **)&g_hold_type, (PyObject **)&g_sem_site_type,
+                          &g_sem_release_descr, (PyObject **)&g_sem_cond_type, (PyObject **)&g_sem_deque_type,
+                          (PyObject **)&g_sem_orig_type};
+    PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release, args[8], args[9],
+                          args[0]};
+    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*slots[i], values[i]);
+    }
+    Py_XSETREF(g_sem_orig_acquire, orig_acquire);
+    Py_XSETREF(g_sem_orig_release, orig_release);
+    Py_XSETREF(g_bsem_orig_release, orig_brelease);
+    g_hold_off_held = offs[0];
+    g_hold_off_t = offs[1];
+    g_hold_off_code = offs[2];
+    g_hold_off_lasti = offs[3];
+    g_site_off_signal = offs[4];
+    g_site_off_wait_hist = offs[5];
+    g_site_off_hold_hist = offs[6];
+    return out;
+fail:
+    Py_XDECREF(orig_acquire);
+    Py_XDECREF(orig_release);
+    Py_XDECREF(orig_brelease);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 /* ---- the types ---------------------------------------------------------------------------- */
 
 static PyObject *
@@ -2233,6 +3284,9 @@ static PyMethodDef module_methods[] = {
     {"condition_methods", (PyCFunction)(void (*)(void))condition_methods, METH_FASTCALL,
      "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict, max_wakers, "
      "deque): primitives.Condition's compiled methods (see \"Condition\")."},
+    {"semaphore_methods", (PyCFunction)(void (*)(void))semaphore_methods, METH_FASTCALL,
+     "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type, recorder_dict, "
+     "site_type, orig_condition, deque): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},
     {"bucket_of", core_bucket_of, METH_O,
      "bucket_of(d): the histogram bucket the compiled hot path counts a duration d (ns) in."},
     {NULL},
@@ -2262,6 +3316,8 @@ PyInit__core(void)
     s___exit__ = PyUnicode_InternFromString("__exit__");
     if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
             || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
+        return NULL;
+    if (intern_semaphore_names() < 0)
         return NULL;
     g_empty = PyTuple_New(0);
     if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL

@@ -250,6 +250,21 @@ def _take_hold(sem: Any, mine: list | None, foreign: dict[int, list]) -> _Hold |
     return None
 
 
+def _sem_block(sem: Any, timeout: float | None) -> int | None:
+    """A contended acquire of a semaphore (also the compiled core's): block for a unit like
+    ``acquire(True, timeout)``, registered with the watchdog when it runs, and without
+    lockwatch's mutex if this thread holds it. Returns when the wait began (ns), None if it
+    timed out."""
+    sup = super(_SemaphoreMixin, sem).acquire
+    t0 = _now()
+    watch = _rec.watch
+    if watch is None:
+        ok = _unmutexed(sup, True, timeout)
+    else:
+        ok = _unmutexed(watch.blocking_acquire, sem, sup, timeout, t0)
+    return t0 if ok else None
+
+
 class _SemaphoreMixin:
     """Recording for a counted resource without an owner: any thread may release, so holders are
     kept per acquisition and a release ends the releasing thread's own hold if it has one, else the
@@ -321,13 +336,8 @@ class _SemaphoreMixin:
             _failed(self)
             return False
         else:
-            t0 = _now()
-            watch = _rec.watch
-            if watch is None:
-                ok = _unmutexed(sup, True, timeout)
-            else:
-                ok = _unmutexed(watch.blocking_acquire, self, sup, timeout, t0)
-            if not ok:
+            t0 = _sem_block(self, timeout)
+            if t0 is None:
                 _failed(self)
                 return False
             t = _now()
@@ -405,6 +415,18 @@ class _SemaphoreMixin:
             pass
 
     _describe = _Tracked._describe  # it reads _ann and _site, which a semaphore has too
+
+
+# The compiled core's acquire, __enter__, release and __exit__ (lockwatch/_core.c, "Semaphore"):
+# they record what the methods above record, and call them for arguments of other types. A thread
+# pool's idle semaphore is acquired at each submit and released after each task.
+_py_sem_acquire = _SemaphoreMixin.__dict__["acquire"]
+_py_sem_release = _SemaphoreMixin.__dict__["release"]
+if _proxies._core is not None:
+    for _name, _method in _proxies._core.semaphore_methods(
+            OrigSemaphore, OrigBoundedSemaphore, _py_sem_acquire, _py_sem_release, _sem_block, _Hold,
+            vars(_rec), _rec.Site, OrigCondition, collections.deque).items():
+        setattr(_SemaphoreMixin, _name, _method)
 
 
 class Semaphore(_SemaphoreMixin, OrigSemaphore, metaclass=_Mirror):

@@ -71,6 +71,10 @@ def test_both_cores_record_the_same_report(tmp_path: Path) -> None:
     # a: 50 nested + 50 under r + arguments, out_of_order, handed_over, the Condition, main
     assert (locks["a"]["acquisitions"], locks["r"]["acquisitions"]) == (50 + 50 + 5, 50 + 2)
     assert locks["a"]["failed"] == 1
+    # the semaphores: (acquisitions, contended, failed, holds ended, signal)
+    sems = {name: (lk["acquisitions"], lk["contended"], lk["failed"], lk["hold"]["count"], lk["signal"])
+            for name, lk in locks.items() if name in ("s2", "bs", "idle")}
+    assert sems == {"s2": (3, 0, 2, 3, True), "bs": (4, 1, 1, 4, False), "idle": (1, 0, 0, 0, True)}
     [cycle] = py["potential_deadlocks"]
     assert sorted(lock["name"] for lock in cycle["locks"]) == ["a", "b"]
     counts = sorted(e["count"] for e in cycle["edges"])
