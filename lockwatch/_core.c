@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 8 /* what proxies.py expects: _core.API */
+#define LW_API 9 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
