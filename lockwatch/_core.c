@@ -1338,6 +1338,39 @@ static PyMethodDef cond_notify_all_def = {
     "notify_all", (PyCFunction)cond_notify_all, METH_NOARGS,
     "Wake up all threads waiting on this condition (threading.Condition.notify_all, recorded)."};
 
+/* {name: method descriptor of cls} for each of defs; *found: the one of want (borrowed: the
+   dict holds it). condition_methods and semaphore_methods install these. */
+static PyObject *
+method_descriptors(PyTypeObject *cls, PyMethodDef *const *defs, size_t n, const PyMethodDef *want,
+                   PyObject **found)
+{
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
+        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (defs[i] == want)
+            *found = d;
+        Py_DECREF(d);
+    }
+    return out;
+}
+
+/* *slots[i] = values[i] (new references; the old ones released) for the n globals given. */
+static void
+set_globals(PyObject **const *slots, PyObject *const *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        Py_INCREF(values[i]);
+        Py_XSETREF(*slots[i], values[i]);
+    }
+}
+
 /* condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict,
    max_wakers, deque): {name: method descriptor of cls} for primitives.Condition. */
 static PyObject *
@@ -1350,30 +1383,16 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t max_wakers = PyLong_AsSsize_t(args[7]);
     if (max_wakers == -1 && PyErr_Occurred())
         return NULL;
-    PyTypeObject *cls = (PyTypeObject *)args[0];
-    PyObject *out = PyDict_New();
-    if (out == NULL)
-        return NULL;
     PyMethodDef *defs[] = {&cond_enter_def, &cond_exit_def, &cond_notify_def, &cond_notify_all_def};
     PyObject *notify = NULL;
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
-        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            Py_DECREF(out);
-            return NULL;
-        }
-        if (defs[i] == &cond_notify_def)
-            notify = d;
-        Py_DECREF(d);
-    }
+    PyObject *out = method_descriptors((PyTypeObject *)args[0], defs, sizeof(defs) / sizeof(defs[0]),
+                                       &cond_notify_def, &notify);
+    if (out == NULL)
+        return NULL;
     PyObject **slots[] = {&g_cond_lock_cls, &g_cond_rlock_cls, &g_cond_py_enter, &g_cond_py_notify,
                           &g_cond_orig_notify, &g_waits_dict, &g_deque_type};
     PyObject *values[] = {args[1], args[2], args[3], args[4], args[5], args[6], args[8]};
-    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
-        Py_INCREF(values[i]);
-        Py_XSETREF(*slots[i], values[i]);
-    }
+    set_globals(slots, values, sizeof(slots) / sizeof(slots[0]));
     Py_INCREF(notify);
     Py_XSETREF(g_cond_notify_descr, notify);
     g_max_wakers = max_wakers;
@@ -2386,32 +2405,19 @@ semaphore_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     PyObject *orig_acquire = PyObject_GetAttr(args[0], s_acquire);
     PyObject *orig_release = orig_acquire == NULL ? NULL : PyObject_GetAttr(args[0], s_release);
     PyObject *orig_brelease = orig_release == NULL ? NULL : PyObject_GetAttr(args[1], s_release);
-    PyObject *out = orig_brelease == NULL ? NULL : PyDict_New();
-    if (out == NULL)
-        goto fail;
-    PyTypeObject *cls = (PyTypeObject *)args[0];
     PyMethodDef *defs[] = {&sem_acquire_def, &sem_enter_def, &sem_release_def, &sem_exit_def};
     PyObject *release = NULL;
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        PyObject *d = PyDescr_NewMethod(cls, defs[i]);
-        if (d == NULL || PyDict_SetItemString(out, defs[i]->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            goto fail;
-        }
-        if (defs[i] == &sem_release_def)
-            release = d;
-        Py_DECREF(d);
-    }
+    PyObject *out = orig_brelease == NULL ? NULL : method_descriptors(
+        (PyTypeObject *)args[0], defs, sizeof(defs) / sizeof(defs[0]), &sem_release_def, &release);
+    if (out == NULL)
+        goto fail;
     PyObject **slots[] = {&g_sem_py_acquire, &g_sem_py_release, &g_sem_block, &g_rec_dict,
                           (PyObject **)&g_bsem_orig_type, (PyObject **)&g_hold_type, (PyObject **)&g_sem_site_type,
                           &g_sem_release_descr, (PyObject **)&g_sem_cond_type, (PyObject **)&g_sem_deque_type,
                           (PyObject **)&g_sem_orig_type};
     PyObject *values[] = {args[2], args[3], args[4], args[6], args[1], args[5], args[7], release, args[8], args[9],
                           args[0]};
-    for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
-        Py_INCREF(values[i]);
-        Py_XSETREF(*slots[i], values[i]);
-    }
+    set_globals(slots, values, sizeof(slots) / sizeof(slots[0]));
     Py_XSETREF(g_sem_orig_acquire, orig_acquire);
     Py_XSETREF(g_sem_orig_release, orig_release);
     Py_XSETREF(g_bsem_orig_release, orig_brelease);
