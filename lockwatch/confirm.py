@@ -164,15 +164,28 @@ def confirm_cycle(p: PotentialDeadlock, command: Sequence[str], *, env: Mapping[
 def _run_once(number: int, argv: list[str], env: Mapping[str, str], cwd: str, timeout: float,
               result_path: str) -> RunResult:
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        # Ctrl-C while Popen runs (it waits for the child's exec) would leave the run going with
+        # nobody to stop it: SIGINT is held off until the child is known, then acted on.
+        held: list[int] = []
+        previous = _hold_sigint(held)
+        proc: Optional[subprocess.Popen[bytes]] = None
         try:
+            try:
+                proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+            if held:
+                raise KeyboardInterrupt
             status: Optional[int] = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             status = None
+            assert proc is not None
             _kill_group(proc)
         except BaseException:  # Ctrl-C: leave no process behind
-            _kill_group(proc)
+            if proc is not None:
+                _kill_group(proc)
             raise
         out.seek(0)
         output = out.read().decode("utf-8", "replace")
@@ -183,6 +196,19 @@ def _run_once(number: int, argv: list[str], env: Mapping[str, str], cwd: str, ti
     except (OSError, ValueError):
         pass
     return RunResult(number, data if isinstance(data, dict) else None, status, output)
+
+
+def _hold_sigint(held: list[int]) -> Any:
+    """Make SIGINT append to ``held`` instead of raising; return the handler to put back (None:
+    nothing changed: not the main thread, or a handler not set from Python)."""
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:
+            return None
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    except ValueError:  # not the main thread
+        return None
+    return previous
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

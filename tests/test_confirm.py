@@ -309,3 +309,28 @@ def test_ctrl_c_while_confirming_keeps_the_report_and_leaves_no_process(tmp_path
     assert c == {"status": "not-reproduced", "runs": 0, "of": 50,
                  "reason": "not attempted: confirming was interrupted"}
     assert "finished without hanging" in out
+
+
+def test_ctrl_c_while_a_run_is_being_started_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C can come while Popen still waits for the child's exec: the run must be stopped all
+    the same (the SIGINT arrives here at the end of Popen, before it returns the process)."""
+    import signal
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        os.kill(os.getpid(), signal.SIGINT)
+        return proc
+
+    monkeypatch.setattr(confirm.subprocess, "Popen", popen_then_ctrl_c)
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with pytest.raises(KeyboardInterrupt):
+        confirm._run_once(1, argv, dict(os.environ), str(tmp_path), 60.0, str(tmp_path / "result.json"))
+    assert len(started) == 1
+    assert started[0].poll() is not None  # stopped (and reaped), not left sleeping
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
