@@ -200,10 +200,10 @@ def _run_once(number: int, argv: list[str], env: Mapping[str, str], cwd: str, ti
 
 def _hold_sigint(held: list[int]) -> Any:
     """Make SIGINT append to ``held`` instead of raising; return the handler to put back (None:
-    nothing changed: not the main thread, or a handler not set from Python)."""
+    nothing changed: not the main thread, SIGINT ignored, or a handler not set from Python)."""
     try:
         previous = signal.getsignal(signal.SIGINT)
-        if previous is None:
+        if previous is None or previous is signal.SIG_IGN:
             return None
         signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     except ValueError:  # not the main thread

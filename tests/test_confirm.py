@@ -329,8 +329,19 @@ def test_ctrl_c_while_a_run_is_being_started_leaves_no_process(tmp_path: Path, m
 
     monkeypatch.setattr(confirm.subprocess, "Popen", popen_then_ctrl_c)
     argv = [sys.executable, "-c", "import time; time.sleep(60)"]
-    with pytest.raises(KeyboardInterrupt):
-        confirm._run_once(1, argv, dict(os.environ), str(tmp_path), 60.0, str(tmp_path / "result.json"))
+    # Ctrl-C raises KeyboardInterrupt here, as in the CLI (a pytest-xdist worker ignores SIGINT)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            confirm._run_once(1, argv, dict(os.environ), str(tmp_path), 60.0, str(tmp_path / "result.json"))
+        handler = signal.getsignal(signal.SIGINT)
+        left_running = [proc.pid for proc in started if proc.poll() is None]
+    finally:
+        signal.signal(signal.SIGINT, outer)
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert len(started) == 1
-    assert started[0].poll() is not None  # stopped (and reaped), not left sleeping
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert left_running == []  # killed by _run_once, not left sleeping
+    assert handler is signal.default_int_handler  # put back
