@@ -495,6 +495,20 @@ real_release(PyObject *real, int rlock)
 
 /* ---- recording ---------------------------------------------------------------------------- */
 
+/* A recorded edge the compiled cores may count without Python: a recorder.Edge without gates,
+   with a bool `timed` and an int `count` (anything else goes to proxies._before). */
+static inline int
+plain_known_edge(PyObject *e)
+{
+    if (!Py_IS_TYPE(e, g_edge_type))
+        return 0;
+    PyObject *gates = SLOT(e, g_off_gates);
+    PyObject *timed = SLOT(e, g_off_timed);
+    PyObject *count = SLOT(e, g_off_count);
+    return gates != NULL && PyTuple_CheckExact(gates) && PyTuple_GET_SIZE(gates) == 0
+           && (timed == Py_True || timed == Py_False) && count != NULL && PyLong_CheckExact(count);
+}
+
 /* proxies._before(lock, held, False) for the common case, all in C: every other lock held is
    one of these types and its edge into `self` is known, ungated. Returns 1 when done, 0 when
    proxies._before must run instead (nothing changed then), -1 on error. */
@@ -528,16 +542,7 @@ count_known_edges(LW *self, PyObject *held)
                 return -1;
             return 0; /* a new edge */
         }
-        if (!Py_IS_TYPE(e, g_edge_type))
-            return 0;
-        PyObject *gates = SLOT(e, g_off_gates);
-        PyObject *timed = SLOT(e, g_off_timed);
-        PyObject *count = SLOT(e, g_off_count);
-        if (gates == NULL || !PyTuple_CheckExact(gates) || PyTuple_GET_SIZE(gates) != 0)
-            return 0;
-        if (timed != Py_True && timed != Py_False)
-            return 0;
-        if (count == NULL || !PyLong_CheckExact(count))
+        if (!plain_known_edge(e))
             return 0;
     }
     if (!need)
@@ -1825,16 +1830,7 @@ sem_count_known_edges(PyObject *self, PyObject *d, PyObject *held, int timed)
         PyObject *e = PyDict_GetItemWithError(ins, serial);
         if (e == NULL)
             return PyErr_Occurred() ? -1 : 0; /* a new edge */
-        if (!Py_IS_TYPE(e, g_edge_type))
-            return 0;
-        PyObject *gates = SLOT(e, g_off_gates);
-        PyObject *tm = SLOT(e, g_off_timed);
-        PyObject *count = SLOT(e, g_off_count);
-        if (gates == NULL || !PyTuple_CheckExact(gates) || PyTuple_GET_SIZE(gates) != 0)
-            return 0;
-        if (tm != Py_True && tm != Py_False)
-            return 0;
-        if (count == NULL || !PyLong_CheckExact(count))
+        if (!plain_known_edge(e))
             return 0;
         serials[k] = serial;
         edges[k++] = e;
