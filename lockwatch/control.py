@@ -64,9 +64,9 @@ class Session:
         first = not patching.installed()
         patching.install()
         if first:
-            # Installing imports wrapt, which imports concurrent.futures and logging: their
-            # locks are instrumented (good), but what lockwatch's own imports did with them is
-            # not the program's doing.
+            # Installing imports wrapt (and, when wrapt cannot do without them, asyncio with
+            # concurrent.futures and logging): their locks are instrumented (good), but what
+            # lockwatch's own imports did with them is not the program's doing.
             recorder.forget_activity()
         self.active = True
         _current = self

@@ -387,7 +387,10 @@ _worker_code_cache: list = []
 def _worker_code() -> Any:
     if not _worker_code_cache:
         mod = sys.modules.get("concurrent.futures.thread")
-        _worker_code_cache.append(getattr(getattr(mod, "_worker", None), "__code__", None))
+        code = getattr(getattr(mod, "_worker", None), "__code__", None)
+        if code is None:
+            return None  # not imported yet (see _AfterImport): no thread is a pool's worker
+        _worker_code_cache.append(code)
     return _worker_code_cache[0]
 
 
@@ -440,9 +443,8 @@ def _codes() -> dict[Any, tuple[str, str]]:
         fn = getattr(queue.Queue, name, None)
         if fn is not None:
             out[fn.__code__] = ("Queue", op)
-    try:
-        from concurrent.futures import _base
-    except ImportError:
+    _base = sys.modules.get("concurrent.futures._base")  # else added when imported (_AfterImport)
+    if _base is None:
         return out
     for name, op in (("result", "result"), ("exception", "exception"), ("set_result", "result"),
                      ("set_exception", "result"), ("cancel", "result"),
@@ -852,18 +854,85 @@ def install() -> None:
     if _wrapped:
         active = True
         return
-    try:
-        import concurrent.futures.thread  # noqa: F401  (its classes are wrapped too)
-    except ImportError:
-        pass
     _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
-    for cls, name, factory, options in _targets():
+    _wrap(_targets())
+    active = True
+    if "concurrent.futures.thread" not in sys.modules:
+        _AfterImport.watch()
+
+
+def _wrap(targets: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]]) -> None:
+    for cls, name, factory, options in targets:
         original = cls.__dict__.get(name)
         if original is None or getattr(original, "_lockwatch_wrapper", False):
             continue
         setattr(cls, name, _method(original, factory, options))
         _wrapped.append((cls, name, original))
-    active = True
+
+
+def _imported(name: str) -> None:
+    """concurrent.futures._base or .thread has just been imported, after install(): what
+    install() does with them when they are there already."""
+    if name == "concurrent.futures._base":
+        _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
+    elif _wrapped:  # installed (uninstall() empties it): wrap ThreadPoolExecutor too
+        _wrap([t for t in _targets() if t[0].__module__ == name])
+
+
+class _AfterImport:
+    """Calls _imported() when the program imports concurrent.futures._base or .thread: install()
+    does not import them (with logging, 24 M instructions of a watched process's start-up on
+    3.11, and most programs never use a thread pool). A finder first on sys.meta_path that finds
+    nothing itself: for those two names it asks the finders after it and runs the module's own
+    loader, then _imported(). The loader stays the module's (`__loader__`, `__spec__`); only its
+    exec_module is wrapped, for that one call. It leaves sys.meta_path once both were seen."""
+
+    NAMES = ("concurrent.futures._base", "concurrent.futures.thread")
+    _finder: Optional[_AfterImport] = None
+
+    @classmethod
+    def watch(cls) -> None:
+        if cls._finder is None and any(name not in sys.modules for name in cls.NAMES):
+            cls._finder = cls()
+            sys.meta_path.insert(0, cls._finder)
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.NAMES:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        exec_module = getattr(loader, "exec_module", None)
+        if exec_module is None or "exec_module" in getattr(loader, "__dict__", {"exec_module": 1}):
+            return spec  # nothing this can wrap without changing the loader
+
+        def exec_then_record(module: Any) -> None:
+            try:
+                exec_module(module)
+            finally:
+                del loader.exec_module
+            try:
+                _imported(name)
+            except Exception as exc:  # never in the program's import
+                _failed(exc)
+            if all(n in sys.modules for n in self.NAMES):
+                self.stop()
+
+        loader.exec_module = exec_then_record
+        return spec
+
+    def stop(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        if _AfterImport._finder is self:
+            _AfterImport._finder = None
 
 
 def uninstall() -> None:

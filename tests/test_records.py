@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
@@ -114,3 +116,36 @@ def test_every_class_of_the_model_is_a_record() -> None:
     stats = model.LockStats(key="k", name="n", kind="Lock", filename="f.py", line=1, function="f")
     assert repr(stats).startswith("LockStats(key='k', name='n', kind='Lock', filename='f.py', line=1, ")
     assert stats == dataclasses.replace(stats) and stats != dataclasses.replace(stats, line=2)
+
+
+def test_an_init_is_compiled_when_first_looked_up() -> None:
+    """A record's __init__ is compiled when first needed: importing lockwatch.model compiles none
+    of them; then each is a plain function of its class, dataclasses' own text for its fields."""
+    probe = (
+        "import dataclasses, inspect, lockwatch.model as m\n"
+        "records = [c for c in vars(m).values() if isinstance(c, type) and dataclasses.is_dataclass(c)]\n"
+        "waiting = [c for c in records if type(vars(c)['__init__']).__name__ == '_InitOnFirstUse']\n"
+        "m.LockStats(key='k', name='n', kind='Lock', filename='f.py', line=1, function='f')\n"
+        "print(len(records), len(waiting), inspect.isfunction(vars(m.LockStats)['__init__']))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    count, waiting, compiled = result.stdout.split()
+    assert int(count) >= 18 and waiting == count and compiled == "True"
+    made = twins(record)
+    point = made["Point"](1, tags=["t"])
+    init = vars(made["Point"])["__init__"]
+    assert inspect.isfunction(init) and init.__qualname__.endswith("Point.__init__")
+    assert (point.x, point.y, point.tags, point.note) == (1, 0, ["t"], None)
+    assert made["Point"](1).tags is not made["Point"](1).tags  # a new list each time
+    assert made["Named"].__doc__ == REAL["Named"].__doc__  # dataclasses' text, its own fields
+    assert inspect.signature(made["Named"]) == inspect.signature(REAL["Named"])
+
+
+def test_a_plain_subclass_of_a_record_gets_its_init() -> None:
+    made = twins(record)
+
+    class Sub(made["Point"]):  # type: ignore[misc,valid-type]
+        pass
+
+    sub = Sub(2, 3)
+    assert (sub.x, sub.y, sub.tags) == (2, 3, []) and inspect.isfunction(vars(made["Point"])["__init__"])

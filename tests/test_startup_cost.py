@@ -160,8 +160,9 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
     importing wrapt, not for asyncio and importlib.metadata, which wrapt uses only in features
     lockwatch never calls (~190 M instructions of wrapt's ~290 M, benchmarks/startup.py), nor for
     importlib.resources (pathlib, zipfile), which importlib.abc imports, nor for tempfile and
-    shutil, which only the CLI's own process uses (its children's folder)."""
-    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil")
+    shutil, which only the CLI's own process uses (its children's folder), nor for
+    concurrent.futures and logging (ThreadPoolExecutor is wrapped when the program imports it)."""
+    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging")
     result = python("-c", SWITCHED_ON_PROBE.format(names=names), cwd=tmp_path,
                     env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
     assert result.returncode == 0, result.stderr
@@ -174,7 +175,34 @@ def test_the_cli_imports_nothing_heavy_it_does_not_use(tmp_path: Path) -> None:
     (tmp_path / "empty.py").write_text("")
     imported = imported_by(["-q", "empty.py"], tmp_path)
     assert "wrapt" in imported and "lockwatch.analysis" in imported
-    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib"} & imported
+    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures"} & imported
+
+
+POOL_IMPORTED_LATER = """
+import sys, threading
+import lockwatch
+from lockwatch import waits
+lockwatch.enable(report_at_exit=False)
+print("concurrent.futures" in sys.modules, [type(f).__name__ for f in sys.meta_path].count("_AfterImport"))
+from concurrent.futures import Future
+print(waits._what(Future.result.__code__), [type(f).__name__ for f in sys.meta_path].count("_AfterImport"))
+from concurrent.futures import ThreadPoolExecutor
+import concurrent.futures.thread as cft
+loader = cft.__loader__
+print(getattr(ThreadPoolExecutor.submit, "_lockwatch_wrapper", False), loader is cft.__spec__.loader,
+      "exec_module" in vars(loader), [type(f).__name__ for f in sys.meta_path].count("_AfterImport"))
+lockwatch.disable()
+print(getattr(ThreadPoolExecutor.submit, "_lockwatch_wrapper", False))
+"""
+
+
+def test_concurrent_futures_imported_after_switching_on_is_wrapped_then(tmp_path: Path) -> None:
+    """What switching on does to concurrent.futures (its Future's methods known, ThreadPoolExecutor
+    wrapped) happens when the program imports it; the module keeps its own loader, and the finder
+    that watched for it leaves sys.meta_path; switching off unwraps it as before."""
+    result = python("-c", POOL_IMPORTED_LATER, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["False 1", "('Future', 'result') 1", "True True False 0", "False"]
 
 
 WRAPT_FEATURES = """

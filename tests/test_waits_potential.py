@@ -196,8 +196,11 @@ def test_a_timed_wait_closes_a_timed_cycle_only(tmp_path):
 
 
 def test_pool_tasks_waiting_on_their_own_pool_never_all_at_once(tmp_path):
+    """Also: lockwatch has not imported concurrent.futures before the program does (it wraps
+    ThreadPoolExecutor when the program imports it)."""
     r = run(tmp_path, """
-        import threading
+        import sys, threading
+        print("IMPORTED BEFORE", "concurrent.futures" in sys.modules, "logging" in sys.modules)
         from concurrent.futures import ThreadPoolExecutor
         pool = ThreadPoolExecutor(max_workers=4)
         def sub(i):
@@ -210,11 +213,12 @@ def test_pool_tasks_waiting_on_their_own_pool_never_all_at_once(tmp_path):
         print("FINISHED")
     """)
     found = findings(r)
+    assert r.lines("IMPORTED BEFORE") == ["IMPORTED BEFORE False False"], r.explain()
     [p] = [p for p in found if p["triage"] == "starvation"]
     assert p["fails"] and kinds_of(p) == [("Future", "futures of pool")], p
     assert "thread pool pool (4 workers)" in p["reasons"][0], p
     assert "1 of them waited so at once" in p["reasons"][0], p
-    assert p["locks"][0]["site"].endswith("prog.py:3"), p
+    assert p["locks"][0]["site"].endswith("prog.py:4"), p
 
 
 # -- nothing to find -----------------------------------------------------------------------------

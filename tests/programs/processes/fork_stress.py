@@ -62,8 +62,9 @@ def child(mutex_at_fork):
         "pid": os.getpid(),
         "mutex_held_at_fork": repr(mutex_at_fork).startswith("<locked"),
         "mutex_renewed": recorder.mutex is not mutex_at_fork,
-        "held": len(recorder.tls.held),
-        "only_this_thread": sorted(recorder.threads) == [threading.get_ident()],
+        # (the main thread has a held list once it has taken an instrumented lock)
+        "held": len(getattr(recorder.tls, "held", ())),
+        "only_this_thread": set(recorder.threads) <= {threading.get_ident()},
     }
     first = threading.Lock()
     second = threading.Lock()
