@@ -6,6 +6,7 @@ import json.encoder
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import field
+from itertools import islice
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -1020,14 +1021,12 @@ def iter_dumps(report: Report) -> Iterator[str]:
         encode = _ITEM_ENCODERS.get(key) or _COMPACT_ENCODER.encode
         # One item per line, not indented: a large report has millions of rows (4 spaces each
         # were 11 MB of the 100,000-site report of benchmarks/scale.py).
+        items = value() if encode is str else map(encode, value())
         opened = False
-        batch: list[str] = []
-        for item in value():
-            batch.append(encode(item))
-            if len(batch) >= 4096:
-                yield (",\n" if opened else "[\n") + ",\n".join(batch)
-                opened, batch = True, []
-        if batch:
+        while True:
+            batch = list(islice(items, 4096))
+            if not batch:
+                break
             yield (",\n" if opened else "[\n") + ",\n".join(batch)
             opened = True
         yield "\n  ]" if opened else "[]"
