@@ -6,6 +6,7 @@ import json.encoder
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import field
+from itertools import islice
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -110,7 +111,6 @@ def _written(values: list[tuple[str, Any]], keys: Optional[Sequence[str]]) -> di
 
 _COMPACT = (",", ":")
 _COMPACT_ENCODER = json.JSONEncoder(separators=_COMPACT)  # json.dumps(x, separators=_COMPACT), made once
-_EMPTY_TIMINGS: dict[str, str] = {}  # scale -> an empty Timing's compact JSON
 _JSON_STRING: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps writes a str
 _JSON_BOOL = {False: "false", True: "true"}
 
@@ -139,15 +139,29 @@ class Timing:
         self.total_ns += other.total_ns
         self.max_ns = max(self.max_ns, other.max_ns)
         mine, theirs = self.buckets, other.buckets
-        if self.scale != other.scale:  # one is from an older report: both in its coarser scale
+        if not theirs:  # an empty histogram is the same in every scale
+            pass
+        elif not mine:
+            self.scale = other.scale
+        elif self.scale != other.scale:  # one is from an older report: both in its coarser scale
             mine = mine if self.scale == histogram.SQRT2 else histogram.to_sqrt2(mine)
             theirs = theirs if other.scale == histogram.SQRT2 else histogram.to_sqrt2(theirs)
             self.scale = histogram.SQRT2
         self.buckets = histogram.merged(mine, theirs)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing counted: written as {"count": 0} (the other fields absent mean 0)."""
+        return not (self.count or self.total_ns or self.max_ns or self.buckets)
+
     def to_dict(self) -> dict[str, Any]:
         # Durations in seconds; the histogram as sparse [bucket, count] pairs so reports can merge,
-        # and the scale that says what a bucket is (reports without it: histogram.SQRT2).
+        # and the scale that says what a bucket is (reports without it: histogram.SQRT2). An idle
+        # timing is {"count": 0}: a report lists every lock in the lock-order graph, most of them
+        # never contended, and the zeros were 123 bytes a timing (26 MB of benchmarks/scale.py's
+        # 100,000-site report).
+        if self.idle:
+            return {"count": 0}
         s = 1e-9
         return {
             "count": self.count, "total": self.total_ns * s, "mean": self.mean_ns * s, "max": self.max_ns * s,
@@ -157,19 +171,15 @@ class Timing:
         }
 
     def encoded(self) -> str:
-        """``to_dict`` as compact JSON; an empty timing's made once (per scale)."""
-        if self.count or self.total_ns or self.max_ns or self.buckets:
-            return _COMPACT_ENCODER.encode(self.to_dict())
-        text = _EMPTY_TIMINGS.get(self.scale)
-        if text is None:
-            text = _EMPTY_TIMINGS[self.scale] = _COMPACT_ENCODER.encode(self.to_dict())
-        return text
+        """``to_dict`` as compact JSON."""
+        return '{"count":0}' if self.idle else _COMPACT_ENCODER.encode(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, where: str, source: str) -> Timing:
         r = _Reader(data, where, source)
-        # Absent in the reports of lockwatch before the log-linear scale: their buckets are sqrt(2) wide.
-        scale = r.opt("histogram_scale", str, histogram.SQRT2)
+        # Absent in the reports of lockwatch before the log-linear scale: their buckets are sqrt(2)
+        # wide. Absent with the histogram in an idle timing ({"count": 0}): today's scale.
+        scale = r.opt("histogram_scale", str, histogram.SQRT2 if r.has("histogram") else histogram.LOG_LINEAR)
         if scale not in histogram.SCALES:
             r.fail(f"{r.path('histogram_scale')} is not one of {', '.join(histogram.SCALES)}")
         sparse = r.opt("histogram", list, [])
@@ -1011,14 +1021,12 @@ def iter_dumps(report: Report) -> Iterator[str]:
         encode = _ITEM_ENCODERS.get(key) or _COMPACT_ENCODER.encode
         # One item per line, not indented: a large report has millions of rows (4 spaces each
         # were 11 MB of the 100,000-site report of benchmarks/scale.py).
+        items = value() if encode is str else map(encode, value())
         opened = False
-        batch: list[str] = []
-        for item in value():
-            batch.append(encode(item))
-            if len(batch) >= 4096:
-                yield (",\n" if opened else "[\n") + ",\n".join(batch)
-                opened, batch = True, []
-        if batch:
+        while True:
+            batch = list(islice(items, 4096))
+            if not batch:
+                break
             yield (",\n" if opened else "[\n") + ",\n".join(batch)
             opened = True
         yield "\n  ]" if opened else "[]"

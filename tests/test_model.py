@@ -9,6 +9,9 @@ from typing import Any, Callable
 import pytest
 from support import load_report_fixture as load_fixture
 
+from lockwatch import renderers
+from lockwatch.analysis import build_report
+from lockwatch.histogram import LOG_LINEAR, SQRT2, bucket_of
 from lockwatch.model import (
     Alert,
     Deadlock,
@@ -17,6 +20,7 @@ from lockwatch.model import (
     ReportError,
     SavedReport,
     Snapshot,
+    Timing,
     Violation,
     load,
     loads,
@@ -109,6 +113,9 @@ DAMAGES = {
     "lock a list": (_set([1], "locks", 0), "locks[0] is not an object"),
     "hold a string": (_set("1 s", "locks", 0, "hold"), "locks[0].hold is not an object"),
     "histogram bad pair": (_set([[1]], "locks", 0, "hold", "histogram"), "locks[0].hold.histogram[0]"),
+    "idle wait count negative": (_set({"count": -1}, "locks", 0, "wait"), "locks[0].wait.count is out of range"),
+    "idle wait count text": (_set({"count": "0"}, "locks", 0, "wait"), "locks[0].wait.count is not an integer"),
+    "idle wait a list": (_set([], "locks", 0, "wait"), "locks[0].wait is not an object"),
     "count a bool": (_set(True, "locks", 0, "acquisitions"), "locks[0].acquisitions is not an integer"),
     "edge row without dst": (_set([0], "lock_order", 0), "lock_order[0] is not a row of 5 to 17 values"),
     "stack of strings": (_set(["main.py:1 in f"], "stacks", 0),
@@ -160,3 +167,53 @@ def test_a_locks_key_and_flags_round_trip() -> None:
         data = json.loads(json.dumps(stats.to_dict()))
         assert {"key", "named", "signal", "value", "stdlib"} <= set(data)  # tools read them
         assert LockStats.from_dict(data, "locks[0]", "r.json") == stats
+
+
+# An idle timing as lockwatch wrote it before {"count": 0} (every field, all zero).
+IDLE_IN_FULL = {"count": 0, "total": 0.0, "mean": 0.0, "max": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0,
+                "histogram": [], "histogram_scale": "log-linear-32"}
+IDLE_FORMS: dict[str, Any] = {
+    "as written before": IDLE_IN_FULL,
+    "before the log-linear scale": {k: v for k, v in IDLE_IN_FULL.items() if k != "histogram_scale"},
+    "count only": {"count": 0}, "empty": {}, "null": None,
+}
+
+
+@pytest.mark.parametrize("form", [*IDLE_FORMS, "absent"])
+def test_an_idle_timing_reads_and_renders_the_same_in_every_form(form: str, saved_dict: dict[str, Any]) -> None:
+    """A timing that counted nothing is written {"count": 0}; every other form a report may have
+    (every field zero, as before; without histogram_scale, as before the log-linear scale; {};
+    null; no key) reads as the same timing, is written back as {"count": 0} and renders alike."""
+    data = copy.deepcopy(saved_dict)
+    idle = 0
+    for lk in data["locks"]:
+        for kind in ("hold", "wait"):
+            if lk[kind] == {"count": 0}:
+                idle += 1
+                if form == "absent":
+                    del lk[kind]
+                else:
+                    lk[kind] = copy.deepcopy(IDLE_FORMS[form])
+    assert idle >= 5  # the shop fixture's never contended locks
+    theirs = SavedReport.from_dict(data, "theirs.json").snapshot
+    ours = SavedReport.from_dict(copy.deepcopy(saved_dict), "ours.json").snapshot
+    for a, b in zip(theirs.locks, ours.locks):
+        for kind in ("hold", "wait"):
+            ta, tb = getattr(a, kind), getattr(b, kind)
+            assert (ta.count, ta.total_ns, ta.max_ns, ta.buckets) == (tb.count, tb.total_ns, tb.max_ns, tb.buckets)
+            assert ta.to_dict() == tb.to_dict()
+    for fmt in ("json", "text", "html"):
+        render = renderers.get(fmt).render
+        assert render(build_report([theirs])) == render(build_report([ours])), fmt
+
+
+def test_an_idle_timing_merges_into_the_scale_of_the_other() -> None:
+    """An empty histogram is the same in every scale: merged with one that counted something, in
+    either order, the result is that one, in its scale (an idle lock of an older report does not
+    put a busy lock of today's into the coarser sqrt(2) scale)."""
+    busy = Timing(3, 7_000, 4_000, {bucket_of(1_000): 1, bucket_of(2_000): 1, bucket_of(4_000): 1})
+    for idle in (Timing(), Timing(scale=SQRT2)):
+        for first, second in ((idle, busy), (busy, idle)):
+            merged = Timing(**{**first.__dict__, "buckets": dict(first.buckets)})
+            merged.merge(second)
+            assert merged == busy and merged.scale == LOG_LINEAR
