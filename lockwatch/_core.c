@@ -83,7 +83,7 @@ typedef struct LW {
     LWExt *ext;          /* NULL until one of its fields is set */
     struct LW *prev, *next; /* the registry of live instances (see "the registry") */
     long long serial;    /* _serial; 0: not set yet (made by __new__, before proxies._init) */
-    long long t, n, hold_tot, hold_max;
+    long long t, n;      /* _n; the holds' total and longest are counted in the site ("hold totals") */
     int at_lasti;
     int flags;
     PyObject *weakreflist;
@@ -881,6 +881,7 @@ count_hold(PyObject *hh, long long d)
 
 typedef struct {
     PyObject_HEAD
+    long long total, max; /* the site's holds' total and longest, ns (see "hold totals") */
     unsigned long long *rows[HC_ROWS];
 } HoldCounts;
 
@@ -934,6 +935,12 @@ hc_add(HoldCounts *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyMemberDef hc_members[] = {
+    {"total", T_LONGLONG, offsetof(HoldCounts, total), READONLY, "the holds' total duration, ns"},
+    {"max", T_LONGLONG, offsetof(HoldCounts, max), READONLY, "the longest hold, ns"},
+    {NULL},
+};
+
 static PyMethodDef hc_methods[] = {
     {"read", (PyCFunction)hc_read, METH_NOARGS,
      "read(): {bucket index: count} of the buckets counted in, in index order."},
@@ -950,6 +957,7 @@ static PyTypeObject HoldCountsType = {
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)hc_dealloc,
     .tp_methods = hc_methods,
+    .tp_members = hc_members,
 };
 
 static int
@@ -969,21 +977,82 @@ count_in(HoldCounts *hc, long long d)
     return 0;
 }
 
-/* Count a hold of d ns in the site's HoldCounts (made here at the site's first: the slot is None
-   until then, and again after recorder.forget_activity). */
-static int
-count_hold_fast(PyObject *site, long long d)
+/* A recorder.Site's HoldCounts (borrowed), made here at the site's first hold: the slot is None
+   until then, and again after recorder.forget_activity. NULL with an exception. */
+static HoldCounts *
+site_hold_counts(PyObject *site)
 {
     PyObject *hc = SLOT(site, g_off_hold_fast);
     if (hc == NULL || !Py_IS_TYPE(hc, &HoldCountsType)) {
         PyObject *made = PyType_GenericNew(&HoldCountsType, NULL, NULL);
         if (made == NULL)
-            return -1;
+            return NULL;
         SLOT(site, g_off_hold_fast) = made;
         Py_XDECREF(hc);
         hc = made;
     }
-    return count_in((HoldCounts *)hc, d);
+    return (HoldCounts *)hc;
+}
+
+/* Count a hold of d ns in the site's HoldCounts. */
+static int
+count_hold_fast(PyObject *site, long long d)
+{
+    HoldCounts *hc = site_hold_counts(site);
+    return hc != NULL ? count_in(hc, d) : -1;
+}
+
+/* ---- hold totals -------------------------------------------------------------------------- */
+
+/* The instances of the compiled core count their holds' total and longest duration in their site,
+   not each in its own two fields (16 bytes an instance: a live Lock is 170 bytes, not 186, under
+   tracemalloc), as the pure-Python core's instances fold theirs into the site when they die
+   (recorder.fold_instance): a report, which adds up a site's instances, is the same. A
+   recorder.Site keeps them in its HoldCounts (total, max; snapshot.py adds them to the site's
+   hold_total and hold_max); any other site in those two attributes. An instance's `_hold_tot` and
+   `_hold_max` read 0, and setting them counts in the site: `lock._hold_tot += d` adds d, and
+   `lock._hold_max = d` makes d the site's longest if it is longer (proxies' Python paths write
+   them so); setting 0 (recorder.forget_activity) changes nothing. Under the GIL, as the rest. */
+static int
+site_attr_add(PyObject *site, const char *name, long long v, int as_max)
+{
+    PyObject *cur = PyObject_GetAttrString(site, name);
+    if (cur == NULL)
+        return -1;
+    long long c = PyLong_AsLongLong(cur);
+    Py_DECREF(cur);
+    if (c == -1 && PyErr_Occurred())
+        return -1;
+    long long n = as_max ? (v > c ? v : c) : c + v;
+    if (n == c)
+        return 0;
+    PyObject *o = PyLong_FromLongLong(n);
+    if (o == NULL)
+        return -1;
+    int r = PyObject_SetAttrString(site, name, o);
+    Py_DECREF(o);
+    return r;
+}
+
+/* Add d ns to the site's total (total) or make it the longest if longer (!total): 0, or -1. */
+static int
+site_hold_add(PyObject *site, long long d, int total)
+{
+    if (site == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
+        return -1;
+    }
+    if (g_site_type != NULL && Py_IS_TYPE(site, g_site_type)) {
+        HoldCounts *hc = site_hold_counts(site);
+        if (hc == NULL)
+            return -1;
+        if (total)
+            hc->total += d;
+        else if (d > hc->max)
+            hc->max = d;
+        return 0;
+    }
+    return site_attr_add(site, total ? "hold_total" : "hold_max", d, !total);
 }
 
 static inline void
@@ -1117,9 +1186,21 @@ end_hold(LW *self, long long t, int rlock)
         return NULL;
     Py_INCREF(site);
     long long d = t - self->t;
-    self->hold_tot += d;
-    if (d > self->hold_max)
-        self->hold_max = d;
+    if (fast) {
+        HoldCounts *hc = site_hold_counts(site);
+        if (hc == NULL) {
+            Py_DECREF(site);
+            return NULL;
+        }
+        hc->total += d;
+        if (d > hc->max)
+            hc->max = d;
+    }
+    else if (site_hold_add(site, d, 1) < 0 || site_hold_add(site, d, 0) < 0) {
+        Py_DECREF(site);
+        Py_XDECREF(hh);
+        return NULL;
+    }
     /* The holder's list moves to _last (who released it last: a join while holding it asks). */
     PyObject *held = self->held_in, *prev = self->last;
     Py_INCREF(g_empty);
@@ -3027,9 +3108,7 @@ lw_dealloc(LW *self)
     {"_last", T_OBJECT, offsetof(LW, last), 0, NULL}, \
     {"_t", T_LONGLONG, offsetof(LW, t), 0, NULL}, \
     {"_at_lasti", T_INT, offsetof(LW, at_lasti), 0, NULL}, \
-    {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}, \
-    {"_hold_tot", T_LONGLONG, offsetof(LW, hold_tot), 0, NULL}, \
-    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}
+    {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}
 
 /* The attributes kept in the extension (or computed): read as the pure-Python core's slots read,
    None or 0 until set. Setting None or 0 allocates nothing. */
@@ -3128,6 +3207,29 @@ EXT_COUNT("_nfail", nfail)
 EXT_COUNT("_wait_tot", wait_tot)
 EXT_COUNT("_wait_max", wait_max)
 
+/* _hold_tot and _hold_max: counted in the site (see "hold totals"). */
+static PyObject *
+get_hold_zero(LW *self, void *closure)
+{
+    return PyLong_FromLong(0);
+}
+
+static int
+set_hold(LW *self, PyObject *value, void *closure)
+{
+    int total = closure != NULL;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, total ? "cannot delete _hold_tot" : "cannot delete _hold_max");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v == 0)
+        return 0;
+    return site_hold_add(self->site, v, total);
+}
+
 static PyObject *
 get_real(LW *self, void *closure)
 {
@@ -3164,6 +3266,8 @@ set_hh(LW *self, PyObject *value, void *closure)
 
 static PyGetSetDef lw_getset[] = {
     {"_real", (getter)get_real, (setter)set_real, NULL, NULL},
+    {"_hold_tot", (getter)get_hold_zero, (setter)set_hold, NULL, "total"},
+    {"_hold_max", (getter)get_hold_zero, (setter)set_hold, NULL, NULL},
     {"_serial", (getter)get_serial, (setter)set_serial, NULL, NULL},
     {"_in", (getter)get_in, (setter)set_in, NULL, NULL},
     {"_out", (getter)get_out, (setter)set_out, NULL, NULL},

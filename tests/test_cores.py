@@ -36,13 +36,16 @@ def env_for(core: str, tmp: Path) -> dict[str, str]:
 def _timeless(data: Any, key: str = "") -> Any:
     """A report without what differs from run to run: durations (hold and wait times; their
     histograms keep only how many they counted, and their scale, except the holds of given
-    durations), process ids, start times, the core's name."""
+    durations: their histogram, and their total and longest in units of 2**23 ns, of which each
+    given duration is a multiple), process ids, start times, the core's name."""
     if isinstance(data, dict):
         if key in ("hold", "wait"):
             return {"count": data.get("count"), "histogram_scale": data.get("histogram_scale"),
                     "histogram_count": sum(n for _, n in data.get("histogram", []))}
         if data.get("name") == "h" and "hold" in data:  # the program's holds of given durations
-            return {**_timeless({k: v for k, v in data.items() if k != "hold"}), "hold": data["hold"]["histogram"]}
+            hold = data["hold"]
+            return {**_timeless({k: v for k, v in data.items() if k != "hold"}), "hold": hold["histogram"],
+                    "hold_total_max": [round(hold[k] * 1e9) >> 23 for k in ("total", "max")]}
         return {k: _timeless(v, k) for k, v in data.items() if k not in ("meta",)}
     if isinstance(data, list):
         return [_timeless(v, key) for v in data]
