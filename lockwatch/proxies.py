@@ -795,16 +795,16 @@ if _core is not None:
 
 
 def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,
-                       lock_cls: Any = None, rlock_cls: Any = None) -> tuple[Any, Any, Any] | None:
+                       lock_cls: Any = None, rlock_cls: Any = None) -> tuple[Any, Any, Any, Any] | None:
     """The compiled core's factory wrappers (lockwatch/_core.c, "creation"): wrapt's wrapper of
-    threading.Lock and of threading.RLock, and a __call__ for an RLock factory class; each makes
+    threading.Lock and of threading.RLock, and a __call__ for an RLock and a Lock factory class; each makes
     an instrumented lock (of Lock and RLock, or of the subclasses given) without Python code for
     an instruction seen before, and leaves the other calls to the fallbacks (patching's Python
     wrappers). None when the pure-Python core runs."""
     if _core is None:
         return None
     _core.set_fallbacks(lock_cls or Lock, rlock_cls or RLock, lock_fallback, rlock_fallback, site_verdict)
-    return _core.lock_factory, _core.rlock_factory, _core.rlock_call
+    return _core.lock_factory, _core.rlock_factory, _core.rlock_call, _core.lock_call
 # What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
 new_lock = _new_lock_c if _core is not None else _new_lock_py
 new_rlock = _new_rlock_c if _core is not None else _new_rlock_py
