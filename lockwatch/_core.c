@@ -3056,18 +3056,18 @@ lw_finalize(LW *self)
     list_remove(self);
     if (!g_configured || self->serial == 0)
         return;
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     /* Not simple: counts to fold into the site, edges to drop, or maybe an entry in recorder.live
        (made by __new__ and proxies._init, or given one with its first edge: its serial's int
-       was made then). */
+       was made then). A simple one runs no code: the exception being raised (if any) stays. */
     LWExt *x = self->ext;
     int simple = self->n == 0 && !(self->flags & LW_MAYBE_IN_LIVE)
                  && (x == NULL || (x->nfail == 0 && x->in == NULL && x->out == NULL && x->serial == NULL));
-    if (!simple) {
-        PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
-        Py_XDECREF(res);
-    }
+    if (simple)
+        return;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
+    Py_XDECREF(res);
     PyErr_Clear(); /* as __del__'s `except Exception: pass` (interpreter shutdown) */
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
