@@ -18,7 +18,8 @@
  *
  * The real lock is used through its C handle where its layout is known (CPython 3.9-3.13,
  * checked once at configure(): a lock acquired through its methods must show in the fields, and
- * the other way round); otherwise through its methods.
+ * the other way round); otherwise through its methods. There a Lock holds the PyThread lock
+ * itself, and its _thread.lock object is made only when Python code asks for it ("own handles").
  *
  * The held list is cached in C thread-local storage, keyed by the thread state's unique id: a
  * thread state's tls.held is set once (recorder.thread_start) and never replaced, and a forked
@@ -49,7 +50,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 9 /* what proxies.py expects: _core.API */
+#define LW_API 10 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -57,9 +58,10 @@
    bytes per Lock when every field was here and each instance had a weak reference in
    recorder.live: 4.5x a real lock). So what most instances never need is kept apart, allocated
    on first use (LWExt: edges, annotations, contention and failure counts), the serial number is
-   a C integer (its int object is made when asked for), `_hh` is read from the site, and the
+   a C integer (its int object is made when asked for), `_hh` is read from the site, the
    registry of live instances is a list threaded through the instances themselves (prev/next)
-   instead of a weak reference each in a dict. */
+   instead of a weak reference each in a dict, and a Lock holds its PyThread lock itself (no
+   _thread.lock object until one is asked for: "own handles"). */
 typedef struct {
     PyObject *in;        /* _in: {source serial: Edge}; NULL: None */
     PyObject *out;       /* _out: set of destination serials; NULL: None */
@@ -70,7 +72,10 @@ typedef struct {
 
 typedef struct LW {
     PyObject_HEAD
-    PyObject *real;      /* _real: the _thread lock */
+    union {
+        PyObject *real;            /* _real: the _thread lock (see "own handles") */
+        PyThread_type_lock handle; /* with LW_OWN: a Lock's lock itself, no object made yet */
+    };
     PyObject *site;      /* _site */
     PyObject *held_in;   /* _held_in: the holder's held list, () when not held */
     PyObject *at_code;   /* _at_code */
@@ -78,7 +83,7 @@ typedef struct LW {
     LWExt *ext;          /* NULL until one of its fields is set */
     struct LW *prev, *next; /* the registry of live instances (see "the registry") */
     long long serial;    /* _serial; 0: not set yet (made by __new__, before proxies._init) */
-    long long t, n, hold_tot, hold_max;
+    long long t, n;      /* _n; the holds' total and longest are counted in the site ("hold totals") */
     int at_lasti;
     int flags;
     PyObject *weakreflist;
@@ -86,6 +91,8 @@ typedef struct LW {
 } LW;
 
 #define LW_MAYBE_IN_LIVE 1 /* made by __new__: proxies._init may have put it in recorder.live */
+#define LW_OWN 4    /* a Lock holding its PyThread lock in `handle` (see "own handles") */
+#define LW_LOCKED 8 /* with LW_OWN: `handle` is taken (the real lock object's `locked`) */
 
 /* The real locks' layouts, CPython 3.9-3.13 (Modules/_threadmodule.c), verified at configure(). */
 typedef struct {
@@ -137,7 +144,7 @@ static PyTypeObject *g_lock_cls, *g_rlock_cls; /* proxies.Lock, proxies.RLock (s
 static PyObject *g_lock_fallback;   /* patching._lock_factory(wrapped, instance, args, kwargs) */
 static PyObject *g_rlock_fallback;  /* patching._rlock_for(wrapped, args, kwargs, frame) */
 
-static PyObject *s_held, *s_acquire, *s_release, *s_hold_hist, *s_wrapped, *s_lock, *s_rlock, *g_empty;
+static PyObject *s_held, *s_acquire, *s_release, *s_locked, *s_hold_hist, *s_wrapped, *s_lock, *s_rlock, *g_empty;
 
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
@@ -493,6 +500,124 @@ real_release(PyObject *real, int rlock)
     return 0;
 }
 
+/* ---- own handles --------------------------------------------------------------------------- */
+
+/* A Lock made by the factories holds its PyThread lock itself (LW_OWN in `flags`, the handle in
+   `handle`) where the real lock's layout is verified (RealLock: CPython 3.9-3.13): a _thread.lock
+   object for each instance cost 56 bytes and an allocation more (a live Lock was 242 bytes under
+   tracemalloc, 2.7x a real one). The object is made when Python code asks for `_real` (a timed or
+   non-blocking acquire, a contended one: proxies._wait blocks in its acquire(), a release that is
+   not the holder's innermost, repr, copy, fork): a new _thread.lock is given this handle and its
+   state, under the GIL, and is used from then on as before. Nothing blocks on an own handle: it
+   is only tried without blocking and released, both under the GIL. */
+
+/* real_trylock() of an own handle: 1 taken, 0 not. */
+static int
+own_trylock(LW *self)
+{
+    if (self->flags & LW_LOCKED)
+        return 0;
+    if (PyThread_acquire_lock_timed(self->handle, 0, 0) != PY_LOCK_ACQUIRED)
+        return 0;
+    self->flags |= LW_LOCKED;
+    return 1;
+}
+
+/* The real lock object (borrowed), made from the own handle on first use; NULL with an exception. */
+static PyObject *
+real_of(LW *self)
+{
+    if (!(self->flags & LW_OWN)) {
+        if (self->real == NULL)
+            PyErr_SetString(PyExc_AttributeError, "_real");
+        return self->real;
+    }
+    PyObject *obj = PyObject_CallNoArgs(g_allocate_lock);
+    if (obj == NULL)
+        return NULL;
+    if (!(self->flags & LW_OWN)) { /* made meanwhile: the call can run Python code (a collection) */
+        Py_DECREF(obj);
+        return real_of(self);
+    }
+    if (!g_lock_layout || !Py_IS_TYPE(obj, g_lock_type) || ((RealLock *)obj)->locked) {
+        Py_DECREF(obj);
+        PyErr_SetString(PyExc_RuntimeError, "lockwatch._core: allocate_lock() made another kind of lock");
+        return NULL;
+    }
+    RealLock *r = (RealLock *)obj;
+    PyThread_type_lock fresh = r->lock_lock;
+    r->lock_lock = self->handle;
+    r->locked = (self->flags & LW_LOCKED) != 0;
+    self->flags &= ~(LW_OWN | LW_LOCKED);
+    self->real = obj;
+    PyThread_free_lock(fresh); /* new, so free */
+    return obj;
+}
+
+/* The own handle freed, as the real lock's dealloc frees it (released first if taken). */
+static void
+own_free(LW *self)
+{
+    if (!(self->flags & LW_OWN))
+        return;
+    PyThread_type_lock h = self->handle;
+    int taken = (self->flags & LW_LOCKED) != 0;
+    self->flags &= ~(LW_OWN | LW_LOCKED);
+    self->handle = NULL;
+    if (taken)
+        PyThread_release_lock(h);
+    PyThread_free_lock(h);
+}
+
+/* A new Lock's own handle (or, without a verified layout, its real lock object): 0, or -1 with
+   an exception (the real lock's). */
+static int
+own_lock_for(LW *self)
+{
+    if (!g_lock_layout) {
+        self->real = PyObject_CallNoArgs(g_allocate_lock);
+        return self->real != NULL ? 0 : -1;
+    }
+    self->handle = PyThread_allocate_lock();
+    if (self->handle == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "can't allocate lock"); /* _thread.error's message */
+        return -1;
+    }
+    self->flags |= LW_OWN;
+    return 0;
+}
+
+/* A Lock's real_trylock(). */
+static int
+lock_trylock(LW *self)
+{
+    if (self->flags & LW_OWN)
+        return own_trylock(self);
+    PyObject *real = self->real;
+    Py_INCREF(real);
+    int ok = real_trylock(real, 0);
+    Py_DECREF(real);
+    return ok;
+}
+
+/* real_release() of the instance's lock. */
+static int
+lw_real_release(LW *self, int rlock)
+{
+    if ((self->flags & (LW_OWN | LW_LOCKED)) == (LW_OWN | LW_LOCKED)) {
+        self->flags &= ~LW_LOCKED;
+        PyThread_release_lock(self->handle);
+        return 0;
+    }
+    PyObject *real = real_of(self); /* not taken: the real lock raises */
+    if (real == NULL)
+        return -1;
+    Py_INCREF(real);
+    int r = real_release(real, rlock);
+    Py_DECREF(real);
+    return r;
+}
+
 /* ---- recording ---------------------------------------------------------------------------- */
 
 /* A recorded edge the compiled cores may count without Python: a recorder.Edge without gates,
@@ -756,6 +881,7 @@ count_hold(PyObject *hh, long long d)
 
 typedef struct {
     PyObject_HEAD
+    long long total, max; /* the site's holds' total and longest, ns (see "hold totals") */
     unsigned long long *rows[HC_ROWS];
 } HoldCounts;
 
@@ -809,6 +935,12 @@ hc_add(HoldCounts *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyMemberDef hc_members[] = {
+    {"total", T_LONGLONG, offsetof(HoldCounts, total), READONLY, "the holds' total duration, ns"},
+    {"max", T_LONGLONG, offsetof(HoldCounts, max), READONLY, "the longest hold, ns"},
+    {NULL},
+};
+
 static PyMethodDef hc_methods[] = {
     {"read", (PyCFunction)hc_read, METH_NOARGS,
      "read(): {bucket index: count} of the buckets counted in, in index order."},
@@ -825,6 +957,7 @@ static PyTypeObject HoldCountsType = {
     .tp_new = PyType_GenericNew,
     .tp_dealloc = (destructor)hc_dealloc,
     .tp_methods = hc_methods,
+    .tp_members = hc_members,
 };
 
 static int
@@ -844,21 +977,82 @@ count_in(HoldCounts *hc, long long d)
     return 0;
 }
 
-/* Count a hold of d ns in the site's HoldCounts (made here at the site's first: the slot is None
-   until then, and again after recorder.forget_activity). */
-static int
-count_hold_fast(PyObject *site, long long d)
+/* A recorder.Site's HoldCounts (borrowed), made here at the site's first hold: the slot is None
+   until then, and again after recorder.forget_activity. NULL with an exception. */
+static HoldCounts *
+site_hold_counts(PyObject *site)
 {
     PyObject *hc = SLOT(site, g_off_hold_fast);
     if (hc == NULL || !Py_IS_TYPE(hc, &HoldCountsType)) {
         PyObject *made = PyType_GenericNew(&HoldCountsType, NULL, NULL);
         if (made == NULL)
-            return -1;
+            return NULL;
         SLOT(site, g_off_hold_fast) = made;
         Py_XDECREF(hc);
         hc = made;
     }
-    return count_in((HoldCounts *)hc, d);
+    return (HoldCounts *)hc;
+}
+
+/* Count a hold of d ns in the site's HoldCounts. */
+static int
+count_hold_fast(PyObject *site, long long d)
+{
+    HoldCounts *hc = site_hold_counts(site);
+    return hc != NULL ? count_in(hc, d) : -1;
+}
+
+/* ---- hold totals -------------------------------------------------------------------------- */
+
+/* The instances of the compiled core count their holds' total and longest duration in their site,
+   not each in its own two fields (16 bytes an instance: a live Lock is 170 bytes, not 186, under
+   tracemalloc), as the pure-Python core's instances fold theirs into the site when they die
+   (recorder.fold_instance): a report, which adds up a site's instances, is the same. A
+   recorder.Site keeps them in its HoldCounts (total, max; snapshot.py adds them to the site's
+   hold_total and hold_max); any other site in those two attributes. An instance's `_hold_tot` and
+   `_hold_max` read 0, and setting them counts in the site: `lock._hold_tot += d` adds d, and
+   `lock._hold_max = d` makes d the site's longest if it is longer (proxies' Python paths write
+   them so); setting 0 (recorder.forget_activity) changes nothing. Under the GIL, as the rest. */
+static int
+site_attr_add(PyObject *site, const char *name, long long v, int as_max)
+{
+    PyObject *cur = PyObject_GetAttrString(site, name);
+    if (cur == NULL)
+        return -1;
+    long long c = PyLong_AsLongLong(cur);
+    Py_DECREF(cur);
+    if (c == -1 && PyErr_Occurred())
+        return -1;
+    long long n = as_max ? (v > c ? v : c) : c + v;
+    if (n == c)
+        return 0;
+    PyObject *o = PyLong_FromLongLong(n);
+    if (o == NULL)
+        return -1;
+    int r = PyObject_SetAttrString(site, name, o);
+    Py_DECREF(o);
+    return r;
+}
+
+/* Add d ns to the site's total (total) or make it the longest if longer (!total): 0, or -1. */
+static int
+site_hold_add(PyObject *site, long long d, int total)
+{
+    if (site == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "instance not initialised (lockwatch.proxies._init)");
+        return -1;
+    }
+    if (g_site_type != NULL && Py_IS_TYPE(site, g_site_type)) {
+        HoldCounts *hc = site_hold_counts(site);
+        if (hc == NULL)
+            return -1;
+        if (total)
+            hc->total += d;
+        else if (d > hc->max)
+            hc->max = d;
+        return 0;
+    }
+    return site_attr_add(site, total ? "hold_total" : "hold_max", d, !total);
 }
 
 static inline void
@@ -909,17 +1103,20 @@ lock_enter_impl(LW *self)
         return NULL;
     if (PyList_GET_SIZE(held) && before(self, held) < 0)
         goto error;
-    PyObject *real = self->real;
-    Py_INCREF(real);
     long long t;
-    int ok = real_trylock(real, 0);
+    int ok = lock_trylock(self);
     if (ok > 0)
         t = now_ns();
-    else if (ok < 0 || wait_for(self, real, &t) < 0) {
+    else {
+        PyObject *real = ok == 0 ? real_of(self) : NULL; /* proxies._wait blocks in its acquire() */
+        if (real == NULL)
+            goto error;
+        Py_INCREF(real);
+        ok = wait_for(self, real, &t);
         Py_DECREF(real);
-        goto error;
+        if (ok < 0)
+            goto error;
     }
-    Py_DECREF(real);
     if (took(self, held, t, 0) < 0)
         goto error;
     Py_DECREF(held);
@@ -989,9 +1186,21 @@ end_hold(LW *self, long long t, int rlock)
         return NULL;
     Py_INCREF(site);
     long long d = t - self->t;
-    self->hold_tot += d;
-    if (d > self->hold_max)
-        self->hold_max = d;
+    if (fast) {
+        HoldCounts *hc = site_hold_counts(site);
+        if (hc == NULL) {
+            Py_DECREF(site);
+            return NULL;
+        }
+        hc->total += d;
+        if (d > hc->max)
+            hc->max = d;
+    }
+    else if (site_hold_add(site, d, 1) < 0 || site_hold_add(site, d, 0) < 0) {
+        Py_DECREF(site);
+        Py_XDECREF(hh);
+        return NULL;
+    }
     /* The holder's list moves to _last (who released it last: a join while holding it asks). */
     PyObject *held = self->held_in, *prev = self->last;
     Py_INCREF(g_empty);
@@ -1004,10 +1213,7 @@ end_hold(LW *self, long long t, int rlock)
         Py_XDECREF(held);
     if (rlock)
         self->depth = 0;
-    PyObject *real = self->real;
-    Py_INCREF(real);
-    int r = real_release(real, rlock);
-    Py_DECREF(real);
+    int r = lw_real_release(self, rlock);
     if (r == 0)
         r = fast ? count_hold_fast(site, d) : count_hold(hh, d);
     Py_DECREF(site);
@@ -2450,7 +2656,8 @@ lw_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 }
 
 /* _core.new(cls, real, serial, site): an instance set up as proxies._init sets one up, all
-   fields at once (its caller finds the site, counts it made and registers the instance). */
+   fields at once (its caller finds the site, counts it made and registers the instance). A Lock
+   given None as `real` makes its own (see "own handles"). */
 static PyObject *
 lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2458,6 +2665,9 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             || !(PyType_IsSubtype((PyTypeObject *)args[0], &LockType)
                  || PyType_IsSubtype((PyTypeObject *)args[0], &RLockType)))
         return PyErr_Format(PyExc_TypeError, "new(cls, real, serial, site): cls of lockwatch._core's types");
+    int rlock = PyType_IsSubtype((PyTypeObject *)args[0], &RLockType);
+    if (args[1] == Py_None && rlock)
+        return PyErr_Format(PyExc_TypeError, "new(): an RLock needs its real lock");
     long long serial = PyLong_AsLongLong(args[2]);
     if (serial == -1 && PyErr_Occurred())
         return NULL;
@@ -2467,8 +2677,14 @@ lw_make(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     LW *self = (LW *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    Py_INCREF(args[1]);
-    self->real = args[1];
+    if (args[1] != Py_None) {
+        Py_INCREF(args[1]);
+        self->real = args[1];
+    }
+    else if (own_lock_for(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     self->serial = serial;
     Py_INCREF(g_empty);
     self->held_in = g_empty;
@@ -2620,16 +2836,12 @@ new_instance(int rlock, PyObject *site)
     long long serial;
     if (count_next(g_serials, &serial) < 0)
         return NULL;
-    PyObject *real = PyObject_CallNoArgs(rlock ? g_real_rlock : g_allocate_lock);
-    if (real == NULL)
-        return NULL;
     PyTypeObject *type = rlock ? g_rlock_cls : g_lock_cls;
     LW *self = (LW *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(real);
+    if (self == NULL)
         return NULL;
-    }
-    self->real = real;
+    if (rlock ? (self->real = PyObject_CallNoArgs(g_real_rlock)) == NULL : own_lock_for(self) < 0)
+        goto error;
     self->serial = serial;
     Py_INCREF(g_empty);
     self->held_in = g_empty;
@@ -2746,19 +2958,23 @@ rlock_factory(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return factory_call(1, args, nargs);
 }
 
-/* __call__(self, *args, **kwargs) of the RLock factory around threading's Python function: as
-   rlock_factory(self.__wrapped__, None, args, kwargs), without wrapt's call (which first looks
-   for the function's __self__, an AttributeError caught on every call). */
+/* __call__(self, *args, **kwargs) of the factories' classes (patching): as
+   rlock_factory(self.__wrapped__, None, args, kwargs) (or lock_factory's), without wrapt's call.
+   For the RLock factory around threading's Python function, wrapt first looks for the function's
+   __self__ (an AttributeError caught on every call); for Lock, wrapt's call makes a dict for the
+   keyword arguments, compares its binding's name four times and calls the wrapper through a
+   varargs call (~700 of ~2,400 instructions per Lock() in a loop, callgrind, 3.11). */
 static PyObject *
-rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+factory_method(int rlock, PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs == 0 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)) {
         int handled;
-        PyObject *r = make_for_caller(1, NULL, self, &handled);
+        PyObject *r = make_for_caller(rlock, NULL, self, &handled);
         if (handled)
             return r;
     }
-    if (g_rlock_fallback == NULL)
+    PyObject *fallback = rlock ? g_rlock_fallback : g_lock_fallback;
+    if (fallback == NULL)
         return PyErr_Format(PyExc_RuntimeError, "lockwatch._core.set_fallbacks() was not called");
     PyObject *wrapped = PyObject_GetAttr(self, s_wrapped);
     PyObject *tuple = wrapped != NULL ? PyTuple_New(nargs) : NULL;
@@ -2776,7 +2992,7 @@ rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
                 break;
         if (i == nk) {
             PyObject *call[4] = {wrapped, Py_None, tuple, dict};
-            res = PyObject_Vectorcall(g_rlock_fallback, call, 4, NULL);
+            res = PyObject_Vectorcall(fallback, call, 4, NULL);
         }
     }
     Py_XDECREF(wrapped);
@@ -2785,9 +3001,26 @@ rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     return res;
 }
 
+static PyObject *
+rlock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return factory_method(1, self, args, nargs, kwnames);
+}
+
+static PyObject *
+lock_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return factory_method(0, self, args, nargs, kwnames);
+}
+
 static PyMethodDef rlock_call_def = {
     "rlock_call", (PyCFunction)(void (*)(void))rlock_call, METH_FASTCALL | METH_KEYWORDS,
     "__call__ of the RLock factory (patching): an instrumented RLock for the calling frame.",
+};
+
+static PyMethodDef lock_call_def = {
+    "lock_call", (PyCFunction)(void (*)(void))lock_call, METH_FASTCALL | METH_KEYWORDS,
+    "__call__ of the Lock factory (patching): an instrumented Lock for the calling frame.",
 };
 
 /* set_fallbacks(lock_cls, rlock_cls, lock_fallback, rlock_fallback, site_verdict): the classes
@@ -2823,18 +3056,18 @@ lw_finalize(LW *self)
     list_remove(self);
     if (!g_configured || self->serial == 0)
         return;
-    PyObject *exc_type, *exc_value, *exc_tb;
-    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     /* Not simple: counts to fold into the site, edges to drop, or maybe an entry in recorder.live
        (made by __new__ and proxies._init, or given one with its first edge: its serial's int
-       was made then). */
+       was made then). A simple one runs no code: the exception being raised (if any) stays. */
     LWExt *x = self->ext;
     int simple = self->n == 0 && !(self->flags & LW_MAYBE_IN_LIVE)
                  && (x == NULL || (x->nfail == 0 && x->in == NULL && x->out == NULL && x->serial == NULL));
-    if (!simple) {
-        PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
-        Py_XDECREF(res);
-    }
+    if (simple)
+        return;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    PyObject *res = PyObject_CallOneArg(g_fold_instance, (PyObject *)self);
+    Py_XDECREF(res);
     PyErr_Clear(); /* as __del__'s `except Exception: pass` (interpreter shutdown) */
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
@@ -2842,7 +3075,8 @@ lw_finalize(LW *self)
 static int
 lw_traverse(LW *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->real);
+    if (!(self->flags & LW_OWN))
+        Py_VISIT(self->real);
     Py_VISIT(self->site);
     Py_VISIT(self->held_in);
     Py_VISIT(self->at_code);
@@ -2859,7 +3093,8 @@ lw_traverse(LW *self, visitproc visit, void *arg)
 static int
 lw_clear(LW *self)
 {
-    Py_CLEAR(self->real);
+    if (!(self->flags & LW_OWN))
+        Py_CLEAR(self->real);
     Py_CLEAR(self->site);
     Py_CLEAR(self->held_in);
     Py_CLEAR(self->at_code);
@@ -2881,22 +3116,20 @@ lw_dealloc(LW *self)
     if (self->weakreflist != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     lw_clear(self);
+    own_free(self);
     PyMem_Free(self->ext);
     self->ext = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 #define COMMON_MEMBERS \
-    {"_real", T_OBJECT_EX, offsetof(LW, real), 0, NULL}, \
     {"_site", T_OBJECT_EX, offsetof(LW, site), 0, NULL}, \
     {"_held_in", T_OBJECT_EX, offsetof(LW, held_in), 0, NULL}, \
     {"_at_code", T_OBJECT_EX, offsetof(LW, at_code), 0, NULL}, \
     {"_last", T_OBJECT, offsetof(LW, last), 0, NULL}, \
     {"_t", T_LONGLONG, offsetof(LW, t), 0, NULL}, \
     {"_at_lasti", T_INT, offsetof(LW, at_lasti), 0, NULL}, \
-    {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}, \
-    {"_hold_tot", T_LONGLONG, offsetof(LW, hold_tot), 0, NULL}, \
-    {"_hold_max", T_LONGLONG, offsetof(LW, hold_max), 0, NULL}
+    {"_n", T_LONGLONG, offsetof(LW, n), 0, NULL}
 
 /* The attributes kept in the extension (or computed): read as the pure-Python core's slots read,
    None or 0 until set. Setting None or 0 allocates nothing. */
@@ -2995,6 +3228,51 @@ EXT_COUNT("_nfail", nfail)
 EXT_COUNT("_wait_tot", wait_tot)
 EXT_COUNT("_wait_max", wait_max)
 
+/* _hold_tot and _hold_max: counted in the site (see "hold totals"). */
+static PyObject *
+get_hold_zero(LW *self, void *closure)
+{
+    return PyLong_FromLong(0);
+}
+
+static int
+set_hold(LW *self, PyObject *value, void *closure)
+{
+    int total = closure != NULL;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, total ? "cannot delete _hold_tot" : "cannot delete _hold_max");
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v == 0)
+        return 0;
+    return site_hold_add(self->site, v, total);
+}
+
+static PyObject *
+get_real(LW *self, void *closure)
+{
+    PyObject *real = real_of(self);
+    Py_XINCREF(real);
+    return real;
+}
+
+static int
+set_real(LW *self, PyObject *value, void *closure)
+{
+    if (value == NULL && self->real == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_real");
+        return -1;
+    }
+    if (self->flags & LW_OWN)
+        own_free(self); /* as the real lock object it would have been, dropped */
+    Py_XINCREF(value);
+    Py_XSETREF(self->real, value);
+    return 0;
+}
+
 static PyObject *
 get_hh(LW *self, void *closure)
 {
@@ -3008,6 +3286,9 @@ set_hh(LW *self, PyObject *value, void *closure)
 }
 
 static PyGetSetDef lw_getset[] = {
+    {"_real", (getter)get_real, (setter)set_real, NULL, NULL},
+    {"_hold_tot", (getter)get_hold_zero, (setter)set_hold, NULL, "total"},
+    {"_hold_max", (getter)get_hold_zero, (setter)set_hold, NULL, NULL},
     {"_serial", (getter)get_serial, (setter)set_serial, NULL, NULL},
     {"_in", (getter)get_in, (setter)set_in, NULL, NULL},
     {"_out", (getter)get_out, (setter)set_out, NULL, NULL},
@@ -3027,12 +3308,31 @@ static PyMemberDef rlock_members[] = {
     {NULL},
 };
 
+/* locked() and _is_owned() (proxies.Lock's: "held by someone"), without making the real lock
+   object of an own handle. */
+static PyObject *
+lock_locked(LW *self, PyObject *unused)
+{
+    if (self->flags & LW_OWN)
+        return PyBool_FromLong((self->flags & LW_LOCKED) != 0);
+    PyObject *real = real_of(self);
+    if (real == NULL)
+        return NULL;
+    Py_INCREF(real);
+    PyObject *res = PyObject_CallMethodNoArgs(real, s_locked);
+    Py_DECREF(real);
+    return res;
+}
+
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1): recorded as proxies.Lock.acquire"},
     {"__enter__", (PyCFunction)lock_enter, METH_NOARGS, NULL},
     {"release", (PyCFunction)lock_release, METH_NOARGS, "release(): recorded as proxies.Lock.release"},
     {"__exit__", (PyCFunction)(void (*)(void))lock_exit, METH_FASTCALL, NULL},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS, "locked(): as the real lock's"},
+    {"_is_owned", (PyCFunction)lock_locked, METH_NOARGS,
+     "_is_owned(): held by someone (threading.Condition's fallback for a Lock computes that)"},
     {NULL},
 };
 
@@ -3305,6 +3605,7 @@ PyInit__core(void)
     s_held = PyUnicode_InternFromString("held");
     s_acquire = PyUnicode_InternFromString("acquire");
     s_release = PyUnicode_InternFromString("release");
+    s_locked = PyUnicode_InternFromString("locked");
     s_hold_hist = PyUnicode_InternFromString("hold_hist");
     s_wrapped = PyUnicode_InternFromString("__wrapped__");
     s_lock = PyUnicode_InternFromString("Lock");
@@ -3322,7 +3623,7 @@ PyInit__core(void)
     if (intern_semaphore_names() < 0)
         return NULL;
     g_empty = PyTuple_New(0);
-    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_hold_hist == NULL || s_wrapped == NULL
+    if (s_held == NULL || s_acquire == NULL || s_release == NULL || s_locked == NULL || s_hold_hist == NULL || s_wrapped == NULL
             || s_lock == NULL || s_rlock == NULL || g_empty == NULL)
         return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&RLockType) < 0 || PyType_Ready(&HoldCountsType) < 0)
@@ -3343,9 +3644,14 @@ PyInit__core(void)
     Py_INCREF(&HoldCountsType);
     if (PyModule_AddObject(m, "HoldCounts", (PyObject *)&HoldCountsType) < 0)
         goto error;
-    /* A method of any object: the RLock factory's class takes it as its __call__. */
+    /* Methods of any object: the factories' classes take them as their __call__. */
     PyObject *call = PyDescr_NewMethod(&PyBaseObject_Type, &rlock_call_def);
     if (call == NULL || PyModule_AddObject(m, "rlock_call", call) < 0) {
+        Py_XDECREF(call);
+        goto error;
+    }
+    call = PyDescr_NewMethod(&PyBaseObject_Type, &lock_call_def);
+    if (call == NULL || PyModule_AddObject(m, "lock_call", call) < 0) {
         Py_XDECREF(call);
         goto error;
     }

@@ -127,16 +127,18 @@ def make_instances_of(lock_cls: type[Any], rlock_cls: type[Any]) -> None:
     and _new_rlock for the calls the Python wrappers make)."""
     proxies.compiled_factories(_lock_factory, _rlock_factory, _site_verdict, lock_cls, rlock_cls)
 
-_factory_classes: tuple[type[Any], type[Any], type[Any]] | None = None
+_factory_classes: tuple[type[Any], type[Any], type[Any], type[Any] | None] | None = None
 
 
-def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
+def _factory_types() -> tuple[type[Any], type[Any], type[Any], type[Any] | None]:
     """lockwatch's subclasses of wrapt.FunctionWrapper (defined on first use: wrapt is imported
     late, see the top): for Lock and for RLock when the original is a class, whose isinstance()
     also accepts instrumented locks (on Python 3.13+ ``threading.Lock`` is a class, and
-    ``isinstance(x, threading.Lock)`` must stay true); and for RLock when it is a Python function.
+    ``isinstance(x, threading.Lock)`` must stay true); for RLock when it is a Python function;
+    and, with the compiled core, for Lock when it is a builtin (None with the pure-Python core).
     Each derives from FunctionWrapper directly: before 3.11, wrapt's C __call__ finds its module
-    state by walking the type's MRO, and each level of subclass costs ~120-250 ns per call."""
+    state by walking the type's MRO, and each level of subclass costs ~120-250 ns per call (a
+    compiled __call__ replaces that call)."""
     global _factory_classes
     if _factory_classes is None:
         _import_wrapt()
@@ -159,6 +161,9 @@ def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
             __reduce_ex__ = reduce_ex
             __copy__ = __deepcopy__ = copy_self
 
+            if _compiled is not None:
+                __call__ = _compiled[3]  # _lock_factory(self.__wrapped__, None, ...), compiled
+
         class RLockClassFactory(wrapt.FunctionWrapper):
             _self_proxy_type = proxies.RLock
             __instancecheck__ = instancecheck
@@ -179,14 +184,29 @@ def _factory_types() -> tuple[type[Any], type[Any], type[Any]]:
             if _compiled is not None:
                 __call__ = _compiled[2]  # noqa: F811  (the same, compiled: no Python frame)
 
-        _factory_classes = LockClassFactory, RLockClassFactory, RLockFunctionFactory
+        lock_builtin: type[Any] | None = None
+        if _compiled is not None:
+            # wrapt's call costs ~700 instructions of ~2,400 per Lock() (callgrind, 3.11: see
+            # _core.c, factory_method); its own type is kept with the pure-Python core, whose
+            # wrapper is Python code anyway.
+            lock_call = _compiled[3]
+
+            class LockBuiltinFactory(wrapt.FunctionWrapper):
+                __reduce_ex__ = reduce_ex
+                __copy__ = __deepcopy__ = copy_self
+                __call__ = lock_call
+
+            lock_builtin = LockBuiltinFactory
+        _factory_classes = LockClassFactory, RLockClassFactory, RLockFunctionFactory, lock_builtin
     return _factory_classes
 
 
-def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any] | None = None) -> type[Any]:
+def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any] | None = None,
+                  builtin_type: type[Any] | None = None) -> type[Any]:
     """The FunctionWrapper type that wraps ``original``: ``class_type`` for a class (3.13+ Lock),
-    ``function_type`` (if any) for a Python function, else wrapt's own, as wrap_function_wrapper
-    uses (a wrapped function or builtin fails isinstance() with the same TypeError as unpatched)."""
+    ``function_type`` (if any) for a Python function, ``builtin_type`` (if any) for a builtin,
+    else wrapt's own, as wrap_function_wrapper uses (a wrapped function or builtin fails
+    isinstance() with the same TypeError as unpatched)."""
     _import_wrapt()
     import wrapt
 
@@ -194,6 +214,8 @@ def _wrapper_type(original: Any, class_type: type[Any], function_type: type[Any]
         return class_type
     if function_type is not None and isinstance(original, types.FunctionType):
         return function_type
+    if builtin_type is not None and isinstance(original, types.BuiltinFunctionType):
+        return builtin_type
     return wrapt.FunctionWrapper
 
 
@@ -312,10 +334,13 @@ def install() -> None:
     #   RLock, no wrapper (floor)     1,286   1,143     736     895     894
     # Hence wrapt's own FunctionWrapper for a factory that is a builtin (a subclass costs ~230 ns
     # more before 3.11), a subclass only where isinstance() needs it (a class: Lock on 3.13+), and
-    # a Python __call__ for the RLock function (it skips wrapt's __self__ lookup).
-    class_lock, class_rlock, function_rlock = _factory_types()
+    # a Python __call__ for the RLock function (it skips wrapt's __self__ lookup). With the
+    # compiled core every factory's __call__ is compiled (_core.c, factory_method): wrapt's call
+    # does not run, so the builtin Lock's factory is a subclass too (Lock() in a loop: 2,383 ->
+    # 1,798 instructions, callgrind, 3.11).
+    class_lock, class_rlock, function_rlock, builtin_lock = _factory_types()
     threading.Lock, threading.RLock = lock_real, rlock_real
-    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock), (_lock_wrapper,))
+    wrapt.wrap_object(threading, "Lock", _wrapper_type(lock_real, class_lock, None, builtin_lock), (_lock_wrapper,))
     wrapt.wrap_object(threading, "RLock", _wrapper_type(rlock_real, class_rlock, function_rlock), (_rlock_wrapper,))
     copyreg.dispatch_table.setdefault(primitives.OrigCondition, _reduce_condition)
     # Joins, Events, Barriers, Queues and thread pools: their methods wrapped at the class level

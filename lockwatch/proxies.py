@@ -708,7 +708,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 9  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 10  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -759,8 +759,8 @@ if _core is not None:
     _core = _configure(_core)
 if _core is not None:
     Lock = _compiled(  # type: ignore[misc]
-        _core.Lock, PyLock, ("__new__", "__init__", "locked", "_is_owned", "_at_fork_reinit", "__repr__"),
-        {"acquire_lock": _core.Lock.acquire, "release_lock": _core.Lock.release, "locked_lock": PyLock.locked})
+        _core.Lock, PyLock, ("__new__", "__init__", "_at_fork_reinit", "__repr__"),
+        {"acquire_lock": _core.Lock.acquire, "release_lock": _core.Lock.release, "locked_lock": _core.Lock.locked})
     RLock = _compiled(  # type: ignore[misc]
         _core.RLock, PyRLock, ("__init__", "_end_hold", "_release_save", "_acquire_restore", "_is_owned",
                                "_recursion_count", "_at_fork_reinit", "__repr__"),
@@ -773,9 +773,10 @@ _alloc_rlock = RLock._lw_alloc
 
 def _new_lock_c(frame: Any, outside: bool = False) -> Any:
     """new_lock() of the compiled core: _init() with the instance's fields set in one C call, which
-    also registers it (the compiled core's registry of live instances, not recorder.live)."""
+    also registers it (the compiled core's registry of live instances, not recorder.live). Its real
+    lock is its own (None: see _core.c, "own handles")."""
     site = _site_for(frame if outside else first_outside(frame), "Lock")
-    lock = _core_new(Lock, _allocate_lock(), _next_serial(), site)
+    lock = _core_new(Lock, None, _next_serial(), site)
     next(site.made)
     return lock
 
@@ -794,16 +795,16 @@ if _core is not None:
 
 
 def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,
-                       lock_cls: Any = None, rlock_cls: Any = None) -> tuple[Any, Any, Any] | None:
+                       lock_cls: Any = None, rlock_cls: Any = None) -> tuple[Any, Any, Any, Any] | None:
     """The compiled core's factory wrappers (lockwatch/_core.c, "creation"): wrapt's wrapper of
-    threading.Lock and of threading.RLock, and a __call__ for an RLock factory class; each makes
+    threading.Lock and of threading.RLock, and a __call__ for an RLock and a Lock factory class; each makes
     an instrumented lock (of Lock and RLock, or of the subclasses given) without Python code for
     an instruction seen before, and leaves the other calls to the fallbacks (patching's Python
     wrappers). None when the pure-Python core runs."""
     if _core is None:
         return None
     _core.set_fallbacks(lock_cls or Lock, rlock_cls or RLock, lock_fallback, rlock_fallback, site_verdict)
-    return _core.lock_factory, _core.rlock_factory, _core.rlock_call
+    return _core.lock_factory, _core.rlock_factory, _core.rlock_call, _core.lock_call
 # What patching's factories (and benchmarks) call: an instrumented Lock / RLock made by ``frame``.
 new_lock = _new_lock_c if _core is not None else _new_lock_py
 new_rlock = _new_rlock_c if _core is not None else _new_rlock_py

@@ -110,6 +110,15 @@ class Site:
             counts = dict(sorted(histogram.merged(counts, fast.read()).items()))
         return counts
 
+    def hold_totals(self) -> tuple[int, int]:
+        """The holds' total and longest duration (ns): what dead instances folded in, and what the
+        compiled core's instances count in hold_fast (_core.c, "hold totals"); live pure-Python
+        instances keep theirs (snapshot adds them)."""
+        fast = self.hold_fast
+        if fast is None:
+            return self.hold_total, self.hold_max
+        return self.hold_total + fast.total, max(self.hold_max, fast.max)
+
     @property
     def instances(self) -> int:
         """How many instances were made here (one next(self.made) each)."""

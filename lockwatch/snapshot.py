@@ -96,7 +96,8 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
                 instances=site.instances,
                 acquisitions=site.acquisitions, contended=site.contended, failed=site.failed,
             )
-            st.hold = Timing(0, site.hold_total, site.hold_max, site.hold_counts())
+            hold_total, hold_max = site.hold_totals()
+            st.hold = Timing(0, hold_total, hold_max, site.hold_counts())
             st.wait = Timing(0, site.wait_total, site.wait_max, histogram.read_counters(site.wait_hist))
             for lock in mine:  # live instances' counters are summed in
                 st.acquisitions += lock._n

@@ -36,13 +36,16 @@ def env_for(core: str, tmp: Path) -> dict[str, str]:
 def _timeless(data: Any, key: str = "") -> Any:
     """A report without what differs from run to run: durations (hold and wait times; their
     histograms keep only how many they counted, and their scale, except the holds of given
-    durations), process ids, start times, the core's name."""
+    durations: their histogram, and their total and longest in units of 2**23 ns, of which each
+    given duration is a multiple), process ids, start times, the core's name."""
     if isinstance(data, dict):
         if key in ("hold", "wait"):
             return {"count": data.get("count"), "histogram_scale": data.get("histogram_scale"),
                     "histogram_count": sum(n for _, n in data.get("histogram", []))}
         if data.get("name") == "h" and "hold" in data:  # the program's holds of given durations
-            return {**_timeless({k: v for k, v in data.items() if k != "hold"}), "hold": data["hold"]["histogram"]}
+            hold = data["hold"]
+            return {**_timeless({k: v for k, v in data.items() if k != "hold"}), "hold": hold["histogram"],
+                    "hold_total_max": [round(hold[k] * 1e9) >> 23 for k in ("total", "max")]}
         return {k: _timeless(v, k) for k, v in data.items() if k not in ("meta",)}
     if isinstance(data, list):
         return [_timeless(v, key) for v in data]
@@ -203,6 +206,50 @@ with lockwatch.watching():
         "sub Sub True",
         "refused Lock dumps", "refused Lock copy", "refused RLock dumps", "refused RLock copy",
         "dead True True",
+    ], result.stderr
+
+
+@needs_c
+def test_c_core_lock_makes_its_real_lock_object_only_when_asked(tmp_path: Path) -> None:
+    """A Lock of the C core holds its PyThread lock itself (_core.c, "own handles"): no
+    _thread.lock object until Python code asks for `_real`, which then has the lock's state and
+    stays; a contended acquire (it blocks in that object) and a bad release behave as before."""
+    program = """
+import _thread, gc, threading
+import lockwatch
+from lockwatch import proxies
+def objects(lock):
+    return [type(o).__name__ for o in gc.get_referents(lock) if isinstance(o, type(_thread.allocate_lock()))]
+with lockwatch.watching():
+    own = proxies.CORE_DETAILS["lock_handle"]
+    a, b, c = threading.Lock(), threading.Lock(), threading.Lock()
+    with a:
+        print("held", a.locked(), a._is_owned(), objects(a) == [] or not own)
+    print("free", a.locked(), objects(a) == [] or not own)
+    b.acquire()
+    real = b._real
+    print("made", real.locked(), objects(b) == ["lock"], b._real is real)
+    b.release()
+    print("released", real.locked(), b.locked())
+    c.acquire()
+    got = []
+    t = threading.Thread(target=lambda: (c.acquire(), got.append(c._held_in is not ()), c.release()))
+    t.start()
+    while not objects(c) and t.is_alive():
+        t.join(0.01)
+    print("contended", objects(c) == ["lock"], c._real.locked())
+    c.release()
+    t.join(30)
+    print("handed", got, c.locked())
+    try:
+        threading.Lock().release()
+    except RuntimeError as e:
+        print("raises", e)
+"""
+    result = python("-c", program, cwd=tmp_path, env=env_for("c", tmp_path))
+    assert result.stdout.splitlines() == [
+        "held True True True", "free False True", "made True True True", "released False False",
+        "contended True True", "handed [True] False", "raises release unlocked lock",
     ], result.stderr
 
 
