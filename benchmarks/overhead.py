@@ -395,9 +395,27 @@ def rss_bytes() -> tuple[int, str]:
         return (peak if sys.platform == "darwin" else peak * 1024), "getrusage peak"
 
 
+def malloc_trim() -> bool:
+    """glibc's malloc_trim(0): the C allocator gives freed memory back to the system, so that RSS
+    after dropping the locks shows what is still in use rather than what the allocator keeps
+    (issue 16's measure for the million-lock cycle). False where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+TRIM = malloc_trim()
+
+
 def rss_growth(factory: Callable[[], Any], n: int) -> tuple[float, float, str]:
-    """MB of RSS above the start with n locks alive (each taken once), and after dropping them."""
+    """MB of RSS above the start with n locks alive (each taken once), and after dropping them
+    (then gc, then malloc_trim where there is one)."""
     gc.collect()
+    malloc_trim()
     before, source = rss_bytes()
     locks = [factory() for _ in range(n)]
     for lock in locks:
@@ -406,6 +424,7 @@ def rss_growth(factory: Callable[[], Any], n: int) -> tuple[float, float, str]:
     alive, _ = rss_bytes()
     del locks, lock
     gc.collect()
+    malloc_trim()
     after, _ = rss_bytes()
     mb = 1024 * 1024
     return (alive - before) / mb, (after - before) / mb, source
@@ -449,9 +468,10 @@ def bench_memory(cfg: Config) -> list[Result]:
     ]
     for k, (_, raw_after, _, lw_after) in enumerate(cycles, 1):
         results.append(Result(
-            f"memory: RSS after dropping them + gc, cycle {k}", "MB", raw_after, lw_after, None,
+            f"memory: RSS after dropping them + gc + trim, cycle {k}", "MB", raw_after, lw_after, None,
             f"<= {TARGET_MEMORY_MB:.0f} MB", "ok" if lw_after <= TARGET_MEMORY_MB else "over target",
             note="; ".join(x for x in (
+                "malloc_trim(0) before measuring" if TRIM else "no malloc_trim: RSS has what the allocator keeps",
                 "the target is for 1,000,000 locks" if n != 1_000_000 else "",
                 "a fresh process's first cycle leaves memory with the allocator, plain locks "
                 "too: compare with raw" if k == 1 else "") if x)))
@@ -503,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--core", choices=("both", "c", "python"), default="both",
                         help="which core of lockwatch to measure (both: each in its own process)")
     args = parser.parse_args(argv)
+    if args.core != "both" and args.core != proxies.CORE and os.environ.get(_CHILD):
+        print(f"the {args.core} core did not load here ({proxies.CORE_DETAILS or 'no details'}); "
+              "rebuild it (pip install -e .)", file=sys.stderr)
+        return 1
     if args.core == "both" or args.core != proxies.CORE:
         return run_cores(args, sys.argv[1:] if argv is None else argv)
     cfg = QUICK if args.quick else FULL
@@ -608,6 +632,9 @@ def _without(argv: list[str], option: str) -> list[str]:
     return out
 
 
+_CHILD = "LOCKWATCH_OVERHEAD_CHILD"  # set in the process run_cores starts for one core
+
+
 def run_cores(args: argparse.Namespace, argv: list[str]) -> int:
     """Run this script once per core asked for, each in a process of its own (the core is chosen
     at import), then print the ratios of both side by side (and write both to --json)."""
@@ -625,7 +652,7 @@ def run_cores(args: argparse.Namespace, argv: list[str]) -> int:
     found: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for core in cores:
-            env = {**os.environ, "LOCKWATCH_PURE_PYTHON": "1" if core == "python" else ""}
+            env = {**os.environ, "LOCKWATCH_PURE_PYTHON": "1" if core == "python" else "", _CHILD: "1"}
             out = os.path.join(tmp, f"{core}.json")
             print(f"=== {core} core " + "=" * 60, flush=True)
             proc = subprocess.run([sys.executable, os.path.abspath(__file__), *base, "--core", core,
