@@ -49,7 +49,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 9 /* what proxies.py expects: _core.API */
+#define LW_API 11 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -1401,6 +1401,188 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(notify);
     Py_XSETREF(g_cond_notify_descr, notify);
     g_max_wakers = max_wakers;
+    return out;
+}
+
+/* ---- Condition: creation ------------------------------------------------------------------- */
+
+/* __new__ and __init__ of primitives.Condition (every concurrent.futures.Future makes one):
+   condition_creation() makes them, primitives.py puts them in its class. They do what its Python
+   __new__ and __init__ do (both stay: the pure-Python core's, and what these call for any case but
+   the common one):
+
+   - __new__(cls) or __new__(cls, lock): a Condition that threading.py itself makes stays
+     threading's own (primitives._internal_caller: the creating frame's file is threading's), any
+     other is object.__new__(cls). Keyword arguments or a wrong count: the Python __new__.
+   - __init__(self) or __init__(self, None): the Condition's own RLock, made as the factories make
+     one (new_instance) for a site cached by the creating instruction (kind "Condition", asked
+     once of patching._site_verdict, as lock_factory does), then the attributes
+     threading.Condition.__init__ sets from it. A lock given, a confirmation run's steered RLock
+     (primitives.RLock replaced), or an instruction whose verdict is not a Site (lockwatch's or
+     threading's own code, a factory function): the Python __init__. */
+
+#define KIND_CONDITION 2 /* site_cache_get's kind: 0 Lock, 1 RLock (make_for_caller) */
+
+static PyObject *new_instance(int rlock, PyObject *site);
+static PyObject *site_cache_get(PyObject *code, int lasti, int kind);
+static int site_cache_put(PyObject *code, int lasti, int kind, PyObject *value);
+
+static PyObject *g_cond_py_new, *g_cond_py_init; /* primitives.Condition's Python __new__, __init__ */
+static PyObject *g_cond_cls;                      /* primitives.Condition */
+static PyObject *g_cond_orig_cls;                 /* threading.Condition */
+static PyObject *g_cond_threading_file;           /* threading.__file__ */
+static PyObject *g_primitives_dict;               /* primitives.__dict__: its RLock and _RLock */
+static PyObject *s_RLock, *s__RLock, *s_Condition, *s__release_save, *s__acquire_restore;
+
+static PyObject *
+cond_new(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_cond_py_new == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition creation is not configured");
+    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || !PyType_Check(args[0]))
+        return PyObject_Vectorcall(g_cond_py_new, args, (size_t)nargs, kwnames);
+    PyObject *cls = args[0];
+    if (cls == g_cond_cls) {
+        PyFrameObject *f = PyEval_GetFrame(); /* borrowed: the caller (this and type() push none) */
+        if (f != NULL) {
+            PyCodeObject *code = PyFrame_GetCode(f);
+            int internal = PyObject_RichCompareBool(code->co_filename, g_cond_threading_file, Py_EQ);
+            Py_DECREF(code);
+            if (internal < 0)
+                return NULL;
+            if (internal) /* OrigCondition(lock) */
+                return PyObject_Vectorcall(g_cond_orig_cls, args + 1, (size_t)(nargs - 1), NULL);
+        }
+    }
+    return PyBaseObject_Type.tp_new((PyTypeObject *)cls, g_empty, NULL); /* super().__new__(cls) */
+}
+
+/* The site of the Condition's own lock made by frame f: borrowed, NULL with *fallback set when
+   the Python __init__ must make it, NULL without on error. */
+static PyObject *
+cond_lock_site(PyFrameObject *f, int *fallback)
+{
+    *fallback = 0;
+    PyObject *code = (PyObject *)PyFrame_GetCode(f);
+    int lasti = frame_lasti(f);
+    PyObject *v = site_cache_get(code, lasti, KIND_CONDITION); /* borrowed */
+    if (v == NULL) {
+        PyObject *args[2] = {(PyObject *)f, s_Condition};
+        PyObject *verdict = PyObject_Vectorcall(g_site_verdict, args, 2, NULL);
+        if (verdict == NULL) {
+            Py_DECREF(code);
+            return NULL;
+        }
+        /* A Site or False is kept; None (more than the instruction decides) is asked again. */
+        if (verdict != Py_None && site_cache_put(code, lasti, KIND_CONDITION, verdict) < 0) {
+            Py_DECREF(verdict);
+            Py_DECREF(code);
+            return NULL;
+        }
+        v = verdict != Py_None ? site_cache_get(code, lasti, KIND_CONDITION) : NULL;
+        Py_DECREF(verdict); /* the cache holds what it keeps */
+    }
+    Py_DECREF(code);
+    if (v == NULL || !Py_IS_TYPE(v, g_site_type)) {
+        *fallback = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static PyObject *
+cond_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_cond_py_init == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition creation is not configured");
+    int fast = nargs <= 1 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)
+               && (nargs == 0 || args[0] == Py_None) && g_configured && g_site_verdict != NULL;
+    PyFrameObject *f = fast ? PyEval_GetFrame() : NULL;
+    PyObject *site = NULL;
+    if (f != NULL) {
+        PyObject *rlock = PyDict_GetItemWithError(g_primitives_dict, s_RLock); /* borrowed */
+        PyObject *own = rlock != NULL ? PyDict_GetItemWithError(g_primitives_dict, s__RLock) : NULL;
+        if (own == NULL && PyErr_Occurred())
+            return NULL;
+        if (own != NULL && rlock == own && (PyObject *)g_rlock_cls == own) {
+            int fallback;
+            site = cond_lock_site(f, &fallback);
+            if (site == NULL && !fallback)
+                return NULL;
+        }
+    }
+    if (site == NULL) /* the Python __init__ */
+        return delegate(g_cond_py_init, self, args, nargs, kwnames);
+    Py_INCREF(site);
+    PyObject *lock = new_instance(1, site);
+    Py_DECREF(site);
+    if (lock == NULL)
+        return NULL;
+    /* threading.Condition.__init__'s attributes, in its order */
+    if (PyObject_SetAttr(self, s__lock, lock) < 0)
+        goto error;
+    PyObject *names[] = {s_acquire, s_release, s__release_save, s__acquire_restore, s__is_owned};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *m = PyObject_GetAttr(lock, names[i]);
+        int r = m == NULL ? -1 : PyObject_SetAttr(self, names[i], m);
+        Py_XDECREF(m);
+        if (r < 0)
+            goto error;
+    }
+    PyObject *waiters = PyObject_CallNoArgs(g_deque_type);
+    int r = waiters == NULL ? -1 : PyObject_SetAttr(self, s__waiters, waiters);
+    Py_XDECREF(waiters);
+    if (r < 0)
+        goto error;
+    Py_DECREF(lock);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(lock);
+    return NULL;
+}
+
+static PyMethodDef cond_new_def = {
+    "__new__", (PyCFunction)(void (*)(void))cond_new, METH_FASTCALL | METH_KEYWORDS,
+    "Create and return a new object (primitives.Condition.__new__, compiled)."};
+static PyMethodDef cond_init_def = {
+    "__init__", (PyCFunction)(void (*)(void))cond_init, METH_FASTCALL | METH_KEYWORDS,
+    "Initialize self (primitives.Condition.__init__, compiled)."};
+
+/* condition_creation(cls, orig_cls, py_new, py_init, primitives_dict, threading_file):
+   {"__new__": a function, "__init__": a method descriptor of orig_cls} for primitives.Condition
+   (cls). Needs condition_methods() first (the deque type) and set_fallbacks() (the site verdict). */
+static PyObject *
+condition_creation(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[4])
+            || !PyUnicode_Check(args[5]))
+        return PyErr_Format(PyExc_TypeError, "condition_creation(cls, orig_cls, py_new, py_init, "
+                                             "primitives_dict, threading_file)");
+    if (s_RLock == NULL) {
+        s_RLock = PyUnicode_InternFromString("RLock");
+        s__RLock = PyUnicode_InternFromString("_RLock");
+        s_Condition = PyUnicode_InternFromString("Condition");
+        s__release_save = PyUnicode_InternFromString("_release_save");
+        s__acquire_restore = PyUnicode_InternFromString("_acquire_restore");
+        if (s_RLock == NULL || s__RLock == NULL || s_Condition == NULL || s__release_save == NULL
+                || s__acquire_restore == NULL)
+            return NULL;
+    }
+    PyObject *out = PyDict_New();
+    PyObject *new = out != NULL ? PyCFunction_NewEx(&cond_new_def, mod, NULL) : NULL;
+    PyObject *init = new != NULL ? PyDescr_NewMethod((PyTypeObject *)args[1], &cond_init_def) : NULL;
+    if (init == NULL || PyDict_SetItemString(out, "__new__", new) < 0
+            || PyDict_SetItemString(out, "__init__", init) < 0) {
+        Py_XDECREF(out);
+        Py_XDECREF(new);
+        Py_XDECREF(init);
+        return NULL;
+    }
+    Py_DECREF(new);
+    Py_DECREF(init);
+    PyObject **slots[] = {&g_cond_cls, &g_cond_orig_cls, &g_cond_py_new, &g_cond_py_init, &g_primitives_dict,
+                          &g_cond_threading_file};
+    set_globals(slots, args, sizeof(slots) / sizeof(slots[0]));
     return out;
 }
 
@@ -3286,6 +3468,9 @@ static PyMethodDef module_methods[] = {
     {"condition_methods", (PyCFunction)(void (*)(void))condition_methods, METH_FASTCALL,
      "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict, max_wakers, "
      "deque): primitives.Condition's compiled methods (see \"Condition\")."},
+    {"condition_creation", (PyCFunction)(void (*)(void))condition_creation, METH_FASTCALL,
+     "condition_creation(cls, orig_cls, py_new, py_init, primitives_dict, threading_file): primitives.Condition's "
+     "compiled __new__ and __init__ (see \"Condition: creation\")."},
     {"semaphore_methods", (PyCFunction)(void (*)(void))semaphore_methods, METH_FASTCALL,
      "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type, recorder_dict, "
      "site_type, orig_condition, deque): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},

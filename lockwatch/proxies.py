@@ -708,7 +708,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 9  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 11  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
