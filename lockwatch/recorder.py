@@ -540,6 +540,7 @@ def thread_start() -> list:
     ident = get_ident()
     tls.held = held
     tls.serial = next(_thread_serials)  # unique per thread of this process (idents are reused)
+    tls.tid = f"{os.getpid()}:{tls.serial}"  # thread_id(), made once
     tls.busy = False
     tls.end = _ThreadEnd(ident, held)
     threads[ident] = held
@@ -566,8 +567,11 @@ def annotate(lock: Any, **values: Any) -> None:
 
 
 def thread_id() -> str:
-    """The calling thread's identity in this process's edges: "<pid>:<thread serial>"."""
-    return f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
+    """The calling thread's identity in this process's edges: "<pid>:<thread serial>" (made by
+    thread_start, and again in a forked child: formatting it and os.getpid() cost ~1 us, once per
+    new edge, and as_completed() over n futures makes about n)."""
+    tid = getattr(tls, "tid", None)
+    return tid if tid is not None else f"{os.getpid()}:{get_ident()}"
 
 
 def _calibrate_abandoned() -> int:
@@ -804,6 +808,9 @@ def after_fork_in_child() -> None:
     global mutex
     mutex = _thread.RLock()  # re-entrant, like the one it replaces
     ident = get_ident()
+    serial = getattr(tls, "serial", None)
+    if serial is not None:
+        tls.tid = f"{os.getpid()}:{serial}"  # thread_id(): the child's pid
     mine = threads.get(ident)
     threads.clear()
     held = getattr(tls, "held", None)
