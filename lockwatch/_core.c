@@ -108,6 +108,8 @@ typedef struct {
 static PyObject *g_tls;             /* recorder.tls */
 static PyObject *g_thread_start;    /* recorder.thread_start */
 static PyObject *g_before;          /* proxies._before */
+static PyObject *g_new_edges;       /* recorder.new_edges */
+static PyObject *g_one;             /* 1: new_edges()'s depth from here (no Python frame between) */
 static PyObject *g_wait;            /* proxies._wait */
 static PyObject *g_release_slow;    /* proxies._release_slow */
 static PyObject *g_py_lock_acquire; /* the pure-Python methods, for the other cases */
@@ -509,9 +511,82 @@ plain_known_edge(PyObject *e)
            && (timed == Py_True || timed == Py_False) && count != NULL && PyLong_CheckExact(count);
 }
 
-/* proxies._before(lock, held, False) for the common case, all in C: every other lock held is
-   one of these types and its edge into `self` is known, ungated. Returns 1 when done, 0 when
-   proxies._before must run instead (nothing changed then), -1 on error. */
+/* proxies._sources(self, held) when the thread holds more than g_same_site_sources locks, all of
+   them this core's instances: a new list (its new references dropped before new_edges() runs,
+   which counts references to tell a dropped lock), or held itself (a new reference); NULL without
+   an exception when proxies._before must decide (another kind of lock is held), with one on error. */
+static PyObject *
+sources_of(LW *self, PyObject *held)
+{
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    PyObject *site = self->site;
+    Py_ssize_t same = 0, others = 0;
+    PyObject *latest = NULL;
+    for (Py_ssize_t i = n - 1; i >= 0 && same <= g_same_site_sources; i--) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (!IS_LW(h))
+            return NULL;
+        if (((LW *)h)->site == site) {
+            if (latest == NULL)
+                latest = h;
+            same++;
+        }
+    }
+    if (same <= g_same_site_sources) {
+        Py_INCREF(held);
+        return held;
+    }
+    /* the locks of other sites, in order, then the latest of its own */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (!IS_LW(h))
+            return NULL;
+        others += ((LW *)h)->site != site;
+    }
+    Py_INCREF(latest);
+    PyObject *out = PyList_New(others + 1);
+    if (out == NULL || PyList_GET_SIZE(held) != n) { /* (an allocation may run a finalizer) */
+        Py_DECREF(latest);
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n && k < others; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (((LW *)h)->site != site) {
+            Py_INCREF(h);
+            PyList_SET_ITEM(out, k++, h);
+        }
+    }
+    if (k != others) {
+        Py_DECREF(latest);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyList_SET_ITEM(out, k, latest); /* (takes the reference) */
+    return out;
+}
+
+/* Is there an edge from h into self (ins: self's _in)? 1 yes, 0 no, -1 error. */
+static int
+has_edge_from(PyObject *ins, LW *h, PyObject **edge)
+{
+    *edge = NULL;
+    if (ins == NULL || h->ext == NULL)
+        return 0; /* no edge out of h yet (its _out would have made the extension) */
+    PyObject *serial = serial_object(h);
+    if (serial == NULL)
+        return -1;
+    *edge = PyDict_GetItemWithError(ins, serial);
+    if (*edge == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return 1;
+}
+
+/* proxies._before(lock, held, False) in C for a thread holding only this core's instances, whose
+   known edges into `self` are ungated: their counts, then new_edges() for the new ones (the
+   sources are proxies._sources': sources_of). Returns 1 when done, 0 when proxies._before must run
+   instead (nothing changed then), -1 on error. */
 static int
 count_known_edges(LW *self, PyObject *held)
 {
@@ -519,93 +594,136 @@ count_known_edges(LW *self, PyObject *held)
         return 0;
     if (g_pending != NULL && PyDict_GET_SIZE(g_pending) > 0)
         return 0; /* releases handed over by other threads: _before drains them */
-    Py_ssize_t n = PyList_GET_SIZE(held);
-    if (n > g_same_site_sources)
-        return 0; /* proxies._sources */
+    PyObject *srcs;
+    if (PyList_GET_SIZE(held) > g_same_site_sources) {
+        if (g_new_edges == NULL)
+            return 0;
+        srcs = sources_of(self, held);
+        if (srcs == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+    }
+    else {
+        Py_INCREF(held);
+        srcs = held;
+    }
     PyObject *ins = self->ext != NULL ? self->ext->in : NULL;
-    int need = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *h = PyList_GET_ITEM(held, i);
+    if (ins != NULL && !PyDict_CheckExact(ins))
+        goto python;
+    Py_ssize_t fresh = 0, known = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+        PyObject *h = PyList_GET_ITEM(srcs, i);
         if (h == (PyObject *)self)
             continue;
-        need = 1;
-        if (ins == NULL || !PyDict_CheckExact(ins) || !IS_LW(h))
-            return 0;
-        if (((LW *)h)->ext == NULL)
-            return 0; /* no edge out of h yet (its _out would have made the extension) */
-        PyObject *serial = serial_object((LW *)h);
-        if (serial == NULL)
-            return -1;
-        PyObject *e = PyDict_GetItemWithError(ins, serial);
-        if (e == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            return 0; /* a new edge */
-        }
-        if (!plain_known_edge(e))
-            return 0;
+        if (!IS_LW(h))
+            goto python;
+        PyObject *e;
+        int r = has_edge_from(ins, (LW *)h, &e);
+        if (r < 0)
+            goto error;
+        if (r == 0)
+            fresh++;
+        else if (!plain_known_edge(e))
+            goto python; /* gated, or not as this core writes it */
+        else
+            known++;
     }
-    if (!need)
-        return 1;
+    if (fresh > 0 && g_new_edges == NULL)
+        goto python;
     /* Nothing above ran Python code: the list and the edges are as checked. But an allocation
        below may collect garbage, and a finalizer run then may change the list or drop an edge (a
        lock dying): hold what is used, and look again each time. */
-    Py_INCREF(ins);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
-        PyObject *h = PyList_GET_ITEM(held, i);
-        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
-            continue;
-        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
-        if (e == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(ins);
-                return -1;
+    if (known > 0) {
+        Py_INCREF(ins);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+            PyObject *h = PyList_GET_ITEM(srcs, i);
+            if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
+                continue;
+            PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
+            if (e == NULL) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(ins);
+                    goto error;
+                }
+                continue; /* new (or dropped meanwhile: its source died) */
             }
-            continue; /* dropped meanwhile (its source died) */
-        }
-        PyObject *count = SLOT(e, g_off_count);
-        if (count == NULL || !PyLong_CheckExact(count))
-            continue;
-        Py_INCREF(e);
-        int overflow = 0;
-        long long c = PyLong_AsLongLongAndOverflow(count, &overflow);
-        PyObject *next;
-        if (overflow || c == LLONG_MAX) {
-            PyObject *one = PyLong_FromLong(1);
-            if (one == NULL) {
+            PyObject *count = SLOT(e, g_off_count);
+            if (count == NULL || !PyLong_CheckExact(count))
+                continue;
+            Py_INCREF(e);
+            int overflow = 0;
+            long long c = PyLong_AsLongLongAndOverflow(count, &overflow);
+            PyObject *next;
+            if (overflow || c == LLONG_MAX) {
+                PyObject *one = PyLong_FromLong(1);
+                if (one == NULL) {
+                    Py_DECREF(e);
+                    Py_DECREF(ins);
+                    goto error;
+                }
+                next = PyNumber_Add(count, one);
+                Py_DECREF(one);
+            }
+            else {
+                next = PyLong_FromLongLong(c + 1);
+            }
+            if (next == NULL) {
                 Py_DECREF(e);
                 Py_DECREF(ins);
-                return -1;
+                goto error;
             }
-            next = PyNumber_Add(count, one);
-            Py_DECREF(one);
-        }
-        else {
-            next = PyLong_FromLongLong(c + 1);
-        }
-        if (next == NULL) {
+            count = SLOT(e, g_off_count);
+            SLOT(e, g_off_count) = next;
+            Py_XDECREF(count);
+            if (SLOT(e, g_off_held_ref) != held) {
+                PyObject *old = SLOT(e, g_off_multi);
+                Py_INCREF(Py_True);
+                SLOT(e, g_off_multi) = Py_True;
+                Py_XDECREF(old);
+            }
+            if (SLOT(e, g_off_timed) == Py_True) {
+                Py_INCREF(Py_False);
+                SLOT(e, g_off_timed) = Py_False;
+                Py_DECREF(Py_True);
+            }
             Py_DECREF(e);
-            Py_DECREF(ins);
-            return -1;
         }
-        count = SLOT(e, g_off_count);
-        SLOT(e, g_off_count) = next;
-        Py_XDECREF(count);
-        if (SLOT(e, g_off_held_ref) != held) {
-            PyObject *old = SLOT(e, g_off_multi);
-            Py_INCREF(Py_True);
-            SLOT(e, g_off_multi) = Py_True;
-            Py_XDECREF(old);
-        }
-        if (SLOT(e, g_off_timed) == Py_True) {
-            Py_INCREF(Py_False);
-            SLOT(e, g_off_timed) = Py_False;
-            Py_DECREF(Py_True);
-        }
-        Py_DECREF(e);
+        Py_DECREF(ins);
     }
-    Py_DECREF(ins);
+    if (fresh == 0) {
+        Py_DECREF(srcs);
+        return 1;
+    }
+    /* The new edges, recorded together (recorder.new_edges, as proxies._before calls it). */
+    ins = self->ext != NULL ? self->ext->in : NULL; /* (may have been made meanwhile) */
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+        PyObject *h = PyList_GET_ITEM(srcs, i);
+        if (h == (PyObject *)self || !IS_LW(h))
+            continue;
+        PyObject *e;
+        int r = has_edge_from(ins, (LW *)h, &e);
+        if (r < 0 || (r == 0 && PyList_Append(list, h) < 0)) {
+            Py_DECREF(list);
+            goto error;
+        }
+    }
+    Py_DECREF(srcs); /* before new_edges() counts the references to each source */
+    PyObject *args[5] = {list, (PyObject *)self, held, Py_False, g_one};
+    PyObject *res = PyList_GET_SIZE(list) ? PyObject_Vectorcall(g_new_edges, args, 5, NULL) : NULL;
+    int empty = PyList_GET_SIZE(list) == 0;
+    Py_DECREF(list);
+    if (res == NULL && !empty)
+        return -1;
+    Py_XDECREF(res);
     return 1;
+python:
+    Py_DECREF(srcs);
+    return 0;
+error:
+    Py_DECREF(srcs);
+    return -1;
 }
 
 static int
@@ -3361,6 +3479,9 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_tls, "tls");
     TAKE(g_thread_start, "thread_start");
     TAKE(g_before, "before");
+    TAKE(g_new_edges, "new_edges");
+    if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
+        return NULL;
     TAKE(g_wait, "wait");
     TAKE(g_release_slow, "release_slow");
     TAKE(g_py_lock_acquire, "py_lock_acquire");

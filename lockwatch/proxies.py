@@ -739,7 +739,8 @@ def _configure(core: Any) -> Any:
     subinterpreter: its state is process-wide), saying why in CORE_DETAILS."""
     try:
         details = core.configure(
-            tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
+            tls=_tls, thread_start=_thread_start, before=_before, new_edges=_new_edges, wait=_wait,
+            release_slow=_release_slow,
             py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
             py_rlock_release=PyRLock.release, pending=_pending, fold_instance=_rec.fold_instance,
             count=_count,

@@ -598,9 +598,11 @@ def _calibrate_abandoned() -> int:
 _ABANDONED_REFS = _calibrate_abandoned()
 
 
-def new_edges(srcs: list, dst: Any, held: list, timed: bool) -> None:
+def new_edges(srcs: list, dst: Any, held: list, timed: bool, depth: int = 2) -> None:
     """Rare path: the first time each lock of ``srcs`` is held while blocking on ``dst``
-    (proxies._before). Captures the stacks of each edge (once per place: _edge_stacks)."""
+    (proxies._before; the compiled core's count_known_edges, with ``depth`` 1: no _before frame
+    between this and the acquiring frame). Captures the stacks of each edge (once per place:
+    _edge_stacks)."""
     gone = None
     for src in srcs:
         if sys.getrefcount(src) <= _ABANDONED_REFS:
@@ -619,7 +621,7 @@ def new_edges(srcs: list, dst: Any, held: list, timed: bool) -> None:
         return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
     tls.busy = True
     try:
-        _record_edges(srcs, dst, held, timed, sys._getframe(2))
+        _record_edges(srcs, dst, held, timed, sys._getframe(depth))
     except Exception as exc:  # lockwatch must never break the program it watches
         state.internal_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
