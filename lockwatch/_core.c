@@ -1290,6 +1290,7 @@ static PyObject *g_deque_type;       /* collections.deque: a Condition's _waiter
 static Py_ssize_t g_max_wakers;      /* waits.MAX_WAKERS */
 static PyObject *g_cond_notify_descr; /* notify below: a subclass may have its own */
 static PyObject *s__lock, *s__waiters, *s__is_owned, *s_notify, *s__lockwatch_wakers, *s_active, *s___exit__;
+static PyObject *s_locked;
 
 static PyObject *
 cond_enter(PyObject *self, PyObject *unused)
@@ -1338,6 +1339,33 @@ call_with_n(PyObject *func, PyObject *self, PyObject *n)
 {
     PyObject *args[2] = {self, n};
     return PyObject_Vectorcall(func, args, n == NULL ? 1 : 2, NULL);
+}
+
+/* self._is_owned(): the one Condition.__init__ set from its lock when that is this core's Lock or
+   RLock (exactly: proxies.Lock._is_owned, `self._real.locked()`, and proxies.RLock._is_owned,
+   `self._real._is_owned()`), called here without their Python frame (a Future's set_result and
+   a Queue's put and get each notify once); any other, as it is. */
+static PyObject *
+cond_is_owned(PyObject *self)
+{
+    PyObject *m = PyObject_GetAttr(self, s__is_owned);
+    if (m == NULL)
+        return NULL;
+    PyObject *r;
+    PyObject *lock = PyMethod_Check(m) ? PyMethod_GET_SELF(m) : NULL;
+    PyObject *func = lock != NULL ? PyMethod_GET_FUNCTION(m) : NULL;
+    int rlock = lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_rlock_cls;
+    if ((rlock || (lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_lock_cls))
+            && func == _PyType_Lookup(Py_TYPE(lock), s__is_owned) && ((LW *)lock)->real != NULL) {
+        PyObject *real = ((LW *)lock)->real;
+        Py_INCREF(real);
+        r = PyObject_CallMethodNoArgs(real, rlock ? s__is_owned : s_locked);
+        Py_DECREF(real);
+    }
+    else
+        r = PyObject_CallNoArgs(m);
+    Py_DECREF(m);
+    return r;
 }
 
 /* notify(self, n) with n a borrowed reference, or NULL for the default (1). */
@@ -1402,7 +1430,7 @@ cond_notify_impl(PyObject *self, PyObject *n)
     Py_ssize_t len = (PyObject *)Py_TYPE(waiters) == g_deque_type ? PyObject_Size(waiters) : -1;
     Py_DECREF(waiters);
     if (len == 0) {
-        PyObject *owned = PyObject_CallMethodNoArgs(self, s__is_owned);
+        PyObject *owned = cond_is_owned(self);
         if (owned == NULL)
             return NULL;
         int t = PyObject_IsTrue(owned);
@@ -3622,8 +3650,9 @@ PyInit__core(void)
     s__lockwatch_wakers = PyUnicode_InternFromString("_lockwatch_wakers");
     s_active = PyUnicode_InternFromString("active");
     s___exit__ = PyUnicode_InternFromString("__exit__");
+    s_locked = PyUnicode_InternFromString("locked");
     if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
-            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
+            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL || s_locked == NULL)
         return NULL;
     if (intern_semaphore_names() < 0)
         return NULL;
