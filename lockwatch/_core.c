@@ -1559,7 +1559,8 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 
    - __new__(cls) or __new__(cls, lock): a Condition that threading.py itself makes stays
      threading's own (primitives._internal_caller: the creating frame's file is threading's), any
-     other is object.__new__(cls). Keyword arguments or a wrong count: the Python __new__.
+     other is object.__new__(cls). A subclass, keyword arguments or a wrong count: the Python
+     __new__.
    - __init__(self) or __init__(self, None): the Condition's own RLock, made as the factories make
      one (new_instance) for a site cached by the creating instruction (kind "Condition", asked
      once of patching._site_verdict, as lock_factory does), then the attributes
@@ -1585,22 +1586,20 @@ cond_new(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
 {
     if (g_cond_py_new == NULL)
         return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition creation is not configured");
-    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || !PyType_Check(args[0]))
+    /* (a subclass: super() follows its MRO, which may hold another __new__) */
+    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || args[0] != g_cond_cls)
         return PyObject_Vectorcall(g_cond_py_new, args, (size_t)nargs, kwnames);
-    PyObject *cls = args[0];
-    if (cls == g_cond_cls) {
-        PyFrameObject *f = PyEval_GetFrame(); /* borrowed: the caller (this and type() push none) */
-        if (f != NULL) {
-            PyCodeObject *code = PyFrame_GetCode(f);
-            int internal = PyObject_RichCompareBool(code->co_filename, g_cond_threading_file, Py_EQ);
-            Py_DECREF(code);
-            if (internal < 0)
-                return NULL;
-            if (internal) /* OrigCondition(lock) */
-                return PyObject_Vectorcall(g_cond_orig_cls, args + 1, (size_t)(nargs - 1), NULL);
-        }
+    PyFrameObject *f = PyEval_GetFrame(); /* borrowed: the caller (this and type() push none) */
+    if (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        int internal = PyObject_RichCompareBool(code->co_filename, g_cond_threading_file, Py_EQ);
+        Py_DECREF(code);
+        if (internal < 0)
+            return NULL;
+        if (internal) /* OrigCondition(lock) */
+            return PyObject_Vectorcall(g_cond_orig_cls, args + 1, (size_t)(nargs - 1), NULL);
     }
-    return PyBaseObject_Type.tp_new((PyTypeObject *)cls, g_empty, NULL); /* super().__new__(cls) */
+    return PyBaseObject_Type.tp_new((PyTypeObject *)args[0], g_empty, NULL); /* super().__new__(cls) */
 }
 
 /* The site of the Condition's own lock made by frame f: borrowed, NULL with *fallback set when

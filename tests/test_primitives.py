@@ -3,6 +3,7 @@ hand-offs between threads and the edges through them. Lock/RLock and patching: t
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from support import frame, instance_edges_of, site
@@ -478,6 +479,27 @@ def test_condition_creation_is_the_same_from_both_cores_methods():
     assert shape(keyword[False]) == shape(keyword[True])
     assert errors[False] == errors[True] and len(errors[False]) == 3
     assert type(event._cond) is primitives.OrigCondition  # type: ignore[attr-defined]
+
+
+def test_a_condition_subclass_runs_the_next_new_in_its_mro():
+    """primitives.Condition.__new__ calls super().__new__(cls): a subclass's other bases' __new__
+    runs (the compiled __new__ leaves subclasses to the Python one)."""
+    from lockwatch import proxies
+
+    made = []
+
+    class Mixin:
+        def __new__(cls, *args: object, **kwargs: object) -> Any:
+            made.append(cls)
+            return super().__new__(cls)
+
+    with lockwatch.watching():
+        class Sub(threading.Condition, Mixin):  # type: ignore[misc,valid-type]
+            pass
+
+        cond = Sub()
+    assert made == [Sub]
+    assert type(cond._lock) is proxies.RLock
 
 
 def test_condition_notify_checks_like_threadings_own():
