@@ -50,7 +50,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 10 /* what proxies.py expects: _core.API */
+#define LW_API 12 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -115,6 +115,8 @@ typedef struct {
 static PyObject *g_tls;             /* recorder.tls */
 static PyObject *g_thread_start;    /* recorder.thread_start */
 static PyObject *g_before;          /* proxies._before */
+static PyObject *g_new_edges;       /* recorder.new_edges */
+static PyObject *g_one;             /* 1: new_edges()'s depth from here (no Python frame between) */
 static PyObject *g_wait;            /* proxies._wait */
 static PyObject *g_release_slow;    /* proxies._release_slow */
 static PyObject *g_py_lock_acquire; /* the pure-Python methods, for the other cases */
@@ -634,9 +636,82 @@ plain_known_edge(PyObject *e)
            && (timed == Py_True || timed == Py_False) && count != NULL && PyLong_CheckExact(count);
 }
 
-/* proxies._before(lock, held, False) for the common case, all in C: every other lock held is
-   one of these types and its edge into `self` is known, ungated. Returns 1 when done, 0 when
-   proxies._before must run instead (nothing changed then), -1 on error. */
+/* proxies._sources(self, held) when the thread holds more than g_same_site_sources locks, all of
+   them this core's instances: a new list (its new references dropped before new_edges() runs,
+   which counts references to tell a dropped lock), or held itself (a new reference); NULL without
+   an exception when proxies._before must decide (another kind of lock is held), with one on error. */
+static PyObject *
+sources_of(LW *self, PyObject *held)
+{
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    PyObject *site = self->site;
+    Py_ssize_t same = 0, others = 0;
+    PyObject *latest = NULL;
+    for (Py_ssize_t i = n - 1; i >= 0 && same <= g_same_site_sources; i--) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (!IS_LW(h))
+            return NULL;
+        if (((LW *)h)->site == site) {
+            if (latest == NULL)
+                latest = h;
+            same++;
+        }
+    }
+    if (same <= g_same_site_sources) {
+        Py_INCREF(held);
+        return held;
+    }
+    /* the locks of other sites, in order, then the latest of its own */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (!IS_LW(h))
+            return NULL;
+        others += ((LW *)h)->site != site;
+    }
+    Py_INCREF(latest);
+    PyObject *out = PyList_New(others + 1);
+    if (out == NULL || PyList_GET_SIZE(held) != n) { /* (an allocation may run a finalizer) */
+        Py_DECREF(latest);
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n && k < others; i++) {
+        PyObject *h = PyList_GET_ITEM(held, i);
+        if (((LW *)h)->site != site) {
+            Py_INCREF(h);
+            PyList_SET_ITEM(out, k++, h);
+        }
+    }
+    if (k != others) {
+        Py_DECREF(latest);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyList_SET_ITEM(out, k, latest); /* (takes the reference) */
+    return out;
+}
+
+/* Is there an edge from h into self (ins: self's _in)? 1 yes, 0 no, -1 error. */
+static int
+has_edge_from(PyObject *ins, LW *h, PyObject **edge)
+{
+    *edge = NULL;
+    if (ins == NULL || h->ext == NULL)
+        return 0; /* no edge out of h yet (its _out would have made the extension) */
+    PyObject *serial = serial_object(h);
+    if (serial == NULL)
+        return -1;
+    *edge = PyDict_GetItemWithError(ins, serial);
+    if (*edge == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return 1;
+}
+
+/* proxies._before(lock, held, False) in C for a thread holding only this core's instances, whose
+   known edges into `self` are ungated: their counts, then new_edges() for the new ones (the
+   sources are proxies._sources': sources_of). Returns 1 when done, 0 when proxies._before must run
+   instead (nothing changed then), -1 on error. */
 static int
 count_known_edges(LW *self, PyObject *held)
 {
@@ -644,93 +719,136 @@ count_known_edges(LW *self, PyObject *held)
         return 0;
     if (g_pending != NULL && PyDict_GET_SIZE(g_pending) > 0)
         return 0; /* releases handed over by other threads: _before drains them */
-    Py_ssize_t n = PyList_GET_SIZE(held);
-    if (n > g_same_site_sources)
-        return 0; /* proxies._sources */
+    PyObject *srcs;
+    if (PyList_GET_SIZE(held) > g_same_site_sources) {
+        if (g_new_edges == NULL)
+            return 0;
+        srcs = sources_of(self, held);
+        if (srcs == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+    }
+    else {
+        Py_INCREF(held);
+        srcs = held;
+    }
     PyObject *ins = self->ext != NULL ? self->ext->in : NULL;
-    int need = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *h = PyList_GET_ITEM(held, i);
+    if (ins != NULL && !PyDict_CheckExact(ins))
+        goto python;
+    Py_ssize_t fresh = 0, known = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+        PyObject *h = PyList_GET_ITEM(srcs, i);
         if (h == (PyObject *)self)
             continue;
-        need = 1;
-        if (ins == NULL || !PyDict_CheckExact(ins) || !IS_LW(h))
-            return 0;
-        if (((LW *)h)->ext == NULL)
-            return 0; /* no edge out of h yet (its _out would have made the extension) */
-        PyObject *serial = serial_object((LW *)h);
-        if (serial == NULL)
-            return -1;
-        PyObject *e = PyDict_GetItemWithError(ins, serial);
-        if (e == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            return 0; /* a new edge */
-        }
-        if (!plain_known_edge(e))
-            return 0;
+        if (!IS_LW(h))
+            goto python;
+        PyObject *e;
+        int r = has_edge_from(ins, (LW *)h, &e);
+        if (r < 0)
+            goto error;
+        if (r == 0)
+            fresh++;
+        else if (!plain_known_edge(e))
+            goto python; /* gated, or not as this core writes it */
+        else
+            known++;
     }
-    if (!need)
-        return 1;
+    if (fresh > 0 && g_new_edges == NULL)
+        goto python;
     /* Nothing above ran Python code: the list and the edges are as checked. But an allocation
        below may collect garbage, and a finalizer run then may change the list or drop an edge (a
        lock dying): hold what is used, and look again each time. */
-    Py_INCREF(ins);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
-        PyObject *h = PyList_GET_ITEM(held, i);
-        if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
-            continue;
-        PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
-        if (e == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(ins);
-                return -1;
+    if (known > 0) {
+        Py_INCREF(ins);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+            PyObject *h = PyList_GET_ITEM(srcs, i);
+            if (h == (PyObject *)self || !IS_LW(h) || ((LW *)h)->ext == NULL || ((LW *)h)->ext->serial == NULL)
+                continue;
+            PyObject *e = PyDict_GetItemWithError(ins, ((LW *)h)->ext->serial);
+            if (e == NULL) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(ins);
+                    goto error;
+                }
+                continue; /* new (or dropped meanwhile: its source died) */
             }
-            continue; /* dropped meanwhile (its source died) */
-        }
-        PyObject *count = SLOT(e, g_off_count);
-        if (count == NULL || !PyLong_CheckExact(count))
-            continue;
-        Py_INCREF(e);
-        int overflow = 0;
-        long long c = PyLong_AsLongLongAndOverflow(count, &overflow);
-        PyObject *next;
-        if (overflow || c == LLONG_MAX) {
-            PyObject *one = PyLong_FromLong(1);
-            if (one == NULL) {
+            PyObject *count = SLOT(e, g_off_count);
+            if (count == NULL || !PyLong_CheckExact(count))
+                continue;
+            Py_INCREF(e);
+            int overflow = 0;
+            long long c = PyLong_AsLongLongAndOverflow(count, &overflow);
+            PyObject *next;
+            if (overflow || c == LLONG_MAX) {
+                PyObject *one = PyLong_FromLong(1);
+                if (one == NULL) {
+                    Py_DECREF(e);
+                    Py_DECREF(ins);
+                    goto error;
+                }
+                next = PyNumber_Add(count, one);
+                Py_DECREF(one);
+            }
+            else {
+                next = PyLong_FromLongLong(c + 1);
+            }
+            if (next == NULL) {
                 Py_DECREF(e);
                 Py_DECREF(ins);
-                return -1;
+                goto error;
             }
-            next = PyNumber_Add(count, one);
-            Py_DECREF(one);
-        }
-        else {
-            next = PyLong_FromLongLong(c + 1);
-        }
-        if (next == NULL) {
+            count = SLOT(e, g_off_count);
+            SLOT(e, g_off_count) = next;
+            Py_XDECREF(count);
+            if (SLOT(e, g_off_held_ref) != held) {
+                PyObject *old = SLOT(e, g_off_multi);
+                Py_INCREF(Py_True);
+                SLOT(e, g_off_multi) = Py_True;
+                Py_XDECREF(old);
+            }
+            if (SLOT(e, g_off_timed) == Py_True) {
+                Py_INCREF(Py_False);
+                SLOT(e, g_off_timed) = Py_False;
+                Py_DECREF(Py_True);
+            }
             Py_DECREF(e);
-            Py_DECREF(ins);
-            return -1;
         }
-        count = SLOT(e, g_off_count);
-        SLOT(e, g_off_count) = next;
-        Py_XDECREF(count);
-        if (SLOT(e, g_off_held_ref) != held) {
-            PyObject *old = SLOT(e, g_off_multi);
-            Py_INCREF(Py_True);
-            SLOT(e, g_off_multi) = Py_True;
-            Py_XDECREF(old);
-        }
-        if (SLOT(e, g_off_timed) == Py_True) {
-            Py_INCREF(Py_False);
-            SLOT(e, g_off_timed) = Py_False;
-            Py_DECREF(Py_True);
-        }
-        Py_DECREF(e);
+        Py_DECREF(ins);
     }
-    Py_DECREF(ins);
+    if (fresh == 0) {
+        Py_DECREF(srcs);
+        return 1;
+    }
+    /* The new edges, recorded together (recorder.new_edges, as proxies._before calls it). */
+    ins = self->ext != NULL ? self->ext->in : NULL; /* (may have been made meanwhile) */
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        goto error;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(srcs); i++) {
+        PyObject *h = PyList_GET_ITEM(srcs, i);
+        if (h == (PyObject *)self || !IS_LW(h))
+            continue;
+        PyObject *e;
+        int r = has_edge_from(ins, (LW *)h, &e);
+        if (r < 0 || (r == 0 && PyList_Append(list, h) < 0)) {
+            Py_DECREF(list);
+            goto error;
+        }
+    }
+    Py_DECREF(srcs); /* before new_edges() counts the references to each source */
+    PyObject *args[5] = {list, (PyObject *)self, held, Py_False, g_one};
+    PyObject *res = PyList_GET_SIZE(list) ? PyObject_Vectorcall(g_new_edges, args, 5, NULL) : NULL;
+    int empty = PyList_GET_SIZE(list) == 0;
+    Py_DECREF(list);
+    if (res == NULL && !empty)
+        return -1;
+    Py_XDECREF(res);
     return 1;
+python:
+    Py_DECREF(srcs);
+    return 0;
+error:
+    Py_DECREF(srcs);
+    return -1;
 }
 
 static int
@@ -1378,6 +1496,7 @@ static PyObject *g_deque_type;       /* collections.deque: a Condition's _waiter
 static Py_ssize_t g_max_wakers;      /* waits.MAX_WAKERS */
 static PyObject *g_cond_notify_descr; /* notify below: a subclass may have its own */
 static PyObject *s__lock, *s__waiters, *s__is_owned, *s_notify, *s__lockwatch_wakers, *s_active, *s___exit__;
+static PyObject *s_locked;
 
 static PyObject *
 cond_enter(PyObject *self, PyObject *unused)
@@ -1426,6 +1545,33 @@ call_with_n(PyObject *func, PyObject *self, PyObject *n)
 {
     PyObject *args[2] = {self, n};
     return PyObject_Vectorcall(func, args, n == NULL ? 1 : 2, NULL);
+}
+
+/* self._is_owned(): the one Condition.__init__ set from its lock when that is this core's Lock or
+   RLock (exactly: proxies.Lock._is_owned, `self._real.locked()`, and proxies.RLock._is_owned,
+   `self._real._is_owned()`), called here without their Python frame (a Future's set_result and
+   a Queue's put and get each notify once); any other, as it is. */
+static PyObject *
+cond_is_owned(PyObject *self)
+{
+    PyObject *m = PyObject_GetAttr(self, s__is_owned);
+    if (m == NULL)
+        return NULL;
+    PyObject *r;
+    PyObject *lock = PyMethod_Check(m) ? PyMethod_GET_SELF(m) : NULL;
+    PyObject *func = lock != NULL ? PyMethod_GET_FUNCTION(m) : NULL;
+    int rlock = lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_rlock_cls;
+    if ((rlock || (lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_lock_cls))
+            && func == _PyType_Lookup(Py_TYPE(lock), s__is_owned) && ((LW *)lock)->real != NULL) {
+        PyObject *real = ((LW *)lock)->real;
+        Py_INCREF(real);
+        r = PyObject_CallMethodNoArgs(real, rlock ? s__is_owned : s_locked);
+        Py_DECREF(real);
+    }
+    else
+        r = PyObject_CallNoArgs(m);
+    Py_DECREF(m);
+    return r;
 }
 
 /* notify(self, n) with n a borrowed reference, or NULL for the default (1). */
@@ -1490,7 +1636,7 @@ cond_notify_impl(PyObject *self, PyObject *n)
     Py_ssize_t len = (PyObject *)Py_TYPE(waiters) == g_deque_type ? PyObject_Size(waiters) : -1;
     Py_DECREF(waiters);
     if (len == 0) {
-        PyObject *owned = PyObject_CallMethodNoArgs(self, s__is_owned);
+        PyObject *owned = cond_is_owned(self);
         if (owned == NULL)
             return NULL;
         int t = PyObject_IsTrue(owned);
@@ -1607,6 +1753,187 @@ condition_methods(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(notify);
     Py_XSETREF(g_cond_notify_descr, notify);
     g_max_wakers = max_wakers;
+    return out;
+}
+
+/* ---- Condition: creation ------------------------------------------------------------------- */
+
+/* __new__ and __init__ of primitives.Condition (every concurrent.futures.Future makes one):
+   condition_creation() makes them, primitives.py puts them in its class. They do what its Python
+   __new__ and __init__ do (both stay: the pure-Python core's, and what these call for any case but
+   the common one):
+
+   - __new__(cls) or __new__(cls, lock): a Condition that threading.py itself makes stays
+     threading's own (primitives._internal_caller: the creating frame's file is threading's), any
+     other is object.__new__(cls). A subclass, keyword arguments or a wrong count: the Python
+     __new__.
+   - __init__(self) or __init__(self, None): the Condition's own RLock, made as the factories make
+     one (new_instance) for a site cached by the creating instruction (kind "Condition", asked
+     once of patching._site_verdict, as lock_factory does), then the attributes
+     threading.Condition.__init__ sets from it. A lock given, a confirmation run's steered RLock
+     (primitives.RLock replaced), or an instruction whose verdict is not a Site (lockwatch's or
+     threading's own code, a factory function): the Python __init__. */
+
+#define KIND_CONDITION 2 /* site_cache_get's kind: 0 Lock, 1 RLock (make_for_caller) */
+
+static PyObject *new_instance(int rlock, PyObject *site);
+static PyObject *site_cache_get(PyObject *code, int lasti, int kind);
+static int site_cache_put(PyObject *code, int lasti, int kind, PyObject *value);
+
+static PyObject *g_cond_py_new, *g_cond_py_init; /* primitives.Condition's Python __new__, __init__ */
+static PyObject *g_cond_cls;                      /* primitives.Condition */
+static PyObject *g_cond_orig_cls;                 /* threading.Condition */
+static PyObject *g_cond_threading_file;           /* threading.__file__ */
+static PyObject *g_primitives_dict;               /* primitives.__dict__: its RLock and _RLock */
+static PyObject *s_RLock, *s__RLock, *s_Condition, *s__release_save, *s__acquire_restore;
+
+static PyObject *
+cond_new(PyObject *mod, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_cond_py_new == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition creation is not configured");
+    /* (a subclass: super() follows its MRO, which may hold another __new__) */
+    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || args[0] != g_cond_cls)
+        return PyObject_Vectorcall(g_cond_py_new, args, (size_t)nargs, kwnames);
+    PyFrameObject *f = PyEval_GetFrame(); /* borrowed: the caller (this and type() push none) */
+    if (f != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        int internal = PyObject_RichCompareBool(code->co_filename, g_cond_threading_file, Py_EQ);
+        Py_DECREF(code);
+        if (internal < 0)
+            return NULL;
+        if (internal) /* OrigCondition(lock) */
+            return PyObject_Vectorcall(g_cond_orig_cls, args + 1, (size_t)(nargs - 1), NULL);
+    }
+    return PyBaseObject_Type.tp_new((PyTypeObject *)args[0], g_empty, NULL); /* super().__new__(cls) */
+}
+
+/* The site of the Condition's own lock made by frame f: borrowed, NULL with *fallback set when
+   the Python __init__ must make it, NULL without on error. */
+static PyObject *
+cond_lock_site(PyFrameObject *f, int *fallback)
+{
+    *fallback = 0;
+    PyObject *code = (PyObject *)PyFrame_GetCode(f);
+    int lasti = frame_lasti(f);
+    PyObject *v = site_cache_get(code, lasti, KIND_CONDITION); /* borrowed */
+    if (v == NULL) {
+        PyObject *args[2] = {(PyObject *)f, s_Condition};
+        PyObject *verdict = PyObject_Vectorcall(g_site_verdict, args, 2, NULL);
+        if (verdict == NULL) {
+            Py_DECREF(code);
+            return NULL;
+        }
+        /* A Site or False is kept; None (more than the instruction decides) is asked again. */
+        if (verdict != Py_None && site_cache_put(code, lasti, KIND_CONDITION, verdict) < 0) {
+            Py_DECREF(verdict);
+            Py_DECREF(code);
+            return NULL;
+        }
+        v = verdict != Py_None ? site_cache_get(code, lasti, KIND_CONDITION) : NULL;
+        Py_DECREF(verdict); /* the cache holds what it keeps */
+    }
+    Py_DECREF(code);
+    if (v == NULL || !Py_IS_TYPE(v, g_site_type)) {
+        *fallback = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static PyObject *
+cond_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (g_cond_py_init == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "lockwatch._core's Condition creation is not configured");
+    int fast = nargs <= 1 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)
+               && (nargs == 0 || args[0] == Py_None) && g_configured && g_site_verdict != NULL;
+    PyFrameObject *f = fast ? PyEval_GetFrame() : NULL;
+    PyObject *site = NULL;
+    if (f != NULL) {
+        PyObject *rlock = PyDict_GetItemWithError(g_primitives_dict, s_RLock); /* borrowed */
+        PyObject *own = rlock != NULL ? PyDict_GetItemWithError(g_primitives_dict, s__RLock) : NULL;
+        if (own == NULL && PyErr_Occurred())
+            return NULL;
+        if (own != NULL && rlock == own && (PyObject *)g_rlock_cls == own) {
+            int fallback;
+            site = cond_lock_site(f, &fallback);
+            if (site == NULL && !fallback)
+                return NULL;
+        }
+    }
+    if (site == NULL) /* the Python __init__ */
+        return delegate(g_cond_py_init, self, args, nargs, kwnames);
+    Py_INCREF(site);
+    PyObject *lock = new_instance(1, site);
+    Py_DECREF(site);
+    if (lock == NULL)
+        return NULL;
+    /* threading.Condition.__init__'s attributes, in its order */
+    if (PyObject_SetAttr(self, s__lock, lock) < 0)
+        goto error;
+    PyObject *names[] = {s_acquire, s_release, s__release_save, s__acquire_restore, s__is_owned};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *m = PyObject_GetAttr(lock, names[i]);
+        int r = m == NULL ? -1 : PyObject_SetAttr(self, names[i], m);
+        Py_XDECREF(m);
+        if (r < 0)
+            goto error;
+    }
+    PyObject *waiters = PyObject_CallNoArgs(g_deque_type);
+    int r = waiters == NULL ? -1 : PyObject_SetAttr(self, s__waiters, waiters);
+    Py_XDECREF(waiters);
+    if (r < 0)
+        goto error;
+    Py_DECREF(lock);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(lock);
+    return NULL;
+}
+
+static PyMethodDef cond_new_def = {
+    "__new__", (PyCFunction)(void (*)(void))cond_new, METH_FASTCALL | METH_KEYWORDS,
+    "Create and return a new object (primitives.Condition.__new__, compiled)."};
+static PyMethodDef cond_init_def = {
+    "__init__", (PyCFunction)(void (*)(void))cond_init, METH_FASTCALL | METH_KEYWORDS,
+    "Initialize self (primitives.Condition.__init__, compiled)."};
+
+/* condition_creation(cls, orig_cls, py_new, py_init, primitives_dict, threading_file):
+   {"__new__": a function, "__init__": a method descriptor of orig_cls} for primitives.Condition
+   (cls). Needs condition_methods() first (the deque type) and set_fallbacks() (the site verdict). */
+static PyObject *
+condition_creation(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyDict_Check(args[4])
+            || !PyUnicode_Check(args[5]))
+        return PyErr_Format(PyExc_TypeError, "condition_creation(cls, orig_cls, py_new, py_init, "
+                                             "primitives_dict, threading_file)");
+    if (s_RLock == NULL) {
+        s_RLock = PyUnicode_InternFromString("RLock");
+        s__RLock = PyUnicode_InternFromString("_RLock");
+        s_Condition = PyUnicode_InternFromString("Condition");
+        s__release_save = PyUnicode_InternFromString("_release_save");
+        s__acquire_restore = PyUnicode_InternFromString("_acquire_restore");
+        if (s_RLock == NULL || s__RLock == NULL || s_Condition == NULL || s__release_save == NULL
+                || s__acquire_restore == NULL)
+            return NULL;
+    }
+    PyObject *out = PyDict_New();
+    PyObject *new = out != NULL ? PyCFunction_NewEx(&cond_new_def, mod, NULL) : NULL;
+    PyObject *init = new != NULL ? PyDescr_NewMethod((PyTypeObject *)args[1], &cond_init_def) : NULL;
+    if (init == NULL || PyDict_SetItemString(out, "__new__", new) < 0
+            || PyDict_SetItemString(out, "__init__", init) < 0) {
+        Py_XDECREF(out);
+        Py_XDECREF(new);
+        Py_XDECREF(init);
+        return NULL;
+    }
+    Py_DECREF(new);
+    Py_DECREF(init);
+    PyObject **slots[] = {&g_cond_cls, &g_cond_orig_cls, &g_cond_py_new, &g_cond_py_init, &g_primitives_dict,
+                          &g_cond_threading_file};
+    set_globals(slots, args, sizeof(slots) / sizeof(slots[0]));
     return out;
 }
 
@@ -3479,6 +3806,9 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
     TAKE(g_tls, "tls");
     TAKE(g_thread_start, "thread_start");
     TAKE(g_before, "before");
+    TAKE(g_new_edges, "new_edges");
+    if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
+        return NULL;
     TAKE(g_wait, "wait");
     TAKE(g_release_slow, "release_slow");
     TAKE(g_py_lock_acquire, "py_lock_acquire");
@@ -3586,6 +3916,9 @@ static PyMethodDef module_methods[] = {
     {"condition_methods", (PyCFunction)(void (*)(void))condition_methods, METH_FASTCALL,
      "condition_methods(cls, lock_cls, rlock_cls, py_enter, py_notify, orig_notify, waits_dict, max_wakers, "
      "deque): primitives.Condition's compiled methods (see \"Condition\")."},
+    {"condition_creation", (PyCFunction)(void (*)(void))condition_creation, METH_FASTCALL,
+     "condition_creation(cls, orig_cls, py_new, py_init, primitives_dict, threading_file): primitives.Condition's "
+     "compiled __new__ and __init__ (see \"Condition: creation\")."},
     {"semaphore_methods", (PyCFunction)(void (*)(void))semaphore_methods, METH_FASTCALL,
      "semaphore_methods(orig_sem, orig_bsem, py_acquire, py_release, sem_block, hold_type, recorder_dict, "
      "site_type, orig_condition, deque): primitives' Semaphore and BoundedSemaphore's compiled methods (see \"Semaphore\")."},
@@ -3617,8 +3950,9 @@ PyInit__core(void)
     s__lockwatch_wakers = PyUnicode_InternFromString("_lockwatch_wakers");
     s_active = PyUnicode_InternFromString("active");
     s___exit__ = PyUnicode_InternFromString("__exit__");
+    s_locked = PyUnicode_InternFromString("locked");
     if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
-            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
+            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL || s_locked == NULL)
         return NULL;
     if (intern_semaphore_names() < 0)
         return NULL;

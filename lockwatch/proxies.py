@@ -708,7 +708,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 10  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 12  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -739,7 +739,8 @@ def _configure(core: Any) -> Any:
     subinterpreter: its state is process-wide), saying why in CORE_DETAILS."""
     try:
         details = core.configure(
-            tls=_tls, thread_start=_thread_start, before=_before, wait=_wait, release_slow=_release_slow,
+            tls=_tls, thread_start=_thread_start, before=_before, new_edges=_new_edges, wait=_wait,
+            release_slow=_release_slow,
             py_lock_acquire=PyLock.acquire, py_rlock_acquire=PyRLock.acquire,
             py_rlock_release=PyRLock.release, pending=_pending, fold_instance=_rec.fold_instance,
             count=_count,

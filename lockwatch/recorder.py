@@ -549,6 +549,7 @@ def thread_start() -> list:
     ident = get_ident()
     tls.held = held
     tls.serial = next(_thread_serials)  # unique per thread of this process (idents are reused)
+    tls.tid = f"{os.getpid()}:{tls.serial}"  # thread_id(), made once
     tls.busy = False
     tls.end = _ThreadEnd(ident, held)
     threads[ident] = held
@@ -575,8 +576,11 @@ def annotate(lock: Any, **values: Any) -> None:
 
 
 def thread_id() -> str:
-    """The calling thread's identity in this process's edges: "<pid>:<thread serial>"."""
-    return f"{os.getpid()}:{getattr(tls, 'serial', None) or get_ident()}"
+    """The calling thread's identity in this process's edges: "<pid>:<thread serial>" (made by
+    thread_start, and again in a forked child: formatting it and os.getpid() cost ~1 us, once per
+    new edge, and as_completed() over n futures makes about n)."""
+    tid = getattr(tls, "tid", None)
+    return tid if tid is not None else f"{os.getpid()}:{get_ident()}"
 
 
 def _calibrate_abandoned() -> int:
@@ -603,9 +607,11 @@ def _calibrate_abandoned() -> int:
 _ABANDONED_REFS = _calibrate_abandoned()
 
 
-def new_edges(srcs: list, dst: Any, held: list, timed: bool) -> None:
+def new_edges(srcs: list, dst: Any, held: list, timed: bool, depth: int = 2) -> None:
     """Rare path: the first time each lock of ``srcs`` is held while blocking on ``dst``
-    (proxies._before). Captures the stacks of each edge (once per place: _edge_stacks)."""
+    (proxies._before; the compiled core's count_known_edges, with ``depth`` 1: no _before frame
+    between this and the acquiring frame). Captures the stacks of each edge (once per place:
+    _edge_stacks)."""
     gone = None
     for src in srcs:
         if sys.getrefcount(src) <= _ABANDONED_REFS:
@@ -624,7 +630,7 @@ def new_edges(srcs: list, dst: Any, held: list, timed: bool) -> None:
         return  # a finalizer or signal handler re-entered lockwatch mid-update: skip, never deadlock
     tls.busy = True
     try:
-        _record_edges(srcs, dst, held, timed, sys._getframe(2))
+        _record_edges(srcs, dst, held, timed, sys._getframe(depth))
     except Exception as exc:  # lockwatch must never break the program it watches
         state.internal_errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -813,6 +819,9 @@ def after_fork_in_child() -> None:
     global mutex
     mutex = _thread.RLock()  # re-entrant, like the one it replaces
     ident = get_ident()
+    serial = getattr(tls, "serial", None)
+    if serial is not None:
+        tls.tid = f"{os.getpid()}:{serial}"  # thread_id(): the child's pid
     mine = threads.get(ident)
     threads.clear()
     held = getattr(tls, "held", None)

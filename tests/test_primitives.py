@@ -3,6 +3,7 @@ hand-offs between threads and the edges through them. Lock/RLock and patching: t
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from support import frame, instance_edges_of, site
@@ -441,6 +442,64 @@ def test_default_condition_has_what_threadings_init_sets():
     with cond:
         assert cond._is_owned() and lock._depth == 1
     assert not cond._is_owned()
+
+
+def test_condition_creation_is_the_same_from_both_cores_methods():
+    """The compiled core's Condition.__new__/__init__ (_core.c, "Condition: creation") make what
+    primitives' Python ones make: threading's own Condition for threading.py's code, the same
+    attributes and a lock of the same site for the program's, and the same errors; each falls
+    back to the Python one where it does not apply (a lock given, keywords)."""
+    from lockwatch import primitives, proxies
+
+    def made_by(py: bool, *args: object, **kwargs: object) -> object:
+        # both on one line: the locks' sites have one location (two sites: two instructions)
+        return (threading.Condition(*args, **kwargs) if not py else (c := primitives._py_new(primitives.Condition, *args, **kwargs), primitives._py_init(c, *args, **kwargs))[0])  # noqa: E501
+
+    def shape(cond: object) -> tuple:
+        lock = cond._lock  # type: ignore[attr-defined]
+        attrs = {k: (type(v).__name__, getattr(v, "__func__", getattr(v, "__name__", None)))
+                 for k, v in vars(cond).items()}
+        return type(cond), type(lock), attrs, lock._site.location, lock._site.kind
+
+    with lockwatch.watching():
+        assert threading.Condition.__new__ is not primitives._py_new or proxies.CORE == "python"
+        shapes = {py: [shape(made_by(py)) for _ in range(2)] for py in (False, True)}  # one line: one site
+        given = {py: made_by(py, threading.Lock()) for py in (False, True)}
+        keyword = {py: made_by(py, lock=None) for py in (False, True)}
+        errors = {}
+        for py in (False, True):
+            for args, kwargs in (((1, 2), {}), ((), {"lock": None, "x": 1}), ((), {"x": 1})):
+                with pytest.raises(TypeError) as info:
+                    made_by(py, *args, **kwargs)
+                errors.setdefault(py, []).append(str(info.value))
+        event = threading.Event()
+    assert shapes[False] == shapes[True]
+    assert type(given[False]._lock) is type(given[True]._lock) is proxies.Lock  # type: ignore[attr-defined]
+    assert vars(given[False]).keys() == vars(given[True]).keys()
+    assert shape(keyword[False]) == shape(keyword[True])
+    assert errors[False] == errors[True] and len(errors[False]) == 3
+    assert type(event._cond) is primitives.OrigCondition  # type: ignore[attr-defined]
+
+
+def test_a_condition_subclass_runs_the_next_new_in_its_mro():
+    """primitives.Condition.__new__ calls super().__new__(cls): a subclass's other bases' __new__
+    runs (the compiled __new__ leaves subclasses to the Python one)."""
+    from lockwatch import proxies
+
+    made = []
+
+    class Mixin:
+        def __new__(cls, *args: object, **kwargs: object) -> Any:
+            made.append(cls)
+            return super().__new__(cls)
+
+    with lockwatch.watching():
+        class Sub(threading.Condition, Mixin):  # type: ignore[misc,valid-type]
+            pass
+
+        cond = Sub()
+    assert made == [Sub]
+    assert type(cond._lock) is proxies.RLock
 
 
 def test_condition_notify_checks_like_threadings_own():

@@ -1,6 +1,6 @@
 """One deterministic program for tests/test_cores.py: every path of the hot path (Lock and RLock,
 with and acquire/release, nesting, re-entry, arguments, try-locks that fail, out-of-order and
-cross-thread releases, a Condition, Semaphores and a BoundedSemaphore in every argument form, a
+cross-thread releases, more locks of one site held than recorder.SAME_SITE_SOURCES, a Condition, Semaphores and a BoundedSemaphore in every argument form, a
 contended and a timed-out semaphore wait, a semaphore released by another thread and one made
 with no unit), threads run one after the other (no timing
 decides anything), holds of given durations, and an inversion at the end. Both cores must record
@@ -17,6 +17,8 @@ s2 = threading.Semaphore(2)
 bs = threading.BoundedSemaphore(1)
 idle = threading.Semaphore(0)  # a signal from the start: released before it is acquired
 c = threading.Lock()
+row = [threading.Lock() for _ in range(12)]  # one site: more of it held than SAME_SITE_SOURCES
+z = threading.Lock()
 
 
 def nested(n):
@@ -125,6 +127,25 @@ def semaphore_released_elsewhere():
         pass
 
 
+def many_held():
+    """More locks of one site held than recorder.SAME_SITE_SOURCES (proxies._sources), under a
+    lock of another site, and taken twice: new edges, then known ones counted."""
+    for _ in range(2):
+        with c:
+            for lock in row:
+                lock.acquire()
+            with z:
+                pass
+            for lock in reversed(row):
+                lock.release()
+        for lock in row:
+            lock.acquire()
+        with z:
+            pass
+        for lock in reversed(row):
+            lock.release()
+
+
 def given_durations():
     """Holds whose start is moved back (lockwatch's own field) to the middle of a histogram bucket
     at least 16 ms wide: the microseconds the hold itself takes cannot change its bucket."""
@@ -146,7 +167,7 @@ def main():
         t.start()
         t.join()
     for target in (arguments, out_of_order, handed_over, condition_and_semaphore, semaphores,
-                   contended_semaphore, semaphore_released_elsewhere, given_durations):
+                   contended_semaphore, semaphore_released_elsewhere, many_held, given_durations):
         t = threading.Thread(target=target, name=target.__name__)
         t.start()
         t.join()
