@@ -132,18 +132,17 @@ def many_held():
     lock of another site, and taken twice: new edges, then known ones counted."""
     for _ in range(2):
         with c:
-            for lock in row:
-                lock.acquire()
-            with z:
-                pass
-            for lock in reversed(row):
-                lock.release()
-        for lock in row:
-            lock.acquire()
-        with z:
-            pass
-        for lock in reversed(row):
-            lock.release()
+            row_then_z()
+        row_then_z()
+
+
+def row_then_z():
+    for lock in row:
+        lock.acquire()
+    with z:
+        pass
+    for lock in reversed(row):
+        lock.release()
 
 
 def given_durations():
