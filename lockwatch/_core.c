@@ -1496,7 +1496,6 @@ static PyObject *g_deque_type;       /* collections.deque: a Condition's _waiter
 static Py_ssize_t g_max_wakers;      /* waits.MAX_WAKERS */
 static PyObject *g_cond_notify_descr; /* notify below: a subclass may have its own */
 static PyObject *s__lock, *s__waiters, *s__is_owned, *s_notify, *s__lockwatch_wakers, *s_active, *s___exit__;
-static PyObject *s_locked;
 
 static PyObject *
 cond_enter(PyObject *self, PyObject *unused)
@@ -1547,10 +1546,10 @@ call_with_n(PyObject *func, PyObject *self, PyObject *n)
     return PyObject_Vectorcall(func, args, n == NULL ? 1 : 2, NULL);
 }
 
-/* self._is_owned(): the one Condition.__init__ set from its lock when that is this core's Lock or
-   RLock (exactly: proxies.Lock._is_owned, `self._real.locked()`, and proxies.RLock._is_owned,
-   `self._real._is_owned()`), called here without their Python frame (a Future's set_result and
-   a Queue's put and get each notify once); any other, as it is. */
+/* self._is_owned(): the one Condition.__init__ set from its lock when that is this core's RLock
+   (exactly proxies.RLock._is_owned, `self._real._is_owned()`; an RLock always has its real lock
+   object), called here without its Python frame (a Future's set_result and a Queue's put and get
+   each notify once); any other, as it is (a Lock's _is_owned is compiled already: lock_locked). */
 static PyObject *
 cond_is_owned(PyObject *self)
 {
@@ -1559,13 +1558,12 @@ cond_is_owned(PyObject *self)
         return NULL;
     PyObject *r;
     PyObject *lock = PyMethod_Check(m) ? PyMethod_GET_SELF(m) : NULL;
-    PyObject *func = lock != NULL ? PyMethod_GET_FUNCTION(m) : NULL;
-    int rlock = lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_rlock_cls;
-    if ((rlock || (lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_lock_cls))
-            && func == _PyType_Lookup(Py_TYPE(lock), s__is_owned) && ((LW *)lock)->real != NULL) {
+    if (lock != NULL && (PyObject *)Py_TYPE(lock) == g_cond_rlock_cls
+            && PyMethod_GET_FUNCTION(m) == _PyType_Lookup(Py_TYPE(lock), s__is_owned)
+            && ((LW *)lock)->real != NULL) {
         PyObject *real = ((LW *)lock)->real;
         Py_INCREF(real);
-        r = PyObject_CallMethodNoArgs(real, rlock ? s__is_owned : s_locked);
+        r = PyObject_CallMethodNoArgs(real, s__is_owned);
         Py_DECREF(real);
     }
     else
@@ -3950,9 +3948,8 @@ PyInit__core(void)
     s__lockwatch_wakers = PyUnicode_InternFromString("_lockwatch_wakers");
     s_active = PyUnicode_InternFromString("active");
     s___exit__ = PyUnicode_InternFromString("__exit__");
-    s_locked = PyUnicode_InternFromString("locked");
     if (s__lock == NULL || s__waiters == NULL || s__is_owned == NULL || s_notify == NULL
-            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL || s_locked == NULL)
+            || s__lockwatch_wakers == NULL || s_active == NULL || s___exit__ == NULL)
         return NULL;
     if (intern_semaphore_names() < 0)
         return NULL;

@@ -127,7 +127,8 @@ def _compile_init(cls: type) -> Callable[..., None]:
     set on the class and returned."""
     params, body = ["self"], []
     names: dict[str, Any] = {"__lw_factory": _FACTORY}
-    for f in dataclasses.fields(cls):
+    fields = dataclasses.fields(cls)
+    for f in fields:
         key = f"__lw_{f.name}"
         if f.default_factory is not dataclasses.MISSING:
             names[key] = f.default_factory
@@ -155,6 +156,6 @@ def _compile_init(cls: type) -> Callable[..., None]:
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__annotations__ = {**{f.name: f.type for f in dataclasses.fields(cls) if f.init}, "return": None}
+    init.__annotations__ = {**{f.name: f.type for f in fields if f.init}, "return": None}
     cls.__init__ = init  # type: ignore[misc]
     return init

@@ -908,8 +908,8 @@ class _AfterImport:
             return None
         loader = spec.loader
         exec_module = getattr(loader, "exec_module", None)
-        if exec_module is None or "exec_module" in getattr(loader, "__dict__", {"exec_module": 1}):
-            return spec  # nothing this can wrap without changing the loader
+        if exec_module is None or not hasattr(loader, "__dict__") or "exec_module" in vars(loader):
+            return spec  # nothing this can wrap for one call without changing the loader
 
         def exec_then_record(module: Any) -> None:
             try:
