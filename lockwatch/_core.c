@@ -50,7 +50,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 12 /* what proxies.py expects: _core.API */
+#define LW_API 13 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -151,7 +151,10 @@ static PyObject *s_held, *s_acquire, *s_release, *s_locked, *s_hold_hist, *s_wra
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
 
+/* An instance of this core: its own types, then proxies.Lock and proxies.RLock (what the factories
+   make: a pointer comparison each, where PyObject_TypeCheck walks the MRO), then any subclass. */
 #define IS_LW(o) (Py_IS_TYPE(o, &LockType) || Py_IS_TYPE(o, &RLockType) || \
+                  Py_IS_TYPE(o, g_rlock_cls) || Py_IS_TYPE(o, g_lock_cls) || \
                   PyObject_TypeCheck(o, &LockType) || PyObject_TypeCheck(o, &RLockType))
 
 /* ---- the instance's parts ---------------------------------------------------------------- */
@@ -3894,6 +3897,113 @@ core_bucket_of(PyObject *mod, PyObject *arg)
     return PyLong_FromSsize_t(bucket_of(d));
 }
 
+/* ---- gates ---------------------------------------------------------------------------------- */
+
+/* gates(held, dst, n): recorder._record_edges' gate candidates of a new edge into dst, the
+   (serial, site) of each of the first n locks among held[:n + 2] that are not dst, as a tuple:
+   what `tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst][:n])` makes. Its last
+   answer is kept and given again while the same instances, with the same serials and sites, come
+   first in the held list (as_completed() over n futures asks it n times with the same first
+   locks held): an instance is told by its address and its serial, which no other instance has
+   ever had, so the cache holds no reference to a lock (it would keep it alive), only to the
+   tuple, whose sites it compares by address. */
+#define LW_MAX_CACHED_GATES 8
+static PyObject *g_gates_last;                     /* the tuple answered last, or NULL */
+static PyObject *g_gates_of[LW_MAX_CACHED_GATES + 2]; /* the instances of held[:n + 2] then (not owned) */
+static long long g_gates_serial[LW_MAX_CACHED_GATES + 2];
+static Py_ssize_t g_gates_len, g_gates_n = -1;
+
+static PyObject *
+core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "gates(held: list, dst, n: int)");
+        return NULL;
+    }
+    PyObject *held = args[0], *dst = args[1];
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0)
+        n = 0;
+    Py_ssize_t len = PyList_GET_SIZE(held) < n + 2 ? PyList_GET_SIZE(held) : n + 2;
+    /* The cached answer: the same n, the same instances (address and serial) first, dst not
+       among them, and each gate's site the one in the answer. */
+    int cacheable = n <= LW_MAX_CACHED_GATES;
+    if (cacheable && g_gates_last != NULL && g_gates_n == n && g_gates_len == len) {
+        int same = 1;
+        for (Py_ssize_t i = 0; i < len && same; i++) {
+            PyObject *h = PyList_GET_ITEM(held, i);
+            same = h == g_gates_of[i] && h != dst && IS_LW(h) && ((LW *)h)->serial == g_gates_serial[i];
+        }
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < len && same && k < PyTuple_GET_SIZE(g_gates_last); i++, k++) {
+            PyObject *gate = PyTuple_GET_ITEM(g_gates_last, k);
+            same = ((LW *)PyList_GET_ITEM(held, i))->site == PyTuple_GET_ITEM(gate, 1);
+        }
+        if (same) {
+            Py_INCREF(g_gates_last);
+            return g_gates_last;
+        }
+    }
+    /* What the Python expression does: each attribute read as Python reads it (it may run code,
+       which may change the list: its items are held while read). */
+    PyObject *chosen = PyList_GetSlice(held, 0, len);
+    if (chosen == NULL)
+        return NULL;
+    PyObject *out = PyTuple_New(n < len ? n : len);
+    if (out == NULL) {
+        Py_DECREF(chosen);
+        return NULL;
+    }
+    Py_ssize_t k = 0;
+    int all_lw = 1;
+    for (Py_ssize_t i = 0; i < len && k < PyTuple_GET_SIZE(out); i++) {
+        PyObject *h = PyList_GET_ITEM(chosen, i);
+        if (h == dst) {
+            all_lw = 0;
+            continue;
+        }
+        all_lw = all_lw && IS_LW(h);
+        PyObject *serial = PyObject_GetAttrString(h, "_serial");
+        PyObject *site = serial != NULL ? PyObject_GetAttrString(h, "_site") : NULL;
+        PyObject *gate = site != NULL ? PyTuple_Pack(2, serial, site) : NULL;
+        Py_XDECREF(serial);
+        Py_XDECREF(site);
+        if (gate == NULL) {
+            Py_DECREF(chosen);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k++, gate);
+    }
+    if (k < PyTuple_GET_SIZE(out)) { /* dst was among them, and fewer were left */
+        PyObject *fewer = PyTuple_GetSlice(out, 0, k);
+        Py_DECREF(out);
+        out = fewer;
+        if (out == NULL) {
+            Py_DECREF(chosen);
+            return NULL;
+        }
+    }
+    PyObject *old = g_gates_last; /* dropped last: its sites' finalizers may run code */
+    g_gates_last = NULL;
+    if (cacheable && all_lw && PyList_GET_SIZE(chosen) == len) {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            PyObject *h = PyList_GET_ITEM(chosen, i);
+            g_gates_of[i] = h;
+            g_gates_serial[i] = ((LW *)h)->serial;
+        }
+        g_gates_len = len;
+        g_gates_n = n;
+        Py_INCREF(out);
+        g_gates_last = out;
+    }
+    Py_DECREF(chosen);
+    Py_XDECREF(old);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set up the hot path (proxies.py calls it once at import)."},
@@ -3901,6 +4011,8 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"gates", (PyCFunction)(void (*)(void))core_gates, METH_FASTCALL,
+     "gates(held, dst, n): the (serial, site) of the first n locks of held[:n + 2] that are not dst."},
     {"live_instances", live_instances, METH_NOARGS,
      "The live instances of these types (their registry: see \"the registry\")."},
     {"clear_site_cache", clear_site_cache, METH_NOARGS,

@@ -119,6 +119,53 @@ def test_the_c_core_hold_counts_are_the_histogram_s_buckets() -> None:
     assert _core.HoldCounts().read() == {}
 
 
+@needs_c
+def test_the_c_core_gates_are_the_python_expressions() -> None:
+    """_core.gates (a new edge's gate candidates, recorder._record_edges) answers what the
+    pure-Python expression makes, also when it gives its kept answer again: for lists of the same
+    instances in other orders, with dst among them or not, with a pure-Python instance, after an
+    instance was dropped and others made (maybe at its address), after a site changed."""
+    import sys
+
+    from lockwatch import _core, recorder  # type: ignore[attr-defined]
+
+    def expected(held: list, dst: Any, n: int) -> tuple:
+        return tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst][:n])
+
+    frame = sys._getframe()
+    locks = [proxies.new_lock(frame) for _ in range(6)] + [proxies.new_rlock(frame) for _ in range(4)]
+    pure = proxies._new_lock_py(frame)
+    rng = random.Random(11)
+    other_site = recorder.Site(10_000, "x.py", 1, "f", "Lock")
+    checked = 0
+    for step in range(3000):
+        if step % 500 == 499:  # one dropped, a new one made (maybe where it was)
+            locks[rng.randrange(len(locks))] = proxies.new_lock(frame)
+        if step % 700 == 699:
+            locks[rng.randrange(len(locks))]._site = other_site
+        pool = locks + [pure] if step % 3 == 0 else locks
+        held = rng.sample(pool, rng.randrange(len(pool) + 1))
+        dst = rng.choice(pool)
+        for n in (4, 0, 2, 4):  # 4 twice: the kept answer
+            assert _core.gates(held, dst, n) == expected(held, dst, n)
+            checked += 1
+        held.reverse()
+        assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+    assert checked == 12_000
+    # The kept answer, then the same list after each change that must change the answer.
+    held, dst = locks[:6], locks[7]
+    first = _core.gates(held, dst, 4)
+    assert _core.gates(held, dst, 4) is first
+    held[0]._site = recorder.Site(10_001, "y.py", 2, "g", "Lock")
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4) != first
+    held[1] = proxies.new_lock(frame)
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+    assert _core.gates(held, held[3], 4) == expected(held, held[3], 4)
+    assert _core.gates(held, held[5], 4) == expected(held, held[5], 4) == expected(held, dst, 4)
+    held[5] = pure
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+
+
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:
     result = python("-c", "import lockwatch.proxies as p; print(p.CORE, p.Lock is p.PyLock, p.RLock is p.PyRLock)",
                     cwd=tmp_path, env=env_for("python", tmp_path))
