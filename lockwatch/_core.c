@@ -127,6 +127,17 @@ static PyObject *g_fold_instance;   /* recorder.fold_instance */
 static PyObject *g_count;           /* histogram.add: a bucket's first duration */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
+/* The slots of recorder.Edge in its __init__'s order, then count and multi; their offsets are
+   found at configure() (all plain object slots, else new_edge() is not offered: g_edge_new_type NULL). */
+static const char *const g_edge_fields[] = {
+    "src_serial", "dst_serial", "src_site", "dst_site", "src_name", "dst_name", "thread", "held_stack",
+    "acquire_stack", "timed", "context", "gates", "thread_id", "held_ref", "count", "multi",
+};
+#define LW_EDGE_ARGS 14
+#define LW_EDGE_FIELDS 16
+static Py_ssize_t g_edge_offs[LW_EDGE_FIELDS];
+static PyTypeObject *g_edge_new_type; /* recorder.Edge when new_edge() may make it, else NULL */
+static PyObject *g_small_one;
 static PyTypeObject *g_lock_type;   /* type(_thread.allocate_lock()) */
 static PyTypeObject *g_rlock_type;  /* type(threading.RLock()) as proxies makes them */
 static int g_lock_layout, g_rlock_layout; /* the layouts above verified */
@@ -3866,6 +3877,18 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         Py_INCREF(edge);
         g_edge_type = (PyTypeObject *)edge;
     }
+    Py_CLEAR(g_edge_new_type);
+    r = 0;
+    for (int i = 0; i < LW_EDGE_FIELDS; i++)
+        r |= member_offset(edge, g_edge_fields[i], &g_edge_offs[i]);
+    if (r < 0)
+        return NULL;
+    if (g_small_one == NULL && (g_small_one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (r == 0 && ((PyTypeObject *)edge)->tp_alloc != NULL) {
+        Py_INCREF(edge);
+        g_edge_new_type = (PyTypeObject *)edge;
+    }
     PyObject *count_sample = PyDict_GetItemString(kwargs, "count_sample");
     if (count_sample == NULL)
         return PyErr_Format(PyExc_TypeError, "configure() needs count_sample (itertools.count(41))");
@@ -3884,7 +3907,7 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
                          "lock_handle", g_lock_layout ? Py_True : Py_False,
                          "rlock_handle", g_rlock_layout ? Py_True : Py_False,
                          "held_cache", (LW_HAVE_TLS && g_tls_plain) ? Py_True : Py_False,
-                         "edges_in_c", g_edge_type != NULL ? Py_True : Py_False);
+                         "edges_in_c", g_edge_type != NULL && g_edge_new_type != NULL ? Py_True : Py_False);
 }
 
 /* bucket_of(d): the bucket the hot path counts a duration d (ns) in, for tests/test_cores.py. */
@@ -3899,9 +3922,10 @@ core_bucket_of(PyObject *mod, PyObject *arg)
 
 /* ---- gates ---------------------------------------------------------------------------------- */
 
-/* gates(held, dst, n): recorder._record_edges' gate candidates of a new edge into dst, the
-   (serial, site) of each of the first n locks among held[:n + 2] that are not dst, as a tuple:
-   what `tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst][:n])` makes. Its last
+/* gates(held, dst, n, src=None): recorder._record_edges' gates of a new edge src -> dst, the
+   (serial, site) of each of the first n locks among held[:n + 2] that are neither dst nor src, as
+   a tuple: what `tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst and h is not
+   src][:n])` makes. Its last
    answer is kept and given again while the same instances, with the same serials and sites, come
    first in the held list (as_completed() over n futures asks it n times with the same first
    locks held): an instance is told by its address and its serial, which no other instance has
@@ -3916,11 +3940,11 @@ static Py_ssize_t g_gates_len, g_gates_n = -1;
 static PyObject *
 core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "gates(held: list, dst, n: int)");
+    if (nargs < 3 || nargs > 4 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "gates(held: list, dst, n: int, src=None)");
         return NULL;
     }
-    PyObject *held = args[0], *dst = args[1];
+    PyObject *held = args[0], *dst = args[1], *src = nargs > 3 ? args[3] : Py_None;
     Py_ssize_t n = PyLong_AsSsize_t(args[2]);
     if (n == -1 && PyErr_Occurred())
         return NULL;
@@ -3934,7 +3958,7 @@ core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         int same = 1;
         for (Py_ssize_t i = 0; i < len && same; i++) {
             PyObject *h = PyList_GET_ITEM(held, i);
-            same = h == g_gates_of[i] && h != dst && IS_LW(h) && ((LW *)h)->serial == g_gates_serial[i];
+            same = h == g_gates_of[i] && h != dst && h != src && IS_LW(h) && ((LW *)h)->serial == g_gates_serial[i];
         }
         Py_ssize_t k = 0;
         for (Py_ssize_t i = 0; i < len && same && k < PyTuple_GET_SIZE(g_gates_last); i++, k++) {
@@ -3960,7 +3984,7 @@ core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     int all_lw = 1;
     for (Py_ssize_t i = 0; i < len && k < PyTuple_GET_SIZE(out); i++) {
         PyObject *h = PyList_GET_ITEM(chosen, i);
-        if (h == dst) {
+        if (h == dst || h == src) {
             all_lw = 0;
             continue;
         }
@@ -3977,7 +4001,7 @@ core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         }
         PyTuple_SET_ITEM(out, k++, gate);
     }
-    if (k < PyTuple_GET_SIZE(out)) { /* dst was among them, and fewer were left */
+    if (k < PyTuple_GET_SIZE(out)) { /* dst or src was among them, and fewer were left */
         PyObject *fewer = PyTuple_GetSlice(out, 0, k);
         Py_DECREF(out);
         out = fewer;
@@ -4004,6 +4028,36 @@ core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- new edges ------------------------------------------------------------------------------ */
+
+
+/* new_edge(...): recorder.Edge(...) without its Python __init__ (what it sets, set here: change
+   both; tests/test_cores.py compares them). */
+static PyObject *
+core_new_edge(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g_edge_new_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "new_edge(): recorder.Edge's slots were not found at configure()");
+        return NULL;
+    }
+    if (nargs != LW_EDGE_ARGS) {
+        PyErr_Format(PyExc_TypeError, "new_edge() takes %d arguments", LW_EDGE_ARGS);
+        return NULL;
+    }
+    PyObject *e = g_edge_new_type->tp_alloc(g_edge_new_type, 0);
+    if (e == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < LW_EDGE_ARGS; i++) {
+        Py_INCREF(args[i]);
+        SLOT(e, g_edge_offs[i]) = args[i];
+    }
+    Py_INCREF(g_small_one);
+    SLOT(e, g_edge_offs[LW_EDGE_ARGS]) = g_small_one;
+    Py_INCREF(Py_False);
+    SLOT(e, g_edge_offs[LW_EDGE_ARGS + 1]) = Py_False;
+    return e;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set up the hot path (proxies.py calls it once at import)."},
@@ -4011,8 +4065,11 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"new_edge", (PyCFunction)(void (*)(void))core_new_edge, METH_FASTCALL,
+     "new_edge(src_serial, dst_serial, src_site, dst_site, src_name, dst_name, thread, held_stack, "
+     "acquire_stack, timed, context, gates, thread_id, held_ref): a recorder.Edge, made as its __init__ makes one."},
     {"gates", (PyCFunction)(void (*)(void))core_gates, METH_FASTCALL,
-     "gates(held, dst, n): the (serial, site) of the first n locks of held[:n + 2] that are not dst."},
+     "gates(held, dst, n, src=None): the (serial, site) of the first n locks of held[:n + 2] that are neither dst nor src."},
     {"live_instances", live_instances, METH_NOARGS,
      "The live instances of these types (their registry: see \"the registry\")."},
     {"clear_site_cache", clear_site_cache, METH_NOARGS,

@@ -794,6 +794,8 @@ if _core is not None:
     _rec.reset_hooks.append(_core.clear_site_cache)  # its cache of sites by creating instruction
     _rec.compiled_live = _core.live_instances  # its registry of live instances
     _rec.gates_of = _core.gates  # a new edge's gates, its last answer kept
+    if CORE_DETAILS.get("edges_in_c"):
+        _rec.new_edge = _core.new_edge  # an Edge without its Python __init__
 
 
 def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,

@@ -181,6 +181,8 @@ class Edge:
         "thread_id", "held_ref", "multi",
     )
 
+    # lockwatch._core.new_edge makes an Edge without this __init__, setting what it sets in its
+    # order (with the compiled core: _record_edges' new_edge): change both.
     def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
                  src_name: str | None, dst_name: str | None, thread: str,
                  held_stack: list[str], acquire_stack: list[str], timed: bool,
@@ -641,6 +643,7 @@ _internal_get = stacks._internal_cache.get  # stacks.is_internal's answers, by f
 # The compiled core's gates(held, dst, n) when it runs (proxies sets it): what _record_edges'
 # expression for the gates of a new edge makes, kept while the same locks come first.
 gates_of: Any = None
+new_edge: Any = Edge  # lockwatch._core.new_edge with the compiled core (proxies sets it)
 
 
 def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> None:
@@ -681,12 +684,13 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n). The same for
     # every source that is not one of them. (`in`: identity, the instruments have no __eq__.)
-    # The compiled core keeps its last answer (gates_of: lockwatch._core.gates).
-    outer = held[:MAX_GATES + 2]
-    if gates_of is not None:
-        common_gates = gates_of(held, dst, MAX_GATES)
-    else:
+    # The compiled core answers for each source (gates_of: lockwatch._core.gates, its last
+    # answer kept).
+    gates_c = gates_of
+    if gates_c is None:
+        outer = held[:MAX_GATES + 2]
         common_gates = tuple([(h._serial, h._site) for h in outer if h is not dst][:MAX_GATES])
+    make = new_edge
     made = []
     for src in srcs:
         src_site = src._site
@@ -704,10 +708,13 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         found = cache.get((src_site, dst_site, id(code), lasti, *where))  # _stacks_key, inline
         if found is None:
             found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
-        gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
-                 else tuple([(h._serial, h._site) for h in outer if h is not src and h is not dst][:MAX_GATES]))
+        if gates_c is not None:
+            gates = gates_c(held, dst, MAX_GATES, src)
+        else:
+            gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
+                     else tuple([(h._serial, h._site) for h in outer if h is not src and h is not dst][:MAX_GATES]))
         ann = src._ann
-        e = Edge(src._serial, dst_serial, src_site, dst_site, ann.get("name") if ann else None, dst_name,
+        e = make(src._serial, dst_serial, src_site, dst_site, ann.get("name") if ann else None, dst_name,
                  thread, found[0], found[1], timed, context, gates, tid, held)
         made.append((src, e))
     if not made:

@@ -129,8 +129,8 @@ def test_the_c_core_gates_are_the_python_expressions() -> None:
 
     from lockwatch import _core, recorder  # type: ignore[attr-defined]
 
-    def expected(held: list, dst: Any, n: int) -> tuple:
-        return tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst][:n])
+    def expected(held: list, dst: Any, n: int, src: Any = None) -> tuple:
+        return tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst and h is not src][:n])
 
     frame = sys._getframe()
     locks = [proxies.new_lock(frame) for _ in range(6)] + [proxies.new_rlock(frame) for _ in range(4)]
@@ -151,6 +151,9 @@ def test_the_c_core_gates_are_the_python_expressions() -> None:
             checked += 1
         held.reverse()
         assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+        src = rng.choice(pool)
+        assert _core.gates(held, dst, 4, src) == expected(held, dst, 4, src)
+        assert _core.gates(held, dst, 4, None) == expected(held, dst, 4)
     assert checked == 12_000
     # The kept answer, then the same list after each change that must change the answer.
     held, dst = locks[:6], locks[7]
@@ -164,6 +167,24 @@ def test_the_c_core_gates_are_the_python_expressions() -> None:
     assert _core.gates(held, held[5], 4) == expected(held, held[5], 4) == expected(held, dst, 4)
     held[5] = pure
     assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+    assert _core.gates(held, dst, 4, held[0]) == expected(held, dst, 4, held[0]) != expected(held, dst, 4)
+
+
+@needs_c
+def test_the_c_core_makes_an_edge_as_its_init_does() -> None:
+    """_core.new_edge (what _record_edges makes edges with under the compiled core) sets each
+    field of recorder.Edge as Edge.__init__ does, count and multi included."""
+    from lockwatch import _core, recorder  # type: ignore[attr-defined]
+
+    site = recorder.Site(10_002, "z.py", 3, "h", "RLock")
+    args = (1, 2, site, None, "a", None, "MainThread", ["held"], ["acq"], True, "ctx", ((3, site),), "1:1", [])
+    made, reference = _core.new_edge(*args), recorder.Edge(*args)
+    assert type(made) is recorder.Edge
+    for name in recorder.Edge.__slots__:
+        assert getattr(made, name) == getattr(reference, name), name
+    assert made.count == 1 and made.multi is False and made.held_stack is args[7]
+    with pytest.raises(TypeError):
+        _core.new_edge(*args[:-1])
 
 
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:
