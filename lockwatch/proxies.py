@@ -796,6 +796,7 @@ if _core is not None:
     _rec.gates_of = _core.gates  # a new edge's gates, its last answer kept
     if CORE_DETAILS.get("edges_in_c"):
         _rec.new_edge = _core.new_edge  # an Edge without its Python __init__
+        _rec.store_edges = _core.store_edges  # new edges into their registries, under the mutex
 
 
 def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,

@@ -644,6 +644,7 @@ _internal_get = stacks._internal_cache.get  # stacks.is_internal's answers, by f
 # expression for the gates of a new edge makes, kept while the same locks come first.
 gates_of: Any = None
 new_edge: Any = Edge  # lockwatch._core.new_edge with the compiled core (proxies sets it)
+store_edges: Any = None  # lockwatch._core.store_edges with the compiled core (proxies sets it)
 
 
 def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> None:
@@ -719,8 +720,17 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         made.append((src, e))
     if not made:
         return
+    if store_edges is not None:  # the compiled core's (lockwatch._core.store_edges), None if it declines
+        added = store_edges(st, dst, made, live, mutex, MAX_KEPT_EDGES)
+        if added is not None:
+            if st.ranks or dst._ann is not None:
+                for src, e in added:
+                    _check_declared_order(st, src, dst, e)
+            return
     fresh: dict = {}
     added = []
+    # lockwatch._core.store_edges does what this section does (for the compiled core's
+    # instances): change both.
     with mutex:
         if dst._in is None: dst._in = fresh  # noqa: E701  (one line: nothing comes between)
         ins = dst._in

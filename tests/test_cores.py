@@ -187,6 +187,54 @@ def test_the_c_core_makes_an_edge_as_its_init_does() -> None:
         _core.new_edge(*args[:-1])
 
 
+@needs_c
+@pytest.mark.parametrize("in_c", [True, False])
+def test_the_c_core_stores_new_edges_as_the_python_section_does(monkeypatch, in_c: bool) -> None:
+    """_core.store_edges (the part of recorder._record_edges under its mutex, for the compiled
+    core's instances) leaves what the Python section leaves: each edge in its destination's _in
+    and its source's _out, both ends in recorder.live, the destination in edge_owners, the site
+    pair's count, both edges of a 2-cycle kept, and one count more for an edge drawn again."""
+    import threading as th
+
+    from lockwatch import recorder
+
+    if not in_c:
+        monkeypatch.setattr(recorder, "store_edges", None)
+    else:
+        assert recorder.store_edges is not None
+    calls = []
+    real = recorder.store_edges
+    if real is not None:
+        monkeypatch.setattr(recorder, "store_edges", lambda *a: calls.append(1) or real(*a))
+    with package.watching():
+        st = recorder.state
+        a, b, c = (th.RLock() for _ in range(3))
+        version = st.edges_version
+        with a:
+            with b:
+                with c:
+                    pass
+        with b:
+            with a:
+                pass
+        with a:
+            with b:
+                pass
+        ins = {name: sorted(lk._in or {}) for name, lk in (("a", a), ("b", b), ("c", c))}
+        outs = {name: sorted(lk._out or ()) for name, lk in (("a", a), ("b", b), ("c", c))}
+        sa, sb, sc = a._serial, b._serial, c._serial
+        assert ins == {"a": [sb], "b": [sa], "c": sorted([sa, sb])}
+        assert outs == {"a": sorted([sb, sc]), "b": sorted([sa, sc]), "c": []}
+        assert all(s in recorder.live for s in (sa, sb, sc))
+        assert set(st.edge_owners) >= {sa, sb, sc}
+        assert st.edges_version - version == 4
+        assert {k for k in st.kept_edges if set(k) <= {sa, sb}} == {(sa, sb), (sb, sa)}
+        assert b._in[sa].count == 2 and a._in[sb].count == 1 and c._in[sa].count == 1
+        assert a._site is b._site is c._site  # one creating call: one site pair for the four edges
+        assert st.site_edges[(a._site, a._site)][1] == 4
+        assert bool(calls) == in_c
+
+
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:
     result = python("-c", "import lockwatch.proxies as p; print(p.CORE, p.Lock is p.PyLock, p.RLock is p.PyRLock)",
                     cwd=tmp_path, env=env_for("python", tmp_path))
