@@ -23,6 +23,8 @@ from lockwatch.histogram import LOG_LINEAR, add, bucket_of, new_counters, read_c
 PROGRAM = PROGRAMS / "cores" / "deterministic.py"
 BUILT = importlib.util.find_spec("lockwatch._core") is not None
 needs_c = pytest.mark.skipif(not BUILT, reason="lockwatch._core was not built (no C compiler at install)")
+# In-process tests of the compiled core's recording: this process must run it (not LOCKWATCH_PURE_PYTHON).
+runs_c = pytest.mark.skipif(proxies.CORE != "c", reason="this process runs the pure-Python core")
 
 
 def env_for(core: str, tmp: Path) -> dict[str, str]:
@@ -119,7 +121,7 @@ def test_the_c_core_hold_counts_are_the_histogram_s_buckets() -> None:
     assert _core.HoldCounts().read() == {}
 
 
-@needs_c
+@runs_c
 def test_the_c_core_gates_are_the_python_expressions() -> None:
     """_core.gates (a new edge's gate candidates, recorder._record_edges) answers what the
     pure-Python expression makes, also when it gives its kept answer again: for lists of the same
@@ -170,7 +172,7 @@ def test_the_c_core_gates_are_the_python_expressions() -> None:
     assert _core.gates(held, dst, 4, held[0]) == expected(held, dst, 4, held[0]) != expected(held, dst, 4)
 
 
-@needs_c
+@runs_c
 def test_the_c_core_makes_an_edge_as_its_init_does() -> None:
     """_core.new_edge (what _record_edges makes edges with under the compiled core) sets each
     field of recorder.Edge as Edge.__init__ does, count and multi included."""
@@ -187,7 +189,7 @@ def test_the_c_core_makes_an_edge_as_its_init_does() -> None:
         _core.new_edge(*args[:-1])
 
 
-@needs_c
+@runs_c
 @pytest.mark.parametrize("in_c", [True, False])
 def test_the_c_core_stores_new_edges_as_the_python_section_does(monkeypatch, in_c: bool) -> None:
     """_core.store_edges (the part of recorder._record_edges under its mutex, for the compiled
