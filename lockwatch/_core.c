@@ -50,7 +50,7 @@
 #define LW_HAVE_TLS 0
 #endif
 
-#define LW_API 12 /* what proxies.py expects: _core.API */
+#define LW_API 13 /* what proxies.py expects: _core.API */
 
 /* ---- the instance ------------------------------------------------------------------------- */
 
@@ -127,6 +127,17 @@ static PyObject *g_fold_instance;   /* recorder.fold_instance */
 static PyObject *g_count;           /* histogram.add: a bucket's first duration */
 static PyTypeObject *g_edge_type;   /* recorder.Edge */
 static Py_ssize_t g_off_count, g_off_held_ref, g_off_multi, g_off_timed, g_off_gates;
+/* The slots of recorder.Edge in its __init__'s order, then count and multi; their offsets are
+   found at configure() (all plain object slots, else new_edge() is not offered: g_edge_new_type NULL). */
+static const char *const g_edge_fields[] = {
+    "src_serial", "dst_serial", "src_site", "dst_site", "src_name", "dst_name", "thread", "held_stack",
+    "acquire_stack", "timed", "context", "gates", "thread_id", "held_ref", "count", "multi",
+};
+#define LW_EDGE_ARGS 14
+#define LW_EDGE_FIELDS 16
+static Py_ssize_t g_edge_offs[LW_EDGE_FIELDS];
+static PyTypeObject *g_edge_new_type; /* recorder.Edge when new_edge() may make it, else NULL */
+static PyObject *g_small_one;
 static PyTypeObject *g_lock_type;   /* type(_thread.allocate_lock()) */
 static PyTypeObject *g_rlock_type;  /* type(threading.RLock()) as proxies makes them */
 static int g_lock_layout, g_rlock_layout; /* the layouts above verified */
@@ -151,7 +162,10 @@ static PyObject *s_held, *s_acquire, *s_release, *s_locked, *s_hold_hist, *s_wra
 static PyTypeObject LockType;
 static PyTypeObject RLockType;
 
+/* An instance of this core: its own types, then proxies.Lock and proxies.RLock (what the factories
+   make: a pointer comparison each, where PyObject_TypeCheck walks the MRO), then any subclass. */
 #define IS_LW(o) (Py_IS_TYPE(o, &LockType) || Py_IS_TYPE(o, &RLockType) || \
+                  Py_IS_TYPE(o, g_rlock_cls) || Py_IS_TYPE(o, g_lock_cls) || \
                   PyObject_TypeCheck(o, &LockType) || PyObject_TypeCheck(o, &RLockType))
 
 /* ---- the instance's parts ---------------------------------------------------------------- */
@@ -3863,6 +3877,18 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
         Py_INCREF(edge);
         g_edge_type = (PyTypeObject *)edge;
     }
+    Py_CLEAR(g_edge_new_type);
+    r = 0;
+    for (int i = 0; i < LW_EDGE_FIELDS; i++)
+        r |= member_offset(edge, g_edge_fields[i], &g_edge_offs[i]);
+    if (r < 0)
+        return NULL;
+    if (g_small_one == NULL && (g_small_one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (r == 0 && ((PyTypeObject *)edge)->tp_alloc != NULL) {
+        Py_INCREF(edge);
+        g_edge_new_type = (PyTypeObject *)edge;
+    }
     PyObject *count_sample = PyDict_GetItemString(kwargs, "count_sample");
     if (count_sample == NULL)
         return PyErr_Format(PyExc_TypeError, "configure() needs count_sample (itertools.count(41))");
@@ -3881,7 +3907,7 @@ configure(PyObject *mod, PyObject *args, PyObject *kwargs)
                          "lock_handle", g_lock_layout ? Py_True : Py_False,
                          "rlock_handle", g_rlock_layout ? Py_True : Py_False,
                          "held_cache", (LW_HAVE_TLS && g_tls_plain) ? Py_True : Py_False,
-                         "edges_in_c", g_edge_type != NULL ? Py_True : Py_False);
+                         "edges_in_c", g_edge_type != NULL && g_edge_new_type != NULL ? Py_True : Py_False);
 }
 
 /* bucket_of(d): the bucket the hot path counts a duration d (ns) in, for tests/test_cores.py. */
@@ -3894,6 +3920,420 @@ core_bucket_of(PyObject *mod, PyObject *arg)
     return PyLong_FromSsize_t(bucket_of(d));
 }
 
+/* ---- gates ---------------------------------------------------------------------------------- */
+
+/* gates(held, dst, n, src=None): recorder._record_edges' gates of a new edge src -> dst, the
+   (serial, site) of each of the first n locks among held[:n + 2] that are neither dst nor src, as
+   a tuple: what `tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst and h is not
+   src][:n])` makes. Its last
+   answer is kept and given again while the same instances, with the same serials and sites, come
+   first in the held list (as_completed() over n futures asks it n times with the same first
+   locks held): an instance is told by its address and its serial, which no other instance has
+   ever had, so the cache holds no reference to a lock (it would keep it alive), only to the
+   tuple, whose sites it compares by address. */
+#define LW_MAX_CACHED_GATES 8
+static PyObject *g_gates_last;                     /* the tuple answered last, or NULL */
+static PyObject *g_gates_of[LW_MAX_CACHED_GATES + 2]; /* the instances of held[:n + 2] then (not owned) */
+static long long g_gates_serial[LW_MAX_CACHED_GATES + 2];
+static Py_ssize_t g_gates_len, g_gates_n = -1;
+
+static PyObject *
+core_gates(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs < 3 || nargs > 4 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "gates(held: list, dst, n: int, src=None)");
+        return NULL;
+    }
+    PyObject *held = args[0], *dst = args[1], *src = nargs > 3 ? args[3] : Py_None;
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0)
+        n = 0;
+    Py_ssize_t len = PyList_GET_SIZE(held) < n + 2 ? PyList_GET_SIZE(held) : n + 2;
+    /* The cached answer: the same n, the same instances (address and serial) first, dst not
+       among them, and each gate's site the one in the answer. */
+    int cacheable = n <= LW_MAX_CACHED_GATES;
+    if (cacheable && g_gates_last != NULL && g_gates_n == n && g_gates_len == len) {
+        int same = 1;
+        for (Py_ssize_t i = 0; i < len && same; i++) {
+            PyObject *h = PyList_GET_ITEM(held, i);
+            same = h == g_gates_of[i] && h != dst && h != src && IS_LW(h) && ((LW *)h)->serial == g_gates_serial[i];
+        }
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < len && same && k < PyTuple_GET_SIZE(g_gates_last); i++, k++) {
+            PyObject *gate = PyTuple_GET_ITEM(g_gates_last, k);
+            same = ((LW *)PyList_GET_ITEM(held, i))->site == PyTuple_GET_ITEM(gate, 1);
+        }
+        if (same) {
+            Py_INCREF(g_gates_last);
+            return g_gates_last;
+        }
+    }
+    /* What the Python expression does: each attribute read as Python reads it (it may run code,
+       which may change the list: its items are held while read). */
+    PyObject *chosen = PyList_GetSlice(held, 0, len);
+    if (chosen == NULL)
+        return NULL;
+    PyObject *out = PyTuple_New(n < len ? n : len);
+    if (out == NULL) {
+        Py_DECREF(chosen);
+        return NULL;
+    }
+    Py_ssize_t k = 0;
+    int all_lw = 1;
+    for (Py_ssize_t i = 0; i < len && k < PyTuple_GET_SIZE(out); i++) {
+        PyObject *h = PyList_GET_ITEM(chosen, i);
+        if (h == dst || h == src) {
+            all_lw = 0;
+            continue;
+        }
+        all_lw = all_lw && IS_LW(h);
+        PyObject *serial = PyObject_GetAttrString(h, "_serial");
+        PyObject *site = serial != NULL ? PyObject_GetAttrString(h, "_site") : NULL;
+        PyObject *gate = site != NULL ? PyTuple_Pack(2, serial, site) : NULL;
+        Py_XDECREF(serial);
+        Py_XDECREF(site);
+        if (gate == NULL) {
+            Py_DECREF(chosen);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k++, gate);
+    }
+    if (k < PyTuple_GET_SIZE(out)) { /* dst or src was among them, and fewer were left */
+        PyObject *fewer = PyTuple_GetSlice(out, 0, k);
+        Py_DECREF(out);
+        out = fewer;
+        if (out == NULL) {
+            Py_DECREF(chosen);
+            return NULL;
+        }
+    }
+    PyObject *old = g_gates_last; /* dropped last: its sites' finalizers may run code */
+    g_gates_last = NULL;
+    if (cacheable && all_lw && PyList_GET_SIZE(chosen) == len) {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            PyObject *h = PyList_GET_ITEM(chosen, i);
+            g_gates_of[i] = h;
+            g_gates_serial[i] = ((LW *)h)->serial;
+        }
+        g_gates_len = len;
+        g_gates_n = n;
+        Py_INCREF(out);
+        g_gates_last = out;
+    }
+    Py_DECREF(chosen);
+    Py_XDECREF(old);
+    return out;
+}
+
+/* ---- new edges ------------------------------------------------------------------------------ */
+
+
+/* new_edge(...): recorder.Edge(...) without its Python __init__ (what it sets, set here: change
+   both; tests/test_cores.py compares them). */
+static PyObject *
+core_new_edge(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (g_edge_new_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "new_edge(): recorder.Edge's slots were not found at configure()");
+        return NULL;
+    }
+    if (nargs != LW_EDGE_ARGS) {
+        PyErr_Format(PyExc_TypeError, "new_edge() takes %d arguments", LW_EDGE_ARGS);
+        return NULL;
+    }
+    PyObject *e = g_edge_new_type->tp_alloc(g_edge_new_type, 0);
+    if (e == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < LW_EDGE_ARGS; i++) {
+        Py_INCREF(args[i]);
+        SLOT(e, g_edge_offs[i]) = args[i];
+    }
+    Py_INCREF(g_small_one);
+    SLOT(e, g_edge_offs[LW_EDGE_ARGS]) = g_small_one;
+    Py_INCREF(Py_False);
+    SLOT(e, g_edge_offs[LW_EDGE_ARGS + 1]) = Py_False;
+    return e;
+}
+
+/* store_edges(st, dst, made, live, mutex, max_kept): the part of recorder._record_edges under
+   its mutex, for edges made by new_edge() between this core's instances: each (src, edge) of
+   made goes into dst's _in, src's _out, recorder.live (both ends found by serial), st's
+   edge_owners, site_edges and kept_edges, as the Python code there does it, step by step (a
+   garbage collection at any allocation may run a finalizer that drops another lock's edges: what
+   is used is held, and read again after). Returns the (src, edge) pairs added, or None, having
+   done nothing, when something is not as this core makes it (_record_edges then does it). */
+static PyObject *s_edge_owners, *s_site_edges, *s_kept_edges, *s_edges_version, *s_count_attr, *s_acquire_m, *s_release_m;
+
+static int
+dict_add_one(PyObject *o, PyObject *name) /* o.name += 1 */
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    PyObject *w = PyNumber_Add(v, g_small_one);
+    Py_DECREF(v);
+    if (w == NULL)
+        return -1;
+    int r = PyObject_SetAttr(o, name, w);
+    Py_DECREF(w);
+    return r;
+}
+
+static int
+store_one(PyObject *st, PyObject *ins, PyObject *dst_serial, PyObject *src, PyObject *e, PyObject *live,
+          PyObject *site_edges, Py_ssize_t max_kept, PyObject *added)
+{
+    LW *s = (LW *)src;
+    PyObject *serial = serial_object(s);
+    if (serial == NULL)
+        return -1;
+    Py_INCREF(serial);
+    int rc = -1;
+    PyObject *first = PyDict_SetDefault(ins, serial, e);
+    if (first == NULL)
+        goto done;
+    if (first != e) { /* another thread recorded it meanwhile (or src is twice in srcs) */
+        Py_INCREF(first);
+        rc = dict_add_one(first, s_count_attr);
+        Py_DECREF(first);
+        goto done;
+    }
+    LWExt *sx = ext_of(s);
+    if (sx == NULL)
+        goto done;
+    if (sx->out == NULL) {
+        PyObject *out = PySet_New(NULL);
+        if (out == NULL)
+            goto done;
+        if (sx->out == NULL)
+            sx->out = out;
+        else
+            Py_DECREF(out);
+    }
+    PyObject *out = sx->out;
+    Py_INCREF(out);
+    int r = PySet_Check(out) ? PySet_Add(out, dst_serial) : -2;
+    if (r == -2) {
+        PyObject *res = PyObject_CallMethod(out, "add", "O", dst_serial);
+        r = res == NULL ? -1 : 0;
+        Py_XDECREF(res);
+    }
+    Py_DECREF(out);
+    if (r < 0)
+        goto done;
+    r = PyDict_Contains(live, serial);
+    if (r < 0)
+        goto done;
+    if (r == 0) {
+        PyObject *ref = PyWeakref_NewRef(src, NULL);
+        if (ref == NULL)
+            goto done;
+        r = PyDict_SetItem(live, serial, ref);
+        Py_DECREF(ref);
+        if (r < 0)
+            goto done;
+    }
+    if (dict_add_one(st, s_edges_version) < 0)
+        goto done;
+    PyObject *pair = PyTuple_Pack(2, SLOT(e, g_edge_offs[2]), SLOT(e, g_edge_offs[3])); /* (src_site, dst_site) */
+    if (pair == NULL)
+        goto done;
+    PyObject *entry = PyDict_GetItemWithError(site_edges, pair);
+    if (entry == NULL && !PyErr_Occurred()) {
+        PyObject *fresh = Py_BuildValue("[Oi]", e, 0);
+        if (fresh != NULL) {
+            entry = PyDict_SetDefault(site_edges, pair, fresh);
+            Py_DECREF(fresh);
+        }
+    }
+    Py_DECREF(pair);
+    if (entry == NULL)
+        goto done;
+    Py_INCREF(entry);
+    PyObject *n = PySequence_GetItem(entry, 1);
+    PyObject *n1 = n != NULL ? PyNumber_Add(n, g_small_one) : NULL;
+    r = n1 != NULL ? PySequence_SetItem(entry, 1, n1) : -1;
+    Py_XDECREF(n);
+    Py_XDECREF(n1);
+    Py_DECREF(entry);
+    if (r < 0)
+        goto done;
+    /* A 2-cycle between instances: keep both edges (recorder._record_edges says why). */
+    PyObject *src_in = s->ext != NULL ? s->ext->in : NULL;
+    if (src_in != NULL) {
+        Py_INCREF(src_in);
+        int truth = PyDict_CheckExact(src_in) ? PyDict_GET_SIZE(src_in) > 0 : PyObject_IsTrue(src_in);
+        PyObject *rev = NULL;
+        if (truth > 0 && PyDict_CheckExact(src_in)) {
+            rev = PyDict_GetItemWithError(src_in, dst_serial);
+            if (rev == NULL && PyErr_Occurred())
+                truth = -1;
+            Py_XINCREF(rev);
+        }
+        else if (truth > 0) {
+            rev = PyObject_CallMethod(src_in, "get", "O", dst_serial);
+            if (rev == Py_None)
+                Py_CLEAR(rev);
+            else if (rev == NULL)
+                truth = -1;
+        }
+        Py_DECREF(src_in);
+        if (truth < 0)
+            goto done;
+        if (rev != NULL) {
+            PyObject *kept = PyObject_GetAttr(st, s_kept_edges);
+            Py_ssize_t len = kept != NULL ? PyObject_Length(kept) : -1;
+            r = len < 0 ? -1 : 0;
+            if (r == 0 && len < max_kept) {
+                PyObject *k1 = PyTuple_Pack(2, serial, dst_serial), *k2 = PyTuple_Pack(2, dst_serial, serial);
+                r = k1 == NULL || k2 == NULL || PyObject_SetItem(kept, k1, e) < 0 || PyObject_SetItem(kept, k2, rev) < 0
+                    ? -1 : 0;
+                Py_XDECREF(k1);
+                Py_XDECREF(k2);
+            }
+            Py_XDECREF(kept);
+            Py_DECREF(rev);
+            if (r < 0)
+                goto done;
+        }
+    }
+    PyObject *pr = PyTuple_Pack(2, src, e);
+    if (pr == NULL)
+        goto done;
+    rc = PyList_Append(added, pr);
+    Py_DECREF(pr);
+done:
+    Py_DECREF(serial);
+    return rc;
+}
+
+static PyObject *
+core_store_edges(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)mod;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "store_edges(st, dst, made, live, mutex, max_kept)");
+        return NULL;
+    }
+    PyObject *st = args[0], *dst = args[1], *made = args[2], *live = args[3], *mutex = args[4];
+    Py_ssize_t max_kept = PyLong_AsSsize_t(args[5]);
+    if (max_kept == -1 && PyErr_Occurred())
+        return NULL;
+    if (s_edge_owners == NULL) {
+        if ((s_edge_owners = PyUnicode_InternFromString("edge_owners")) == NULL
+            || (s_site_edges = PyUnicode_InternFromString("site_edges")) == NULL
+            || (s_kept_edges = PyUnicode_InternFromString("kept_edges")) == NULL
+            || (s_edges_version = PyUnicode_InternFromString("edges_version")) == NULL
+            || (s_count_attr = PyUnicode_InternFromString("count")) == NULL
+            || (s_acquire_m = PyUnicode_InternFromString("acquire")) == NULL
+            || (s_release_m = PyUnicode_InternFromString("release")) == NULL)
+            return NULL;
+    }
+    /* Everything checked before anything is done. */
+    if (g_edge_new_type == NULL || !IS_LW(dst) || ((LW *)dst)->serial == 0 || !PyList_CheckExact(made)
+        || !PyDict_CheckExact(live))
+        Py_RETURN_NONE;
+    if (((LW *)dst)->ext != NULL && ((LW *)dst)->ext->in != NULL && !PyDict_CheckExact(((LW *)dst)->ext->in))
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(made); i++) {
+        PyObject *pr = PyList_GET_ITEM(made, i);
+        if (!PyTuple_CheckExact(pr) || PyTuple_GET_SIZE(pr) != 2 || !IS_LW(PyTuple_GET_ITEM(pr, 0))
+            || ((LW *)PyTuple_GET_ITEM(pr, 0))->serial == 0 || !Py_IS_TYPE(PyTuple_GET_ITEM(pr, 1), g_edge_new_type))
+            Py_RETURN_NONE;
+    }
+    PyObject *added = PyList_New(0);
+    PyObject *fresh = PyDict_New();
+    LWExt *dx = ext_of((LW *)dst);
+    PyObject *dst_serial = dx != NULL ? serial_object((LW *)dst) : NULL;
+    if (added == NULL || fresh == NULL || dst_serial == NULL) {
+        Py_XDECREF(added);
+        Py_XDECREF(fresh);
+        return NULL;
+    }
+    Py_INCREF(dst_serial);
+    Py_INCREF(made);
+    PyObject *ins = NULL, *ref = NULL, *site_edges = NULL;
+    PyObject *res = PyObject_CallMethodNoArgs(mutex, s_acquire_m);
+    if (res == NULL)
+        goto fail;
+    Py_DECREF(res);
+    if (dx->in == NULL) { /* nothing comes between (no allocation) */
+        Py_INCREF(fresh);
+        dx->in = fresh;
+    }
+    ins = dx->in;
+    Py_INCREF(ins);
+    if (!PyDict_Check(ins)) {
+        PyErr_SetString(PyExc_TypeError, "_in is not a dict");
+        goto unlock;
+    }
+    ref = PyDict_GetItemWithError(live, dst_serial);
+    if (ref != NULL) {
+        Py_INCREF(ref);
+    }
+    else {
+        if (PyErr_Occurred() || (ref = PyWeakref_NewRef(dst, NULL)) == NULL
+            || PyDict_SetItem(live, dst_serial, ref) < 0)
+            goto unlock;
+    }
+    if (ins == fresh) {
+        PyObject *owners = PyObject_GetAttr(st, s_edge_owners);
+        int r = owners == NULL ? -1 : PyObject_SetItem(owners, dst_serial, ref);
+        Py_XDECREF(owners);
+        if (r < 0)
+            goto unlock;
+    }
+    site_edges = PyObject_GetAttr(st, s_site_edges);
+    if (site_edges == NULL)
+        goto unlock;
+    if (!PyDict_Check(site_edges)) {
+        PyErr_SetString(PyExc_TypeError, "site_edges is not a dict");
+        goto unlock;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(made); i++) {
+        PyObject *pr = PyList_GET_ITEM(made, i);
+        Py_INCREF(pr);
+        int r = store_one(st, ins, dst_serial, PyTuple_GET_ITEM(pr, 0), PyTuple_GET_ITEM(pr, 1), live, site_edges,
+                          max_kept, added);
+        Py_DECREF(pr);
+        if (r < 0)
+            goto unlock;
+    }
+    res = PyObject_CallMethodNoArgs(mutex, s_release_m);
+    if (res == NULL)
+        goto fail;
+    Py_DECREF(res);
+    Py_DECREF(ins);
+    Py_DECREF(ref);
+    Py_DECREF(site_edges);
+    Py_DECREF(dst_serial);
+    Py_DECREF(made);
+    Py_DECREF(fresh);
+    return added;
+unlock: {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        res = PyObject_CallMethodNoArgs(mutex, s_release_m);
+        Py_XDECREF(res);
+        if (type != NULL)
+            PyErr_Restore(type, value, tb); /* the first error wins (as a with block's) */
+    }
+fail:
+    Py_XDECREF(ins);
+    Py_XDECREF(ref);
+    Py_XDECREF(site_edges);
+    Py_DECREF(dst_serial);
+    Py_DECREF(made);
+    Py_DECREF(fresh);
+    Py_DECREF(added);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Set up the hot path (proxies.py calls it once at import)."},
@@ -3901,6 +4341,13 @@ static PyMethodDef module_methods[] = {
      "new(cls, real, serial, site): an instance set up as proxies._init sets one up."},
     {"forget_held_cache", forget_held_cache, METH_NOARGS,
      "Forget this thread's cached held list (looked up again in recorder.tls)."},
+    {"new_edge", (PyCFunction)(void (*)(void))core_new_edge, METH_FASTCALL,
+     "new_edge(src_serial, dst_serial, src_site, dst_site, src_name, dst_name, thread, held_stack, "
+     "acquire_stack, timed, context, gates, thread_id, held_ref): a recorder.Edge, made as its __init__ makes one."},
+    {"store_edges", (PyCFunction)(void (*)(void))core_store_edges, METH_FASTCALL,
+     "store_edges(st, dst, made, live, mutex, max_kept): recorder._record_edges' part under its mutex, or None."},
+    {"gates", (PyCFunction)(void (*)(void))core_gates, METH_FASTCALL,
+     "gates(held, dst, n, src=None): the (serial, site) of the first n locks of held[:n + 2] that are neither dst nor src."},
     {"live_instances", live_instances, METH_NOARGS,
      "The live instances of these types (their registry: see \"the registry\")."},
     {"clear_site_cache", clear_site_cache, METH_NOARGS,

@@ -708,7 +708,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 12  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 13  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -793,6 +793,10 @@ _core_new: Any = _core.new if _core is not None else None
 if _core is not None:
     _rec.reset_hooks.append(_core.clear_site_cache)  # its cache of sites by creating instruction
     _rec.compiled_live = _core.live_instances  # its registry of live instances
+    _rec.gates_of = _core.gates  # a new edge's gates, its last answer kept
+    if CORE_DETAILS.get("edges_in_c"):
+        _rec.new_edge = _core.new_edge  # an Edge without its Python __init__
+        _rec.store_edges = _core.store_edges  # new edges into their registries, under the mutex
 
 
 def compiled_factories(lock_fallback: Any, rlock_fallback: Any, site_verdict: Any,

@@ -181,6 +181,8 @@ class Edge:
         "thread_id", "held_ref", "multi",
     )
 
+    # lockwatch._core.new_edge makes an Edge without this __init__, setting what it sets in its
+    # order (with the compiled core: _record_edges' new_edge): change both.
     def __init__(self, src_serial: int, dst_serial: int, src_site: Site, dst_site: Site,
                  src_name: str | None, dst_name: str | None, thread: str,
                  held_stack: list[str], acquire_stack: list[str], timed: bool,
@@ -637,6 +639,14 @@ def new_edges(srcs: list, dst: Any, held: list, timed: bool, depth: int = 2) -> 
         tls.busy = False
 
 
+_internal_get = stacks._internal_cache.get  # stacks.is_internal's answers, by file name
+# The compiled core's gates(held, dst, n) when it runs (proxies sets it): what _record_edges'
+# expression for the gates of a new edge makes, kept while the same locks come first.
+gates_of: Any = None
+new_edge: Any = Edge  # lockwatch._core.new_edge with the compiled core (proxies sets it)
+store_edges: Any = None  # lockwatch._core.store_edges with the compiled core (proxies sets it)
+
+
 def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> None:
     """New edges from each of ``srcs`` into ``dst``, which the thread owning ``held`` now blocks
     on in ``frame``. What the edges share is looked up once: the program's frame, the thread, the
@@ -646,16 +656,42 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     dst_site = dst._site
     if dst_site.epoch != epoch:
         return  # created in an earlier session (still held from then): not this session's graph
-    frame = stacks.first_outside(frame)
-    where = _where(frame, frame.f_back if frame is not None else None)
+    # What this shares with stacks.first_outside, _where, thread_name, thread_id and lock_name is
+    # written out: as_completed() over n futures calls this about n times, with one new edge each,
+    # and a Python call costs about as much as what each of them does.
+    internal = _internal_get
+    while frame is not None:
+        r = internal(frame.f_code.co_filename)
+        if r is None:
+            r = stacks.is_internal(frame.f_code.co_filename)
+        if not r:
+            break
+        frame = frame.f_back
+    if frame is not None:
+        back = frame.f_back
+        where = (id(frame.f_code), frame.f_lasti,
+                 id(back.f_code) if back is not None else 0, back.f_lasti if back is not None else -1)
+    else:
+        where = (0, -1, 0, -1)
     cache = st.edge_stacks
-    thread, tid = thread_name(), thread_id()
-    dst_serial, dst_name = dst._serial, lock_name(dst)
+    ident = get_ident()
+    t = threading._active.get(ident)  # type: ignore[attr-defined]  # (thread_name)
+    thread = t.name if t is not None else f"thread-{ident}"
+    tid = getattr(tls, "tid", None)
+    if tid is None:
+        tid = f"{os.getpid()}:{ident}"
+    dst_serial, ann = dst._serial, dst._ann
+    dst_name = ann.get("name") if ann else None
     # Gate candidates: the outermost few other locks held (a gate is taken first); bounded, so
     # a thread holding hundreds of locks does not make every new edge cost O(n). The same for
-    # every source that is not one of them.
-    outer = [h for h in held[:MAX_GATES + 2] if h is not dst]
-    common_gates = tuple([(h._serial, h._site) for h in outer[:MAX_GATES]])
+    # every source that is not one of them. (`in`: identity, the instruments have no __eq__.)
+    # The compiled core answers for each source (gates_of: lockwatch._core.gates, its last
+    # answer kept).
+    gates_c = gates_of
+    if gates_c is None:
+        outer = held[:MAX_GATES + 2]
+        common_gates = tuple([(h._serial, h._site) for h in outer if h is not dst][:MAX_GATES])
+    make = new_edge
     made = []
     for src in srcs:
         src_site = src._site
@@ -673,15 +709,28 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         found = cache.get((src_site, dst_site, id(code), lasti, *where))  # _stacks_key, inline
         if found is None:
             found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
-        gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
-                 else tuple([(h._serial, h._site) for h in outer if h is not src][:MAX_GATES]))
-        e = Edge(src._serial, dst_serial, src_site, dst_site, lock_name(src), dst_name, thread,
-                 found[0], found[1], timed, context, gates, tid, held)
+        if gates_c is not None:
+            gates = gates_c(held, dst, MAX_GATES, src)
+        else:
+            gates = (common_gates if src not in outer  # identity: the instruments have no __eq__
+                     else tuple([(h._serial, h._site) for h in outer if h is not src and h is not dst][:MAX_GATES]))
+        ann = src._ann
+        e = make(src._serial, dst_serial, src_site, dst_site, ann.get("name") if ann else None, dst_name,
+                 thread, found[0], found[1], timed, context, gates, tid, held)
         made.append((src, e))
     if not made:
         return
+    if store_edges is not None:  # the compiled core's (lockwatch._core.store_edges), None if it declines
+        added = store_edges(st, dst, made, live, mutex, MAX_KEPT_EDGES)
+        if added is not None:
+            if st.ranks or dst._ann is not None:
+                for src, e in added:
+                    _check_declared_order(st, src, dst, e)
+            return
     fresh: dict = {}
     added = []
+    # lockwatch._core.store_edges does what this section does (for the compiled core's
+    # instances): change both.
     with mutex:
         if dst._in is None: dst._in = fresh  # noqa: E701  (one line: nothing comes between)
         ins = dst._in

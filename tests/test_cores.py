@@ -23,6 +23,8 @@ from lockwatch.histogram import LOG_LINEAR, add, bucket_of, new_counters, read_c
 PROGRAM = PROGRAMS / "cores" / "deterministic.py"
 BUILT = importlib.util.find_spec("lockwatch._core") is not None
 needs_c = pytest.mark.skipif(not BUILT, reason="lockwatch._core was not built (no C compiler at install)")
+# In-process tests of the compiled core's recording: this process must run it (not LOCKWATCH_PURE_PYTHON).
+runs_c = pytest.mark.skipif(proxies.CORE != "c", reason="this process runs the pure-Python core")
 
 
 def env_for(core: str, tmp: Path) -> dict[str, str]:
@@ -117,6 +119,122 @@ def test_the_c_core_hold_counts_are_the_histogram_s_buckets() -> None:
     assert counts.read() == read_counters(hist)
     assert list(counts.read()) == sorted(counts.read())
     assert _core.HoldCounts().read() == {}
+
+
+@runs_c
+def test_the_c_core_gates_are_the_python_expressions() -> None:
+    """_core.gates (a new edge's gate candidates, recorder._record_edges) answers what the
+    pure-Python expression makes, also when it gives its kept answer again: for lists of the same
+    instances in other orders, with dst among them or not, with a pure-Python instance, after an
+    instance was dropped and others made (maybe at its address), after a site changed."""
+    import sys
+
+    from lockwatch import _core, recorder  # type: ignore[attr-defined]
+
+    def expected(held: list, dst: Any, n: int, src: Any = None) -> tuple:
+        return tuple([(h._serial, h._site) for h in held[:n + 2] if h is not dst and h is not src][:n])
+
+    frame = sys._getframe()
+    locks = [proxies.new_lock(frame) for _ in range(6)] + [proxies.new_rlock(frame) for _ in range(4)]
+    pure = proxies._new_lock_py(frame)
+    rng = random.Random(11)
+    other_site = recorder.Site(10_000, "x.py", 1, "f", "Lock")
+    checked = 0
+    for step in range(3000):
+        if step % 500 == 499:  # one dropped, a new one made (maybe where it was)
+            locks[rng.randrange(len(locks))] = proxies.new_lock(frame)
+        if step % 700 == 699:
+            locks[rng.randrange(len(locks))]._site = other_site
+        pool = locks + [pure] if step % 3 == 0 else locks
+        held = rng.sample(pool, rng.randrange(len(pool) + 1))
+        dst = rng.choice(pool)
+        for n in (4, 0, 2, 4):  # 4 twice: the kept answer
+            assert _core.gates(held, dst, n) == expected(held, dst, n)
+            checked += 1
+        held.reverse()
+        assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+        src = rng.choice(pool)
+        assert _core.gates(held, dst, 4, src) == expected(held, dst, 4, src)
+        assert _core.gates(held, dst, 4, None) == expected(held, dst, 4)
+    assert checked == 12_000
+    # The kept answer, then the same list after each change that must change the answer.
+    held, dst = locks[:6], locks[7]
+    first = _core.gates(held, dst, 4)
+    assert _core.gates(held, dst, 4) is first
+    held[0]._site = recorder.Site(10_001, "y.py", 2, "g", "Lock")
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4) != first
+    held[1] = proxies.new_lock(frame)
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+    assert _core.gates(held, held[3], 4) == expected(held, held[3], 4)
+    assert _core.gates(held, held[5], 4) == expected(held, held[5], 4) == expected(held, dst, 4)
+    held[5] = pure
+    assert _core.gates(held, dst, 4) == expected(held, dst, 4)
+    assert _core.gates(held, dst, 4, held[0]) == expected(held, dst, 4, held[0]) != expected(held, dst, 4)
+
+
+@runs_c
+def test_the_c_core_makes_an_edge_as_its_init_does() -> None:
+    """_core.new_edge (what _record_edges makes edges with under the compiled core) sets each
+    field of recorder.Edge as Edge.__init__ does, count and multi included."""
+    from lockwatch import _core, recorder  # type: ignore[attr-defined]
+
+    site = recorder.Site(10_002, "z.py", 3, "h", "RLock")
+    args = (1, 2, site, None, "a", None, "MainThread", ["held"], ["acq"], True, "ctx", ((3, site),), "1:1", [])
+    made, reference = _core.new_edge(*args), recorder.Edge(*args)
+    assert type(made) is recorder.Edge
+    for name in recorder.Edge.__slots__:
+        assert getattr(made, name) == getattr(reference, name), name
+    assert made.count == 1 and made.multi is False and made.held_stack is args[7]
+    with pytest.raises(TypeError):
+        _core.new_edge(*args[:-1])
+
+
+@runs_c
+@pytest.mark.parametrize("in_c", [True, False])
+def test_the_c_core_stores_new_edges_as_the_python_section_does(monkeypatch, in_c: bool) -> None:
+    """_core.store_edges (the part of recorder._record_edges under its mutex, for the compiled
+    core's instances) leaves what the Python section leaves: each edge in its destination's _in
+    and its source's _out, both ends in recorder.live, the destination in edge_owners, the site
+    pair's count, both edges of a 2-cycle kept, and one count more for an edge drawn again."""
+    import threading as th
+
+    from lockwatch import recorder
+
+    if not in_c:
+        monkeypatch.setattr(recorder, "store_edges", None)
+    else:
+        assert recorder.store_edges is not None
+    calls = []
+    real = recorder.store_edges
+    if real is not None:
+        monkeypatch.setattr(recorder, "store_edges", lambda *a: calls.append(1) or real(*a))
+    with package.watching():
+        st = recorder.state
+        a, b, c = (th.RLock() for _ in range(3))
+        version = st.edges_version
+        with a:
+            with b:
+                with c:
+                    pass
+        with b:
+            with a:
+                pass
+        with a:
+            with b:
+                pass
+        ins = {name: sorted(lk._in or {}) for name, lk in (("a", a), ("b", b), ("c", c))}
+        outs = {name: sorted(lk._out or ()) for name, lk in (("a", a), ("b", b), ("c", c))}
+        sa, sb, sc = a._serial, b._serial, c._serial
+        assert ins == {"a": [sb], "b": [sa], "c": sorted([sa, sb])}
+        assert outs == {"a": sorted([sb, sc]), "b": sorted([sa, sc]), "c": []}
+        assert all(s in recorder.live for s in (sa, sb, sc))
+        assert set(st.edge_owners) >= {sa, sb, sc}
+        assert st.edges_version - version == 4
+        assert {k for k in st.kept_edges if set(k) <= {sa, sb}} == {(sa, sb), (sb, sa)}
+        assert b._in[sa].count == 2 and a._in[sb].count == 1 and c._in[sa].count == 1
+        assert a._site is b._site is c._site  # one creating call: one site pair for the four edges
+        assert st.site_edges[(a._site, a._site)][1] == 4
+        assert bool(calls) == in_c
 
 
 def test_the_pure_python_core_when_asked(tmp_path: Path) -> None:
