@@ -463,9 +463,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. ``annotate`` sees the
     report before it is written (--confirm adds its confirmations there). Raises a UserError (one line)
     before the program starts when a report path cannot be written or the program is not found."""
-    import shutil  # here, not at the top: a child process of the run (LOCKWATCH=1) needs neither
-    import tempfile
-
+    from .files import private_folder, remove_folder
     from .runner import ProgramRunner
     from .settings import SettingsError
 
@@ -477,7 +475,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     import lockwatch
 
     lockwatch._take_over()  # LOCKWATCH=1 in our own environment: this run is the session
-    children = tempfile.mkdtemp(prefix=CHILDREN_PREFIX)
+    children = private_folder(CHILDREN_PREFIX)
     session = Session(settings, suppressions=suppressions, baseline=baseline, children_dir=children,
                       on_terminate=True)
 
@@ -488,7 +486,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
             session.write_reports()
         finally:
             if not session.in_forked_child:
-                shutil.rmtree(children, ignore_errors=True)
+                remove_folder(children)
 
     session.finish = finish
     # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
@@ -502,7 +500,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         runner.prepare()
     except BaseException:
         session.stop()
-        shutil.rmtree(children, ignore_errors=True)
+        remove_folder(children)
         raise
     status = runner.run()
     _run_exit_handlers_while_recording(logging_before)
@@ -527,7 +525,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         _warn(str(exc))
         return status or EXIT_USAGE
     finally:
-        shutil.rmtree(children, ignore_errors=True)
+        remove_folder(children)
     if settings.fail_on_cycle and status == 0 and report is not None and (report.failing or report.violations):
         _warn(closing_line(report))
         return EXIT_POTENTIAL_DEADLOCK
