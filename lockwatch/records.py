@@ -31,9 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable
 # __dataclass_fields__ and __dataclass_params__ (and, from 3.10, its __match_args__) are
 # _OnFirstUse descriptors: anything that asks for them (fields(), is_dataclass(), replace(),
 # asdict(), a subclass's @dataclass, the first instance's __init__, the first repr or ==) makes
-# the class a dataclass, under one lock, and gets dataclasses' own answer. The lock is made anew
-# in a forked child, which then never waits for it; a fork in the middle of another thread's
-# making leaves the child's class as far as it got (the fields are set last).
+# the class a dataclass, under one lock, and gets dataclasses' own answer. A fork waits for a
+# class being made, and the child gets a new lock: it never sees a class half made.
 
 _FIELDS = "__dataclass_fields__"
 _PARAMS = "__dataclass_params__"
@@ -70,13 +69,22 @@ else:
 _making = _thread.RLock()  # one thread makes a class a dataclass; the others wait for it
 
 
-def _renew_lock() -> None:  # a fork while another thread held it: the child never waits for it
+def _before_fork() -> None:
+    _making.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _making.release()
+
+
+def _after_fork_in_child() -> None:
     global _making
     _making = _thread.RLock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_lock)
+if hasattr(os, "register_at_fork"):  # a fork waits for a class being made (as logging's lock does)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 class _OnFirstUse:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import subprocess
 import sys
 import threading
+import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
@@ -236,3 +239,30 @@ def _first_use_together(made: dict[str, type]) -> None:
     for t in threads:
         t.join(10)
     assert seen == [(["x", "y", "tags", "note", "name"], [], 0)] * len(FIRST_USES)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_fork_waits_for_a_class_being_made() -> None:
+    """A fork while another thread makes a class a dataclass happens once it is made: the child
+    sees the class whole, and its lock free."""
+    from lockwatch import records
+
+    held, made = threading.Event(), threading.Event()
+
+    def maker() -> None:
+        with records._making:
+            held.set()
+            time.sleep(0.3)
+            made.set()  # the class is whole (the lock is still held)
+
+    thread = threading.Thread(target=maker)
+    thread.start()
+    assert held.wait(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: made before the fork, and the lock is its own
+        os._exit(0 if made.is_set() and records._making.acquire(blocking=False) else 1)
+    thread.join(10)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 if hasattr(os, "waitstatus_to_exitcode") else status == 0
