@@ -162,7 +162,8 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
     importlib.resources (pathlib, zipfile), which importlib.abc imports, nor for tempfile and
     shutil, which only the CLI's own process uses (its children's folder), nor for
     concurrent.futures and logging (ThreadPoolExecutor is wrapped when the program imports it)."""
-    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging")
+    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging",
+             "sysconfig", "traceback")
     result = python("-c", SWITCHED_ON_PROBE.format(names=names), cwd=tmp_path,
                     env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
     assert result.returncode == 0, result.stderr
@@ -171,11 +172,13 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
 
 def test_the_cli_imports_nothing_heavy_it_does_not_use(tmp_path: Path) -> None:
     """Nor does the CLI, nor zipfile for a script that is not a zip file, nor hashlib (OpenSSL)
-    for the report's fingerprints."""
+    for the report's fingerprints, nor tempfile and shutil for its children's folder, nor
+    traceback for a program that raises nothing, nor sysconfig for the standard library's folders."""
     (tmp_path / "empty.py").write_text("")
     imported = imported_by(["-q", "empty.py"], tmp_path)
     assert "wrapt" in imported and "lockwatch.analysis" in imported
-    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures"} & imported
+    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures", "tempfile",
+                "shutil", "traceback", "sysconfig"} & imported
 
 
 POOL_IMPORTED_LATER = """
