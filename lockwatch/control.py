@@ -18,6 +18,8 @@ from .files import ReportWriteError, check_writable, write_report_files
 from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
+signal: Any = __import__("_signal")  # not signal.py and its enums: see watchdog.py
+
 _current: Optional[Session] = None  # the session recording now, whoever started it
 
 
@@ -327,8 +329,6 @@ def _block_sigterm_for_fork() -> None:
     the blocked signal as pending and gets it once the mask is restored, after that reset."""
     if _our_sigterm is None:
         return
-    import signal
-
     try:
         if signal.getsignal(signal.SIGTERM) is not _our_sigterm:
             return
@@ -340,8 +340,6 @@ def _block_sigterm_for_fork() -> None:
 def _restore_sigterm_after_fork() -> None:
     old = _masks_before_fork.pop(_thread.get_ident(), None)
     if old is not None:
-        import signal
-
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         except (ValueError, OSError):
@@ -356,8 +354,6 @@ def _after_fork_in_child_restoring() -> None:
         _after_fork_in_child()
     finally:
         if mask is not None:
-            import signal
-
             try:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             except (ValueError, OSError):
@@ -381,8 +377,6 @@ def _drop_sigterm_handler() -> None:
     global _our_sigterm
     if _our_sigterm is None:
         return
-    import signal
-
     try:
         if signal.getsignal(signal.SIGTERM) is _our_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -418,7 +412,6 @@ def _install_sigterm(session: Session) -> None:
     """On SIGTERM, write the reports and then die of SIGTERM as the program would have. Only when
     SIGTERM still has its default action (a program's own handler is left alone) and only from
     the main thread (where Python allows handlers to be set)."""
-    import signal
     import threading
 
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
@@ -449,8 +442,6 @@ def _install_sigterm(session: Session) -> None:
 
 def _die_of(signum: int) -> None:
     """End the process by ``signum`` with its default action, as it would have ended unwatched."""
-    import signal
-
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

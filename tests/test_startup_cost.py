@@ -163,7 +163,7 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
     shutil, which only the CLI's own process uses (its children's folder), nor for
     concurrent.futures and logging (ThreadPoolExecutor is wrapped when the program imports it)."""
     names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging",
-             "sysconfig", "traceback")
+             "sysconfig", "traceback", "signal")
     result = python("-c", SWITCHED_ON_PROBE.format(names=names), cwd=tmp_path,
                     env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
     assert result.returncode == 0, result.stderr
@@ -178,7 +178,7 @@ def test_the_cli_imports_nothing_heavy_it_does_not_use(tmp_path: Path) -> None:
     imported = imported_by(["-q", "empty.py"], tmp_path)
     assert "wrapt" in imported and "lockwatch.analysis" in imported
     assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures", "tempfile",
-                "shutil", "traceback", "sysconfig"} & imported
+                "shutil", "traceback", "sysconfig", "signal"} & imported
 
 
 POOL_IMPORTED_LATER = """
