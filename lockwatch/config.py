@@ -5,11 +5,12 @@ import fnmatch
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Optional
 
 from . import settings as settings_mod
 from .errors import UserError
+from .records import record
 from .stacks import short_path, stable_path
 
 
@@ -17,7 +18,7 @@ class ConfigError(UserError):
     """A settings file lockwatch cannot use: str(exc) is one line naming the file and the entry."""
 
 
-@dataclass
+@record
 class Suppression:
     """Ignore a potential deadlock: by its fingerprint, or when every lock of the cycle was
     created at a site matching one of ``sites`` (fnmatch patterns against "<file>:<line>", the
@@ -57,7 +58,7 @@ def site_forms(site: str) -> list[str]:
 _FINGERPRINT = re.compile(r"[0-9a-f]{12}\Z")
 
 
-@dataclass
+@record
 class ProjectConfig:
     """What a settings file says: suppressions, a baseline, and the other settings it gives."""
 

@@ -18,6 +18,8 @@ from .files import ReportWriteError, check_writable, write_report_files
 from .model import Alert, Deadlock
 from .settings import EXIT_DEADLOCK, EXIT_POTENTIAL_DEADLOCK, EXIT_USAGE, Settings, to_environ
 
+signal: Any = __import__("_signal")  # not signal.py and its enums: see watchdog.py
+
 _current: Optional[Session] = None  # the session recording now, whoever started it
 
 
@@ -327,8 +329,6 @@ def _block_sigterm_for_fork() -> None:
     the blocked signal as pending and gets it once the mask is restored, after that reset."""
     if _our_sigterm is None:
         return
-    import signal
-
     try:
         if signal.getsignal(signal.SIGTERM) is not _our_sigterm:
             return
@@ -340,8 +340,6 @@ def _block_sigterm_for_fork() -> None:
 def _restore_sigterm_after_fork() -> None:
     old = _masks_before_fork.pop(_thread.get_ident(), None)
     if old is not None:
-        import signal
-
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         except (ValueError, OSError):
@@ -356,8 +354,6 @@ def _after_fork_in_child_restoring() -> None:
         _after_fork_in_child()
     finally:
         if mask is not None:
-            import signal
-
             try:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             except (ValueError, OSError):
@@ -381,8 +377,6 @@ def _drop_sigterm_handler() -> None:
     global _our_sigterm
     if _our_sigterm is None:
         return
-    import signal
-
     try:
         if signal.getsignal(signal.SIGTERM) is _our_sigterm:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -418,7 +412,6 @@ def _install_sigterm(session: Session) -> None:
     """On SIGTERM, write the reports and then die of SIGTERM as the program would have. Only when
     SIGTERM still has its default action (a program's own handler is left alone) and only from
     the main thread (where Python allows handlers to be set)."""
-    import signal
     import threading
 
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
@@ -449,8 +442,6 @@ def _install_sigterm(session: Session) -> None:
 
 def _die_of(signum: int) -> None:
     """End the process by ``signum`` with its default action, as it would have ended unwatched."""
-    import signal
-
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -463,9 +454,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     own, or EXIT_POTENTIAL_DEADLOCK under ``settings.fail_on_cycle``. ``annotate`` sees the
     report before it is written (--confirm adds its confirmations there). Raises a UserError (one line)
     before the program starts when a report path cannot be written or the program is not found."""
-    import shutil  # here, not at the top: a child process of the run (LOCKWATCH=1) needs neither
-    import tempfile
-
+    from .files import private_folder, remove_folder
     from .runner import ProgramRunner
     from .settings import SettingsError
 
@@ -477,7 +466,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
     import lockwatch
 
     lockwatch._take_over()  # LOCKWATCH=1 in our own environment: this run is the session
-    children = tempfile.mkdtemp(prefix=CHILDREN_PREFIX)
+    children = private_folder(CHILDREN_PREFIX)
     session = Session(settings, suppressions=suppressions, baseline=baseline, children_dir=children,
                       on_terminate=True)
 
@@ -488,7 +477,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
             session.write_reports()
         finally:
             if not session.in_forked_child:
-                shutil.rmtree(children, ignore_errors=True)
+                remove_folder(children)
 
     session.finish = finish
     # Child processes (subprocesses, multiprocessing workers) switch lockwatch on at start-up
@@ -502,7 +491,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         runner.prepare()
     except BaseException:
         session.stop()
-        shutil.rmtree(children, ignore_errors=True)
+        remove_folder(children)
         raise
     status = runner.run()
     _run_exit_handlers_while_recording(logging_before)
@@ -527,7 +516,7 @@ def run_program(target: str, args: list[str], *, as_module: bool, settings: Sett
         _warn(str(exc))
         return status or EXIT_USAGE
     finally:
-        shutil.rmtree(children, ignore_errors=True)
+        remove_folder(children)
     if settings.fail_on_cycle and status == 0 and report is not None and (report.failing or report.violations):
         _warn(closing_line(report))
         return EXIT_POTENTIAL_DEADLOCK

@@ -25,8 +25,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Optional
+
+from .records import record
 
 # Work, in edges looked at (a step is ~0.2-0.4 µs of Python): a whole analysis spends at most
 # STEP_BUDGET (~0.2 s) on searching, and one component at most COMPONENT_STEPS of it on listing
@@ -92,7 +94,7 @@ class Graph:
                         pending.append(v)
 
 
-@dataclass
+@record
 class Budget:
     """What is left of the search's work: steps, and a wall-clock deadline."""
 
@@ -107,7 +109,7 @@ class Budget:
         return self.steps <= 0 or time.monotonic() > self.deadline
 
 
-@dataclass
+@record
 class Listing:
     """The cycles a search lists, and how many more it found (or knows of) and does not list."""
 

@@ -44,7 +44,7 @@ from .stacks import is_internal, is_threading, wrapt_dir
 #
 # Importing wrapt later still, when the program first needs a lock, cannot be exact, so `python -m
 # lockwatch` pays for it before the program starts (wrapt 2.5.2: ~100 M instructions without
-# asyncio and importlib.metadata, of an empty script's ~310 M under the CLI, against 39 M for the
+# asyncio and importlib.metadata, of an empty script's ~210 M under the CLI, against 39 M for the
 # script alone; callgrind, 3.11; see benchmarks/startup.py). threading.Lock must be one object, a
 # wrapt wrapper, from the program's first instruction on (`from threading import Lock` binds it, C
 # code reads it): a stand-in swapped for the wrapper later changes its identity, and a wrapper

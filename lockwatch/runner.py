@@ -10,7 +10,6 @@ import marshal
 import os
 import sys
 import threading
-import traceback
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -234,6 +233,8 @@ def _print_exception(exc: BaseException) -> None:
         hook = sys.excepthook
         hook(type(exc), exc, tb)
     except Exception as hook_exc:  # python reports a broken hook, then prints the default way
+        import traceback
+
         print("Error in sys.excepthook:", file=sys.stderr)
         traceback.print_exception(type(hook_exc), hook_exc, hook_exc.__traceback__)
         print("\nOriginal exception was:", file=sys.stderr)
@@ -255,6 +256,8 @@ def _wait_for_threads(existing: set[threading.Thread]) -> None:
         try:
             hook()
         except Exception:
+            import traceback
+
             traceback.print_exc()
     while True:
         threads = pending()

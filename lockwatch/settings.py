@@ -1,11 +1,9 @@
 """Every user setting of lockwatch: its default, its one validator, the exit statuses, the environment."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 # The exit statuses, the defaults and the LOCKWATCH switch are settings' own; they are written in
@@ -131,15 +129,24 @@ def validate_path(value: Any, where: str) -> Optional[str]:
     return value
 
 
-@dataclass(frozen=True)
+# Field and Settings are written out rather than made by @dataclass(frozen=True): every process
+# that switches lockwatch on imports this module, and dataclasses compiled their methods from text
+# at each import, 14 M instructions of this module's 15 M (callgrind, 3.11; a bare interpreter's
+# whole start-up is 39 M).
 class Field:
     """One user setting: its validator, and its names in the environment and in [tool.lockwatch]."""
 
-    name: str  # the attribute of Settings
-    key: str  # the name in [tool.lockwatch], enable() and the pytest ini (with "lockwatch_")
-    env: str  # the environment variable
-    validate: Callable[[Any, str], Any]
-    help: str
+    __slots__ = ("name", "key", "env", "validate", "help")
+
+    def __init__(self, name: str, key: str, env: str, validate: Callable[[Any, str], Any], help: str) -> None:
+        self.name = name  # the attribute of Settings
+        self.key = key  # the name in [tool.lockwatch], enable() and the pytest ini (with "lockwatch_")
+        self.env = env  # the environment variable
+        self.validate = validate
+        self.help = help
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, {self.key!r}, {self.env!r})"
 
 
 FIELDS: tuple[Field, ...] = (
@@ -183,31 +190,72 @@ FIELDS: tuple[Field, ...] = (
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
 
 
-@dataclass(frozen=True)
 class Settings:
     """What the user asked of lockwatch, validated. Every entry point (the CLI, ``enable()``, the
-    environment, ``[tool.lockwatch]``, the pytest plugin) builds one of these through ``resolve``."""
+    environment, ``[tool.lockwatch]``, the pytest plugin) builds one of these through ``resolve``.
+    Read-only: ``replace()`` makes a changed copy. Equal when every setting is."""
 
-    json_path: Optional[str] = None
-    html_path: Optional[str] = None
-    dot_path: Optional[str] = None
-    text: bool = True
-    color: Optional[bool] = None  # None: on a terminal only (NO_COLOR, FORCE_COLOR honoured)
-    top: int = DEFAULT_TOP
-    show_library: bool = False
-    deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT
-    on_deadlock: str = DEFAULT_ON_DEADLOCK["api"]
-    warn_hold: Optional[float] = None
-    warn_wait: Optional[float] = None
-    fail_on_cycle: bool = False
-    suppressions_path: Optional[str] = None
-    baseline_path: Optional[str] = None
-    confirm: bool = False
-    confirm_runs: int = DEFAULT_CONFIRM_RUNS
-    confirm_pause: float = DEFAULT_CONFIRM_PAUSE
+    __slots__ = ("json_path", "html_path", "dot_path", "text", "color", "top", "show_library",
+                 "deadlock_timeout", "on_deadlock", "warn_hold", "warn_wait", "fail_on_cycle",
+                 "suppressions_path", "baseline_path", "confirm", "confirm_runs", "confirm_pause")
+    json_path: Optional[str]
+    html_path: Optional[str]
+    dot_path: Optional[str]
+    text: bool
+    color: Optional[bool]  # None: on a terminal only (NO_COLOR, FORCE_COLOR honoured)
+    top: int
+    show_library: bool
+    deadlock_timeout: float
+    on_deadlock: str
+    warn_hold: Optional[float]
+    warn_wait: Optional[float]
+    fail_on_cycle: bool
+    suppressions_path: Optional[str]
+    baseline_path: Optional[str]
+    confirm: bool
+    confirm_runs: int
+    confirm_pause: float
+
+    def __init__(self, *, json_path: Optional[str] = None, html_path: Optional[str] = None,
+                 dot_path: Optional[str] = None, text: bool = True, color: Optional[bool] = None,
+                 top: int = DEFAULT_TOP, show_library: bool = False,
+                 deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT,
+                 on_deadlock: str = DEFAULT_ON_DEADLOCK["api"], warn_hold: Optional[float] = None,
+                 warn_wait: Optional[float] = None, fail_on_cycle: bool = False,
+                 suppressions_path: Optional[str] = None, baseline_path: Optional[str] = None,
+                 confirm: bool = False, confirm_runs: int = DEFAULT_CONFIRM_RUNS,
+                 confirm_pause: float = DEFAULT_CONFIRM_PAUSE) -> None:
+        values = locals()
+        for name in Settings.__slots__:
+            object.__setattr__(self, name, values[name])
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in Settings.__slots__}
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (setting names); an unknown name is a TypeError."""
+        return Settings(**{**self._values(), **changes})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Settings are read-only: cannot assign to {name!r} (use replace())")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Settings are read-only: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values().values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self._values().items())
+        return f"Settings({inner})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle: through __init__, not __setattr__
+        return _settings_from, (self._values(),)
 
     @property
     def report_paths(self) -> dict[str, str]:
@@ -232,7 +280,11 @@ def resolve(*layers: tuple[Mapping[str, Any], Callable[[Field], str]], base: Opt
             if field is None or raw is None:
                 continue
             values[field.name] = field.validate(raw, where(field))
-    return dataclasses.replace(base or Settings(), **values)
+    return (base or Settings()).replace(**values)
+
+
+def _settings_from(values: dict[str, Any]) -> Settings:
+    return Settings(**values)
 
 
 # -- the environment, both ways -------------------------------------------------------------------

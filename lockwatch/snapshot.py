@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 import time
 from typing import Any
 
 from . import histogram, recorder
 from .model import EdgeRecord, LockStats, Snapshot, Timing, Violation, merge
-from .stacks import stable_path
+from .stacks import STDLIB_DIRS, stable_path
 
 __all__ = ["EdgeRecord", "LockStats", "Snapshot", "Timing", "merge", "take", "is_stdlib", "site_key"]
 
@@ -148,15 +147,7 @@ def take(state: Any, mutex: Any, bases: tuple, live_stats: bool = True) -> Snaps
     return snap
 
 
-def _stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    return tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
-
-
-# Found at import, not at the first snapshot: importing then (sysconfig and its _sysconfigdata
-# module) could be cut short by a fork in another thread, and the child waited forever for the
-# half-imported module's lock when it took its own snapshot (its report at exit).
-_STDLIB_DIRS = _stdlib_dirs()
+_STDLIB_DIRS = STDLIB_DIRS
 
 
 def is_stdlib(filename: str) -> bool:

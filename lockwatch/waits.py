@@ -436,11 +436,10 @@ def _future_done(pool: Any) -> None:
 def _codes() -> dict[Any, tuple[str, str]]:
     """Code objects of the standard library's waiting and waking methods: what a Condition's wait
     or notify is for, told from its caller's code (a subclass calling super() has the same)."""
-    import queue
-
     out: dict[Any, tuple[str, str]] = {}
+    queue = sys.modules.get("queue")  # else added when imported (_AfterImport)
     for name, op in (("get", "get"), ("put", "put"), ("join", "task-join"), ("task_done", "task-done")):
-        fn = getattr(queue.Queue, name, None)
+        fn = getattr(getattr(queue, "Queue", None), name, None)
         if fn is not None:
             out[fn.__code__] = ("Queue", op)
     _base = sys.modules.get("concurrent.futures._base")  # else added when imported (_AfterImport)
@@ -815,8 +814,6 @@ _wrapped: list[tuple[Any, str, Any]] = []  # (class, attribute, original) to res
 
 def _targets() -> list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]]:
     """(class, method, factory, the factory's arguments) of every method replaced."""
-    import queue
-
     out: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]] = [
         (threading.Thread, "__init__", _initializer, {"kind": "Thread", "mark": _name_thread}),
         (threading.Thread, "join", _joiner, {}),
@@ -826,8 +823,10 @@ def _targets() -> list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[s
         (threading.Event, "set", _waker, {"kind": "Event", "op": "set"}),
         (threading.Barrier, "__init__", _initializer, {"kind": "Barrier"}),
         (threading.Barrier, "wait", _waiter, {"kind": "Barrier", "default_timeout": "_timeout", "arrive": True}),
-        (queue.Queue, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}),
     ]
+    queue = sys.modules.get("queue")
+    if queue is not None:
+        out.append((queue.Queue, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}))
     cf = sys.modules.get("concurrent.futures.thread")
     if cf is not None:
         out.append((cf.ThreadPoolExecutor, "__init__", _initializer, {"kind": "Pool"}))
@@ -857,8 +856,7 @@ def install() -> None:
     _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
     _wrap(_targets())
     active = True
-    if "concurrent.futures.thread" not in sys.modules:
-        _AfterImport.watch()
+    _AfterImport.watch()
 
 
 def _wrap(targets: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[str, Any]]]) -> None:
@@ -871,23 +869,24 @@ def _wrap(targets: list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[
 
 
 def _imported(name: str) -> None:
-    """concurrent.futures._base or .thread has just been imported, after install(): what
+    """queue, concurrent.futures._base or .thread has just been imported, after install(): what
     install() does with them when they are there already."""
-    if name == "concurrent.futures._base":
+    if name in ("queue", "concurrent.futures._base"):  # the codes of their waiting methods
         _by_code.update({id(code): (code, *what) for code, what in _codes().items()})
-    elif _wrapped:  # installed (uninstall() empties it): wrap ThreadPoolExecutor too
-        _wrap([t for t in _targets() if t[0].__module__ == name])
+    if name in ("queue", "concurrent.futures.thread") and _wrapped:  # installed (uninstall() empties it)
+        _wrap([t for t in _targets() if t[0].__module__ == name])  # Queue's, ThreadPoolExecutor's
 
 
 class _AfterImport:
-    """Calls _imported() when the program imports concurrent.futures._base or .thread: install()
-    does not import them (with logging, 24 M instructions of a watched process's start-up on
-    3.11, and most programs never use a thread pool). A finder first on sys.meta_path that finds
-    nothing itself: for those two names it asks the finders after it and runs the module's own
-    loader, then _imported(). The loader stays the module's (`__loader__`, `__spec__`); only its
-    exec_module is wrapped, for that one call. It leaves sys.meta_path once both were seen."""
+    """Calls _imported() when the program imports queue, concurrent.futures._base or .thread:
+    install() does not import them (concurrent.futures, with logging, 24 M instructions of a
+    watched process's start-up on 3.11, queue 2.4 M; most programs never use a thread pool). A
+    finder first on sys.meta_path that finds nothing itself: for those names it asks the finders
+    after it and runs the module's own loader, then _imported(). The loader stays the module's
+    (`__loader__`, `__spec__`); only its exec_module is wrapped, for that one call. It leaves
+    sys.meta_path once all were seen."""
 
-    NAMES = ("concurrent.futures._base", "concurrent.futures.thread")
+    NAMES = ("queue", "concurrent.futures._base", "concurrent.futures.thread")
     _finder: Optional[_AfterImport] = None
 
     @classmethod

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import _thread
 import os
-import signal
 import sys
 import threading
 import time
@@ -15,6 +14,11 @@ from .errors import DeadlockError
 from .model import Alert, Deadlock, DeadlockThread, HeldLock, LockInfo, PoolStarvation
 from .renderers.incidents import render_alert, render_deadlock, summarize
 from .settings import EXIT_DEADLOCK, POLICIES
+
+# The C module that signal.py wraps: importing signal.py builds its enums of every signal and
+# handler (3.3 M instructions, callgrind 3.11) in every process that switches on, and lockwatch
+# needs none of them (their values are the same ints).
+signal: Any = __import__("_signal")
 
 # pytest (and tools that follow its convention) leave this module's frames out of a failing
 # test's traceback, e.g. a DeadlockError raised in a blocked acquire: the test's code is what to read.

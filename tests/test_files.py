@@ -93,6 +93,37 @@ def test_a_pipe_or_a_device_is_written_into_never_replaced(tmp_path: Path) -> No
     assert listing(tmp_path) == ["pipe"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the candidates are tempfile's POSIX ones")
+def test_the_childrens_folder_is_private_in_tempfiles_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """files.private_folder makes what tempfile.mkdtemp would: a new folder only its user can
+    open, named prefix + something unpredictable, in $TMPDIR (or the next candidate that takes a
+    folder); remove_folder removes it with what is in it, links not followed."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "no-such-folder"))
+    monkeypatch.setenv("TEMP", str(tmp_path))
+    made = [files.private_folder("lw-test-") for _ in range(3)]
+    assert len(set(made)) == 3
+    for path in made:
+        assert os.path.dirname(path) == str(tmp_path) and os.path.basename(path).startswith("lw-test-")
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0
+    tempfile.tempdir = None  # (tempfile caches its choice)
+    try:
+        assert os.path.dirname(tempfile.mkdtemp(dir=None)) == str(tmp_path)  # tempfile agrees
+    finally:
+        tempfile.tempdir = None
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "file").write_text("kept")
+    os.symlink(keep, os.path.join(made[0], "link"))
+    (Path(made[0]) / "child-1.json").write_text("{}")
+    (Path(made[0]) / "sub").mkdir()
+    (Path(made[0]) / "sub" / "x").write_text("x")
+    files.remove_folder(made[0])
+    files.remove_folder(made[0])  # gone already: nothing raised
+    assert not os.path.exists(made[0]) and (keep / "file").read_text() == "kept"
+
+
 def test_a_directory_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ReportWriteError, match=r"^cannot write the report to .*: Is a directory$"):
         write_atomic(str(tmp_path), "x")

@@ -1,6 +1,9 @@
 """Settings: one validator per value, one default each, the environment both ways, every entry point alike."""
 from __future__ import annotations
 
+import copy
+import inspect
+import pickle
 import subprocess
 import textwrap
 from pathlib import Path
@@ -97,7 +100,7 @@ def test_environment_round_trip() -> None:
 
 def test_every_setting_has_an_environment_variable_and_a_key() -> None:
     names = {f.name for f in settings.FIELDS}
-    assert names == {f.name for f in __import__("dataclasses").fields(Settings)}
+    assert names == set(Settings.__slots__) == set(inspect.signature(Settings).parameters)
     with_env = [f for f in settings.FIELDS if f.env]
     assert all(f.env == "LOCKWATCH_" + f.key.upper() for f in with_env)
     # fail_on_cycle and --confirm: only the CLI and the pytest plugin decide a status or re-run a program
@@ -202,3 +205,21 @@ def test_pyproject_unknown_setting_is_one_line(tmp_path: Path) -> None:
     r = _run(["-m", "lockwatch", "prog.py"], tmp_path)
     assert r.returncode == 2 and r.stdout == "", r
     assert r.stderr.count("\n") == 1 and "unknown lockwatch setting(s) deadlock_timout" in r.stderr, r.stderr
+
+
+def test_settings_are_read_only_values() -> None:
+    s = Settings(top=12, json_path="r.json")
+    with pytest.raises(AttributeError, match="read-only"):
+        s.top = 3  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="read-only"):
+        del s.text
+    with pytest.raises(TypeError):
+        s.replace(no_such_setting=1)
+    changed = s.replace(top=3)
+    assert (changed.top, changed.json_path, s.top) == (3, "r.json", 12)
+    assert s == Settings(json_path="r.json", top=12) != changed
+    assert hash(s) == hash(Settings(json_path="r.json", top=12))
+    assert copy.copy(s) == s == pickle.loads(pickle.dumps(s))
+    assert repr(Settings()).startswith("Settings(json_path=None, html_path=None, dot_path=None, text=True, ")
+    with pytest.raises(TypeError):
+        Settings("r.json")  # type: ignore[misc]  # keywords only

@@ -92,7 +92,7 @@ def test_the_text_report_of_an_empty_run_imports_no_networkx(tmp_path: Path) -> 
     (tmp_path / "empty.py").write_text("")
     imported = imported_by(["empty.py"], tmp_path)
     assert {"lockwatch.model", "lockwatch.analysis", "lockwatch.renderers.text"} <= imported
-    assert "networkx" not in imported
+    assert not {"networkx", "textwrap", "shutil"} & imported  # the renderer wraps and measures itself
 
 
 FORKS = """
@@ -162,7 +162,8 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
     importlib.resources (pathlib, zipfile), which importlib.abc imports, nor for tempfile and
     shutil, which only the CLI's own process uses (its children's folder), nor for
     concurrent.futures and logging (ThreadPoolExecutor is wrapped when the program imports it)."""
-    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging")
+    names = (*DEFERRED_BY_WRAPT, "importlib.resources", "tempfile", "shutil", "concurrent.futures", "logging",
+             "sysconfig", "traceback", "signal", "queue")
     result = python("-c", SWITCHED_ON_PROBE.format(names=names), cwd=tmp_path,
                     env=child_env(LOCKWATCH="1", LOCKWATCH_TEXT="0"))
     assert result.returncode == 0, result.stderr
@@ -171,11 +172,13 @@ def test_a_child_switching_on_does_not_import_what_wrapt_imports_for_asyncio(tmp
 
 def test_the_cli_imports_nothing_heavy_it_does_not_use(tmp_path: Path) -> None:
     """Nor does the CLI, nor zipfile for a script that is not a zip file, nor hashlib (OpenSSL)
-    for the report's fingerprints."""
+    for the report's fingerprints, nor tempfile and shutil for its children's folder, nor
+    traceback for a program that raises nothing, nor sysconfig for the standard library's folders."""
     (tmp_path / "empty.py").write_text("")
     imported = imported_by(["-q", "empty.py"], tmp_path)
     assert "wrapt" in imported and "lockwatch.analysis" in imported
-    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures"} & imported
+    assert not {*DEFERRED_BY_WRAPT, "importlib.resources", "zipfile", "hashlib", "concurrent.futures", "tempfile",
+                "shutil", "traceback", "sysconfig", "signal", "queue"} & imported
 
 
 POOL_IMPORTED_LATER = """
@@ -184,6 +187,9 @@ import lockwatch
 from lockwatch import waits
 lockwatch.enable(report_at_exit=False)
 print("concurrent.futures" in sys.modules, [type(f).__name__ for f in sys.meta_path].count("_AfterImport"))
+print("queue" in sys.modules)
+import queue
+print(waits._what(queue.Queue.get.__code__), getattr(queue.Queue.__init__, "_lockwatch_wrapper", False))
 from concurrent.futures import Future
 print(waits._what(Future.result.__code__), [type(f).__name__ for f in sys.meta_path].count("_AfterImport"))
 from concurrent.futures import ThreadPoolExecutor
@@ -197,12 +203,14 @@ print(getattr(ThreadPoolExecutor.submit, "_lockwatch_wrapper", False))
 
 
 def test_concurrent_futures_imported_after_switching_on_is_wrapped_then(tmp_path: Path) -> None:
-    """What switching on does to concurrent.futures (its Future's methods known, ThreadPoolExecutor
-    wrapped) happens when the program imports it; the module keeps its own loader, and the finder
-    that watched for it leaves sys.meta_path; switching off unwraps it as before."""
+    """What switching on does to queue and concurrent.futures (their waiting methods known, Queue
+    and ThreadPoolExecutor wrapped) happens when the program imports them; the module keeps its
+    own loader, and the finder that watched for them leaves sys.meta_path; switching off unwraps
+    them as before."""
     result = python("-c", POOL_IMPORTED_LATER, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["False 1", "('Future', 'result') 1", "True True False 0", "False"]
+    assert result.stdout.splitlines() == ["False 1", "False", "('Queue', 'get') True", "('Future', 'result') 1",
+                                          "True True False 0", "False"]
 
 
 WRAPT_FEATURES = """

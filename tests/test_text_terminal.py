@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import re
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from support import TIMEOUT, child_env, write
@@ -80,6 +84,34 @@ def test_fit_wraps_sentences_and_shortens_paths_from_the_left() -> None:
     [frame] = [line for line in lines if line.endswith(":12 in checkout")]
     assert frame.startswith("      …") and frame.endswith("nested/module.py:12 in checkout") and len(frame) == 60
     assert "      short.py:3 in f" in lines
+
+
+def test_wrap_is_textwraps_for_words_between_single_spaces() -> None:
+    """The renderer's wrap() against textwrap.wrap (no long words broken, no hyphens), over
+    random words (some wider than the line, some with no-break spaces, never only those: the
+    renderer's words are split at whitespace or are "label value" pairs), widths and indents."""
+    rng = random.Random(16)
+    for _ in range(3000):
+        words = [rng.choice("ab-/…") + "".join(rng.choice("ab-/…\xa0.:") for _ in range(rng.choice([0, 1, 4, 8, 29])))
+                 for _ in range(rng.randrange(0, 14))]
+        content = " ".join(words)
+        width = rng.randrange(1, 50)
+        indent, subsequent = " " * rng.randrange(0, 8), " " * rng.randrange(0, 10)
+        expected = textwrap.wrap(content, width, initial_indent=indent, subsequent_indent=subsequent,
+                                 break_long_words=False, break_on_hyphens=False)
+        assert text.wrap(content, width, indent, subsequent) == expected, (content, width, indent, subsequent)
+
+
+@pytest.mark.parametrize("columns, expected", [("123", 123), ("0", None), ("x", None), (None, None)])
+def test_the_terminal_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: Optional[str],
+                                       expected: Optional[int]) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert text.terminal_width(_Stream(True)) == shutil.get_terminal_size().columns
+    if expected is not None:
+        assert text.terminal_width(_Stream(True)) == expected
 
 
 def test_fit_leaves_files_and_pipes_alone() -> None:

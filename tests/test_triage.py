@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import support
 from support import line_of
 
+from lockwatch import stacks
 from lockwatch.analysis import analyze
 from lockwatch.model import EdgeRecord, LockStats, Snapshot
 from lockwatch.renderers import text
@@ -206,6 +208,24 @@ def test_stdlib_classification() -> None:
     import wrapt  # site-packages is not the standard library
 
     assert not is_stdlib(wrapt.__file__)
+
+
+def test_stdlib_folders_are_sysconfigs_for_every_module_loaded() -> None:
+    """lockwatch finds the standard library's folders without sysconfig (stacks.STDLIB_DIRS):
+    every loaded module's file is classified as with sysconfig's "stdlib" and "platstdlib"."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    std = tuple({os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib") if k in paths})
+
+    def by_sysconfig(path: str) -> bool:
+        path = os.path.abspath(path)
+        return path.startswith(std) and "site-packages" not in path and "dist-packages" not in path
+
+    files = [m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)]
+    assert sum(map(by_sysconfig, files)) > 20  # the standard library's modules are among them
+    assert [f for f in files if is_stdlib(f) != by_sysconfig(f)] == []
+    assert set(stacks.STDLIB_DIRS) <= set(std)  # a virtual environment's own lib/pythonX.Y aside
 
 
 def _lock(name: str, filename: str, stdlib: bool, line: int = 10) -> LockStats:

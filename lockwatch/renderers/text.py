@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import textwrap
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
@@ -278,8 +277,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], width: Optional
         else:  # "label value" pairs, never split inside one (no-break spaces while wrapping)
             pairs = ", ".join(f"{label} {value}".replace(" ", "\xa0") for label, value in zip(header[3:], row[3:]))
             out.extend(line.replace("\xa0", " ") for line in
-                       textwrap.wrap(pairs, width, initial_indent=indent, subsequent_indent=indent,
-                                     break_long_words=False, break_on_hyphens=False))
+                       wrap(pairs, width, indent, indent))
     return out
 
 
@@ -366,7 +364,48 @@ def terminal_width(stream: object) -> Optional[int]:
             return None
     except (OSError, ValueError):
         return None
-    return shutil.get_terminal_size().columns
+    return _columns()
+
+
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, without shutil (bz2, lzma, zlib), which the text
+    renderer, imported by every session that writes a text report, would import only for this."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    if stdout is None:
+        return 80
+    try:
+        return os.get_terminal_size(stdout.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def wrap(text: str, width: int, indent: str, subsequent_indent: str) -> list[str]:
+    """textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=subsequent_indent,
+    break_long_words=False, break_on_hyphens=False) for ``text`` of words between single spaces,
+    which is all this renderer wraps: each line as many words as fit, a word wider than a line
+    alone on its own. Without textwrap, whose import (its regular expressions compiled) every
+    session that writes a text report would pay at start."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        if not word:
+            continue
+        if not line:
+            line = (subsequent_indent if lines else indent) + word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = subsequent_indent + word
+    if line:
+        lines.append(line)
+    return lines
 
 
 def fit(text: str, width: Optional[int]) -> str:
@@ -403,7 +442,6 @@ def fit(text: str, width: Optional[int]) -> str:
         # a path longer than a line loses its start: "…/pkg/mod.py:12" stays readable
         words = [w if len(w) <= room or "/" not in w else "…" + w[len(w) - room + 1:]
                  for w in line.split()]
-        out.extend(textwrap.wrap(" ".join(words), width, initial_indent=indent, subsequent_indent=indent + "  ",
-                                 break_long_words=False, break_on_hyphens=False) or [line])
+        out.extend(wrap(" ".join(words), width, indent, indent + "  ") or [line])
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
