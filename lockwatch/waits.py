@@ -448,7 +448,7 @@ def _codes() -> dict[Any, tuple[str, str]]:
     for name, op in (("result", "result"), ("exception", "exception"), ("set_result", "result"),
                      ("set_exception", "result"), ("cancel", "result"),
                      ("set_running_or_notify_cancel", "result")):
-        fn = getattr(_base.Future, name, None)
+        fn = getattr(getattr(_base, "Future", None), name, None)  # (None while _base is half-imported)
         if fn is not None:
             out[fn.__code__] = ("Future", op)
     for fn, op in ((getattr(_base, "wait", None), "wait"), (getattr(_base, "as_completed", None), "as-completed")):
@@ -824,13 +824,16 @@ def _targets() -> list[tuple[Any, str, Callable[..., Callable[..., Any]], dict[s
         (threading.Barrier, "__init__", _initializer, {"kind": "Barrier"}),
         (threading.Barrier, "wait", _waiter, {"kind": "Barrier", "default_timeout": "_timeout", "arrive": True}),
     ]
-    queue = sys.modules.get("queue")
-    if queue is not None:
-        out.append((queue.Queue, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}))
-    cf = sys.modules.get("concurrent.futures.thread")
-    if cf is not None:
-        out.append((cf.ThreadPoolExecutor, "__init__", _initializer, {"kind": "Pool"}))
-        out.append((cf.ThreadPoolExecutor, "submit", _submitter, {}))
+    # Either module may be half-imported here: concurrent.futures.thread imports queue, and
+    # _imported("queue") runs inside that import. A class not made yet is wrapped when its
+    # module's import completes (_imported).
+    queue_cls = getattr(sys.modules.get("queue"), "Queue", None)
+    if queue_cls is not None:
+        out.append((queue_cls, "__init__", _initializer, {"kind": "Queue", "mark": _mark_queue}))
+    pool_cls = getattr(sys.modules.get("concurrent.futures.thread"), "ThreadPoolExecutor", None)
+    if pool_cls is not None:
+        out.append((pool_cls, "__init__", _initializer, {"kind": "Pool"}))
+        out.append((pool_cls, "submit", _submitter, {}))
     return out
 
 

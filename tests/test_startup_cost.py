@@ -213,6 +213,26 @@ def test_concurrent_futures_imported_after_switching_on_is_wrapped_then(tmp_path
                                           "True True False 0", "False"]
 
 
+POOL_FIRST = """
+import sys
+import lockwatch
+from lockwatch import recorder, waits
+lockwatch.enable(report_at_exit=False)
+from concurrent.futures import ThreadPoolExecutor  # queue is first imported inside this import
+import queue
+print(getattr(queue.Queue.__init__, "_lockwatch_wrapper", False), waits._what(queue.Queue.put.__code__),
+      getattr(ThreadPoolExecutor.submit, "_lockwatch_wrapper", False), recorder.state.internal_errors)
+"""
+
+
+def test_a_pool_imported_first_wraps_queue_inside_its_import(tmp_path: Path) -> None:
+    """concurrent.futures.thread imports queue before it makes ThreadPoolExecutor: queue's
+    import completing inside it wraps Queue, and ThreadPoolExecutor when its own completes."""
+    result = python("-c", POOL_FIRST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "True ('Queue', 'put') True []"
+
+
 WRAPT_FEATURES = """
 import sys, threading
 import lockwatch, wrapt
