@@ -73,25 +73,30 @@ class Graph:
                 walk = successors.get(v)
                 if walk is None:
                     counter += 1
-                    preorder[v] = counter
+                    preorder[v] = lowlink[v] = counter
                     walk = successors[v] = iter(adj[v])
+                pv, low = preorder[v], lowlink[v]
+                # One pass over the successors: a node visited already and not in a component
+                # yet stays so until v is done (its component's root is v or above it), so its
+                # part of v's lowlink can be taken now; a child's, when the child is done.
                 for w in walk:
-                    if w not in preorder:
+                    pw = preorder.get(w)
+                    if pw is None:
+                        lowlink[v] = low
                         stack.append(w)
                         break
+                    if w not in found:
+                        if pw > pv:
+                            pw = lowlink[w]
+                        if pw < low:
+                            low = pw
                 else:
-                    pv = low = preorder[v]
-                    for w in adj[v]:
-                        if w not in found:
-                            pw = preorder[w]
-                            if pw > pv:
-                                pw = lowlink[w]
-                            if pw < low:
-                                low = pw
                     lowlink[v] = low
                     stack.pop()
                     if low != pv:
                         pending.append(v)
+                        if low < lowlink[stack[-1]]:  # a node with a lower one is below it
+                            lowlink[stack[-1]] = low
                     elif pending and preorder[pending[-1]] > pv:
                         comp = {v}
                         while pending and preorder[pending[-1]] > pv:
