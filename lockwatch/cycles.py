@@ -92,6 +92,7 @@ class Graph:
                             low = pw
                 else:
                     lowlink[v] = low
+                    del successors[v]  # (a node done is never walked again)
                     stack.pop()
                     if low != pv:
                         pending.append(v)
