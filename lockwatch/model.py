@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import field
 from itertools import islice
-from operator import attrgetter
 from typing import Any, Callable, ClassVar, NoReturn, Optional, TypeVar
 
 from . import histogram
@@ -847,27 +846,34 @@ _REQUIRED = 5  # src .. acquire_stack: every row has them
 _DEFAULTS: tuple[Any, ...] = (None, None, 1, False, False, None, [], [], None, None, None, None)  # src_instance ..
 
 
-class _Index(dict[Any, str]):
-    """A table's index of each distinct value (a dict key), the next one for a new value, as the
-    JSON text rows are made of: a hit is one dict lookup in C (a report can have a million edges,
-    each naming five values), and no integer is formatted again (``int`` of it for ``row``)."""
+class _Index(dict[Any, int]):
+    """A table's index of each distinct value (a dict key), the next one for a new value: a hit
+    is one dict lookup in C (a report can have a million edges, each naming five values)."""
 
-    def __missing__(self, value: Any) -> str:
-        i = self[value] = str(len(self))
+    def __missing__(self, value: Any) -> int:
+        i = self[value] = len(self)
         return i
 
 
-class _StackIndex(dict[tuple[str, ...], str]):
-    """Each distinct stack (a tuple of frames) -> its index in "stacks", as text; ``rows`` are the
-    stacks' rows of frame indices as JSON text, made once, when a stack is first seen."""
+class _FrameIndex(dict[str, str]):
+    """Each distinct frame's index in "frames", as the JSON text a stack row is made of."""
 
-    def __init__(self, frames: _Index) -> None:
+    def __missing__(self, frame: str) -> str:
+        i = self[frame] = str(len(self))
+        return i
+
+
+class _StackIndex(dict[tuple[str, ...], int]):
+    """Each distinct stack (a tuple of frames) -> its index in "stacks"; ``rows`` are the stacks'
+    rows of frame indices as JSON text, made once, when a stack is first seen."""
+
+    def __init__(self, frames: _FrameIndex) -> None:
         super().__init__()
         self.rows: list[str] = []
         self._frame = frames.__getitem__
 
-    def __missing__(self, stack: tuple[str, ...]) -> str:
-        i = self[stack] = str(len(self.rows))
+    def __missing__(self, stack: tuple[str, ...]) -> int:
+        i = self[stack] = len(self.rows)
         self.rows.append(f"[{','.join(map(self._frame, stack))}]")
         return i
 
@@ -878,7 +884,7 @@ class _Tables:
     def __init__(self) -> None:
         self.sites = _Index()
         self.threads = _Index()  # (name, "<pid>:<ident>") -> index
-        self.frames = _Index()
+        self.frames = _FrameIndex()
         self.stacks = _StackIndex(self.frames)
 
     def stack_rows(self) -> Iterator[list[int]]:
@@ -887,8 +893,8 @@ class _Tables:
 
     def row(self, e: EdgeRecord) -> list[Any]:
         sites, stacks = self.sites, self.stacks
-        row: list[Any] = [int(sites[e.src]), int(sites[e.dst]), int(self.threads[(e.thread, e.thread_id)]),
-                          int(stacks[tuple(e.held_stack)]), int(stacks[tuple(e.acquire_stack)])]
+        row: list[Any] = [sites[e.src], sites[e.dst], self.threads[(e.thread, e.thread_id)],
+                          stacks[tuple(e.held_stack)], stacks[tuple(e.acquire_stack)]]
         if not (e.gates or e.gate_instances or e.timed or e.multi or e.count != 1 or e.context is not None
                 or e.src_name is not None or e.dst_name is not None
                 or e.wait is not None or e.wake is not None):  # the common rows, quickly
@@ -898,7 +904,7 @@ class _Tables:
             if e.dst_instance is None and e.src_instance is None:
                 return row
         tail = (e.src_instance, e.dst_instance, e.count, e.timed, e.multi, e.context,
-                [int(sites[g]) for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name,
+                [sites[g] for g in e.gates], list(e.gate_instances), e.src_name, e.dst_name,
                 e.wait, e.wake)
         n = len(tail)
         while n and tail[n - 1] == _DEFAULTS[n - 1] and type(tail[n - 1]) is type(_DEFAULTS[n - 1]):
@@ -910,47 +916,44 @@ class _Tables:
         """``row`` of each edge as JSON text: the same values, made faster (a report can have a
         million edges; most rows are five or seven integers)."""
         sites, threads, stacks, row = self.sites, self.threads, self.stacks, self.row
-        # _StackIndex.__missing__, inline: most stacks of a large report are new (a call each).
-        # setdefault hashes a stack's tuple once (get and a store hashed a new one twice); ``new``
-        # is the next index, which no stack has yet.
-        index, rows, frame = stacks.setdefault, stacks.rows, self.frames.__getitem__
-        new = str(len(rows))
+        # _StackIndex.__missing__, inline: most stacks of a large report are new (a call each)
+        known, rows, frame = stacks.get, stacks.rows, self.frames.__getitem__
         for e in edges:
             if (e.gates or e.gate_instances or e.context is not None or e.src_name is not None
                     or e.dst_name is not None or (e.src_instance is None) != (e.dst_instance is None)
                     or e.wait is not None or e.wake is not None
                     or type(e.count) is not int):
                 yield json.dumps(row(e), separators=_COMPACT)
-                new = str(len(rows))
                 continue
-            t = tuple(e.held_stack)
-            held = index(t, new)
-            if held is new:
-                rows.append(f"[{','.join(map(frame, t))}]")
-                new = str(len(rows))
-            t = tuple(e.acquire_stack)
-            acquire = index(t, new)
-            if acquire is new:
-                rows.append(f"[{','.join(map(frame, t))}]")
-                new = str(len(rows))
             src, dst, thread = sites[e.src], sites[e.dst], threads[(e.thread, e.thread_id)]
-            # the values after acquire_stack up to the last one that is not its default, and the
-            # row one f-string (a report has a million)
-            if not (e.multi or e.timed or e.count != 1):
-                tail = ""
-            elif e.multi:
-                tail = f",{e.count},{'true' if e.timed else 'false'},true"
+            t = tuple(e.held_stack)
+            held = known(t)
+            if held is None:
+                held = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            t = tuple(e.acquire_stack)
+            acquire = known(t)
+            if acquire is None:
+                acquire = stacks[t] = len(rows)
+                rows.append(f"[{','.join(map(frame, t))}]")
+            head = f"[{src},{dst},{thread},{held},{acquire}"
+            # the values after acquire_stack up to the last one that is not its default
+            if e.src_instance is None:
+                inst = "null,null"
+                if not (e.multi or e.timed or e.count != 1):
+                    yield head + "]"
+                    continue
             else:
-                tail = f",{e.count},true" if e.timed else f",{e.count}"
-            if e.src_instance is not None:
-                yield f"[{src},{dst},{thread},{held},{acquire},{int(e.src_instance)},{int(e.dst_instance or 0)}{tail}]"
-            elif tail:
-                yield f"[{src},{dst},{thread},{held},{acquire},null,null{tail}]"
+                inst = f"{int(e.src_instance)},{int(e.dst_instance or 0)}"
+                if not (e.multi or e.timed or e.count != 1):
+                    yield f"{head},{inst}]"
+                    continue
+            if e.multi:
+                yield f"{head},{inst},{e.count},{'true' if e.timed else 'false'},true]"
+            elif e.timed:
+                yield f"{head},{inst},{e.count},true]"
             else:
-                yield f"[{src},{dst},{thread},{held},{acquire}]"
-
-
-_SRC, _DST = attrgetter("src"), attrgetter("dst")
+                yield f"{head},{inst},{e.count}]"
 
 
 def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable[[], Any], bool]]:
@@ -967,8 +970,7 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
         if s.acquisitions or s.failed:
             return True
         if in_graph is None:
-            in_graph = set(map(_SRC, snap.site_edges))
-            in_graph.update(map(_DST, snap.site_edges))
+            in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
         return s.key in in_graph
 
     tables = _Tables()
