@@ -54,44 +54,62 @@ class Graph:
     def has_edge(self, u: Any, v: Any) -> bool:
         return v in self.adj.get(u, {})
 
-    def components(self) -> Iterator[set[Any]]:
+    def components(self, trivial: bool = True) -> Iterator[set[Any]]:
         """Strongly connected components, in the order networkx's strongly_connected_components
-        yields them (the same iterative Tarjan walk: sources and successors in insertion order)."""
+        yields them (the same iterative Tarjan walk: sources and successors in insertion order).
+        ``trivial=False``: only those of several nodes (a lock-order graph of 100,000 sites is
+        mostly single nodes: no set made and yielded for each)."""
         adj = self.adj
         preorder: dict[Any, int] = {}
         lowlink: dict[Any, int] = {}
         found: set[Any] = set()
         pending: list[Any] = []
         counter = 0
-        successors = {v: iter(adj[v]) for v in adj}
+        successors: dict[Any, Iterator[Any]] = {}  # of each node visited: those not walked yet
         for source in adj:
             if source in found:
                 continue
             stack = [source]
             while stack:
                 v = stack[-1]
-                if v not in preorder:
+                walk = successors.get(v)
+                if walk is None:
                     counter += 1
-                    preorder[v] = counter
-                for w in successors[v]:
-                    if w not in preorder:
+                    preorder[v] = lowlink[v] = counter
+                    walk = successors[v] = iter(adj[v])
+                pv, low = preorder[v], lowlink[v]
+                # One pass over the successors: a node visited already and not in a component
+                # yet stays so until v is done (its component's root is v or above it), so its
+                # part of v's lowlink can be taken now; a child's, when the child is done.
+                for w in walk:
+                    pw = preorder.get(w)
+                    if pw is None:
+                        lowlink[v] = low
                         stack.append(w)
                         break
+                    if w not in found:
+                        if pw > pv:
+                            pw = lowlink[w]
+                        if pw < low:
+                            low = pw
                 else:
-                    low = preorder[v]
-                    for w in adj[v]:
-                        if w not in found:
-                            low = min(low, lowlink[w] if preorder[w] > preorder[v] else preorder[w])
                     lowlink[v] = low
+                    del successors[v]  # (a node done is never walked again)
                     stack.pop()
-                    if low == preorder[v]:
+                    if low != pv:
+                        pending.append(v)
+                        if low < lowlink[stack[-1]]:  # a node with a lower one is below it
+                            lowlink[stack[-1]] = low
+                    elif pending and preorder[pending[-1]] > pv:
                         comp = {v}
-                        while pending and preorder[pending[-1]] > preorder[v]:
+                        while pending and preorder[pending[-1]] > pv:
                             comp.add(pending.pop())
                         found.update(comp)
                         yield comp
                     else:
-                        pending.append(v)
+                        found.add(v)
+                        if trivial:
+                            yield {v}
 
 
 @record
@@ -129,7 +147,9 @@ def find_cycles(graph: Graph, cap: int, budget: Optional[Budget] = None) -> List
     budget = budget if budget is not None else Budget()
     out = Listing()
     adj = graph.adj
-    comps = [c for c in graph.components() if len(c) > 1]
+    comps = list(graph.components(trivial=False))
+    if not comps:
+        return out
     # Smallest first: a huge component takes what the small ones (each cheap) left of the budget.
     order = {v: i for i, v in enumerate(adj)}
     comps.sort(key=len)

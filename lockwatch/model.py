@@ -961,7 +961,18 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
     one item per line). The edge tables are filled as the edges are made, so they come last.
     ``encoded``: the edges' rows as JSON text already."""
     snap = report.snapshot
-    in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
+    in_graph: Optional[set[str]] = None
+
+    def used(s: LockStats) -> bool:
+        """Taken, or in the lock-order graph (whose locks are gathered only when a lock was
+        never taken: the graph can be half a million edges)."""
+        nonlocal in_graph
+        if s.acquisitions or s.failed:
+            return True
+        if in_graph is None:
+            in_graph = {k for e in snap.site_edges for k in (e.src, e.dst)}
+        return s.key in in_graph
+
     tables = _Tables()
 
     def rows(edges: list[EdgeRecord]) -> Iterator[Any]:
@@ -981,8 +992,7 @@ def _sections(report: Report, encoded: bool = False) -> list[tuple[str, Callable
         ("unused_suppressions", lambda: list(report.unused_suppressions), False),
         ("internal_errors", lambda: snap.internal_errors, False),
         # Locks that were used (modules create many they never take in a given run).
-        ("locks", lambda: ((s.encoded() if encoded else s.to_dict()) for s in snap.locks
-                           if s.acquisitions or s.failed or s.key in in_graph), True),
+        ("locks", lambda: ((s.encoded() if encoded else s.to_dict()) for s in snap.locks if used(s)), True),
         ("edge_fields", lambda: EDGE_FIELDS, False),
         # The whole site-level lock-order graph, so that reports can be merged and re-analysed.
         ("lock_order", lambda: rows(snap.site_edges), True),

@@ -113,6 +113,24 @@ def test_every_edge_on_a_cycle_is_in_a_listed_cycle_when_the_budget_allows() -> 
         assert_simple_cycle(g, c)
 
 
+@pytest.mark.parametrize("seed", range(60))
+def test_components_are_networkx_components_in_its_order(seed: int) -> None:
+    # The walk takes each lowlink in one pass over a node's successors: the same components, in
+    # the order networkx's strongly_connected_components yields them, self-loops and all; the
+    # single nodes left out when not asked for.
+    rng = random.Random(seed)
+    n = rng.randint(1, 40)
+    edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 3 * n))]
+    edges += [(rng.randrange(n), rng.randrange(n))] if seed % 3 == 0 else []
+    g = graph(edges)
+    ref = networkx.DiGraph()
+    ref.add_nodes_from(g.adj)  # the order nodes were first seen in
+    ref.add_edges_from(edges)
+    expected = list(networkx.strongly_connected_components(ref))
+    assert list(g.components()) == expected
+    assert list(g.components(trivial=False)) == [c for c in expected if len(c) > 1]
+
+
 def test_self_loops_and_acyclic_graphs_have_no_cycles() -> None:
     g = graph([(0, 0), (0, 1), (1, 2), (0, 2)])
     assert find_cycles(g, cap=50).cycles == []
