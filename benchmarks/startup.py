@@ -3,6 +3,7 @@
     python benchmarks/startup.py               # 15 interleaved rounds
     python benchmarks/startup.py --rounds 31 --python /path/to/python
     python benchmarks/startup.py --instructions  # and each case's instruction count (valgrind)
+    python benchmarks/startup.py --core c        # the compiled core only (c, python; default: both)
 
 Each case is one fresh process (start-up, the program, exit and lockwatch's report at exit):
 
@@ -20,6 +21,11 @@ Each case is one fresh process (start-up, the program, exit and lockwatch's repo
     import wrapt  python -c "import wrapt": what importing wrapt alone costs. lockwatch patches
                   the factories with wrapt before the program runs (patching.py), so this is
                   the floor of every case that switches lockwatch on
+
+With --core both (the default) every case that runs lockwatch is run twice: as above, with the
+core lockwatch chooses (the compiled one where it was built), and again with
+LOCKWATCH_PURE_PYTHON=1, as "... [py]": the pure-Python fallback's start-up. --core python keeps
+only the second, --core c only the first.
 
 A round runs every case once, in an order that rotates from round to round; the first round is a
 warm-up (bytecode written, files cached) and is not counted. Printed per case: the median wall
@@ -64,7 +70,11 @@ def child_environ(python: str, folder: str, children: str, base: dict[str, str])
     return dict(base, **given)
 
 
-def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+# The cases that run lockwatch (switched on, or at least imported): the ones --core doubles.
+LOCKWATCH_CASES = ("cli -q", "cli", "env", "cli -q, 1 lock", "env, 1 lock", "child", "child, 1 lock")
+
+
+def cases(python: str, folder: str, core: str = "c") -> dict[str, tuple[list[str], dict[str, str]]]:
     empty = os.path.join(folder, "empty.py")
     one_lock = os.path.join(folder, "one_lock.py")
     with open(empty, "w") as f:
@@ -76,7 +86,7 @@ def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]
     on = dict(base, LOCKWATCH="1")
     child = child_environ(python, folder, os.path.join(folder, "children"), base)
     cli = [python, "-m", "lockwatch"]
-    return {
+    table = {
         "plain": ([python, empty], base),
         "cli -q": ([*cli, "-q", empty], base),
         "cli": ([*cli, empty], base),
@@ -88,6 +98,13 @@ def cases(python: str, folder: str) -> dict[str, tuple[list[str], dict[str, str]
         "child, 1 lock": ([python, one_lock], child),
         "import wrapt": ([python, "-c", "import wrapt"], base),
     }
+    if core == "c":
+        return table
+    pure = {f"{name} [py]": (argv, dict(env, LOCKWATCH_PURE_PYTHON="1"))
+            for name, (argv, env) in table.items() if name in LOCKWATCH_CASES}
+    if core == "python":
+        table = {name: case for name, case in table.items() if name not in LOCKWATCH_CASES}
+    return {**table, **pure}
 
 
 def run_once(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
@@ -121,13 +138,16 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--instructions", action="store_true",
                         help="also count each case's instructions with valgrind (slow: ~1 minute)")
+    parser.add_argument("--core", choices=("both", "c", "python"), default="both",
+                        help="lockwatch's core for the cases that run it: the one it chooses (c: "
+                             "compiled where built), the pure-Python one, or both (default)")
     args = parser.parse_args()
     if args.instructions and shutil.which("valgrind") is None:
         sys.exit("--instructions needs valgrind")
     with tempfile.TemporaryDirectory() as folder:
         children = os.path.join(folder, "children")
         os.mkdir(children)
-        table = cases(args.python, folder)
+        table = cases(args.python, folder, args.core)
         names = list(table)
         wall: dict[str, list[float]] = {n: [] for n in names}
         cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -142,16 +162,17 @@ def main() -> None:
                 os.remove(os.path.join(children, leftover))
         counted = {n: instructions(*table[n], cwd=folder) for n in names} if args.instructions else {}
     version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
-                              "'wrapt', wrapt.__version__, 'click', click.__version__)"],
+                              "'wrapt', wrapt.__version__, 'click', click.__version__, end='; ');"
+                              "import lockwatch.proxies as p; print('lockwatch core', p.CORE)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     print(f"python {version}; {args.rounds} rounds (+1 warm-up), medians in ms")
-    print(f"{'case':16} {'wall':>7} {'(min-max)':>17} {'cpu':>7} {'wall-plain':>11} {'cpu-plain':>10} "
+    print(f"{'case':21} {'wall':>7} {'(min-max)':>17} {'cpu':>7} {'wall-plain':>11} {'cpu-plain':>10} "
           f"{'wall/plain':>10}" + (f" {'M instr':>8} {'-plain':>7}" if counted else ""))
     plain_w, plain_c = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
     for name in names:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
         spread = f"({min(wall[name]) * 1e3:.0f}-{max(wall[name]) * 1e3:.0f})"
-        line = (f"{name:16} {w * 1e3:7.1f} {spread:>17} {c * 1e3:7.1f} {(w - plain_w) * 1e3:+11.1f} "
+        line = (f"{name:21} {w * 1e3:7.1f} {spread:>17} {c * 1e3:7.1f} {(w - plain_w) * 1e3:+11.1f} "
                 f"{(c - plain_c) * 1e3:+10.1f} {w / plain_w:9.2f}x")
         if counted:
             line += f" {counted[name]:8d} {counted[name] - counted['plain']:+7d}"
