@@ -1,4 +1,5 @@
-/* lockwatch._core: the compiled hot path of lockwatch.proxies' Lock and RLock.
+/* lockwatch._core: the compiled hot path of lockwatch's Lock and RLock (proxies.py), and of its
+ * Condition and semaphores (primitives.py: see the Condition and Semaphore sections below).
  *
  * Base types whose subclasses in lockwatch/proxies.py are the instrumented Lock and RLock when
  * this module is present (and LOCKWATCH_PURE_PYTHON is not set). They record exactly what
@@ -4373,8 +4374,12 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef coremodule = {
-    PyModuleDef_HEAD_INIT, "lockwatch._core",
-    "The compiled hot path of lockwatch's Lock and RLock (see lockwatch/proxies.py).", -1, module_methods,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "lockwatch._core",
+    .m_doc = "The compiled hot path of lockwatch's Lock, RLock, Condition and semaphores "
+             "(see lockwatch/proxies.py and lockwatch/primitives.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
