@@ -161,10 +161,11 @@ def main() -> None:
             for leftover in os.listdir(children):  # the children's JSON reports
                 os.remove(os.path.join(children, leftover))
         counted = {n: instructions(*table[n], cwd=folder) for n in names} if args.instructions else {}
-    version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
-                              "'wrapt', wrapt.__version__, 'click', click.__version__, end='; ');"
-                              "import lockwatch.proxies as p; print('lockwatch core', p.CORE)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+        # in the folder the cases run in: from the project's root, -c would import its source tree
+        version = subprocess.run([args.python, "-c", "import sys, wrapt, click; print(sys.version.split()[0], "
+                                  "'wrapt', wrapt.__version__, 'click', click.__version__, end='; ');"
+                                  "import lockwatch.proxies as p; print('lockwatch core', p.CORE)"],
+                                 capture_output=True, text=True, check=True, cwd=folder).stdout.strip()
     print(f"python {version}; {args.rounds} rounds (+1 warm-up), medians in ms")
     print(f"{'case':21} {'wall':>7} {'(min-max)':>17} {'cpu':>7} {'wall-plain':>11} {'cpu-plain':>10} "
           f"{'wall/plain':>10}" + (f" {'M instr':>8} {'-plain':>7}" if counted else ""))
