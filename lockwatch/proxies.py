@@ -12,6 +12,7 @@ from typing import Any, overload
 
 from . import histogram as _histogram
 from . import recorder as _rec
+from . import stacks as _stacks
 from .recorder import now as _now
 from .stacks import first_outside
 
@@ -708,7 +709,7 @@ CORE = "python"  # which core runs: "c" or "python" (lockwatch --version, the re
 CORE_DETAILS: dict[str, Any] = {}  # what the compiled core uses (configure()'s answer)
 
 
-_CORE_API = 13  # the lockwatch._core this file works with (its API constant)
+_CORE_API = 14  # the lockwatch._core this file works with (its API constant)
 
 
 def _load_core() -> Any:
@@ -794,6 +795,9 @@ if _core is not None:
     _rec.reset_hooks.append(_core.clear_site_cache)  # its cache of sites by creating instruction
     _rec.compiled_live = _core.live_instances  # its registry of live instances
     _rec.gates_of = _core.gates  # a new edge's gates, its last answer kept
+    # the key of a new edge's stacks (the Python loop cost ~2 us per future in as_completed)
+    _core.set_chain_stops(_stacks._stop_cache, _stacks._is_stop, _stacks.CHAIN_DEPTH)
+    _rec.chain_key = _core.chain_key
     if CORE_DETAILS.get("edges_in_c"):
         _rec.new_edge = _core.new_edge  # an Edge without its Python __init__
         _rec.store_edges = _core.store_edges  # new edges into their registries, under the mutex

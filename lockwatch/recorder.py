@@ -223,6 +223,10 @@ class State:
         self.kept_edges: dict[tuple[int, int], Edge] = {}  # instance edges of closed 2-cycles
         # (sites, where each lock was taken) -> (held stack, acquire stack): see _edge_stacks
         self.edge_stacks: dict[tuple, tuple] = {}  # -> (held stack, acquire stack, the key's code objects)
+        # A stack's key (stacks.chain_key) -> a number of its own, which edge_stacks' keys hold: the
+        # long tuple is hashed once per new-edge call, not once per edge (as_completed: ~8 each).
+        self.chains: dict[tuple, int] = {}
+        self.chain_numbers = itertools.count()  # never reused: a number outlives a cleared `chains`
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
         self.violations: list[dict[str, Any]] = []  # declared-order violations, as plain data
@@ -656,7 +660,7 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
     dst_site = dst._site
     if dst_site.epoch != epoch:
         return  # created in an earlier session (still held from then): not this session's graph
-    # What this shares with stacks.first_outside, _where, thread_name, thread_id and lock_name is
+    # What this shares with stacks.first_outside, thread_name, thread_id and lock_name is
     # written out: as_completed() over n futures calls this about n times, with one new edge each,
     # and a Python call costs about as much as what each of them does.
     internal = _internal_get
@@ -667,12 +671,11 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
         if not r:
             break
         frame = frame.f_back
-    if frame is not None:
-        back = frame.f_back
-        where = (id(frame.f_code), frame.f_lasti,
-                 id(back.f_code) if back is not None else 0, back.f_lasti if back is not None else -1)
-    else:
-        where = (0, -1, 0, -1)
+    # _edge_stacks' key: the whole stack decides what it captures (its number: one hash of it)
+    chain = chain_key(frame)
+    where = st.chains.get(chain)
+    if where is None:
+        where = _chain_number(st, chain)
     cache = st.edge_stacks
     ident = get_ident()
     t = threading._active.get(ident)  # type: ignore[attr-defined]  # (thread_name)
@@ -706,7 +709,7 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
                 if hold.held is held:
                     code, lasti = hold.code, hold.lasti
                     break
-        found = cache.get((src_site, dst_site, id(code), lasti, *where))  # _stacks_key, inline
+        found = cache.get((src_site, dst_site, id(code), lasti, where))  # _stacks_key, inline
         if found is None:
             found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
         if gates_c is not None:
@@ -782,13 +785,16 @@ def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: in
     acquisitions: `pay(a, b)` and `refund(b, a)` taking two account locks in opposite orders
     are two edges of one site pair, and the report must show `refund` for the second.
 
-    Capturing (~10 us: formatting every frame) is done once per code location, keyed by the
-    site pair, the held lock's acquiring instruction and the blocking frame's and its caller's
-    instructions: as_completed() over n futures makes ~8n edges of one site pair from one place,
-    and captures once, not 8n times (benchmarks/many_futures.py). _record_edges looks the cache
-    up itself (_stacks_key) and calls this on a miss."""
-    back = frame.f_back if frame is not None else None
-    key = _stacks_key(src_site, dst_site, code, lasti, _where(frame, back))
+    Capturing (~10 us: formatting every frame) is done once per stack, keyed by the site pair,
+    the held lock's acquiring instruction and every instruction of the stack it blocks in
+    (stacks.chain_key: what the two captures read): as_completed() over n futures makes ~8n edges
+    of one site pair from one place, and captures once, not 8n times (benchmarks/many_futures.py),
+    while one line reached from two callers is two stacks (a key of the innermost frames only
+    showed the first caller's stack for the second's edge). _record_edges looks the cache up
+    itself (_stacks_key) and calls this on a miss."""
+    chain = chain_key(frame)
+    where = st.chains.get(chain)
+    key = _stacks_key(src_site, dst_site, code, lasti, where if where is not None else _chain_number(st, chain))
     cache = st.edge_stacks
     hit = cache.get(key)
     if hit is not None:
@@ -797,21 +803,28 @@ def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: in
     if len(cache) >= MAX_EDGE_STACKS:
         cache.clear()  # code compiled again and again (exec): keep memory bounded
     # The entry keeps the code objects of its key alive, so their ids in the key stay theirs.
-    cache[key] = (*found, code, frame.f_code if frame is not None else None,
-                  back.f_code if back is not None else None)
+    cache[key] = (*found, code, stacks.chain_codes(frame))
     return found
 
 
-def _where(frame: Any, back: Any) -> tuple:
-    """The blocking frame's and its caller's instructions, as _edge_stacks' key has them."""
-    return (id(frame.f_code) if frame is not None else 0, frame.f_lasti if frame is not None else -1,
-            id(back.f_code) if back is not None else 0, back.f_lasti if back is not None else -1)
+chain_key = stacks.chain_key
+MAX_CHAINS = 4 * MAX_EDGE_STACKS
 
 
-def _stacks_key(src_site: Site, dst_site: Site, code: Any, lasti: int, where: tuple) -> tuple:
+def _chain_number(st: State, chain: tuple) -> int:
+    """The number of a stack's key, given the first time it is seen. Its code objects' ids stay
+    theirs while an edge_stacks entry keyed by the number keeps them (chain_codes); a key whose
+    code died can be matched again by new code reusing the ids only where no entry holds it."""
+    chains = st.chains
+    if len(chains) >= MAX_CHAINS:
+        chains.clear()  # numbers are not reused: edge_stacks' keys stay right
+    return chains.setdefault(chain, next(st.chain_numbers))
+
+
+def _stacks_key(src_site: Site, dst_site: Site, code: Any, lasti: int, where: int) -> tuple:
     # Code objects by id: hashing a code object hashes its constants each time (~1 us for
     # as_completed's), and a new edge looks the cache up once per held lock.
-    return (src_site, dst_site, id(code), lasti, *where)
+    return (src_site, dst_site, id(code), lasti, where)
 
 
 MAX_VIOLATIONS = 1_000
@@ -895,6 +908,7 @@ def forget_activity() -> None:
         st.site_edges.clear()
         st.kept_edges.clear()
         st.edge_stacks.clear()
+        st.chains.clear()
         st.violations.clear()
         st.violation_keys.clear()
         st.internal_errors.clear()

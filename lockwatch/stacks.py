@@ -159,6 +159,44 @@ def capture(frame: FrameType | None, limit: int = MAX_FRAMES) -> list[str]:
     return out
 
 
+# How far chain_key looks: far past what a stack shows (MAX_FRAMES frames of the program), for
+# the search of capture_taken_at; a chain deeper than this is keyed by its first CHAIN_DEPTH frames.
+CHAIN_DEPTH = 256
+
+
+def chain_key(frame: FrameType | None) -> tuple[int, ...]:
+    """What decides the stacks that capture() and capture_taken_at() make from ``frame``: each
+    frame's code (by id) and instruction, outward to where they stop (a stop frame, the thread's
+    first frame). Equal keys, equal stacks, as long as the code objects live (a cache keyed by
+    this keeps them: chain_codes). The stack's every frame counts, not only the innermost: a lock
+    taken at one line called from two tests is two stacks."""
+    key: list[int] = []
+    append = key.append
+    stop = _stop_cache.get
+    n = CHAIN_DEPTH
+    while frame is not None and n:
+        code = frame.f_code
+        r = stop(code.co_filename)
+        if r is None:
+            r = _is_stop(code.co_filename)
+        if r:
+            break
+        append(id(code))
+        append(frame.f_lasti)
+        frame = frame.f_back
+        n -= 1
+    return tuple(key)
+
+
+def chain_codes(frame: FrameType | None) -> tuple[CodeType, ...]:
+    """The code objects whose ids chain_key(frame) holds."""
+    codes: list[CodeType] = []
+    while frame is not None and len(codes) < CHAIN_DEPTH and not _is_stop(frame.f_code.co_filename):
+        codes.append(frame.f_code)
+        frame = frame.f_back
+    return tuple(codes)
+
+
 def capture_taken_at(code: CodeType | None, lasti: int, current: FrameType | None,
                      limit: int = MAX_FRAMES) -> list[str]:
     """The stack of an earlier acquisition made at ``code``/``lasti`` by this thread.
@@ -171,9 +209,15 @@ def capture_taken_at(code: CodeType | None, lasti: int, current: FrameType | Non
         return []
     taken = format_frame(code.co_filename, line_of(code, lasti), code.co_name)
     frame = current
+    depth = 0
+    # Searched no further than chain_key(current) covers (what a cache of these stacks is keyed
+    # by): not past a stop frame, whose callers no stack shows.
     while frame is not None and frame.f_code is not code:
+        if depth == CHAIN_DEPTH or _is_stop(frame.f_code.co_filename):
+            return [taken]
+        depth += 1
         frame = frame.f_back
-    if frame is None:
+    if frame is None or _is_stop(frame.f_code.co_filename):
         return [taken]
     outer = capture(frame.f_back, limit - 1)
     outer.append(taken)

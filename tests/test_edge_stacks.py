@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import sys
 import threading
 from typing import Any
 
 import pytest
 
 import lockwatch as lw
-from lockwatch import recorder
+from lockwatch import proxies, recorder, stacks
 from lockwatch.model import SavedReport
 from lockwatch.renderers import html, jsonreport, text
 
@@ -89,3 +90,73 @@ def test_one_place_is_captured_once(threads: Any) -> None:
         places = len(recorder.state.edge_stacks)
     assert edges > 300
     assert places < 20, places
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.first = threading.Lock()
+        self.second = threading.Lock()
+
+
+def take_both(pair: Pair) -> None:
+    with pair.first:  # <take-first>
+        with pair.second:  # <take-second>
+            pass
+
+
+def through(pair: Pair) -> None:
+    take_both(pair)  # <through>
+
+
+def from_north(pair: Pair) -> None:
+    through(pair)  # <north>
+
+
+def from_south(pair: Pair) -> None:
+    through(pair)  # <south>
+
+
+@pytest.mark.parametrize("order", ["north first", "south first"])
+def test_one_line_from_two_callers_is_two_stacks(order: str, line_of: Any) -> None:
+    """Edges of one site pair, taken at the same two lines through the same function but reached
+    from different callers, each show their own caller (pebble's suite showed, for a test's edge, the stacks of the same
+    lines reached from an earlier test)."""
+    callers = [from_north, from_south] if order == "north first" else [from_south, from_north]
+    with lw.watching() as session:
+        pairs = {caller.__name__: Pair() for caller in callers}
+        for caller in callers:
+            caller(pairs[caller.__name__])
+        edges = {e.src_instance: e for e in session.snapshot().instance_edges}
+    for name, tag in (("from_north", "north"), ("from_south", "south")):
+        e = edges[pairs[name].first._serial]  # type: ignore[attr-defined]
+        assert e.dst_instance == pairs[name].second._serial  # type: ignore[attr-defined]
+        caller_frame = f"test_edge_stacks.py:{line_of(tag)} in {name}"
+        # the two innermost frames are the same for both; the caller above them is not
+        for stack, line in ((e.held_stack, "take-first"), (e.acquire_stack, "take-second")):
+            assert stack[-1].endswith(f":{line_of(line)} in take_both"), stack
+            assert stack[-2].endswith(f":{line_of('through')} in through"), stack
+            assert stack[-3].endswith(caller_frame), stack
+
+
+def _keys_at(depth: int, out: list) -> None:
+    if depth:
+        _keys_at(depth - 1, out)
+        return
+    f = sys._getframe().f_back  # the caller waits for this call: its instruction stays put
+    out.append((recorder.chain_key(f), stacks.chain_key(f), len(stacks.capture(f, 10_000))))
+
+
+@pytest.mark.skipif(proxies.CORE != "c", reason="this process runs the pure-Python core")
+def test_the_compiled_stack_key_is_the_python_one() -> None:
+    """lockwatch._core.chain_key, which the compiled core's recorder uses, answers what
+    stacks.chain_key answers, at every depth (the test's stack ends at pytest's frames)."""
+    assert recorder.chain_key is not stacks.chain_key
+    assert recorder.chain_key(None) == stacks.chain_key(None) == ()
+    for depth in range(0, 60, 7):
+        out: list = []
+        _keys_at(depth, out)
+        [(compiled, python, shown)] = out
+        assert compiled == python
+        assert len(python) == 2 * shown  # no internal frame here: one pair per frame shown
+    with pytest.raises(TypeError):
+        recorder.chain_key(42)
