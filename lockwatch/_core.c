@@ -3725,9 +3725,14 @@ static PyTypeObject RLockType = {
    outward, to a stop frame (stacks._stop_cache, or stacks._is_stop for a file not cached yet),
    the thread's first frame or CHAIN_DEPTH frames. recorder._record_edges keys the stacks of new
    edges by it, once per acquisition that makes new edges (as_completed: once per future): the
-   Python loop cost about 2 us there. Equal to the Python function's answer (a test compares). */
+   Python loop cost about 2 us there. The same key as the Python function's tuple, packed as bytes
+   (struct.pack("Pq" * n, *key): a test compares); a process uses one of the two. */
 static PyObject *g_stop_cache, *g_is_stop;
 static int g_chain_depth;
+typedef struct {
+    void *code;
+    long long lasti;
+} chain_entry; /* struct format "Pq": see core_chain_key */
 
 static PyObject *
 core_set_chain_stops(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
@@ -3758,9 +3763,11 @@ core_chain_key(PyObject *mod, PyObject *arg)
         PyErr_SetString(PyExc_TypeError, "chain_key(frame): a frame or None");
         return NULL;
     }
-    PyObject *key = PyList_New(0);
-    if (key == NULL)
-        return NULL;
+    /* The key as bytes: per frame, the code object's address (its id) and the instruction offset,
+       native sizes (struct format "Pq"); one object to make and hash, not two ints per frame. */
+    chain_entry small[32];
+    chain_entry *buf = small;
+    Py_ssize_t cap = 32, len = 0;
     PyFrameObject *f = arg == Py_None ? NULL : (PyFrameObject *)arg;
     Py_XINCREF(f);
     int n = g_chain_depth;
@@ -3783,25 +3790,36 @@ core_chain_key(PyObject *mod, PyObject *arg)
                 goto error;
             break;
         }
-        PyObject *id = PyLong_FromVoidPtr(code); /* id(code) */
-        PyObject *lasti = PyLong_FromLong(frame_lasti(f));
+        if (len == cap) {
+            chain_entry *bigger = PyMem_Malloc(2 * cap * sizeof(chain_entry));
+            if (bigger == NULL) {
+                Py_DECREF(code);
+                PyErr_NoMemory();
+                goto error;
+            }
+            memcpy(bigger, buf, len * sizeof(chain_entry));
+            if (buf != small)
+                PyMem_Free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+        buf[len].code = (void *)code;
+        buf[len].lasti = frame_lasti(f);
+        len++;
         Py_DECREF(code);
-        int failed = id == NULL || lasti == NULL || PyList_Append(key, id) < 0 || PyList_Append(key, lasti) < 0;
-        Py_XDECREF(id);
-        Py_XDECREF(lasti);
-        if (failed)
-            goto error;
         PyFrameObject *back = PyFrame_GetBack(f); /* a new reference, or NULL */
         Py_DECREF(f);
         f = back;
     }
     Py_XDECREF(f);
-    PyObject *out = PyList_AsTuple(key);
-    Py_DECREF(key);
+    PyObject *out = PyBytes_FromStringAndSize((const char *)buf, len * (Py_ssize_t)sizeof(chain_entry));
+    if (buf != small)
+        PyMem_Free(buf);
     return out;
 error:
     Py_XDECREF(f);
-    Py_DECREF(key);
+    if (buf != small)
+        PyMem_Free(buf);
     return NULL;
 }
 
@@ -4436,7 +4454,7 @@ static PyMethodDef module_methods[] = {
     {"gates", (PyCFunction)(void (*)(void))core_gates, METH_FASTCALL,
      "gates(held, dst, n, src=None): the (serial, site) of the first n locks of held[:n + 2] that are neither dst nor src."},
     {"chain_key", core_chain_key, METH_O,
-     "chain_key(frame): stacks.chain_key(frame), compiled (set_chain_stops first)."},
+     "chain_key(frame): stacks.chain_key(frame), compiled, as bytes (struct \"Pq\" per frame; set_chain_stops first)."},
     {"set_chain_stops", (PyCFunction)(void (*)(void))core_set_chain_stops, METH_FASTCALL,
      "set_chain_stops(stop_cache, is_stop, depth): what chain_key reads (stacks' stop frames and CHAIN_DEPTH)."},
     {"live_instances", live_instances, METH_NOARGS,

@@ -225,7 +225,7 @@ class State:
         self.edge_stacks: dict[tuple, tuple] = {}  # -> (held stack, acquire stack, the key's code objects)
         # A stack's key (stacks.chain_key) -> a number of its own, which edge_stacks' keys hold: the
         # long tuple is hashed once per new-edge call, not once per edge (as_completed: ~8 each).
-        self.chains: dict[tuple, int] = {}
+        self.chains: dict[Any, int] = {}  # (a tuple; bytes from lockwatch._core.chain_key)
         self.chain_numbers = itertools.count()  # never reused: a number outlives a cleared `chains`
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
         self.orders = 0
@@ -811,7 +811,7 @@ chain_key = stacks.chain_key
 MAX_CHAINS = 4 * MAX_EDGE_STACKS
 
 
-def _chain_number(st: State, chain: tuple) -> int:
+def _chain_number(st: State, chain: Any) -> int:
     """The number of a stack's key, given the first time it is seen. Its code objects' ids stay
     theirs while an edge_stacks entry keyed by the number keeps them (chain_codes); a key whose
     code died can be matched again by new code reusing the ids only where no entry holds it."""
