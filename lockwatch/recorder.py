@@ -224,7 +224,7 @@ class State:
         # (sites, where each lock was taken) -> (held stack, acquire stack): see _edge_stacks
         self.edge_stacks: dict[tuple, tuple] = {}  # -> (held stack, acquire stack, the key's code objects)
         # A stack's key (stacks.chain_key) -> a number of its own, which edge_stacks' keys hold: the
-        # long tuple is hashed once per new-edge call, not once per edge (as_completed: ~8 each).
+        # long key is hashed once per new-edge call, not once per edge (as_completed: ~8 each).
         self.chains: dict[Any, int] = {}  # (a tuple; bytes from lockwatch._core.chain_key)
         self.chain_numbers = itertools.count()  # never reused: a number outlives a cleared `chains`
         self.ranks: dict[int, tuple[int, int, tuple]] = {}  # site index -> (order id, rank, names)
@@ -711,7 +711,7 @@ def _record_edges(srcs: list, dst: Any, held: list, timed: bool, frame: Any) -> 
                     break
         found = cache.get((src_site, dst_site, id(code), lasti, where))  # _stacks_key, inline
         if found is None:
-            found = _edge_stacks(st, src_site, dst_site, code, lasti, frame)
+            found = _edge_stacks(st, src_site, dst_site, code, lasti, frame, where)
         if gates_c is not None:
             gates = gates_c(held, dst, MAX_GATES, src)
         else:
@@ -779,7 +779,7 @@ MAX_EDGE_STACKS = 20_000
 
 
 def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: int,
-                 frame: Any) -> tuple[list[str], list[str]]:
+                 frame: Any, where: int) -> tuple[list[str], list[str]]:
     """The stacks of a new edge: where ``src`` was taken (``code``/``lasti``) and where the
     thread now blocks (``frame``, outside lockwatch). Each edge gets the stacks of its own
     acquisitions: `pay(a, b)` and `refund(b, a)` taking two account locks in opposite orders
@@ -791,10 +791,9 @@ def _edge_stacks(st: State, src_site: Site, dst_site: Site, code: Any, lasti: in
     of one site pair from one place, and captures once, not 8n times (benchmarks/many_futures.py),
     while one line reached from two callers is two stacks (a key of the innermost frames only
     showed the first caller's stack for the second's edge). _record_edges looks the cache up
-    itself (_stacks_key) and calls this on a miss."""
-    chain = chain_key(frame)
-    where = st.chains.get(chain)
-    key = _stacks_key(src_site, dst_site, code, lasti, where if where is not None else _chain_number(st, chain))
+    itself (_stacks_key), with ``where``, the number of ``frame``'s chain_key, and calls this on
+    a miss."""
+    key = _stacks_key(src_site, dst_site, code, lasti, where)
     cache = st.edge_stacks
     hit = cache.get(key)
     if hit is not None:

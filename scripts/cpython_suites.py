@@ -80,6 +80,7 @@ MULTIPROCESSING_CLASSES = ["TestSyncManagerTypes"]
 MODES = ["serial", "j0"]
 VARIANTS = ["plain", "lockwatch"]
 
+
 class KnownDeadlock:
     """A deadlock of CPython's own in the suites: it happens without lockwatch too, rarely, and
     more often under it (every thread runs slower, so a narrow window is met more often), where the
@@ -616,7 +617,7 @@ def main() -> int:
             plain = outcomes[suite, mode, "plain"]
             watched = outcomes[suite, mode, "lockwatch"]
             new = sorted(set(watched.failing) - set(plain.failing))
-            confirmed = []
+            confirmed: list[str] = []
             if new:
                 stem = os.path.join(workdir, f"confirm.{suite}.{mode}")
                 again_plain = confirm(py, "plain", new, fs, matchfile, stem + ".plain",
@@ -628,15 +629,18 @@ def main() -> int:
                                             stem + ".lockwatch", ns.confirm, ns.timeout,
                                             deadlocks)
                     verdict += f", {again_watched}x with it"
-                known = {e: k for e in new for k in KNOWN_DEADLOCKS if k.explains(e, watched, version)}
                 if again_plain:
                     details.append(f"{suite} {mode}: FLAKY (fails without lockwatch too), not "
                                    f"counted: {', '.join(new)}; {verdict}")
-                for entry, bug in known.items() if not again_plain else ():
-                    details.append(f"{suite} {mode}: KNOWN DEADLOCK {bug.describe()}, ended by "
-                                   f"lockwatch's watchdog, not counted: {entry}; {verdict}")
-                if not again_plain and len(known) < len(new):
-                    confirmed = [e for e in new if e not in known]
+                else:
+                    for entry in new:
+                        bug = next((k for k in KNOWN_DEADLOCKS if k.explains(entry, watched, version)), None)
+                        if bug is None:
+                            confirmed.append(entry)
+                        else:
+                            details.append(f"{suite} {mode}: KNOWN DEADLOCK {bug.describe()}, ended by "
+                                           f"lockwatch's watchdog, not counted: {entry}; {verdict}")
+                if confirmed:
                     details.append(f"{suite} {mode}: NEW UNDER LOCKWATCH: {verdict}")
                     # Grouped by how they end: one cause often fails a whole class.
                     groups: dict[str, list[str]] = collections.defaultdict(list)
